@@ -1,0 +1,38 @@
+"""EscalateFunction: the LLM step for what neither cheap stage decided."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from gifcat.model import StageName
+from gifcat.runtime import build_stage_step
+from gifcat.service import StepState
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+step = build_stage_step(StageName.LLM)  # the client and prompt load once per container
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=StepState)
+def handler(event: StepState, context: LambdaContext) -> dict[str, Any]:
+    state = step.run(event)
+    trace = state.classification.stages[-1]
+    metrics.add_metric(name="LlmCostUsd", unit=MetricUnit.NoUnit, value=trace.cost_usd)
+    logger.info(
+        "escalated",
+        extra={
+            "pk": state.object.pk,
+            "status": state.classification.status.value,
+            "model": trace.model,
+            "usage": trace.usage,
+        },
+    )
+    return state.model_dump(mode="json")

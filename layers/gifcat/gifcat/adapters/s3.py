@@ -1,0 +1,82 @@
+"""S3 adapter: reads what triage needs of an upload, and no more than it needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from gifcat.result import ObjectRef
+
+SIDECAR_SUFFIX = ".json"
+
+
+class ObjectGone(LookupError):
+    """The object was deleted (or never readable) before we read it."""
+
+
+def _missing(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    return code in {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchBucket"}
+
+
+class S3Objects:
+    def __init__(self, client: Any | None = None) -> None:
+        self._s3 = client or boto3.client("s3")
+
+    def head(self, ref: ObjectRef) -> tuple[ObjectRef, dict[str, str]]:
+        """The object as it is now: size, ETag, last-modified and user metadata."""
+        kwargs = {"Bucket": ref.bucket, "Key": ref.key}
+        if ref.version_id:
+            kwargs["VersionId"] = ref.version_id
+        try:
+            head = self._s3.head_object(**kwargs)
+        except ClientError as exc:
+            if _missing(exc):
+                raise ObjectGone(f"s3://{ref.bucket}/{ref.key} no longer exists") from exc
+            raise
+        updated = ref.model_copy(
+            update={
+                "etag": head.get("ETag", "").strip('"') or ref.etag,
+                "size": head.get("ContentLength", ref.size),
+                "last_modified": head.get("LastModified"),
+                "version_id": head.get("VersionId") or ref.version_id,
+            }
+        )
+        return updated, dict(head.get("Metadata") or {})
+
+    def read(self, ref: ObjectRef, first: int | None = None) -> bytes:
+        """The object's bytes, or only its first `first` bytes (a ranged GET)."""
+        kwargs: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+        if ref.version_id:
+            kwargs["VersionId"] = ref.version_id
+        elif ref.etag:
+            kwargs["IfMatch"] = ref.etag  # the version we checked, not one uploaded since
+        if first is not None:
+            kwargs["Range"] = f"bytes=0-{max(first, 1) - 1}"
+        try:
+            return self._s3.get_object(**kwargs)["Body"].read()
+        except ClientError as exc:
+            if _missing(exc):
+                raise ObjectGone(f"s3://{ref.bucket}/{ref.key} no longer exists") from exc
+            raise
+
+    def sidecar(self, ref: ObjectRef, max_bytes: int) -> bytes | None:
+        """The metadata sidecar `<key>.json`, if there is one; larger than max_bytes is an error."""
+        key = ref.key + SIDECAR_SUFFIX
+        try:
+            obj = self._s3.get_object(Bucket=ref.bucket, Key=key, Range=f"bytes=0-{max_bytes}")
+        except ClientError as exc:
+            if _missing(exc) or exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return None
+            raise
+        body = obj["Body"].read()
+        if len(body) > max_bytes:
+            raise ValueError(f"sidecar s3://{ref.bucket}/{key} is larger than {max_bytes} bytes")
+        return body
+
+
+def read_s3_uri(uri: str) -> str:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")

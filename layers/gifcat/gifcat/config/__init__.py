@@ -1,0 +1,145 @@
+"""Settings as data: the bundled settings.yaml, overridable by a path or an S3 object."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A settings or taxonomy file that cannot be used; the message names the bad entry."""
+
+
+class Thresholds(BaseModel):
+    model_config = ConfigDict(extra="allow")  # stages keep their own knobs beside the thresholds
+
+    min_score: float = Field(ge=0.0, le=1.0)
+    min_margin: float = Field(ge=0.0, le=1.0)
+
+
+class LabelPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ratio: float = Field(0.6, gt=0.0, le=1.0)
+    max: int = Field(3, ge=1)
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_gif_bytes: int = Field(25_000_000, gt=0)
+    sniff_bytes: int = Field(1024, ge=13)
+    max_metadata_bytes: int = Field(65536, gt=0)
+
+
+class TokenPrice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_million: float = Field(ge=0.0)
+    output_per_million: float = Field(ge=0.0)
+
+
+class LambdaPrice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gb_second_usd: float = Field(ge=0.0)
+    request_usd: float = Field(ge=0.0)
+
+
+class Prices(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    llm: dict[str, TokenPrice] = Field(default_factory=dict)
+    # `lambda` is a keyword, hence the alias
+    lambda_: LambdaPrice = Field(alias="lambda")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    version: int
+    taxonomy: str = "bundled"
+    labels: LabelPolicy = LabelPolicy()
+    stages: dict[str, Thresholds]
+    limits: Limits = Limits()
+    prices: Prices
+
+    def thresholds(self, stage: str) -> Thresholds:
+        try:
+            return self.stages[stage]
+        except KeyError:
+            raise ConfigError(f"settings: no thresholds for stage {stage!r} under 'stages'") from None
+
+    def stage_options(self, stage: str) -> dict[str, Any]:
+        """A stage's own knobs (everything in its section but the thresholds)."""
+        return dict(self.thresholds(stage).model_extra or {})
+
+
+def read_text(source: str) -> str:
+    """Read a config document from a path or an s3://bucket/key URI."""
+    if source.startswith("s3://"):
+        from gifcat.adapters.s3 import read_s3_uri  # only when asked: keeps boto3 off the local path
+
+        return read_s3_uri(source)
+    return Path(source).read_text(encoding="utf-8")
+
+
+def bundled_text(name: str) -> str:
+    return resources.files("gifcat.config").joinpath(name).read_text(encoding="utf-8")
+
+
+def parse_yaml(text: str, what: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what}: not valid YAML: {exc}") from exc
+
+
+def describe_validation_error(what: str, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        problems.append(f"{where}: {err['msg']}")
+    return f"{what}: " + "; ".join(problems)
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `overrides` into `base` (mappings merge, anything else replaces)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = (
+            merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def load_settings(source: str | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Bundled settings unless `source` (or GIFCAT_SETTINGS) names another file or S3 object.
+
+    GIFCAT_OVERRIDES (JSON) and then `overrides` are merged on top: how the template's parameters
+    reach the thresholds without a settings file of their own.
+    """
+    source = source or os.environ.get("GIFCAT_SETTINGS") or None
+    what = f"settings {source}" if source else "bundled settings.yaml"
+    text = read_text(source) if source else bundled_text("settings.yaml")
+    data = parse_yaml(text, what)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what}: expected a mapping at the top level")
+    env_overrides = os.environ.get("GIFCAT_OVERRIDES", "").strip()
+    if env_overrides:
+        try:
+            data = merge(data, json.loads(env_overrides))
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise ConfigError(f"GIFCAT_OVERRIDES: not a JSON object: {exc}") from exc
+    if overrides:
+        data = merge(data, overrides)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(what, exc)) from exc

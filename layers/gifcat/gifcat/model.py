@@ -1,0 +1,130 @@
+"""The domain's data: what a stage sees, what it returns, and the result the cascade records.
+
+Nothing here knows about AWS; adapters translate these models to and from S3, DynamoDB and events.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StageName(StrEnum):
+    """Every stage that can decide, cheapest first. `decided_by` holds one of these."""
+
+    TAGS = "tags"
+    RULES = "rules"
+    EMBEDDING = "embedding"
+    LLM = "llm"
+
+
+class Status(StrEnum):
+    CLASSIFIED = "classified"  # a stage decided
+    UNDECIDED = "undecided"  # the stages that ran found no confident answer (e.g. eval --until triage)
+    PENDING = "pending"  # handed to the state machine; a later stage will decide
+    FAILED = "failed"  # the input or a stage failed; `reason` says why
+    SKIPPED = "skipped"  # deliberately not classified (not a GIF, empty object...); `reason` says why
+
+
+class GifMetadata(BaseModel):
+    """What the uploader said about the GIF. All of it is untrusted user text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.title.strip() or self.description.strip() or any(t.strip() for t in self.tags))
+
+
+class GifItem(BaseModel):
+    """One thing to classify. `gif` is the raw GIF when the image path may look at it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    metadata: GifMetadata = GifMetadata()
+    gif: bytes | None = Field(default=None, repr=False)
+
+
+class Candidate(BaseModel):
+    """One category a stage considers, with a score in [0, 1] and the evidence behind it."""
+
+    category: str
+    score: float
+    evidence: list[str] = Field(default_factory=list)
+
+
+class StageOutput(BaseModel):
+    """What a stage returns: candidates (any order; the cascade sorts) plus what it cost and used.
+
+    A stage that gives a final answer by construction (the LLM) still returns candidates; whether they
+    are confident enough is the cascade's call, made with that stage's thresholds.
+    """
+
+    stage: StageName
+    candidates: list[Candidate] = Field(default_factory=list)
+    model: str | None = None  # model identity and version, e.g. "minilm-l6-v2-int8@sha256:..."
+    prompt_version: str | None = None
+    cost_usd: float = 0.0
+    usage: dict[str, int] = Field(default_factory=dict)  # e.g. LLM tokens
+    notes: list[str] = Field(default_factory=list)  # e.g. "image: no CLIP artefacts, text only"
+    rationale: str | None = None
+    error: str | None = None  # the stage ran but could not score (the cascade records it and moves on)
+
+
+class StageTrace(BaseModel):
+    """A stage's output as recorded in the result: top candidates, decision, timing and cost."""
+
+    stage: StageName
+    decided: bool
+    elapsed_ms: float
+    cost_usd: float = 0.0
+    candidates: list[Candidate] = Field(default_factory=list)  # sorted, best first, trimmed to top-k
+    model: str | None = None
+    prompt_version: str | None = None
+    usage: dict[str, int] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    rationale: str | None = None
+    error: str | None = None
+
+
+class Classification(BaseModel):
+    """The cascade's answer for one item, so far. Serialised between Lambdas and into the result."""
+
+    status: Status
+    primary: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)
+    decided_by: StageName | None = None
+    confidence: float = 0.0
+    evidence: list[str] = Field(default_factory=list)
+    reason: str | None = None
+    taxonomy_version: str | None = None
+    stages: list[StageTrace] = Field(default_factory=list)
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(s.cost_usd for s in self.stages)
+
+    @property
+    def decided(self) -> bool:
+        return self.status is Status.CLASSIFIED
+
+    def top_candidates(self, k: int = 5) -> list[Candidate]:
+        """The latest stage's best candidates: what the next stage is told earlier stages found."""
+        for trace in reversed(self.stages):
+            if trace.candidates:
+                return trace.candidates[:k]
+        return []
+
+    def models(self) -> dict[str, str]:
+        return {t.stage.value: t.model for t in self.stages if t.model}
+
+    def to_public(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

@@ -1,0 +1,74 @@
+"""Composition root for the Lambda handlers: builds services from the function's environment once,
+at cold start, so warm invocations pay nothing for it.
+
+Environment: RESULTS_TABLE, STATE_MACHINE_ARN, and optionally GIFCAT_SETTINGS / GIFCAT_TAXONOMY
+(a path or s3://bucket/key) and AWS_ENDPOINT_URL (the local embedded AWS).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.parser.models import S3RecordModel
+
+from gifcat.adapters.dynamodb import ResultsTable
+from gifcat.adapters.s3 import S3Objects
+from gifcat.adapters.stepfunctions import Escalations, execution_name
+from gifcat.cascade import Cascade
+from gifcat.config import Settings, load_settings
+from gifcat.model import StageName
+from gifcat.result import ObjectRef
+from gifcat.service import StageStep, Triage
+from gifcat.stages.factory import triage_stages
+from gifcat.taxonomy import Taxonomy, load_taxonomy
+
+
+@cache
+def settings_and_taxonomy() -> tuple[Settings, Taxonomy]:
+    settings = load_settings()
+    return settings, load_taxonomy(os.environ.get("GIFCAT_TAXONOMY") or settings.taxonomy)
+
+
+def build_triage(with_escalation: bool = True) -> Triage:
+    settings, taxonomy = settings_and_taxonomy()
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    return Triage(
+        settings,
+        cascade,
+        S3Objects(),
+        ResultsTable(os.environ["RESULTS_TABLE"]) if with_escalation else None,
+        Escalations(os.environ["STATE_MACHINE_ARN"]) if with_escalation else None,
+        execution_name,
+    )
+
+
+def build_stage_step(stage: StageName, **stage_options: Any) -> StageStep:
+    settings, taxonomy = settings_and_taxonomy()
+    if stage is StageName.EMBEDDING:
+        from gifcat.stages.embedding import EmbeddingStage
+
+        built: Any = EmbeddingStage.from_settings(settings, taxonomy, **stage_options)
+    else:
+        from gifcat.stages.llm import LlmStage
+
+        built = LlmStage.from_settings(settings, taxonomy, **stage_options)
+    cascade = Cascade.from_settings(settings, [built], taxonomy.version)
+    return StageStep(cascade, stage, S3Objects(), settings)
+
+
+def object_ref_from_s3_record(record: S3RecordModel) -> ObjectRef:
+    """S3 event keys are URL-encoded ('a+b%2Bc.gif' is 'a b+c.gif'): decode them as AWS documents."""
+    obj = record.s3.object
+    version = obj.versionId if obj.versionId not in (None, "", "null") else None
+    return ObjectRef(
+        bucket=record.s3.bucket.name,
+        key=unquote_plus(obj.key),
+        version_id=version,
+        etag=obj.eTag,
+        size=int(obj.size) if obj.size is not None else None,
+        sequencer=obj.sequencer,
+        event_time=record.eventTime,
+    )
