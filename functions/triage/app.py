@@ -7,9 +7,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import S3Model
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from gifcat.runtime import build_triage, object_ref_from_s3_record
+from gifcat.events import S3UploadEvent
+from gifcat.runtime import build_triage
 
 logger = Logger()
 tracer = Tracer()
@@ -20,11 +20,11 @@ triage = build_triage()  # once per container
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-@event_parser(model=S3Model)
-def handler(event: S3Model, context: LambdaContext) -> dict[str, Any]:
+@event_parser(model=S3UploadEvent)
+def handler(event: S3UploadEvent, context: LambdaContext) -> dict[str, Any]:
     outcomes = []
     for record in event.Records:
-        ref = object_ref_from_s3_record(record)
+        ref = record.object_ref()
         outcome = triage.handle_upload(ref)
         metrics.add_metric(name=f"Upload_{outcome.status.value}", unit=MetricUnit.Count, value=1)
         logger.info("upload triaged", extra={"outcome": outcome.model_dump(mode="json")})

@@ -17,19 +17,12 @@ tracer = Tracer()
 triage = build_triage(with_escalation=False)
 
 
-class RerunRequest(BaseModel):
-    bucket: str
-    key: str
-    version_id: str | None = None
-    force: bool = False
-    execution: str | None = None  # the execution's name, passed in by the state machine
-
-
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@event_parser(model=RerunRequest)
-def handler(event: RerunRequest, context: LambdaContext) -> dict[str, Any]:
-    ref = ObjectRef(bucket=event.bucket, key=event.key, version_id=event.version_id)
-    state = triage.prepare(ref, force=event.force, execution=event.execution)
+@event_parser(model=TriageStepEvent)
+def handler(event: TriageStepEvent, context: LambdaContext) -> dict[str, Any]:
+    request = event.request
+    ref = ObjectRef(bucket=request.bucket, key=request.key, version_id=request.version_id)
+    state = triage.prepare(ref, force=request.force, execution=event.execution)
     logger.info("rerun triaged", extra={"pk": ref.pk, "status": state.classification.status.value})
     return state.model_dump(mode="json")

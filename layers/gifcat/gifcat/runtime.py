@@ -10,9 +10,6 @@ from __future__ import annotations
 import os
 from functools import cache
 from typing import Any
-from urllib.parse import unquote_plus
-
-from aws_lambda_powertools.utilities.parser.models import S3RecordModel
 
 from gifcat.adapters.dynamodb import ResultsTable
 from gifcat.adapters.s3 import S3Objects
@@ -20,7 +17,6 @@ from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.cascade import Cascade
 from gifcat.config import Settings, load_settings
 from gifcat.model import StageName
-from gifcat.result import ObjectRef
 from gifcat.service import StageStep, Triage
 from gifcat.stages.factory import triage_stages
 from gifcat.taxonomy import Taxonomy, load_taxonomy
@@ -57,18 +53,3 @@ def build_stage_step(stage: StageName, **stage_options: Any) -> StageStep:
         built = LlmStage.from_settings(settings, taxonomy, **stage_options)
     cascade = Cascade.from_settings(settings, [built], taxonomy.version)
     return StageStep(cascade, stage, S3Objects(), settings)
-
-
-def object_ref_from_s3_record(record: S3RecordModel) -> ObjectRef:
-    """S3 event keys are URL-encoded ('a+b%2Bc.gif' is 'a b+c.gif'): decode them as AWS documents."""
-    obj = record.s3.object
-    version = obj.versionId if obj.versionId not in (None, "", "null") else None
-    return ObjectRef(
-        bucket=record.s3.bucket.name,
-        key=unquote_plus(obj.key),
-        version_id=version,
-        etag=obj.eTag,
-        size=int(obj.size) if obj.size is not None else None,
-        sequencer=obj.sequencer,
-        event_time=record.eventTime,
-    )

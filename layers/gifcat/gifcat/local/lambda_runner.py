@@ -1,0 +1,248 @@
+"""Runs the real Lambda handlers in-process for the embedded moto server, which runs Lambda code only
+through Docker (and there is no Docker engine here).
+
+Two moto internals are replaced (pinned: moto==5.2.5, see pyproject.toml):
+- `LambdaFunction._invoke_lambda(self, event) -> (payload, is_error, logs)`: the single path of the
+  Invoke API, S3 notifications and Step Functions lambda tasks. It now calls the handler from the
+  function's source folder, in a warm "container" (a module instance serving one call at a time).
+- `moto.s3.notifications._invoke_awslambda`: moto calls it inside PutObject, *before* it stores the
+  object's user metadata, and synchronously. AWS invokes asynchronously, after the put; so do we: the
+  event goes to a queue and a worker delivers it, with the function's EventInvokeConfig retries and
+  its on-failure destination (an SQS queue), like AWS's asynchronous invocation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+
+_ENV_LOCK = threading.Lock()  # imports read os.environ: one function's cold start at a time
+
+
+@dataclass
+class LocalFunction:
+    """Where a deployed function's code lives locally, and what it runs with."""
+
+    name: str
+    arn: str
+    code_dir: Path
+    handler: str  # "module.function"
+    environment: dict[str, str]
+    memory_mb: int = 128
+    timeout_s: int = 3
+    max_retries: int = 2  # EventInvokeConfig.MaximumRetryAttempts (asynchronous invocations)
+    on_failure_queue_url: str | None = None
+    max_containers: int = 4
+    _idle: list[Callable[..., Any]] = field(default_factory=list)
+    _count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _free: threading.Semaphore | None = None
+    cold_starts: int = 0
+
+    def __post_init__(self) -> None:
+        self._free = threading.Semaphore(self.max_containers)
+
+    @contextmanager
+    def container(self) -> Iterator[Callable[..., Any]]:
+        """A warm handler if one is idle, else a cold start (a fresh import of the handler module)."""
+        assert self._free is not None
+        self._free.acquire()
+        try:
+            with self._lock:
+                handler = self._idle.pop() if self._idle else None
+            if handler is None:
+                handler = self._cold_start()
+            try:
+                yield handler
+            finally:
+                with self._lock:
+                    self._idle.append(handler)
+        finally:
+            self._free.release()
+
+    def _cold_start(self) -> Callable[..., Any]:
+        module_name, func_name = self.handler.rsplit(".", 1)
+        path = self.code_dir / (module_name.replace(".", "/") + ".py")
+        with self._lock:
+            self._count += 1
+            unique = f"_gifcat_fn_{self.name.replace('-', '_')}_{self._count}"
+        env = {
+            **self.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": self.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
+            "_HANDLER": self.handler,
+        }
+        with _ENV_LOCK:
+            # Only the function's own variables change, and only for its import: the server's
+            # threads keep reading theirs (MOTO_PORT...) meanwhile.
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            sys.path.insert(0, str(self.code_dir))
+            try:
+                spec = importlib.util.spec_from_file_location(unique, path)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot load handler {self.handler} from {path}")
+                module: ModuleType = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(self.code_dir))
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+        self.cold_starts += 1
+        return getattr(module, func_name)
+
+    def invoke(self, event: Any) -> tuple[Any, bool]:
+        """Run the handler: (result, False), or (Lambda's error payload, True)."""
+        context = LambdaContext(self)
+        try:
+            with self.container() as handler:
+                return handler(event, context), False
+        except Exception as exc:
+            return {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_exception(exc)[-5:],
+            }, True
+
+
+class LambdaContext:
+    """What handlers (and Powertools) read of the Lambda context."""
+
+    def __init__(self, fn: LocalFunction) -> None:
+        self.function_name = fn.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = fn.arn
+        self.memory_limit_in_mb = fn.memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{fn.name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + fn.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LambdaRunner:
+    """Installs the two replacements and delivers asynchronous invocations with retries and DLQ."""
+
+    def __init__(self, endpoint_url: str, workers: int = 4) -> None:
+        self.endpoint_url = endpoint_url
+        self.functions: dict[str, LocalFunction] = {}
+        self._queue: queue.Queue[tuple[LocalFunction, Any, int] | None] = queue.Queue()
+        self._workers = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
+        self._pending = 0
+        self._pending_lock = threading.Condition()
+        self.async_failures: list[dict[str, Any]] = []
+        self._saved: dict[str, Any] = {}
+
+    def register(self, fn: LocalFunction) -> None:
+        self.functions[fn.name] = fn
+
+    def __enter__(self) -> LambdaRunner:
+        import moto.awslambda.models as lambda_models
+        import moto.s3.notifications as s3_notifications
+
+        runner = self
+
+        def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+            fn = runner.functions.get(self.function_name)
+            if fn is None:
+                return json.dumps({"errorMessage": f"no local code for {self.function_name}"}), True, ""
+            if isinstance(event, str | bytes):
+                event = json.loads(event or "{}")
+            result, errored = fn.invoke(event)
+            return json.dumps(result, default=str), errored, ""
+
+        def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+            name = fn_arn.split(":function:")[-1].split(":")[0]
+            fn = runner.functions.get(name)
+            if fn is not None:
+                runner.submit(fn, event_body)
+
+        self._saved = {
+            "invoke": lambda_models.LambdaFunction._invoke_lambda,
+            "notify": s3_notifications._invoke_awslambda,
+        }
+        lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+        s3_notifications._invoke_awslambda = _invoke_awslambda
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import moto.awslambda.models as lambda_models
+        import moto.s3.notifications as s3_notifications
+
+        for _ in self._workers:
+            self._queue.put(None)
+        for worker in self._workers:
+            worker.join(timeout=30)
+        lambda_models.LambdaFunction._invoke_lambda = self._saved["invoke"]  # type: ignore[method-assign]
+        s3_notifications._invoke_awslambda = self._saved["notify"]
+
+    def submit(self, fn: LocalFunction, event: Any) -> None:
+        with self._pending_lock:
+            self._pending += 1
+        self._queue.put((fn, event, 0))
+
+    def drain(self, timeout_s: float = 60.0) -> bool:
+        """Wait until every asynchronous invocation (and its retries) has finished."""
+        deadline = time.monotonic() + timeout_s
+        with self._pending_lock:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._pending_lock.wait(left)
+        return True
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            fn, event, attempt = job
+            result, errored = fn.invoke(event)
+            if errored and attempt < fn.max_retries:
+                # AWS waits about a minute, then two; locally a short pause keeps the order of events.
+                time.sleep(0.05 * (attempt + 1))
+                self._queue.put((fn, event, attempt + 1))
+                continue
+            if errored:
+                self._dead_letter(fn, event, result, attempt + 1)
+            with self._pending_lock:
+                self._pending -= 1
+                self._pending_lock.notify_all()
+
+    def _dead_letter(self, fn: LocalFunction, event: Any, error: Any, attempts: int) -> None:
+        record = {
+            "version": "1.0",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "requestContext": {
+                "functionArn": f"{fn.arn}:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": error,
+        }
+        self.async_failures.append(record)
+        if fn.on_failure_queue_url:
+            sqs = boto3.client("sqs", endpoint_url=self.endpoint_url)
+            sqs.send_message(QueueUrl=fn.on_failure_queue_url, MessageBody=json.dumps(record, default=str))

@@ -1,0 +1,49 @@
+"""Fixtures shared by every layer of tests: the repository, bundled settings and taxonomy, GIF bytes."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from gifcat.config import Settings, load_settings
+from gifcat.taxonomy import Taxonomy, load_taxonomy
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+DEV_DATA = ROOT.parent / "shared" / "data" / "dev.jsonl"
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> Taxonomy:
+    return load_taxonomy()
+
+
+def make_gif(frames: int = 3, size: tuple[int, int] = (32, 24)) -> bytes:
+    images = [Image.new("P", size, i * 40) for i in range(frames)]
+    buf = io.BytesIO()
+    images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=50, loop=0)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def gif() -> Callable[..., bytes]:
+    return make_gif
+
+
+def load_event(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text(encoding="utf-8"))

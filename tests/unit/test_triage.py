@@ -1,0 +1,82 @@
+"""Tag and rule triage: evidence, generic tags, hashtag traps, thresholds."""
+
+from __future__ import annotations
+
+import pytest
+
+from gifcat.cascade import TRIAGE, Cascade
+from gifcat.config import Settings
+from gifcat.model import GifItem, GifMetadata, StageName, Status
+from gifcat.stages.factory import triage_stages
+from gifcat.taxonomy import Taxonomy
+
+
+@pytest.fixture(scope="module")
+def cascade(settings: Settings, taxonomy: Taxonomy) -> Cascade:
+    return Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+
+
+def run(cascade: Cascade, title: str = "", tags: tuple[str, ...] = (), description: str = ""):
+    item = GifItem(id="t", metadata=GifMetadata(title=title, tags=tags, description=description))
+    return cascade.run(item, only=TRIAGE)
+
+
+def test_tags_that_name_a_category_decide(cascade: Cascade) -> None:
+    result = run(cascade, "Pizza GIF", ("pizza", "cheese", "pizza time", "food", "#foodporn"))
+    assert result.status is Status.CLASSIFIED
+    assert (result.primary, result.decided_by) == ("food", StageName.TAGS)
+    assert "tag 'pizza'" in result.evidence
+    assert result.confidence >= 0.8
+
+
+def test_case_hash_plural_emoji_and_accent_variants_all_match(cascade: Cascade) -> None:
+    result = run(cascade, "", ("#KISSES", "Mwah", "😘", "Te Amo"))
+    assert result.primary == "love"
+
+
+def test_generic_tags_carry_no_evidence(cascade: Cascade) -> None:
+    result = run(cascade, "Mood", ("#gif", "#viral", "#fyp", "#mood", "#tumblr"))
+    assert result.status is Status.UNDECIDED
+    assert result.stages[0].candidates == []
+    assert "generic tags ignored" in result.stages[0].notes[0]
+
+
+def test_one_plain_tag_decides_but_one_hashtag_does_not(cascade: Cascade) -> None:
+    assert run(cascade, "", ("coffee",)).primary == "food"
+    assert run(cascade, "", ("#coffee",)).status is Status.UNDECIDED
+
+
+def test_hashtags_contradicting_the_title_do_not_decide(cascade: Cascade) -> None:
+    # A trap from the dev set: reach hashtags on an unrelated GIF.
+    result = run(cascade, "Baby Elephant Takes A Bath", ("#gaming", "#fortnite", "#minecraft", "#fyp"))
+    assert result.status is Status.UNDECIDED
+    assert {c.category for c in result.stages[-1].candidates} >= {"gaming", "animals"}
+
+
+def test_rules_add_title_evidence_and_decide_as_rules(cascade: Cascade) -> None:
+    result = run(cascade, "Hilarious Prank Compilation", ("compilation",))
+    assert result.status is Status.CLASSIFIED
+    assert result.primary == "funny"
+    assert result.decided_by is StageName.RULES
+    assert any(e.startswith("rule funny-title-word") for e in result.evidence)
+
+
+def test_two_supported_categories_are_both_labels(cascade: Cascade) -> None:
+    result = run(cascade, "Puppy Sleeping GIF", ("puppy", "sleepy", "dog", "aww", "#cute", "cute"))
+    if result.decided:
+        assert set(result.labels) == {"animals", "cute"}
+    else:  # or the margin sends it on: either way nothing wrong is decided
+        assert result.status is Status.UNDECIDED
+
+
+def test_thresholds_come_from_settings(settings: Settings, taxonomy: Taxonomy) -> None:
+    strict = settings.model_copy(deep=True)
+    strict.stages["tags"].min_score = 0.999
+    strict.stages["rules"].min_score = 0.999
+    cascade = Cascade.from_settings(strict, triage_stages(strict, taxonomy), taxonomy.version)
+    assert run(cascade, "Pizza GIF", ("pizza", "food")).status is Status.UNDECIDED
+
+
+def test_non_english_aliases(cascade: Cascade) -> None:
+    assert run(cascade, "wütend", ("wütend", "sauer", "grr")).primary == "angry"
+    assert run(cascade, "joyeux anniversaire", ("joyeux anniversaire", "fête")).primary == "celebration"
