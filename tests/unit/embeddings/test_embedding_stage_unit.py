@@ -1,0 +1,147 @@
+"""EmbeddingStage on real ONNX sessions: text only, with the tiny CLIP, hostile GIFs, leave-one-out kNN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gifcat.config import Settings, load_settings
+from gifcat.embeddings.artefacts import ArtefactError
+from gifcat.model import Classification, GifItem, GifMetadata, StageName, Status
+from gifcat.stages.embedding import EmbeddingStage, item_text
+from gifcat.taxonomy import Category, Taxonomy
+
+from tests.unit.embeddings.gif_factory import colour_frames, pillow_gif, raw_gif
+
+TAXONOMY = Taxonomy(
+    version="test-1",
+    generic_tags=("gif", "viral"),
+    categories=(
+        Category(name="food", description="food, drink, cooking, eating",
+                 examples=("a pizza with melting cheese", "someone cooking pasta"),
+                 image_prompts=("a plate of food",)),
+        Category(name="animals", description="animals or wildlife as the subject",
+                 examples=("a cat sleeping", "a dog running in the park")),
+        Category(name="sports", description="athletes, matches, goals, dunks",
+                 examples=("a basketball dunk", "a football goal celebration")),
+    ),
+)
+LABELLED = [
+    {"id": "l1", "title": "Pizza", "tags": ["pizza"], "description": "", "labels": ["food"],
+     "primary": "food"},
+    {"id": "l2", "title": "Burger time", "tags": [], "description": "", "labels": ["food"],
+     "primary": "food"},
+    {"id": "l3", "title": "Dog chasing ball", "tags": [], "description": "", "labels": ["animals"],
+     "primary": "animals"},
+]
+SO_FAR = Classification(status=Status.PENDING)
+
+
+def settings_with(**options: Any) -> Settings:
+    data = load_settings().model_dump(by_alias=True)
+    data["stages"]["embedding"].update({"threads": 1, **options})
+    return Settings.model_validate(data)
+
+
+def item(title: str = "", tags: tuple[str, ...] = (), description: str = "", gif: bytes | None = None,
+         id: str = "u1") -> GifItem:
+    return GifItem(id=id, metadata=GifMetadata(title=title, tags=tags, description=description), gif=gif)
+
+
+@pytest.fixture(scope="module")
+def text_stage(minilm_root: Path) -> EmbeddingStage:
+    return EmbeddingStage.from_settings(settings_with(), TAXONOMY, models_dir=minilm_root, labelled=LABELLED)
+
+
+@pytest.fixture(scope="module")
+def clip_stage(clip_root: Path) -> EmbeddingStage:
+    return EmbeddingStage.from_settings(settings_with(), TAXONOMY, models_dir=clip_root, labelled=LABELLED)
+
+
+def test_text_only_scores_every_category(text_stage: EmbeddingStage) -> None:
+    out = text_stage.score(item("Cheesy pizza slice", ("#foodporn", "#viral")), SO_FAR)
+    assert out.stage is StageName.EMBEDDING and out.error is None
+    assert {c.category for c in out.candidates} == {"food", "animals", "sports"}
+    assert all(0.0 <= c.score <= 1.0 for c in out.candidates)
+    assert abs(sum(c.score for c in out.candidates) - 1.0) < 1e-5
+    best = max(out.candidates, key=lambda c: c.score)
+    assert best.category == "food"
+    assert any(e.startswith("text≈") for e in best.evidence)
+    assert any(e.startswith("knn: ") for e in best.evidence)
+    assert "image: no CLIP artefacts, text only" in out.notes
+    assert out.model == "minilm-l6-v2-int8@8199be6f"
+
+
+def test_leave_one_out(text_stage: EmbeddingStage) -> None:
+    # Scored as l3 itself, the only 'animals' example may not vote for itself.
+    own = text_stage.score(item("Dog chasing ball", id="l3"), SO_FAR)
+    other = text_stage.score(item("Dog chasing ball", id="new"), SO_FAR)
+    animals_own = next(c for c in own.candidates if c.category == "animals")
+    animals_other = next(c for c in other.candidates if c.category == "animals")
+    assert not any(e.startswith("knn") for e in animals_own.evidence)
+    assert any(e.startswith("knn: 1/") for e in animals_other.evidence)
+
+
+def test_with_clip_and_gif(clip_stage: EmbeddingStage) -> None:
+    out = clip_stage.score(item("a dog", gif=pillow_gif(colour_frames(8))), SO_FAR)
+    assert out.error is None and out.usage["frames"] == 4
+    assert out.model and out.model.startswith("minilm-l6-v2-int8@") and ",clip-tiny-random@" in out.model
+    assert all(any(e.startswith("image ") for e in c.evidence) for c in out.candidates)
+    assert not any(n.startswith("image:") for n in out.notes)
+
+
+def test_with_clip_but_no_gif(clip_stage: EmbeddingStage) -> None:
+    out = clip_stage.score(item("a dog"), SO_FAR)
+    assert "image: no GIF bytes, text only" in out.notes
+    assert out.model and "clip" not in out.model
+
+
+@pytest.mark.parametrize(("gif", "reason"), [
+    (b"GIF89a\x10\x00\x10\x00" + b"\xff" * 30, "corrupt"),
+    (raw_gif(frames=0), "no_frames"),
+    (raw_gif(50000, 50000), "too_large"),
+])
+def test_bad_gif_is_a_note_not_a_crash(clip_stage: EmbeddingStage, gif: bytes, reason: str) -> None:
+    out = clip_stage.score(item("pizza", gif=gif), SO_FAR)
+    assert out.error is None and out.candidates
+    assert any(n.startswith("image: ") and n.endswith("text only") for n in out.notes), out.notes
+
+
+def test_long_gif_is_sampled_from_a_prefix(clip_stage: EmbeddingStage) -> None:
+    out = clip_stage.score(item("pizza", gif=raw_gif(16, 16, frames=5000)), SO_FAR)
+    assert out.usage["frames"] == 4
+    assert any("sampled the first 300 of 5000 frames" in n for n in out.notes)
+
+
+def test_gif_only_item_uses_image(clip_stage: EmbeddingStage) -> None:
+    out = clip_stage.score(item(gif=pillow_gif(colour_frames(2))), SO_FAR)
+    assert out.error is None and len(out.candidates) == 3
+    assert "text: no usable title, tags or description" in out.notes
+
+
+def test_nothing_to_embed_is_an_error(text_stage: EmbeddingStage) -> None:
+    out = text_stage.score(item(tags=("#gif",)), SO_FAR)
+    assert out.error and not out.candidates
+
+
+def test_missing_minilm_artefacts(tmp_path: Path) -> None:
+    with pytest.raises(ArtefactError, match=r"build_models\.py"):
+        EmbeddingStage.from_settings(settings_with(), TAXONOMY, models_dir=tmp_path)
+
+
+def test_missing_per_channel_variant_says_how_to_build(minilm_root: Path) -> None:
+    with pytest.raises(ArtefactError, match="--per-channel"):
+        EmbeddingStage.from_settings(settings_with(text_model="model.pc.onnx"), TAXONOMY,
+                                     models_dir=minilm_root)
+
+
+def test_unknown_option_is_rejected(minilm_root: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown stages\.embedding option"):
+        EmbeddingStage.from_settings(settings_with(wieghts={}), TAXONOMY, models_dir=minilm_root)
+
+
+def test_item_text_drops_generic_tags_and_brand_suffix() -> None:
+    text = item_text("Happy Dance GIF by Originals", ["#HappyDance", "#gif", "viral", "party"], "",
+                     TAXONOMY.normalised_generic_tags)
+    assert text == "Happy Dance. happy dance, party"
