@@ -115,24 +115,30 @@ def put_request(item: dict[str, Any], *, force: bool = False) -> dict[str, Any]:
     """PutItem parameters (without TableName) enforcing the ordering rule.
 
     Written when there is no result yet, when this object version is newer, or when it is the same
-    version and the stored result is unfinished (pending or failed). A forced rerun also replaces a
-    finished result of the same version. A classified result is never replaced by an older object's.
+    version and the stored result is unfinished (pending, failed, undecided). A forced rerun also
+    replaces a finished result of the same version. A classified result is never replaced by an older
+    object's. Same time but another ETag means two uploads within a second whose events carried no
+    sequencer (moto's do not): the write comes from a read of the current object, so it may replace.
     """
-    same_version_ok = "#status IN (:pending, :failed, :undecided)" if not force else "#seq = :seq"
+    values: dict[str, Any] = {":seq": item["object_seq"]}
+    if force:
+        same_version_ok = "#seq = :seq"
+    else:
+        same_version_ok = "#status IN (:pending, :failed, :undecided) OR #etag <> :etag"
+        values |= {
+            ":pending": Status.PENDING.value,
+            ":failed": Status.FAILED.value,
+            ":undecided": Status.UNDECIDED.value,
+            ":etag": item.get("etag", ""),
+        }
     return {
         "Item": to_attribute_values(item),
         "ConditionExpression": (
-            f"attribute_not_exists(pk) OR #seq < :seq OR (#seq = :seq AND {same_version_ok})"
+            f"attribute_not_exists(pk) OR #seq < :seq OR (#seq = :seq AND ({same_version_ok}))"
         ),
-        "ExpressionAttributeNames": {"#seq": "object_seq", "#status": "status"},
-        "ExpressionAttributeValues": to_attribute_values(
-            {
-                ":seq": item["object_seq"],
-                ":pending": Status.PENDING.value,
-                ":failed": Status.FAILED.value,
-                ":undecided": Status.UNDECIDED.value,
-            }
-            if not force
-            else {":seq": item["object_seq"]}
-        ),
+        "ExpressionAttributeNames": {
+            "#seq": "object_seq",
+            **({} if force else {"#status": "status", "#etag": "etag"}),
+        },
+        "ExpressionAttributeValues": to_attribute_values(values),
     }

@@ -1,6 +1,9 @@
 """Composition root for the Lambda handlers: builds services from the function's environment once,
 at cold start, so warm invocations pay nothing for it.
 
+Nothing here is cached at module level: each handler builds its services once, at its own import, from
+its own environment (the local runner imports several functions into one process).
+
 Environment: RESULTS_TABLE, STATE_MACHINE_ARN, and optionally GIFCAT_SETTINGS / GIFCAT_TAXONOMY
 (a path or s3://bucket/key) and AWS_ENDPOINT_URL (the local embedded AWS).
 """
@@ -8,7 +11,6 @@ Environment: RESULTS_TABLE, STATE_MACHINE_ARN, and optionally GIFCAT_SETTINGS / 
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Any
 
 from gifcat.adapters.dynamodb import ResultsTable
@@ -22,9 +24,22 @@ from gifcat.stages.factory import triage_stages
 from gifcat.taxonomy import Taxonomy, load_taxonomy
 
 
-@cache
+def _llm_overrides() -> dict[str, Any]:
+    """The template passes the LLM endpoint as GIFCAT_LLM_* variables (parameters of the stack)."""
+    llm = {
+        key: value
+        for key, var in (
+            ("model", "GIFCAT_LLM_MODEL"),
+            ("base_url", "GIFCAT_LLM_BASE_URL"),
+            ("api_key_secret", "GIFCAT_LLM_API_KEY_SECRET"),
+        )
+        if (value := os.environ.get(var))
+    }
+    return {"stages": {"llm": llm}} if llm else {}
+
+
 def settings_and_taxonomy() -> tuple[Settings, Taxonomy]:
-    settings = load_settings()
+    settings = load_settings(overrides=_llm_overrides())
     return settings, load_taxonomy(os.environ.get("GIFCAT_TAXONOMY") or settings.taxonomy)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from gifcat.embeddings.artefacts import models_dir
 from gifcat.local.lambda_runner import LambdaRunner, LocalFunction
 from gifcat.local.template import REGION, Stack, load_template
 
@@ -172,13 +173,15 @@ class EmbeddedAws:
         props = stack.function_properties(lid)
         raw = stack.resources[lid]
         name = stack.physical_name(lid)
+        env = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
         if props.get("PackageType") == "Image":
-            # moto cannot invoke image functions: run the image's handler from its source folder.
+            # moto cannot invoke image functions: run the image's handler from its source folder, with
+            # the model artefacts scripts/build_models.py built here instead of the image's /opt/models.
             dockerfile = self.root / raw["Metadata"]["Dockerfile"]
             code_dir, handler = dockerfile.parent, _dockerfile_cmd(dockerfile)
+            env["GIFCAT_MODELS_DIR"] = str(models_dir())
         else:
             code_dir, handler = self.root / props["CodeUri"], props["Handler"]
-        env = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
         env.update({**LOCAL_ENV, "AWS_ENDPOINT_URL": self.endpoint, **self.function_env})
         invoke_config = props.get("EventInvokeConfig", {})
         dlq = invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")

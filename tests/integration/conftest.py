@@ -1,0 +1,63 @@
+"""The embedded AWS for integration tests: moto's server with the stack deployed from template.yaml,
+the real handlers running in-process, and a scripted OpenAI-compatible server as the LLM endpoint."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gifcat.local.aws import EmbeddedAws
+from tests.support.fake_openai import DEFAULT_MODEL, FakeOpenAI
+
+# Small limits so the oversized case needs no 25 MB upload; thresholds stay the bundled ones.
+TEST_OVERRIDES = {"limits": {"max_gif_bytes": 20000}}
+
+
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def aws(root: Path, llm_server: FakeOpenAI) -> Iterator[EmbeddedAws]:
+    with EmbeddedAws(
+        root,
+        parameters={"LlmBaseUrl": llm_server.base_url, "LlmModel": DEFAULT_MODEL},
+        function_env={"GIFCAT_OVERRIDES": json.dumps(TEST_OVERRIDES)},
+    ) as embedded:
+        yield embedded
+
+
+def s3_event(bucket: str, key: str, etag: str | None = None, size: int | None = None) -> dict[str, Any]:
+    """An ObjectCreated event as moto sends it (URL-encoded key, no sequencer)."""
+    from urllib.parse import quote_plus
+
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": "2026-11-28T10:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag}},
+            }
+        ]
+    }
+
+
+def wait_item(aws: EmbeddedAws, key: str, timeout_s: float = 60.0, finished: bool = True) -> dict[str, Any]:
+    assert aws.runner.drain(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        item = next((r for r in aws.results() if r.get("key") == key), None)
+        if item and (not finished or item["status"] != "pending"):
+            return item
+        time.sleep(0.1)
+    raise AssertionError(f"no {'finished ' if finished else ''}result for {key}")
