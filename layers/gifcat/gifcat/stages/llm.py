@@ -1,0 +1,184 @@
+"""The LLM escalation stage: asks a chat model for a category held to the taxonomy's enum.
+
+Used last, on items the cheaper stages could not decide. Failures (endpoint down after retries, an
+unusable answer after one repair) come back as StageOutput.error, so the cascade records the item as
+failed with that reason instead of losing it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gifcat.config import ConfigError, Settings
+from gifcat.llm.answer import AnswerError, LlmAnswer, answer_grammar, answer_schema, parse_answer
+from gifcat.llm.cache import CallCache
+from gifcat.llm.client import LlmCallError, LlmClient, LlmReply, cost_usd, price_key
+from gifcat.llm.credentials import CredentialsError, resolve_api_key
+from gifcat.llm.options import LlmOptions, llm_options
+from gifcat.llm.prompt import PromptBuilder, load_prompt
+from gifcat.model import Candidate, Classification, GifItem, StageName, StageOutput
+from gifcat.taxonomy import Taxonomy
+
+LOCAL_API_KEY = "local-no-key"  # OpenAI-compatible local servers ignore it; the SDK insists on one
+LABEL_STEP = 0.01  # other labels score just below the primary, in the model's order
+
+
+class LlmStage:
+    name = StageName.LLM
+
+    def __init__(
+        self,
+        client: LlmClient,
+        prompt: PromptBuilder,
+        *,
+        prices: dict[str, Any] | None = None,
+        rationale_max_chars: int = 200,
+    ) -> None:
+        self.client = client
+        self.prompt = prompt
+        self.prices = prices or {}
+        self.rationale_max_chars = rationale_max_chars
+        self.categories = prompt.taxonomy.names
+        self.schema = answer_schema(self.categories, prompt.max_labels)
+        self.bounded_schema = answer_schema(
+            self.categories, prompt.max_labels, rationale_max_chars=rationale_max_chars
+        )
+        self.grammar = answer_grammar(self.categories, prompt.max_labels, rationale_max_chars)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        taxonomy: Taxonomy,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        model: str | None = None,
+    ) -> LlmStage:
+        """Build from `stages.llm`. Arguments override the settings (the CLI passes the local server's)."""
+        opts: LlmOptions = llm_options(settings)
+        base_url = base_url or opts.base_url
+        model = model or opts.model
+        if api_key is None:
+            try:
+                api_key = resolve_api_key(
+                    env_var=opts.api_key_env, secret_id=opts.api_key_secret, ttl_s=opts.api_key_cache_s
+                )
+            except CredentialsError as exc:
+                raise ConfigError(f"settings: stages.llm: {exc}") from exc
+        if not api_key:
+            if base_url is None:
+                raise ConfigError(
+                    f"settings: stages.llm: no API key (set {opts.api_key_env or 'api_key_env'} or "
+                    "api_key_secret) and no base_url; run the local model with "
+                    "gifcat.llm.local_server.local_llm_endpoint(settings)"
+                )
+            api_key = LOCAL_API_KEY
+        client = LlmClient(
+            model=model,
+            api_key=api_key,
+            base_url=base_url,
+            timeout_s=opts.timeout_s,
+            max_attempts=opts.max_attempts,
+            backoff_s=opts.backoff_s,
+            max_backoff_s=opts.max_backoff_s,
+            max_retry_after_s=opts.max_retry_after_s,
+            temperature=opts.temperature,
+            max_tokens=opts.max_tokens,
+            mode=opts.mode,
+            cache=CallCache(opts.cache_path) if opts.cache_path else None,
+        )
+        prompt = PromptBuilder(
+            template=load_prompt(opts.prompt),
+            taxonomy=taxonomy,
+            max_labels=settings.labels.max,
+            examples_per_category=opts.examples_per_category,
+            max_field_chars=opts.max_field_chars,
+            max_tags=opts.max_tags,
+            system_in_user=opts.instructions_in_user(model),
+        )
+        return cls(
+            client, prompt, prices=dict(settings.prices.llm), rationale_max_chars=opts.rationale_max_chars
+        )
+
+    def score(self, item: GifItem, so_far: Classification) -> StageOutput:
+        out = StageOutput(stage=self.name, model=self.client.model, prompt_version=self.prompt.version)
+        if item.metadata.is_empty:
+            # Nothing to read: asking would cost a call and return a guess.
+            out.error = "llm: no title, tags or description to classify"
+            return out
+        messages = self.prompt.messages(item, so_far.top_candidates())
+        replies: list[LlmReply] = []
+        answer: LlmAnswer | None = None
+        error: str | None = None
+        for turn in range(2):  # the answer, then at most one repair
+            try:
+                reply = self.client.complete(
+                    messages, self.schema, grammar=self.grammar, bounded_schema=self.bounded_schema
+                )
+            except LlmCallError as exc:
+                out.notes.extend(exc.notes)
+                self._account(out, replies, extra_attempts=exc.attempts)
+                out.error = f"llm: call failed: {exc.reason}"
+                return out
+            replies.append(reply)
+            out.notes.extend(reply.notes)
+            try:
+                answer, notes = parse_answer(
+                    reply.content,
+                    self.categories,
+                    max_labels=self.prompt.max_labels,
+                    rationale_max_chars=self.rationale_max_chars,
+                )
+                out.notes.extend(notes)
+                break
+            except AnswerError as exc:
+                error = str(exc)
+                if reply.finish_reason == "length":
+                    error += " (the reply was cut at max_tokens)"
+                out.notes.append(f"llm: unusable answer{' after repair' if turn else ''}: {error}")
+                messages = self.prompt.repair(messages, reply.content, error)
+        self._account(out, replies)
+        if answer is None:
+            out.error = f"llm: answer invalid after one repair: {error}"
+            return out
+        out.rationale = answer.rationale
+        evidence = [f"llm: {answer.rationale}"]
+        out.candidates = [
+            Candidate(
+                category=label,
+                score=max(0.0, round(answer.confidence - LABEL_STEP * i, 4)),
+                evidence=evidence,
+            )
+            for i, label in enumerate(answer.labels)
+        ]
+        return out
+
+    def _account(self, out: StageOutput, replies: list[LlmReply], extra_attempts: int = 0) -> None:
+        """Tokens, requests and cost of every call made for this item (the failed repair included)."""
+        prompt_tokens = sum(r.prompt_tokens for r in replies)
+        completion_tokens = sum(r.completion_tokens for r in replies)
+        out.usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "requests": sum(r.attempts for r in replies) + extra_attempts,
+            "calls": len(replies),
+            "cached_calls": sum(r.cached for r in replies),
+        }
+        if not replies:
+            return
+        out.model = replies[-1].model  # the model the server says answered
+        total = 0.0
+        for reply in replies:
+            cost = cost_usd(self.prices, reply.model, reply.prompt_tokens, reply.completion_tokens)
+            if cost is None:
+                note = f"llm: no price for model {reply.model!r} in prices.llm; cost counted as 0"
+                if note not in out.notes:
+                    out.notes.append(note)
+            else:
+                total += cost
+        out.cost_usd = round(total, 10)
+        key = price_key(self.prices, out.model)
+        if key is not None and key != out.model:
+            out.notes.append(f"llm: priced {out.model!r} as {key!r}")

@@ -1,0 +1,1 @@
+"""Test helpers shared across suites (the scripted OpenAI-compatible server, ...)."""
