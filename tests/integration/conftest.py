@@ -46,7 +46,10 @@ def s3_event(bucket: str, key: str, etag: str | None = None, size: int | None = 
                 "awsRegion": "us-east-1",
                 "eventTime": "2026-11-28T10:00:00.000Z",
                 "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag}},
+                "s3": {
+                    "bucket": {"name": bucket},
+                    "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag},
+                },
             }
         ]
     }

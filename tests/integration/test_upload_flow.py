@@ -29,7 +29,9 @@ def executions(aws: EmbeddedAws) -> list[dict]:
 def test_stack_is_the_template(aws: EmbeddedAws, bucket: str) -> None:
     ddb = aws.client("dynamodb")
     table = aws.outputs["ResultsTableName"]
-    assert ddb.describe_table(TableName=table)["Table"]["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert ddb.describe_table(TableName=table)["Table"]["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"}
+    ]
     pitr = ddb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
     assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
     config = aws.s3.get_bucket_notification_configuration(Bucket=bucket)["LambdaFunctionConfigurations"]
@@ -63,7 +65,9 @@ def test_non_ascii_user_metadata(aws: EmbeddedAws, bucket: str, gif: Callable[..
     assert (item["primary"], item["title"]) == ("angry", "wütend 😡")
 
 
-def test_objects_outside_the_filter_do_not_trigger(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
+def test_objects_outside_the_filter_do_not_trigger(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
     aws.s3.put_object(Bucket=bucket, Key="elsewhere/cat.gif", Body=gif())
     aws.s3.put_object(Bucket=bucket, Key="uploads/cat.png", Body=gif())
     assert aws.runner.drain(10)
@@ -76,14 +80,26 @@ def test_objects_outside_the_filter_do_not_trigger(aws: EmbeddedAws, bucket: str
     [
         ("uploads/not a gif.gif", b"\x89PNG\r\n\x1a\n not really", None, "skipped", "not a GIF"),
         ("uploads/empty.gif", b"", None, "skipped", "empty object"),
-        ("uploads/huge.gif", b"GIF89a\x10\x00\x10\x00" + b"\0" * 30000, None, "skipped", "over the 20000 limit"),
+        (
+            "uploads/huge.gif",
+            b"GIF89a\x10\x00\x10\x00" + b"\0" * 30000,
+            None,
+            "skipped",
+            "over the 20000 limit",
+        ),
         ("uploads/zero screen.gif", b"GIF89a\x00\x00\x00\x00" + b"\0" * 20, None, "failed", "corrupt GIF"),
         ("uploads/bad sidecar.gif", None, b"{oops", "failed", "sidecar JSON does not parse"),
     ],
 )
 def test_bad_input_is_recorded(
-    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], key: str, body: bytes | None,
-    sidecar: bytes | None, status: str, reason: str,
+    aws: EmbeddedAws,
+    bucket: str,
+    gif: Callable[..., bytes],
+    key: str,
+    body: bytes | None,
+    sidecar: bytes | None,
+    status: str,
+    reason: str,
 ) -> None:
     if sidecar is not None:
         upload(aws.s3, bucket, key, gif(), None, via="sidecar", sidecar_body=sidecar)
@@ -102,7 +118,9 @@ def test_object_deleted_before_it_is_read(aws: EmbeddedAws, bucket: str) -> None
     assert "deleted before it was read" in item["reason"]
 
 
-def test_ambiguous_upload_starts_one_named_execution(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
+def test_ambiguous_upload_starts_one_named_execution(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
     key = "uploads/mood.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Mood", "tags": ["#mood", "#fyp"]})
     pending = wait_item(aws, key, finished=False)
@@ -132,12 +150,16 @@ def test_duplicate_event_after_a_result_changes_nothing(
     assert again["updated_at"] == first["updated_at"]
 
 
-def test_late_event_never_replaces_a_newer_result(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
+def test_late_event_never_replaces_a_newer_result(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
     key = "uploads/overwritten.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Pizza", "tags": ["pizza", "food"]})
     assert wait_item(aws, key)["primary"] == "food"
     old_event = s3_event(bucket, key)
-    upload(aws.s3, bucket, key, gif(frames=2), {"title": "Dance", "tags": ["dance", "dancing", "choreography"]})
+    upload(
+        aws.s3, bucket, key, gif(frames=2), {"title": "Dance", "tags": ["dance", "dancing", "choreography"]}
+    )
     newer = wait_item(aws, key)
     for _ in range(50):  # the second put's result may take a moment
         newer = wait_item(aws, key)

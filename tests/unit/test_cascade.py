@@ -8,7 +8,9 @@ from gifcat.model import Candidate, Classification, GifItem, StageName, StageOut
 
 
 class Scripted:
-    def __init__(self, name: StageName, scores: dict[str, float], error: str | None = None, cost: float = 0.0):
+    def __init__(
+        self, name: StageName, scores: dict[str, float], error: str | None = None, cost: float = 0.0
+    ):
         self.name = name
         self.scores = scores
         self.error = error
@@ -19,7 +21,10 @@ class Scripted:
         self.calls += 1
         if self.error == "raise":
             raise RuntimeError("model file missing")
-        cands = [Candidate(category=c, score=s, evidence=[f"{self.name.value}:{c}"]) for c, s in self.scores.items()]
+        cands = [
+            Candidate(category=c, score=s, evidence=[f"{self.name.value}:{c}"])
+            for c, s in self.scores.items()
+        ]
         return StageOutput(stage=self.name, candidates=cands, error=self.error, cost_usd=self.cost)
 
 

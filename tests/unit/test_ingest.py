@@ -32,7 +32,11 @@ def test_sniff_rejects(head: bytes, status: str, words: str) -> None:
 
 def test_user_metadata_percent_and_rfc2047_decoding() -> None:
     meta = metadata_from(
-        {"Title": "Caf%C3%A9 %F0%9F%98%82", "tags": '["lol", "%23funny"]', "description": "=?utf-8?q?na=C3=AFve?="},
+        {
+            "Title": "Caf%C3%A9 %F0%9F%98%82",
+            "tags": '["lol", "%23funny"]',
+            "description": "=?utf-8?q?na=C3=AFve?=",
+        },
         None,
     )
     assert meta.title == "Café 😂"

@@ -7,8 +7,22 @@ import pytest
 from gifcat.config import ConfigError, load_settings
 from gifcat.taxonomy import Taxonomy, load_taxonomy, parse_taxonomy
 
-REFERENCE = ["funny", "cute", "love", "sad", "angry", "celebration", "surprised", "animals", "sports",
-             "dance", "food", "gaming", "movies_tv", "greetings"]
+REFERENCE = [
+    "funny",
+    "cute",
+    "love",
+    "sad",
+    "angry",
+    "celebration",
+    "surprised",
+    "animals",
+    "sports",
+    "dance",
+    "food",
+    "gaming",
+    "movies_tv",
+    "greetings",
+]
 
 
 def test_bundled_taxonomy_has_the_reference_categories(taxonomy: Taxonomy) -> None:
@@ -59,10 +73,16 @@ def test_bad_rule_fails_at_load_naming_the_category() -> None:
     [
         ("version: x\ncategories: []", "no categories"),
         ("version: x\ncategories:\n  - {name: Funny, description: d}", "lower_snake_case"),
-        ("version: x\ncategories:\n  - {name: a, description: d}\n  - {name: a, description: d}", "listed twice"),
+        (
+            "version: x\ncategories:\n  - {name: a, description: d}\n  - {name: a, description: d}",
+            "listed twice",
+        ),
         ("version: x\ncategories:\n  - {name: a, description: d, colour: red}", "colour"),
-        ("version: x\ncategories:\n  - {name: a, description: d, rules: [{id: r, pattern: x, fields: [body]}]}",
-         "fields must be some of"),
+        (
+            "version: x\ncategories:\n  - {name: a, description: d,"
+            " rules: [{id: r, pattern: x, fields: [body]}]}",
+            "fields must be some of",
+        ),
         ("- just a list", "expected a mapping"),
         ("version: [unclosed", "not valid YAML"),
     ],

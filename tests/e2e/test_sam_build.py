@@ -1,0 +1,82 @@
+"""`sam build` of the zip functions and the layer, then each built handler imports under Python 3.12
+with nothing but what the build put in the layer: the package deploys as built."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_template import tool
+
+ZIP_FUNCTIONS = {"TriageFunction": "app", "TriageStepFunction": "step", "EscalateFunction": "app"}
+
+
+def python312() -> str:
+    found = shutil.which("python3.12")
+    if found is None:
+        pytest.fail("python3.12 is needed by `sam build` (pyenv holds 3.12.1: PYENV_VERSION=3.12.1)")
+    return found
+
+
+@pytest.mark.slow
+def test_sam_build_and_import_under_python312(root: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PYENV_VERSION": "3.12.1"}
+    # The Lambda runtime provides boto3 and nothing else; stand in for it with a folder of just that.
+    runtime = tmp_path / "runtime"
+    pip = subprocess.run(
+        [python312(), "-m", "pip", "install", "--quiet", "--target", str(runtime), "boto3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    for function, module in ZIP_FUNCTIONS.items():
+        # One function per build: building all would include the image function, which needs Docker.
+        build = tmp_path / function
+        run = subprocess.run(
+            [
+                tool("sam", "SAM_CLI"),
+                "build",
+                function,
+                "--build-dir",
+                str(build),
+                "--template-file",
+                str(root / "template.yaml"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            env=env,
+            timeout=600,
+        )
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        layer = build / "GifcatLayer" / "python"
+        assert (layer / "gifcat" / "config" / "taxonomy.yaml").is_file()
+        code = build / function
+        check = subprocess.run(
+            [
+                python312(),
+                "-I",
+                "-c",
+                f"import sys; sys.path[:0] = ['{code}', '{layer}', '{runtime}']; import {module}; "
+                "print(module_ok := callable(getattr(sys.modules['" + module + "'], 'handler')))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                **env,
+                "RESULTS_TABLE": "t",
+                "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:s",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "GIFCAT_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+                "GIFCAT_LLM_MODEL": "m",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            },
+        )
+        assert check.returncode == 0 and check.stdout.strip() == "True", (function, check.stderr[-2000:])

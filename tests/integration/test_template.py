@@ -1,0 +1,117 @@
+"""template.yaml and the state machine definition: valid for SAM and for Step Functions, and consistent
+with each other and with the sample events."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gifcat.events import RerunRequest, S3UploadEvent
+from gifcat.local.template import Stack, load_template
+from tests.conftest import load_event
+
+ASL = "statemachine/classify.asl.json"
+
+
+def tool(name: str, env_var: str | None = None) -> str:
+    path = os.environ.get(env_var or "") or shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(path).exists():
+        pytest.fail(f"{name} is not installed: run `make test`, which installs it")
+    return path
+
+
+def test_statelint_accepts_the_definition(root: Path) -> None:
+    run = subprocess.run([tool("statelint"), str(root / ASL)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_sam_validate_lint(root: Path) -> None:
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    run = subprocess.run(
+        [tool("sam", "SAM_CLI"), "validate", "--lint", "--template-file", str(root / "template.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "is a valid SAM Template" in run.stdout + run.stderr
+
+
+def test_every_placeholder_in_the_definition_is_substituted(root: Path) -> None:
+    # cfn-lint checks neither: a missing substitution would only fail at deploy time.
+    template = load_template(root / "template.yaml")
+    placeholders = set(re.findall(r"\$\{(\w+)\}", (root / ASL).read_text()))
+    props = template["Resources"]["ClassifyStateMachine"]["Properties"]
+    assert placeholders == set(props["DefinitionSubstitutions"])
+    assert props["DefinitionUri"] == ASL
+
+
+def test_functions_touch_only_what_they_use(root: Path) -> None:
+    stack = Stack(load_template(root / "template.yaml"), root)
+    actions = {}
+    for lid in stack.of_type("AWS::Serverless::Function"):
+        statements = stack.function_properties(lid).get("Policies", [{}])[0].get("Statement", [])
+        actions[lid] = {a for s in statements for a in s["Action"]}
+    assert actions["TriageFunction"] == {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "dynamodb:PutItem",
+        "states:StartExecution",
+        "sqs:SendMessage",
+    }
+    assert actions["TriageStepFunction"] == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert actions["EmbedFunction"] == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert actions["EscalateFunction"] == set()  # no secret configured: nothing at all
+    with_secret = Stack(
+        load_template(root / "template.yaml"),
+        root,
+        parameters={"LlmApiKeySecretArn": "arn:aws:secretsmanager:us-east-1:1:secret:k"},
+    )
+    statements = with_secret.function_properties("EscalateFunction")["Policies"][0]["Statement"]
+    assert statements == [
+        {
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": "arn:aws:secretsmanager:us-east-1:1:secret:k",
+        }
+    ]
+
+
+def test_sample_events_parse_as_their_handlers_do() -> None:
+    s3 = S3UploadEvent.model_validate(load_event("triage/s3-put.json"))
+    assert s3.Records[0].object_ref().key == "uploads/pizza time.gif"
+    rerun = RerunRequest.model_validate(load_event("statemachine/rerun.json"))
+    assert rerun.force is True
+    assert json.loads(json.dumps(load_event("statemachine/rerun.json"))).keys() <= {
+        "bucket",
+        "key",
+        "force",
+        "version_id",
+    }
+
+
+@pytest.mark.parametrize(
+    ("taxonomy", "settings", "expected"),
+    [
+        ("bundled", "", False),
+        ("s3://b/t.yaml", "", True),
+        ("", "s3://b/s.yaml", True),
+        ("/opt/t.yaml", "", False),
+    ],
+)
+def test_config_in_s3_grants_read(root: Path, taxonomy: str, settings: str, expected: bool) -> None:
+    stack = Stack(
+        load_template(root / "template.yaml"),
+        root,
+        parameters={"TaxonomyLocation": taxonomy, "SettingsLocation": settings},
+    )
+    assert stack.conditions["S3Config"] is expected
