@@ -24,6 +24,6 @@ triage = build_triage(with_escalation=False)
 def handler(event: TriageStepEvent, context: LambdaContext) -> dict[str, Any]:
     request = event.request
     ref = ObjectRef(bucket=request.bucket, key=request.key, version_id=request.version_id)
-    state = triage.prepare(ref, force=request.force, execution=event.execution)
+    state = triage.prepare(ref, force=request.force, execution=event.execution_name)
     logger.info("rerun triaged", extra={"pk": ref.pk, "status": state.classification.status.value})
     return state.model_dump(mode="json")

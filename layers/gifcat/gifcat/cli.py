@@ -108,15 +108,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     import yaml
 
     from gifcat.calibration import calibrate_embedding
+    from gifcat.cascade import Cascade
     from gifcat.config import bundled_text, read_text
     from gifcat.records import read_records
     from gifcat.stages.embedding import EmbeddingStage
+    from gifcat.stages.factory import triage_stages
 
     settings, taxonomy = _load(args)
-    records = [r.model_dump() for r in read_records(args.data)]
+    labelled = read_records(args.data)
+    # Calibrate on what reaches the stage: the records triage leaves undecided.
+    triage = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    residue = [r.model_dump() for r in labelled if not triage.run(r.item()).decided]
     # The labelled set is also the kNN memory; the stage leaves each record out of its own vote.
-    stage = EmbeddingStage.from_settings(settings, taxonomy, labelled=records)
-    found = calibrate_embedding(records, stage, target=args.target)
+    stage = EmbeddingStage.from_settings(settings, taxonomy, labelled=[r.model_dump() for r in labelled])
+    found = calibrate_embedding(residue, stage, target=args.target)
     chosen = {"min_score": found["min_score"], "min_margin": found["min_margin"]}
     source = args.settings
     doc = yaml.safe_load(read_text(source) if source else bundled_text("settings.yaml"))

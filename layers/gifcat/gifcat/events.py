@@ -65,7 +65,11 @@ class RerunRequest(BaseModel):
 
 
 class TriageStepEvent(BaseModel):
-    """What the state machine's Triage step passes: the rerun request and the execution's name."""
+    """What the state machine's Triage step passes: the rerun request and the execution's ARN."""
 
     request: RerunRequest
-    execution: str | None = None
+    execution: str | None = None  # $$.Execution.Id (moto leaves $$.Execution.Name empty for unnamed runs)
+
+    @property
+    def execution_name(self) -> str | None:
+        return self.execution.rsplit(":", 1)[-1] if self.execution else None

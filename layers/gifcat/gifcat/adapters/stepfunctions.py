@@ -33,7 +33,8 @@ class Escalations:
         self._sfn = client or boto3.client("stepfunctions")
 
     def start(self, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
-        """Start the execution; (arn, False) when an execution of that name already exists."""
+        """Start the execution, or find it: Step Functions returns the same execution for the same name
+        and input, and ExecutionAlreadyExists for the same name with another input: (arn, False)."""
         try:
             started = self._sfn.start_execution(
                 stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload, default=str)

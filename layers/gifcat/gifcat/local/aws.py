@@ -81,7 +81,9 @@ class EmbeddedAws:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
-        self._configure_moto({"stepfunctions": {"execute_state_machine": True}})
+        # moto's backends are process-wide: a second embedded AWS in one process starts from empty.
+        self._moto_api("reset", None)
+        self._moto_api("config", {"stepfunctions": {"execute_state_machine": True}})
         self.runner = LambdaRunner(self.endpoint, workers=self.workers).__enter__()
         try:
             self.deploy()
@@ -92,6 +94,7 @@ class EmbeddedAws:
 
     def __exit__(self, *exc: object) -> None:
         self.runner.__exit__(*exc)
+        self._moto_api("reset", None)
         self.server.stop()
         for key, value in self._env_saved.items():
             if value is None:
@@ -104,10 +107,10 @@ class EmbeddedAws:
             self._env_saved.setdefault(key, os.environ.get(key))
             os.environ[key] = value
 
-    def _configure_moto(self, config: dict[str, Any]) -> None:
+    def _moto_api(self, path: str, body: dict[str, Any] | None) -> None:
         request = urllib.request.Request(
-            f"{self.endpoint}/moto-api/config",
-            data=json.dumps(config).encode(),
+            f"{self.endpoint}/moto-api/{path}",
+            data=json.dumps(body or {}).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )

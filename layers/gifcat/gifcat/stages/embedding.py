@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,10 @@ class Labelled:
 
 
 def read_labelled(source: str | Path | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Labelled examples: records, a JSONL path, or "bundled" (the examples shipped with gifcat)."""
+    if source == "bundled":
+        text = resources.files("gifcat.config").joinpath("examples.jsonl").read_text(encoding="utf-8")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
     if isinstance(source, str | Path):
         lines = Path(source).read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]

@@ -1,0 +1,205 @@
+"""The whole state machine in moto's interpreter against the embedded AWS: every path an item can take
+after triage, console reruns, and duplicate starts. The LLM is a scripted OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from gifcat.adapters.stepfunctions import Escalations
+from gifcat.local.aws import EmbeddedAws
+from gifcat.local.demo import upload
+from tests.conftest import load_event
+from tests.integration.conftest import wait_item
+from tests.support.fake_openai import FakeOpenAI, answer, completion
+
+
+@pytest.fixture(scope="module")
+def bucket(aws: EmbeddedAws) -> str:
+    return aws.outputs["UploadsBucketName"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_script(llm_server: FakeOpenAI) -> None:
+    while llm_server.pending:  # nothing scripted by one test leaks into the next
+        llm_server._next(None)  # type: ignore[arg-type]
+
+
+def run_execution(aws: EmbeddedAws, payload: dict[str, Any]) -> dict[str, Any]:
+    """Start as the console does: a generated name and the given input."""
+    sfn = aws.client("stepfunctions")
+    arn = sfn.start_execution(
+        stateMachineArn=aws.outputs["StateMachineArn"], input=json.dumps(payload), name=str(uuid.uuid4())
+    )["executionArn"]
+    return finished(aws, arn)
+
+
+def finished(aws: EmbeddedAws, arn: str, timeout_s: float = 120.0) -> dict[str, Any]:
+    sfn = aws.client("stepfunctions")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.1)
+    raise AssertionError(f"execution {arn} still running after {timeout_s} s")
+
+
+def state_names(aws: EmbeddedAws, arn: str) -> list[str]:
+    events = aws.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def rerun_input(bucket: str, key: str, force: bool = True) -> dict[str, Any]:
+    payload = load_event("statemachine/rerun.json")  # the console sample, pointed at this bucket
+    return {**payload, "bucket": bucket, "key": key, "force": force}
+
+
+def test_console_rerun_decided_at_triage(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
+    key = "uploads/sm-pizza.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food", "yum"]})
+    first = wait_item(aws, key)
+    execution = run_execution(aws, rerun_input(bucket, key))
+    assert execution["status"] == "SUCCEEDED"
+    assert state_names(aws, execution["executionArn"]) == [
+        "HasTriageResult",
+        "AsRerun",
+        "Triage",
+        "AfterTriage",
+        "Record",
+        "Recorded",
+    ]
+    item = wait_item(aws, key)
+    assert (item["primary"], item["decided_by"]) == ("food", "tags")
+    assert item["execution"] == execution["name"]
+    assert item["updated_at"] > first["updated_at"]  # the forced rerun replaced the result
+
+
+def test_decided_at_embedding(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI
+) -> None:
+    key = "uploads/migration.gif"
+    calls = len(llm_server.chat_requests)
+    meta = {
+        "title": "Migration",
+        "tags": ["#planetearth", "#bbc"],
+        "description": "Thousands of wildebeest pour across the river while crocodiles wait below.",
+    }
+    upload(aws.s3, bucket, key, gif(), meta, via="sidecar")
+    item = wait_item(aws, key)
+    assert (item["status"], item["decided_by"], item["primary"]) == ("classified", "embedding", "animals")
+    assert [s["stage"] for s in item["stages"]] == ["tags", "rules", "embedding"]
+    assert item["models"]["embedding"].startswith("minilm-l6-v2")
+    assert len(llm_server.chat_requests) == calls  # the LLM was not asked
+
+
+def test_escalated_to_the_llm(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI
+) -> None:
+    llm_server.push(answer("surprised", ["surprised", "funny"], confidence=0.7, rationale="a spit take"))
+    key = "uploads/spit take.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Spit Take", "tags": ["#reaction"]})
+    item = wait_item(aws, key)
+    assert (item["status"], item["decided_by"], item["primary"]) == ("classified", "llm", "surprised")
+    assert item["labels"] == ["surprised", "funny"]
+    llm_trace = item["stages"][-1]
+    assert llm_trace["usage"]["prompt_tokens"] > 0 and item["prompt_version"] == "classify-v1"
+    assert item["models"]["llm"] == "fake-gpt-1"
+    assert "llm: a spit take" in item["evidence"]
+    # The prompt carried what the embedding stage found, inside its data block.
+    prompt = "".join(m["content"] for m in llm_server.chat_requests[-1].messages)
+    earlier = prompt.split("<earlier_stages>")[-1].split("</earlier_stages>")[0]
+    embedding_trace = next(s for s in item["stages"] if s["stage"] == "embedding")
+    assert embedding_trace["candidates"][0]["category"] in earlier
+
+
+def test_llm_failure_is_recorded_then_a_rerun_fixes_it(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI
+) -> None:
+    llm_server.push(completion("this is not json"), completion('{"primary": "pizza-party"}'))
+    key = "uploads/llm fails.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#mood"]})
+    item = wait_item(aws, key)
+    assert item["status"] == "failed"
+    assert "llm" in item["reason"]
+    assert "primary" not in item
+    llm_server.push(answer("funny"))
+    execution = run_execution(aws, rerun_input(bucket, key))
+    assert execution["status"] == "SUCCEEDED"
+    fixed = wait_item(aws, key)
+    assert (fixed["status"], fixed["primary"]) == ("classified", "funny")
+
+
+def test_embedding_failure_is_caught_and_the_llm_still_decides(
+    aws: EmbeddedAws,
+    bucket: str,
+    gif: Callable[..., bytes],
+    llm_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    embed = aws.runner.functions[aws.stack.physical_name("EmbedFunction")]
+
+    def broken(event: Any) -> tuple[Any, bool]:
+        return {"errorType": "MemoryError", "errorMessage": "out of memory"}, True
+
+    monkeypatch.setattr(embed, "invoke", broken)
+    llm_server.push(answer("sad"))
+    key = "uploads/embed breaks.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Nobody Came", "tags": ["#mood"]})
+    item = wait_item(aws, key)
+    assert (item["decided_by"], item["primary"]) == ("llm", "sad")
+    embed_trace = next(s for s in item["stages"] if s["stage"] == "embedding")
+    assert embed_trace["error"].startswith("MemoryError")
+
+
+def test_a_failing_step_records_a_failed_result_and_the_execution_fails(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    escalate = aws.runner.functions[aws.stack.physical_name("EscalateFunction")]
+    monkeypatch.setattr(
+        escalate, "invoke", lambda event: ({"errorType": "Timeout", "errorMessage": "slow"}, True)
+    )
+    key = "uploads/escalate breaks.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#fyp"]})
+    item = wait_item(aws, key)
+    assert item["status"] == "failed"
+    assert item["reason"].startswith("Timeout")
+    described = aws.client("stepfunctions").describe_execution(
+        executionArn=aws.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:")
+        + ":"
+        + item["execution"]
+    )
+    assert described["status"] == "FAILED"
+
+
+def test_rerun_of_a_missing_object_records_skipped(aws: EmbeddedAws, bucket: str) -> None:
+    execution = run_execution(aws, rerun_input(bucket, "uploads/never uploaded.gif"))
+    assert execution["status"] == "SUCCEEDED"
+    item = wait_item(aws, "uploads/never uploaded.gif")
+    assert item["status"] == "skipped" and "deleted before it was read" in item["reason"]
+
+
+def test_duplicate_start_runs_once(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
+    key = "uploads/dup-start.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Kiss", "tags": ["kiss", "love"]})
+    wait_item(aws, key)
+    escalations = Escalations(aws.outputs["StateMachineArn"], aws.client("stepfunctions"))
+    payload = rerun_input(bucket, key)
+    arn, _ = escalations.start("dup-start-1", payload)
+    again_arn, _ = escalations.start("dup-start-1", payload)  # same name and input: the same execution
+    assert arn == again_arn
+    _, started = escalations.start("dup-start-1", {**payload, "force": False})  # same name, other input
+    assert not started
+    names = [
+        e["name"]
+        for e in aws.client("stepfunctions").list_executions(stateMachineArn=aws.outputs["StateMachineArn"])[
+            "executions"
+        ]
+    ]
+    assert names.count("dup-start-1") == 1
+    assert finished(aws, arn)["status"] == "SUCCEEDED"
