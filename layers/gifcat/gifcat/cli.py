@@ -66,36 +66,152 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0 if result.status is Status.CLASSIFIED else 1
 
 
+BASELINES = ("tags", "embedding", "llm")
+
+
+def _baseline_pipeline(name: str, settings: Any, taxonomy: Any, labelled: Any) -> Any:
+    """The single-model baselines a team would otherwise pick: one stage, always answering."""
+    from gifcat.config import merge
+    from gifcat.pipeline import LocalPipeline
+
+    if name == "tags":
+        return LocalPipeline(settings, taxonomy, StageName.TAGS)
+    if name == "embedding":  # embeddings alone: the top category, whatever the margin
+        always = settings.model_copy(
+            update={
+                "stages": merge(
+                    settings.stages,
+                    {
+                        "embedding": settings.stages["embedding"].model_copy(
+                            update={"min_score": 0.0, "min_margin": 0.0}
+                        )
+                    },
+                )
+            }
+        )
+        return LocalPipeline(always, taxonomy, StageName.EMBEDDING, skip=TRIAGE_STAGES, labelled=labelled)
+    return LocalPipeline(settings, taxonomy, StageName.LLM, skip=(*TRIAGE_STAGES, StageName.EMBEDDING))
+
+
+TRIAGE_STAGES = (StageName.TAGS, StageName.RULES)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from gifcat.evaluation import evaluate
+    from contextlib import ExitStack
+
+    from gifcat.evaluation import evaluate, operating_curve
+    from gifcat.llm.local_server import local_llm_endpoint, wants_local_server
     from gifcat.pipeline import LocalPipeline
     from gifcat.records import read_records
 
-    settings, taxonomy = _load(args)
+    overrides: dict[str, Any] = {}
+    if args.llm_cache:
+        overrides = {"stages": {"llm": {"cache_path": args.llm_cache}}}
+    settings = load_settings(args.settings, overrides=overrides)
+    taxonomy = load_taxonomy(args.taxonomy or settings.taxonomy)
     records = read_records(args.data)
-    progress = None
-    if not args.json and sys.stderr.isatty():
+    baselines = [b for b in (args.baseline or "").split(",") if b]
+    unknown = set(baselines) - set(BASELINES)
+    if unknown:
+        raise SystemExit(f"gifcat eval: unknown baseline(s) {sorted(unknown)}; choose from {BASELINES}")
+    if args.report and not baselines:
+        baselines = list(BASELINES)
+    needs_llm = args.until == "llm" or "llm" in baselines
+
+    def progress(label: str) -> Any:
+        if args.json or not sys.stderr.isatty():
+            return None
         from tqdm import tqdm
 
-        def progress(items: Any) -> Any:
-            return tqdm(items, desc="classifying", unit="record", file=sys.stderr)
+        return lambda items: tqdm(items, desc=label, unit="record", file=sys.stderr)
 
-    with LocalPipeline(settings, taxonomy, STAGE_CHOICES[args.until], labelled=args.labelled) as pipeline:
-        report = evaluate(records, lambda r: pipeline.classify(r.item()), progress)
-    summary = report.summary()
+    with ExitStack() as stack:
+        if needs_llm and wants_local_server(settings):
+            # One local server for every pipeline of this run.
+            endpoint = stack.enter_context(local_llm_endpoint(settings))
+            settings = load_settings(
+                args.settings,
+                overrides={
+                    "stages": {
+                        "llm": {
+                            **overrides.get("stages", {}).get("llm", {}),
+                            "base_url": endpoint.base_url,
+                            "model": endpoint.model,
+                        }
+                    }
+                },
+            )
+
+        def run(pipeline: Any, label: str) -> Any:
+            with pipeline:
+                return evaluate(records, lambda r: pipeline.classify(r.item()), progress(label)), pipeline
+
+        if args.baseline and not args.report:  # one baseline instead of the cascade
+            report, _ = run(_baseline_pipeline(baselines[0], settings, taxonomy, args.labelled), baselines[0])
+            summary = {"baseline": baselines[0], **report.summary(settings)}
+        else:
+            cascade = LocalPipeline(settings, taxonomy, STAGE_CHOICES[args.until], labelled=args.labelled)
+            with cascade:
+                report = evaluate(records, lambda r: cascade.classify(r.item()), progress("cascade"))
+                summary = report.summary(settings)
+                if args.report and args.until == "llm":
+                    llm_correct = _llm_answers(report, cascade.stage(StageName.LLM), progress("llm (curve)"))
+                    emb = settings.thresholds("embedding")
+                    curve, point = operating_curve(report, llm_correct, emb.min_score, emb.min_margin)
+                    summary |= {"operating_curve": curve, "operating_point": point}
+            if args.report:
+                summary["baselines"] = {}
+                for name in baselines:
+                    base, _ = run(_baseline_pipeline(name, settings, taxonomy, args.labelled), name)
+                    b = base.summary(settings)
+                    summary["baselines"][name] = {
+                        "accuracy": b["accuracy"],
+                        "micro_f1": b["micro_f1"],
+                        "llm_share": b["llm_share"],
+                        "cost_per_1000_usd": b["cost_per_1000_usd"],
+                        "cost": b["cost"],
+                    }
+        summary["command"] = "gifcat " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("gifcat") else None
     if args.predictions:
         report.write_predictions(Path(args.predictions))
+    if args.report:
+        from gifcat.report import render_text, write_report
+
+        paths = write_report(summary, Path(args.report))
+        print(f"report: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+        if not args.json:
+            print(render_text(summary))
     if args.json:
         print(json.dumps(summary, indent=2))
-    else:
+    elif not args.report:
         print(
             f"records: {summary['n']}  accuracy: {summary['accuracy']:.3f}"
-            f"  micro-F1: {summary['micro_f1']:.3f}"
+            f"  micro-F1: {summary['micro_f1']:.3f}  cost per 1,000: ${summary['cost_per_1000_usd']:.4f}"
         )
         for stage, s in summary["stages"].items():
-            print(f"  {stage:<10} decided {s['decided']:>4} ({s['share']:.1%})  accuracy {s['accuracy']:.3f}")
+            print(
+                f"  {stage:<10} decided {s['decided']:>4} ({s['share']:.1%})  accuracy {s['accuracy']:.3f}"
+                f"  p50 {s['latency_ms']['p50']:.2f} ms"
+            )
         print(f"  undecided  {summary['undecided']:>4}   reached the LLM: {summary['llm_share']:.1%}")
     return 0
+
+
+def _llm_answers(report: Any, llm: Any, progress: Any) -> dict[str, bool]:
+    """The LLM's answer for every item triage left, whichever stage decided it: the curve needs them."""
+    answers: dict[str, bool] = {}
+    todo = []
+    for p in report.predictions:
+        trace = p.trace(StageName.LLM)
+        if trace is not None:
+            answers[p.record.id] = p.correct and p.result.decided_by is StageName.LLM
+        elif p.result.decided_by not in TRIAGE_STAGES:
+            todo.append(p)
+    for p in progress(todo) if progress else todo:
+        out = llm.score(p.record.item(), p.result)
+        best = max(out.candidates, key=lambda c: c.score, default=None)
+        answers[p.record.id] = out.error is None and best is not None and best.category in p.record.labels
+    return answers
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -158,7 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", choices=list(STAGE_CHOICES), default="llm")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--predictions", help="write one JSON line per record here")
-    p.add_argument("--labelled", help="labelled JSONL for the embedding stage's nearest-neighbour vote")
+    p.add_argument("--labelled", help="labelled JSONL for the embedding stage's kNN vote (default: settings)")
+    p.add_argument(
+        "--baseline",
+        help=f"run a single-model baseline instead ({', '.join(BASELINES)}); "
+        "with --report, a comma-separated list to compare against (default: all)",
+    )
+    p.add_argument("--report", metavar="DIR", help="write report.json, operating_curve.png and report.html")
+    p.add_argument(
+        "--llm-cache", metavar="FILE", help="cache LLM answers by prompt hash in FILE (replayable)"
+    )
     _common(p)
     p.set_defaults(func=cmd_eval)
 

@@ -28,10 +28,15 @@ class LazyStage:
     def built(self) -> Stage | None:
         return self._stage
 
-    def score(self, item: GifItem, so_far: Classification) -> StageOutput:
+    def build(self) -> Stage:
         if self._stage is None:
             self._stage = self._build()
-        return self._stage.score(item, so_far)
+        return self._stage
+
+    prepare = build  # the cascade calls it before timing the stage
+
+    def score(self, item: GifItem, so_far: Classification) -> StageOutput:
+        return self.build().score(item, so_far)
 
 
 class LocalPipeline:
@@ -80,6 +85,13 @@ class LocalPipeline:
 
     def classify(self, item: GifItem) -> Classification:
         return self.cascade.run(item)
+
+    def stage(self, name: StageName) -> Stage:
+        """The (built) stage of that name, e.g. to ask the LLM about items an earlier stage decided."""
+        for stage in self.stages:
+            if stage.name is name:
+                return stage.build() if isinstance(stage, LazyStage) else stage
+        raise KeyError(f"no {name.value} stage in this pipeline")
 
     def __enter__(self) -> LocalPipeline:
         return self

@@ -50,6 +50,15 @@ class LambdaPrice(BaseModel):
 
     gb_second_usd: float = Field(ge=0.0)
     request_usd: float = Field(ge=0.0)
+    # Memory of the function that runs each stage (as in template.yaml), for GB-seconds.
+    memory_mb: dict[str, int] = Field(default_factory=dict)
+
+
+class StepFunctionsPrice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    transition_usd: float = Field(ge=0.0)
+    transitions_per_execution: int = Field(ge=0)
 
 
 class Prices(BaseModel):
@@ -58,6 +67,7 @@ class Prices(BaseModel):
     llm: dict[str, TokenPrice] = Field(default_factory=dict)
     # `lambda` is a keyword, hence the alias
     lambda_: LambdaPrice = Field(alias="lambda")
+    stepfunctions: StepFunctionsPrice | None = None
 
 
 class Settings(BaseModel):
