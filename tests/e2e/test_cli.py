@@ -1,0 +1,162 @@
+"""The `gifcat` command as a user runs it: a real subprocess, real files, a real HTTP LLM endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from gifcat.config import load_settings
+from tests.conftest import DEV_DATA, make_gif
+from tests.support.fake_openai import FakeOpenAI
+
+GIFCAT = [sys.executable, "-m", "gifcat.cli"]
+
+RECORDS = [
+    {
+        "id": "r1",
+        "title": "Pizza GIF",
+        "tags": ["pizza", "food", "yum"],
+        "labels": ["food"],
+        "primary": "food",
+    },
+    {"id": "r2", "title": "Kiss", "tags": ["kiss", "love", "mwah"], "labels": ["love"], "primary": "love"},
+    {
+        "id": "r3",
+        "title": "",
+        "tags": [],
+        "description": "A herd of cows turns to stare at the camera.",
+        "labels": ["animals"],
+        "primary": "animals",
+    },
+    {
+        "id": "r4",
+        "title": "Mood",
+        "tags": ["#mood"],
+        "description": "He sprays coffee across the table.",
+        "labels": ["surprised"],
+        "primary": "surprised",
+    },
+]
+
+
+def gifcat(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GIFCAT, *args], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def llm_env() -> Iterator[dict[str, str]]:
+    with FakeOpenAI(model="gpt-4o-mini") as server:
+        overrides = {"stages": {"llm": {"base_url": server.base_url, "model": "gpt-4o-mini"}}}
+        yield {"GIFCAT_OVERRIDES": json.dumps(overrides)}
+
+
+def test_classify_a_gif_by_its_tags(tmp_path: Path) -> None:
+    path = tmp_path / "pizza time.gif"
+    path.write_bytes(make_gif())
+    run = gifcat("classify", str(path), "--title", "Pizza GIF", "--tags", "pizza,cheese,food")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert (result["status"], result["primary"], result["decided_by"]) == ("classified", "food", "tags")
+
+
+def test_classify_runs_the_image_path_on_a_real_gif(tmp_path: Path, llm_env: dict[str, str]) -> None:
+    path = tmp_path / "odd.gif"
+    frames = [Image.new("RGBA", (17, 91), (255, 0, 0, i * 60)) for i in range(3)]
+    frames[0].save(path, "GIF", save_all=True, append_images=frames[1:], transparency=0, disposal=2)
+    run = gifcat(
+        "classify",
+        str(path),
+        "--description",
+        "A herd of cows turns to stare at the camera.",
+        "--until",
+        "embedding",
+        env=llm_env,
+    )
+    assert run.returncode in (0, 1), run.stderr
+    result = json.loads(run.stdout)
+    assert result["stages"][-1]["stage"] == "embedding"
+
+
+def test_classify_refuses_what_is_not_a_gif(tmp_path: Path) -> None:
+    path = tmp_path / "notes.gif"
+    path.write_text("not a gif at all")
+    run = gifcat("classify", str(path))
+    assert run.returncode == 2
+    assert json.loads(run.stdout)["status"] == "skipped"
+    assert "not a GIF" in run.stderr
+
+
+def test_eval_json_and_predictions(data: Path, tmp_path: Path) -> None:
+    predictions = tmp_path / "pred.jsonl"
+    run = gifcat(
+        "eval", "--data", str(data), "--until", "triage", "--json", "--predictions", str(predictions)
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert {"n", "accuracy", "micro_f1", "stages", "undecided", "llm_share"} <= set(summary)
+    assert summary["n"] == 4 and summary["llm_share"] == 0.0
+    assert summary["stages"]["tags"]["decided"] == 2 and summary["stages"]["tags"]["accuracy"] == 1.0
+    assert summary["undecided"] == 2 and summary["accuracy"] == 0.5
+    lines = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["r1", "r2", "r3", "r4"]
+    assert set(lines[0]) == {"id", "primary", "labels", "decided_by", "confidence", "status"}
+    assert lines[2]["status"] == "undecided" and lines[2]["primary"] is None
+
+
+def test_eval_llm_baseline_counts_cost(data: Path, llm_env: dict[str, str]) -> None:
+    run = gifcat("eval", "--data", str(data), "--baseline", "llm", "--json", env=llm_env)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["llm_share"] == 1.0 and summary["stages"]["llm"]["reached"] == 4
+    assert summary["cost"]["llm_tokens"]["prompt"] > 0
+    assert (
+        summary["cost"]["by_model_per_1000_usd"]["gpt-4.1-mini"]
+        > summary["cost"]["by_model_per_1000_usd"]["gpt-4o-mini"]
+        > 0
+    )
+
+
+def test_eval_report_renders_the_numbers(data: Path, tmp_path: Path, llm_env: dict[str, str]) -> None:
+    out = tmp_path / "report"
+    cache = tmp_path / "llm-cache.jsonl"
+    run = gifcat(
+        "eval", "--data", str(data), "--report", str(out), "--llm-cache", str(cache), "--json", env=llm_env
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((out / "report.json").read_text())
+    assert set(summary["baselines"]) == {"tags", "embedding", "llm"}
+    assert summary["operating_point"]["threshold"] == load_settings().thresholds("embedding").min_margin
+    assert any(point["chosen"] for point in summary["operating_curve"])
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page
+    assert f"{summary['accuracy']:.3f}" in page or f"{summary['accuracy'] * 100:.1f}%" in page
+    assert (out / "operating_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cache.read_text().strip(), "LLM answers were cached"
+
+
+def test_calibrate_writes_settings_that_load(tmp_path: Path) -> None:
+    if not DEV_DATA.exists():
+        pytest.fail(f"{DEV_DATA} (the reference dev set) is missing")
+    out = tmp_path / "calibrated.yaml"
+    run = gifcat("calibrate", "--data", str(DEV_DATA), "--write", str(out))
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    assert found["met_target"] and found["accuracy"] >= 0.9
+    settings = load_settings(str(out))
+    assert settings.thresholds("embedding").min_margin == found["min_margin"]
