@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "layers" / "gifcat"))
 
 import numpy as np  # noqa: E402
+
 from gifcat.embeddings.artefacts import locate_clip, locate_minilm, models_dir  # noqa: E402
 from gifcat.embeddings.frames import sample_frames  # noqa: E402
 from gifcat.embeddings.image import ClipEncoder  # noqa: E402

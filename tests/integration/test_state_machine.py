@@ -101,12 +101,13 @@ def test_decided_at_embedding(
 def test_escalated_to_the_llm(
     aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI
 ) -> None:
-    llm_server.push(answer("surprised", ["surprised", "funny"], confidence=0.7, rationale="a spit take"))
+    # The answer may only name the embedding stage's top candidates (stages.llm.choose_from_top).
+    llm_server.push(answer("surprised", ["surprised", "food"], confidence=0.7, rationale="a spit take"))
     key = "uploads/spit take.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Spit Take", "tags": ["#reaction"]})
     item = wait_item(aws, key)
     assert (item["status"], item["decided_by"], item["primary"]) == ("classified", "llm", "surprised")
-    assert item["labels"] == ["surprised", "funny"]
+    assert item["labels"] == ["surprised", "food"]
     llm_trace = item["stages"][-1]
     assert llm_trace["usage"]["prompt_tokens"] > 0 and item["prompt_version"] == "classify-v1"
     assert item["models"]["llm"] == "fake-gpt-1"

@@ -24,7 +24,16 @@ def settings_with(**llm: Any) -> Settings:
     """The bundled settings with `stages.llm` knobs replaced (fast retries unless given)."""
     data = parse_yaml(bundled_text("settings.yaml"), "settings")
     section = data["stages"]["llm"]
-    section.update({"backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 2.0, "api_key_secret": None})
+    # Any category by default: tests of the mechanism should not depend on the candidate restriction.
+    section.update(
+        {
+            "backoff_s": 0.01,
+            "max_backoff_s": 0.05,
+            "timeout_s": 2.0,
+            "api_key_secret": None,
+            "choose_from_top": 0,
+        }
+    )
     section.update(llm)
     return Settings.model_validate(data)
 

@@ -347,3 +347,18 @@ def test_injection_with_a_valid_category_only_changes_the_classification() -> No
     assert out.rationale is not None and len(out.rationale) <= 60 and "\n" not in out.rationale
     assert "llm: ignored 1 field(s) outside the answer schema" in out.notes
     assert not any("status" in n or "classified" in n for n in out.notes)
+
+
+def test_choices_held_to_the_earlier_top_candidates(server: FakeOpenAI) -> None:
+    stage = make_stage(server, choose_from_top=2)
+    so_far = pending(("food", 0.41), ("cute", 0.3), ("funny", 0.2))
+    server.push(answer("funny", ["funny"]), answer("cute", ["cute", "food"]))
+    out = stage.score(PIZZA, so_far)
+    assert out.error is None and [c.category for c in out.candidates] == ["cute", "food"]
+    first, repair = server.chat_requests[-2:]
+    schema = json.dumps(first.response_format)
+    assert '"food"' in schema and '"cute"' in schema and '"funny"' not in schema
+    assert "funny" in json.dumps(repair.messages[-1])  # the repair names what was wrong
+    # With fewer than two candidates to choose from, every category stays allowed.
+    server.push(answer("funny"))
+    assert stage.score(PIZZA, pending(("food", 0.9))).candidates[0].category == "funny"

@@ -56,6 +56,7 @@ class LlmOptions(BaseModel):
     max_field_chars: int = Field(500, ge=20)
     max_tags: int = Field(20, ge=0)
     rationale_max_chars: int = Field(200, ge=20)
+    choose_from_top: int = Field(0, ge=0)  # 0: any category; k: only the earlier stages' top k
     cache_path: str | None = None
     local: LocalOptions = LocalOptions()
 

@@ -1,0 +1,104 @@
+"""Shared by the benchmarks: where things are, run metadata (commit, machine, time), percentiles, output.
+
+Every benchmark writes benchmarks/results/<name>.json with a `meta` block, so two runs (two commits,
+two machines) can be diffed; run_all.py merges them into latest.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+DEV_DATA = REPO.parent / "shared" / "data" / "dev.jsonl"
+
+# Runnable as `python benchmarks/x.py` from anywhere: the repo (tests.support) and the layer on the path.
+for _path in (REPO, REPO / "layers" / "gifcat"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+
+def git_commit() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    # A dirty tree is flagged: the numbers then belong to uncommitted code, not to the commit.
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "-uno"))}
+
+
+def meta() -> dict[str, Any]:
+    return {
+        **git_commit(),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "nproc": os.cpu_count(),
+            "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "argv": sys.argv,
+    }
+
+
+def percentiles(values: Sequence[float], qs: Sequence[float] = (0.5, 0.95, 0.99)) -> dict[str, float]:
+    """Nearest-rank percentiles (no interpolation: a p99 is a latency some call really had)."""
+    ordered = sorted(values)
+    if not ordered:
+        return {f"p{round(q * 100)}": 0.0 for q in qs}
+    return {f"p{round(q * 100)}": ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in qs}
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"meta": meta(), **payload}, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers], *[[str(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def fmt(row: Sequence[str]) -> str:
+        pairs = enumerate(zip(row, widths, strict=True))
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs)
+
+    lines = [fmt(r) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def dev_records(path: Path = DEV_DATA) -> list[Any]:
+    from gifcat.records import read_records
+
+    return read_records(path)
+
+
+@contextmanager
+def stdout_to_devnull() -> Iterator[None]:
+    """Handlers log JSON lines (Powertools) to stdout for every call: keep that cost, drop the noise.
+
+    File-descriptor level, because Powertools binds its handler to the sys.stdout of import time.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
