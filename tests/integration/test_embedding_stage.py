@@ -23,8 +23,11 @@ from gifcat.model import Classification, GifItem, Status  # noqa: E402
 from gifcat.stages.embedding import EmbeddingStage  # noqa: E402
 from gifcat.taxonomy import load_taxonomy  # noqa: E402
 
-DEV_CANDIDATES = [os.environ.get("GIFCAT_DEV_DATA", ""), REPO / "data" / "dev.jsonl",
-                  REPO.parent / "shared" / "data" / "dev.jsonl"]
+DEV_CANDIDATES = [
+    os.environ.get("GIFCAT_DEV_DATA", ""),
+    REPO / "data" / "dev.jsonl",
+    REPO.parent / "shared" / "data" / "dev.jsonl",
+]
 
 
 def _dev_records() -> list[dict[str, Any]]:

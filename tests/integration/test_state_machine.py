@@ -26,8 +26,7 @@ def bucket(aws: EmbeddedAws) -> str:
 
 @pytest.fixture(autouse=True)
 def fresh_script(llm_server: FakeOpenAI) -> None:
-    while llm_server.pending:  # nothing scripted by one test leaks into the next
-        llm_server._next(None)  # type: ignore[arg-type]
+    llm_server.clear()  # nothing scripted by one test leaks into the next
 
 
 def run_execution(aws: EmbeddedAws, payload: dict[str, Any]) -> dict[str, Any]:
@@ -102,16 +101,16 @@ def test_escalated_to_the_llm(
     aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI
 ) -> None:
     # The answer may only name the embedding stage's top candidates (stages.llm.choose_from_top).
-    llm_server.push(answer("surprised", ["surprised", "food"], confidence=0.7, rationale="a spit take"))
-    key = "uploads/spit take.gif"
-    upload(aws.s3, bucket, key, gif(), {"title": "Spit Take", "tags": ["#reaction"]})
+    llm_server.push(answer("surprised", ["surprised", "funny"], confidence=0.7, rationale="a double take"))
+    key = "uploads/hmm.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#reaction"]})
     item = wait_item(aws, key)
     assert (item["status"], item["decided_by"], item["primary"]) == ("classified", "llm", "surprised")
-    assert item["labels"] == ["surprised", "food"]
+    assert item["labels"] == ["surprised", "funny"]
     llm_trace = item["stages"][-1]
     assert llm_trace["usage"]["prompt_tokens"] > 0 and item["prompt_version"] == "classify-v1"
     assert item["models"]["llm"] == "fake-gpt-1"
-    assert "llm: a spit take" in item["evidence"]
+    assert "llm: a double take" in item["evidence"]
     # The prompt carried what the embedding stage found, inside its data block.
     prompt = "".join(m["content"] for m in llm_server.chat_requests[-1].messages)
     earlier = prompt.split("<earlier_stages>")[-1].split("</earlier_stages>")[0]

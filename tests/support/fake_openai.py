@@ -180,6 +180,11 @@ class FakeOpenAI:
             self._script.extend(replies)
         return self
 
+    def clear(self) -> None:
+        """Drop whatever is still scripted."""
+        with self._lock:
+            self._script.clear()
+
     @property
     def pending(self) -> int:
         with self._lock:

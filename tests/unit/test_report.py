@@ -33,18 +33,42 @@ def realistic_summary() -> dict[str, Any]:
         "llm_share": 0.2219,
         "command": "gifcat eval --data ../shared/data/dev.jsonl --report out/ --tags '<b>'",
         "stages": {
-            "tags": {"decided": 171, "share": 0.5344, "accuracy": 0.9883, "micro_f1": 0.8,
-                     "latency_ms": {"p50": 0.05, "p95": 0.1}},
-            "rules": {"decided": 37, "share": 0.1156, "accuracy": 0.91, "micro_f1": 0.7,
-                      "latency_ms": {"p50": 0.2, "p95": 0.4}},
-            "embedding": {"decided": 41, "share": 0.1281, "accuracy": 0.85, "micro_f1": 0.66,
-                          "latency_ms": {"p50": 6.1, "p95": 9.8}},
-            "llm": {"decided": 70, "share": 0.2188, "accuracy": 0.61, "micro_f1": 0.55,
-                    "latency_ms": {"p50": 310.0, "p95": 802.5}},
+            "tags": {
+                "decided": 171,
+                "share": 0.5344,
+                "accuracy": 0.9883,
+                "micro_f1": 0.8,
+                "latency_ms": {"p50": 0.05, "p95": 0.1},
+            },
+            "rules": {
+                "decided": 37,
+                "share": 0.1156,
+                "accuracy": 0.91,
+                "micro_f1": 0.7,
+                "latency_ms": {"p50": 0.2, "p95": 0.4},
+            },
+            "embedding": {
+                "decided": 41,
+                "share": 0.1281,
+                "accuracy": 0.85,
+                "micro_f1": 0.66,
+                "latency_ms": {"p50": 6.1, "p95": 9.8},
+            },
+            "llm": {
+                "decided": 70,
+                "share": 0.2188,
+                "accuracy": 0.61,
+                "micro_f1": 0.55,
+                "latency_ms": {"p50": 310.0, "p95": 802.5},
+            },
         },
         "confusion": {"labels": labels, "matrix": matrix},
-        "cost": {"per_1000_usd": 0.1234, "llm_per_1000_usd": 0.1, "lambda_per_1000_usd": 0.0234,
-                 "by_model_per_1000_usd": {"gpt-4o-mini": 0.05, "gpt-4.1-mini": 0.13}},
+        "cost": {
+            "per_1000_usd": 0.1234,
+            "llm_per_1000_usd": 0.1,
+            "lambda_per_1000_usd": 0.0234,
+            "by_model_per_1000_usd": {"gpt-4o-mini": 0.05, "gpt-4.1-mini": 0.13},
+        },
         "latency_ms": {"p50": 1.0, "p95": 300.0},
         "operating_curve": [
             {"threshold": t / 10, "llm_share": 0.05 + t * 0.09, "accuracy": 0.7 + t * 0.02, "chosen": t == 2}
@@ -127,9 +151,13 @@ def test_missing_optional_keys_do_not_crash(tmp_path: Path, drop: tuple[str, ...
 def test_minimal_summary_from_current_evaluation(tmp_path: Path) -> None:
     """What evaluation.Report.summary() returns today: no curve, no cost, stages without F1/latency."""
     summary = {
-        "n": 3, "accuracy": 0.6667, "micro_f1": 0.5, "undecided": 1,
+        "n": 3,
+        "accuracy": 0.6667,
+        "micro_f1": 0.5,
+        "undecided": 1,
         "stages": {"tags": {"decided": 2, "share": 0.6667, "accuracy": 1.0}},
-        "statuses": {"classified": 2, "undecided": 1}, "llm_share": 0.0,
+        "statuses": {"classified": 2, "undecided": 1},
+        "llm_share": 0.0,
         "latency_ms": {"p50": 0.1, "p95": 0.2},
     }
     paths = write_report(copy.deepcopy(summary), tmp_path)

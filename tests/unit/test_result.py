@@ -8,21 +8,59 @@ from decimal import Decimal
 from gifcat.model import Candidate, Classification, GifMetadata, StageName, StageTrace, Status
 from gifcat.result import ObjectRef, put_request, result_item
 
-REF = ObjectRef(bucket="b", key="uploads/a b+c.gif", etag="e1", size=10,
-                last_modified=datetime(2026, 11, 28, tzinfo=UTC), sequencer="0A")
+REF = ObjectRef(
+    bucket="b",
+    key="uploads/a b+c.gif",
+    etag="e1",
+    size=10,
+    last_modified=datetime(2026, 11, 28, tzinfo=UTC),
+    sequencer="0A",
+)
 
-DOCUMENTED = {"pk", "bucket", "key", "status", "primary", "labels", "scores", "decided_by", "confidence",
-              "evidence", "taxonomy_version", "models", "timings_ms", "cost_usd", "stages", "updated_at",
-              "object_seq", "schema_version"}
+DOCUMENTED = {
+    "pk",
+    "bucket",
+    "key",
+    "status",
+    "primary",
+    "labels",
+    "scores",
+    "decided_by",
+    "confidence",
+    "evidence",
+    "taxonomy_version",
+    "models",
+    "timings_ms",
+    "cost_usd",
+    "stages",
+    "updated_at",
+    "object_seq",
+    "schema_version",
+}
 
 
 def classified() -> Classification:
-    trace = StageTrace(stage=StageName.LLM, decided=True, elapsed_ms=512.0, cost_usd=0.00002,
-                       candidates=[Candidate(category="funny", score=0.8)], model="gpt-4o-mini",
-                       prompt_version="classify-v1", usage={"prompt_tokens": 300, "completion_tokens": 20})
-    return Classification(status=Status.CLASSIFIED, primary="funny", labels=["funny"], scores={"funny": 0.8},
-                          decided_by=StageName.LLM, confidence=0.8, evidence=["llm: lol"],
-                          taxonomy_version="t1", stages=[trace])
+    trace = StageTrace(
+        stage=StageName.LLM,
+        decided=True,
+        elapsed_ms=512.0,
+        cost_usd=0.00002,
+        candidates=[Candidate(category="funny", score=0.8)],
+        model="gpt-4o-mini",
+        prompt_version="classify-v1",
+        usage={"prompt_tokens": 300, "completion_tokens": 20},
+    )
+    return Classification(
+        status=Status.CLASSIFIED,
+        primary="funny",
+        labels=["funny"],
+        scores={"funny": 0.8},
+        decided_by=StageName.LLM,
+        confidence=0.8,
+        evidence=["llm: lol"],
+        taxonomy_version="t1",
+        stages=[trace],
+    )
 
 
 def test_item_holds_every_documented_field() -> None:

@@ -32,7 +32,7 @@ def build_roots(base: Path) -> tuple[Path, Path]:
     """<base>/text-only (MiniLM) and <base>/with-clip (MiniLM + tiny CLIP); reused within a session."""
     text_only, with_clip = base / "text-only", base / "with-clip"
     if not (text_only / "minilm" / "manifest.json").exists():
-        load_script("build_models").build(text_only, log=lambda *_: None)
+        load_script("build_models").build(text_only, per_channel=True, log=lambda *_: None)
     if not (with_clip / "clip" / "manifest.json").exists():
         with_clip.mkdir(parents=True, exist_ok=True)
         if not (with_clip / "minilm").exists():

@@ -12,8 +12,13 @@ from PIL import Image
 _PIXEL = bytes([0x02, 0x02, 0x44, 0x01, 0x00])
 
 
-def raw_gif(width: int = 8, height: int = 8, frames: int = 1, frame_size: tuple[int, int] = (1, 1),
-            trailer: bool = True) -> bytes:
+def raw_gif(
+    width: int = 8,
+    height: int = 8,
+    frames: int = 1,
+    frame_size: tuple[int, int] = (1, 1),
+    trailer: bool = True,
+) -> bytes:
     header = b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
     fw, fh = frame_size
     frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, fw, fh, 0) + _PIXEL

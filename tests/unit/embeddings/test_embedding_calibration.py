@@ -17,8 +17,10 @@ class StubStage:
     def score(self, item: GifItem, so_far: Classification) -> StageOutput:
         cat, top, second = self.table[item.id]
         other = "b" if cat == "a" else "a"
-        return StageOutput(stage=self.name, candidates=[Candidate(category=cat, score=top),
-                                                         Candidate(category=other, score=second)])
+        return StageOutput(
+            stage=self.name,
+            candidates=[Candidate(category=cat, score=top), Candidate(category=other, score=second)],
+        )
 
 
 def records(n_right_confident: int, n_wrong_unsure: int) -> tuple[list[dict], dict]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +20,49 @@ TAXONOMY = Taxonomy(
     version="test-1",
     generic_tags=("gif", "viral"),
     categories=(
-        Category(name="food", description="food, drink, cooking, eating",
-                 examples=("a pizza with melting cheese", "someone cooking pasta"),
-                 image_prompts=("a plate of food",)),
-        Category(name="animals", description="animals or wildlife as the subject",
-                 examples=("a cat sleeping", "a dog running in the park")),
-        Category(name="sports", description="athletes, matches, goals, dunks",
-                 examples=("a basketball dunk", "a football goal celebration")),
+        Category(
+            name="food",
+            description="food, drink, cooking, eating",
+            examples=("a pizza with melting cheese", "someone cooking pasta"),
+            image_prompts=("a plate of food",),
+        ),
+        Category(
+            name="animals",
+            description="animals or wildlife as the subject",
+            examples=("a cat sleeping", "a dog running in the park"),
+        ),
+        Category(
+            name="sports",
+            description="athletes, matches, goals, dunks",
+            examples=("a basketball dunk", "a football goal celebration"),
+        ),
     ),
 )
 LABELLED = [
-    {"id": "l1", "title": "Pizza", "tags": ["pizza"], "description": "", "labels": ["food"],
-     "primary": "food"},
-    {"id": "l2", "title": "Burger time", "tags": [], "description": "", "labels": ["food"],
-     "primary": "food"},
-    {"id": "l3", "title": "Dog chasing ball", "tags": [], "description": "", "labels": ["animals"],
-     "primary": "animals"},
+    {
+        "id": "l1",
+        "title": "Pizza",
+        "tags": ["pizza"],
+        "description": "",
+        "labels": ["food"],
+        "primary": "food",
+    },
+    {
+        "id": "l2",
+        "title": "Burger time",
+        "tags": [],
+        "description": "",
+        "labels": ["food"],
+        "primary": "food",
+    },
+    {
+        "id": "l3",
+        "title": "Dog chasing ball",
+        "tags": [],
+        "description": "",
+        "labels": ["animals"],
+        "primary": "animals",
+    },
 ]
 SO_FAR = Classification(status=Status.PENDING)
 
@@ -44,8 +73,13 @@ def settings_with(**options: Any) -> Settings:
     return Settings.model_validate(data)
 
 
-def item(title: str = "", tags: tuple[str, ...] = (), description: str = "", gif: bytes | None = None,
-         id: str = "u1") -> GifItem:
+def item(
+    title: str = "",
+    tags: tuple[str, ...] = (),
+    description: str = "",
+    gif: bytes | None = None,
+    id: str = "u1",
+) -> GifItem:
     return GifItem(id=id, metadata=GifMetadata(title=title, tags=tags, description=description), gif=gif)
 
 
@@ -70,7 +104,7 @@ def test_text_only_scores_every_category(text_stage: EmbeddingStage) -> None:
     assert any(e.startswith("text≈") for e in best.evidence)
     assert any(e.startswith("knn: ") for e in best.evidence)
     assert "image: no CLIP artefacts, text only" in out.notes
-    assert out.model == "minilm-l6-v2-int8@8199be6f"
+    assert out.model == "minilm-l6-v2-int8pc@9e802515"  # the per-channel graph the settings name
 
 
 def test_leave_one_out(text_stage: EmbeddingStage) -> None:
@@ -86,7 +120,7 @@ def test_leave_one_out(text_stage: EmbeddingStage) -> None:
 def test_with_clip_and_gif(clip_stage: EmbeddingStage) -> None:
     out = clip_stage.score(item("a dog", gif=pillow_gif(colour_frames(8))), SO_FAR)
     assert out.error is None and out.usage["frames"] == 4
-    assert out.model and out.model.startswith("minilm-l6-v2-int8@") and ",clip-tiny-random@" in out.model
+    assert out.model and out.model.startswith("minilm-l6-v2-int8pc@") and ",clip-tiny-random@" in out.model
     assert all(any(e.startswith("image ") for e in c.evidence) for c in out.candidates)
     assert not any(n.startswith("image:") for n in out.notes)
 
@@ -97,11 +131,14 @@ def test_with_clip_but_no_gif(clip_stage: EmbeddingStage) -> None:
     assert out.model and "clip" not in out.model
 
 
-@pytest.mark.parametrize(("gif", "reason"), [
-    (b"GIF89a\x10\x00\x10\x00" + b"\xff" * 30, "corrupt"),
-    (raw_gif(frames=0), "no_frames"),
-    (raw_gif(50000, 50000), "too_large"),
-])
+@pytest.mark.parametrize(
+    ("gif", "reason"),
+    [
+        (b"GIF89a\x10\x00\x10\x00" + b"\xff" * 30, "corrupt"),
+        (raw_gif(frames=0), "no_frames"),
+        (raw_gif(50000, 50000), "too_large"),
+    ],
+)
 def test_bad_gif_is_a_note_not_a_crash(clip_stage: EmbeddingStage, gif: bytes, reason: str) -> None:
     out = clip_stage.score(item("pizza", gif=gif), SO_FAR)
     assert out.error is None and out.candidates
@@ -130,10 +167,17 @@ def test_missing_minilm_artefacts(tmp_path: Path) -> None:
         EmbeddingStage.from_settings(settings_with(), TAXONOMY, models_dir=tmp_path)
 
 
-def test_missing_per_channel_variant_says_how_to_build(minilm_root: Path) -> None:
+def test_missing_per_channel_variant_says_how_to_build(minilm_root: Path, tmp_path: Path) -> None:
+    # A build without --per-channel: the shipped graph, its tokenizer and a manifest of just those.
+    plain = tmp_path / "minilm"
+    plain.mkdir()
+    manifest = json.loads((minilm_root / "minilm" / "manifest.json").read_text())
+    for name in ("model.onnx", "tokenizer.json"):
+        shutil.copy(minilm_root / "minilm" / name, plain / name)
+    manifest["files"].pop("model.pc.onnx")
+    (plain / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtefactError, match="--per-channel"):
-        EmbeddingStage.from_settings(settings_with(text_model="model.pc.onnx"), TAXONOMY,
-                                     models_dir=minilm_root)
+        EmbeddingStage.from_settings(settings_with(text_model="model.pc.onnx"), TAXONOMY, models_dir=tmp_path)
 
 
 def test_unknown_option_is_rejected(minilm_root: Path) -> None:
@@ -142,6 +186,10 @@ def test_unknown_option_is_rejected(minilm_root: Path) -> None:
 
 
 def test_item_text_drops_generic_tags_and_brand_suffix() -> None:
-    text = item_text("Happy Dance GIF by Originals", ["#HappyDance", "#gif", "viral", "party"], "",
-                     TAXONOMY.normalised_generic_tags)
+    text = item_text(
+        "Happy Dance GIF by Originals",
+        ["#HappyDance", "#gif", "viral", "party"],
+        "",
+        TAXONOMY.normalised_generic_tags,
+    )
     assert text == "Happy Dance. happy dance, party"

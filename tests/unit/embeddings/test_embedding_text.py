@@ -25,8 +25,10 @@ def test_unit_norm(encoder: TextEncoder) -> None:
 def test_padding_invariance(encoder: TextEncoder) -> None:
     short = "cat falls off the sofa"
     alone = encoder.encode_one(short)
-    longer = ["a much longer description of a dog who runs across the whole park chasing a red ball " * 3,
-              "medium length text about cake"]
+    longer = [
+        "a much longer description of a dog who runs across the whole park chasing a red ball " * 3,
+        "medium length text about cake",
+    ]
     in_batch = encoder.encode([longer[0], short, longer[1]])
     np.testing.assert_allclose(in_batch[1], alone, atol=1e-5)
 
