@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 
 from gifcat.embeddings.artefacts import models_dir
+from gifcat.local import moto_speedups
 from gifcat.local.lambda_runner import LambdaRunner, LocalFunction
 from gifcat.local.template import REGION, Stack, load_template
 
@@ -84,6 +85,7 @@ class EmbeddedAws:
         # moto's backends are process-wide: a second embedded AWS in one process starts from empty.
         self._moto_api("reset", None)
         self._moto_api("config", {"stepfunctions": {"execute_state_machine": True}})
+        moto_speedups.install()
         self.runner = LambdaRunner(self.endpoint, workers=self.workers).__enter__()
         try:
             self.deploy()
@@ -240,17 +242,27 @@ class EmbeddedAws:
     def wait_for_results(
         self, keys: set[str], timeout_s: float = 120.0, poll_s: float = 0.1
     ) -> dict[str, Any]:
-        """Wait until every key has a finished result (not pending); returns them by key."""
+        """Wait until every key has a finished result (not pending); returns them by key.
+
+        Polls only keys and statuses, backing off, so that waiting does not slow what it waits for.
+        """
+        ddb = self.client("dynamodb")
+        names = {"#k": "key", "#s": "status"}
         deadline = time.monotonic() + timeout_s
-        finished: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            finished = {
-                r["key"]: r for r in self.results() if r.get("key") in keys and r.get("status") != "pending"
-            }
-            if len(finished) == len(keys):
+            done: set[str] = set()
+            pages = ddb.get_paginator("scan").paginate(
+                TableName=self.outputs["ResultsTableName"],
+                ProjectionExpression="#k, #s",
+                ExpressionAttributeNames=names,
+            )
+            for page in pages:
+                done |= {i["key"]["S"] for i in page["Items"] if i.get("status", {}).get("S") != "pending"}
+            if keys <= done:
                 break
             time.sleep(poll_s)
-        return finished
+            poll_s = min(poll_s * 1.5, 2.0)
+        return {r["key"]: r for r in self.results() if r.get("key") in keys and r.get("status") != "pending"}
 
 
 def _placeholder_zip() -> bytes:
