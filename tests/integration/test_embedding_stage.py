@@ -1,40 +1,27 @@
 """The embedding stage on the labelled dev set (bundled taxonomy, real MiniLM, leave-one-out kNN) and
-from_settings with the tiny CLIP. Skipped when the dev set is not found."""
+from_settings with the tiny CLIP."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gifcat.calibration import calibrate_embedding, record_item
+from gifcat.config import load_settings
+from gifcat.model import Classification, GifItem, Status
+from gifcat.stages.embedding import EmbeddingStage
+from gifcat.taxonomy import load_taxonomy
+from tests.conftest import DEV_DATA
+
 REPO = Path(__file__).resolve().parents[2]
-for _path in (REPO, REPO / "layers" / "gifcat"):
-    if str(_path) not in sys.path:
-        sys.path.append(str(_path))
-
-from gifcat.calibration import calibrate_embedding, record_item  # noqa: E402
-from gifcat.config import load_settings  # noqa: E402
-from gifcat.model import Classification, GifItem, Status  # noqa: E402
-from gifcat.stages.embedding import EmbeddingStage  # noqa: E402
-from gifcat.taxonomy import load_taxonomy  # noqa: E402
-
-DEV_CANDIDATES = [
-    os.environ.get("GIFCAT_DEV_DATA", ""),
-    REPO / "data" / "dev.jsonl",
-    REPO.parent / "shared" / "data" / "dev.jsonl",
-]
 
 
 def _dev_records() -> list[dict[str, Any]]:
-    for candidate in DEV_CANDIDATES:
-        if candidate and Path(candidate).is_file():
-            return [json.loads(line) for line in Path(candidate).read_text().splitlines() if line.strip()]
-    pytest.skip("dev.jsonl not found (set GIFCAT_DEV_DATA)")
+    return [json.loads(line) for line in DEV_DATA.read_text().splitlines() if line.strip()]
 
 
 def _roots(base: Path) -> tuple[Path, Path]:
