@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -70,7 +71,7 @@ class Triage:
         source: ObjectSource,
         store: ResultStore | None = None,
         escalator: Escalator | None = None,
-        execution_name: Any = None,
+        execution_name: Callable[[ObjectRef], str] | None = None,
     ) -> None:
         self.settings = settings
         self.cascade = cascade
@@ -110,7 +111,8 @@ class Triage:
         return self.cascade.start().model_copy(update={"status": Status(status), "reason": reason})
 
     def handle_upload(self, ref: ObjectRef) -> UploadOutcome:
-        assert self.store is not None and self.escalator is not None and self.execution_name is not None
+        if self.store is None or self.escalator is None or self.execution_name is None:
+            raise RuntimeError("handle_upload needs a result store, an escalator and an execution namer")
         ref, metadata, classification = self._classify(ref)
         if classification.status is not Status.UNDECIDED:
             item = result_item(ref, classification, metadata=metadata)

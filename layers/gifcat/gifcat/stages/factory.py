@@ -1,4 +1,5 @@
-"""Builds the stages a run needs from settings and taxonomy, loading heavy models only when asked."""
+"""The cheap stages from settings and taxonomy; heavy ones are built where they are needed
+(gifcat.runtime for the Lambdas, gifcat.pipeline for the CLI)."""
 
 from __future__ import annotations
 
@@ -14,20 +15,3 @@ ORDER = (StageName.TAGS, StageName.RULES, StageName.EMBEDDING, StageName.LLM)
 def triage_stages(settings: Settings, taxonomy: Taxonomy) -> list[Stage]:
     tags = TagStage(taxonomy, **settings.stage_options("tags"))
     return [tags, RuleStage(taxonomy, tags, **settings.stage_options("rules"))]
-
-
-def stages_until(
-    until: StageName, settings: Settings, taxonomy: Taxonomy, **llm_options: object
-) -> list[Stage]:
-    """The stages from the cheapest up to and including `until`."""
-    wanted = ORDER[: ORDER.index(until) + 1]
-    stages: list[Stage] = triage_stages(settings, taxonomy)
-    if StageName.EMBEDDING in wanted:
-        from gifcat.stages.embedding import EmbeddingStage
-
-        stages.append(EmbeddingStage.from_settings(settings, taxonomy))
-    if StageName.LLM in wanted:
-        from gifcat.stages.llm import LlmStage
-
-        stages.append(LlmStage.from_settings(settings, taxonomy, **llm_options))  # type: ignore[arg-type]
-    return stages
