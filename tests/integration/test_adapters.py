@@ -12,9 +12,10 @@ import pytest
 from moto import mock_aws
 
 from gifcat.adapters.dynamodb import ResultsTable
-from gifcat.adapters.s3 import ObjectGone, S3Objects
+from gifcat.adapters.s3 import S3Objects
 from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.model import Classification, StageName, Status
+from gifcat.ports import ObjectGone
 from gifcat.result import ObjectRef, result_item
 from gifcat.taxonomy import load_taxonomy
 

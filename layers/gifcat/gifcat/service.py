@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -17,21 +17,8 @@ from gifcat.cascade import TRIAGE, Cascade
 from gifcat.config import Settings
 from gifcat.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.model import Classification, GifItem, GifMetadata, StageName, StageTrace, Status
+from gifcat.ports import Escalator, ObjectGone, ObjectSource, ResultStore
 from gifcat.result import ObjectRef, put_request, result_item
-
-
-class ObjectSource(Protocol):
-    def head(self, ref: ObjectRef) -> tuple[ObjectRef, dict[str, str]]: ...
-    def read(self, ref: ObjectRef, first: int | None = None) -> bytes: ...
-    def sidecar(self, ref: ObjectRef, max_bytes: int) -> bytes | None: ...
-
-
-class ResultStore(Protocol):
-    def put(self, item: dict[str, Any], *, force: bool = False) -> bool: ...
-
-
-class Escalator(Protocol):
-    def start(self, name: str, payload: dict[str, Any]) -> tuple[str, bool]: ...
 
 
 class StepState(BaseModel):
@@ -82,8 +69,6 @@ class Triage:
 
     def _classify(self, ref: ObjectRef) -> tuple[ObjectRef, GifMetadata, Classification]:
         """Check the upload and run triage; rejected uploads come back as failed/skipped results."""
-        from gifcat.adapters.s3 import ObjectGone  # the one adapter exception the domain must know
-
         limits = self.settings.limits
         metadata = GifMetadata()
         try:

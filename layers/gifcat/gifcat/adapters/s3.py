@@ -1,4 +1,4 @@
-"""S3 adapter: reads what triage needs of an upload, and no more than it needs."""
+"""S3 adapter (the ObjectSource port): reads what triage needs of an upload, and no more."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from gifcat.ports import ObjectGone
 from gifcat.result import ObjectRef
 
 SIDECAR_SUFFIX = ".json"
-
-
-class ObjectGone(LookupError):
-    """The object was deleted (or never readable) before we read it."""
 
 
 def _missing(exc: ClientError) -> bool:
