@@ -253,8 +253,9 @@ class EmbeddingStage:
                     notes.append("image: GIF truncated; used the complete frames")
 
         if not dists:
+            frames = "no CLIP artefacts to look at the frames" if self.clip is None else "no decodable GIF"
             return StageOutput(stage=self.name, model=self.model, notes=notes,
-                               error="nothing to embed: no text and no decodable GIF")
+                               error=f"nothing to embed: no title, tags or description, and {frames}")
         weights = {k: float(self.options.weights.get(k, 0.0)) for k in dists}
         total = sum(weights.values())
         if total <= 0:  # all present signals weighted 0: fall back to an even mix rather than divide by 0
