@@ -59,6 +59,24 @@ def _towers(model: Any) -> tuple[Any, Any]:
     return ImageTower().eval(), TextTower().eval()
 
 
+IMAGE_INT8 = "image.int8.onnx"
+
+
+def quantize_image_tower(src: Path, dest: Path) -> None:
+    """int8 per-channel dynamic quantisation of the image tower's MatMul/Gemm weights.
+
+    Measured on a ViT-B/32-sized tower, 4 frames: 90 -> 41 ms on 2 threads, cosine to fp32 0.9999
+    (random weights; expect a little less on trained ones). The patch convolution stays fp32.
+    """
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic suggests pre-processing, loudly
+    quantize_dynamic(str(src), str(dest), per_channel=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gemm"])
+
+
 def export(model: Any, tokenizer_json: str, out_root: Path, name: str, image_size: int = 224,
            mean: Iterable[float] = CLIP_MEAN, std: Iterable[float] = CLIP_STD, max_text_tokens: int = 77,
            pad_token: str = EOS) -> dict:
@@ -92,7 +110,8 @@ def export(model: Any, tokenizer_json: str, out_root: Path, name: str, image_siz
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     import transformers
 
-    extra = {"variants": {"image.onnx": name, "text.onnx": f"{name}-text"},
+    quantize_image_tower(out / "image.onnx", out / IMAGE_INT8)
+    extra = {"variants": {"image.onnx": name, IMAGE_INT8: f"{name}-int8", "text.onnx": f"{name}-text"},
              "sources": {"exporter": f"torch {torch.__version__}, transformers {transformers.__version__}, "
                                      f"opset {OPSET}"}}
     return write_manifest(out, name, "image.onnx", extra)

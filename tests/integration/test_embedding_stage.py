@@ -65,4 +65,4 @@ def test_from_settings_with_tiny_clip(roots: tuple[Path, Path]) -> None:
     item = GifItem(id="x", metadata={"title": "Pizza party"}, gif=buf.getvalue())
     out = stage.score(item, Classification(status=Status.PENDING))
     assert out.error is None and out.usage["frames"] == 4
-    assert out.model and "clip-tiny-random@" in out.model
+    assert out.model and "clip-tiny-random-int8@" in out.model

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gifcat.config import Settings, load_settings
-from gifcat.embeddings.artefacts import ArtefactError
+from gifcat.embeddings.artefacts import ArtefactError, locate_clip
 from gifcat.model import Classification, GifItem, GifMetadata, StageName, Status
 from gifcat.stages.embedding import EmbeddingStage, item_text
 from gifcat.taxonomy import Category, Taxonomy
@@ -120,7 +120,9 @@ def test_leave_one_out(text_stage: EmbeddingStage) -> None:
 def test_with_clip_and_gif(clip_stage: EmbeddingStage) -> None:
     out = clip_stage.score(item("a dog", gif=pillow_gif(colour_frames(8))), SO_FAR)
     assert out.error is None and out.usage["frames"] == 4
-    assert out.model and out.model.startswith("minilm-l6-v2-int8pc@") and ",clip-tiny-random@" in out.model
+    assert (
+        out.model and out.model.startswith("minilm-l6-v2-int8pc@") and ",clip-tiny-random-int8@" in out.model
+    )
     assert all(any(e.startswith("image ") for e in c.evidence) for c in out.candidates)
     assert not any(n.startswith("image:") for n in out.notes)
 
@@ -193,3 +195,17 @@ def test_item_text_drops_generic_tags_and_brand_suffix() -> None:
         TAXONOMY.normalised_generic_tags,
     )
     assert text == "Happy Dance. happy dance, party"
+
+
+def test_image_graph_is_a_setting(clip_root: Path) -> None:
+    from gifcat.embeddings.frames import sample_frames
+    from gifcat.embeddings.image import ClipEncoder
+
+    files = locate_clip(clip_root)
+    assert files is not None and {"image.onnx", "image.int8.onnx"} <= set(files.manifest["files"])
+    frames = sample_frames(pillow_gif(colour_frames(8)), 4).frames
+    fp32 = ClipEncoder(files, image_model="image.onnx").encode_frames(frames)
+    int8 = ClipEncoder(files, image_model="image.int8.onnx").encode_frames(frames)
+    assert float((fp32 * int8).sum()) > 0.98  # quantised tower, same direction
+    with pytest.raises(ArtefactError, match=r"image\.fp16\.onnx"):
+        ClipEncoder(files, image_model="image.fp16.onnx")

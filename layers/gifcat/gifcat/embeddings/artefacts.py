@@ -4,7 +4,8 @@ Layout under the models directory (one sub-directory per model, each with its ow
 export made on another machine can be copied in as a unit):
 
     <models>/minilm/model.onnx, tokenizer.json, manifest.json   (scripts/build_models.py)
-    <models>/clip/image.onnx, text.onnx, tokenizer.json, config.json, manifest.json   (scripts/export_clip.py)
+    <models>/clip/image.onnx, image.int8.onnx, text.onnx, tokenizer.json, config.json, manifest.json
+        (scripts/export_clip.py)
 
 A manifest records the sha256 and size of every file in its directory plus the model's name; the model
 identity reported in StageOutput.model is "<name>@<first 8 hex of the main file's sha256>".

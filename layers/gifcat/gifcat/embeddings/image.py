@@ -16,7 +16,7 @@ import onnxruntime as ort
 from PIL import Image
 from tokenizers import Tokenizer
 
-from gifcat.embeddings.artefacts import ModelFiles
+from gifcat.embeddings.artefacts import ArtefactError, ModelFiles
 from gifcat.embeddings.frames import CLIP_MEAN, CLIP_STD, clip_preprocess
 from gifcat.embeddings.text import l2_normalise, session_options
 
@@ -24,8 +24,14 @@ from gifcat.embeddings.text import l2_normalise, session_options
 class ClipEncoder:
     """Both CLIP towers, loaded once. Text is encoded at start-up (prototypes); images per item."""
 
-    def __init__(self, files: ModelFiles, threads: int = 2) -> None:
+    def __init__(self, files: ModelFiles, threads: int = 2, image_model: str = "image.onnx") -> None:
         self.files = files
+        if image_model not in files.manifest["files"]:
+            raise ArtefactError(
+                f"{files.directory}: no {image_model} (stages.embedding.image_model); export it with "
+                "scripts/export_clip.py, which writes image.onnx and image.int8.onnx"
+            )
+        self.image_model = image_model
         config: dict[str, Any] = json.loads(files.path("config.json").read_text(encoding="utf-8"))
         self.image_size = int(config.get("image_size", 224))
         self.mean = tuple(config.get("mean", CLIP_MEAN))
@@ -33,7 +39,7 @@ class ClipEncoder:
         self.max_text_tokens = int(config.get("max_text_tokens", 77))
         opts = session_options(threads)
         providers = ["CPUExecutionProvider"]
-        self.image_session = ort.InferenceSession(str(files.path("image.onnx")), opts, providers=providers)
+        self.image_session = ort.InferenceSession(str(files.path(image_model)), opts, providers=providers)
         self.text_session = ort.InferenceSession(str(files.path("text.onnx")), opts, providers=providers)
         self.tokenizer = Tokenizer.from_file(str(files.path("tokenizer.json")))
         self.tokenizer.enable_truncation(max_length=self.max_text_tokens)
@@ -44,7 +50,7 @@ class ClipEncoder:
 
     @property
     def identity(self) -> str:
-        return self.files.identity_of("image.onnx")
+        return self.files.identity_of(self.image_model)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(list(texts))

@@ -37,6 +37,7 @@ class EmbeddingOptions:
     """The knobs under `stages.embedding` in settings.yaml (beside min_score/min_margin)."""
 
     text_model: str = "model.onnx"  # graph in <models>/minilm: model.onnx (shipped int8) or model.pc.onnx
+    image_model: str = "image.onnx"  # graph in <models>/clip: image.onnx (fp32) or image.int8.onnx
     threads: int = 2  # onnxruntime intra-op threads (Lambda at 3538 MB+ has 2 vCPUs)
     frames: int = 4  # GIF frames CLIP sees (one batch)
     k: int = 11  # neighbours in the kNN vote
@@ -176,7 +177,7 @@ class EmbeddingStage:
         if clip_files is None:
             clip_note = "image: no CLIP artefacts, text only"
         else:
-            clip = ClipEncoder(clip_files, threads=options.threads)
+            clip = ClipEncoder(clip_files, threads=options.threads, image_model=options.image_model)
         source = labelled if labelled is not None else options.labelled
         records = read_labelled(source) if source is not None else None
         limits = FrameLimits(
