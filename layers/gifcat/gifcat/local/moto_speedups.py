@@ -1,8 +1,9 @@
 """Speed-ups for moto 5.2.5's Step Functions interpreter in the local run: the same semantics, less
 repeated work. Profiled on 1,000 uploads, the interpreter spent a fifth of the run re-parsing the same
 definition for every execution, and more building a boto3 client per task and a JSONPath parser per
-path. Each is cached here; the parsed program is safe to share because its components keep no
-per-execution state (executions carry theirs in their Environment).
+path, and its HTTP dispatcher listed moto's package directory for every request while holding the
+lock all requests share. Each is cached here; the parsed program is safe to share because its
+components keep no per-execution state (executions carry theirs in their Environment).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def install() -> None:
         _cache_parsed_definitions()
         _cache_task_clients()
         _cache_json_paths()
+        _cache_module_list()
         _installed = True
 
 
@@ -80,3 +82,10 @@ def _cache_json_paths() -> None:
     from moto.stepfunctions.parser.asl.utils import json_path
 
     json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)  # type: ignore[attr-defined]
+
+
+def _cache_module_list() -> None:
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())  # the installed package does not change
+    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
