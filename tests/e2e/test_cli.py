@@ -148,6 +148,25 @@ def test_eval_report_renders_the_numbers(data: Path, tmp_path: Path, llm_env: di
     assert f"{summary['accuracy']:.3f}" in page or f"{summary['accuracy'] * 100:.1f}%" in page
     assert (out / "operating_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cache.read_text().strip(), "LLM answers were cached"
+    # Offline, with the endpoint gone, the cache replays the same report.
+    dead = {
+        "stages": {"llm": {"base_url": "http://127.0.0.1:9/v1", "model": "gpt-4o-mini", "max_attempts": 1}}
+    }
+    replay = gifcat(
+        "eval",
+        "--data",
+        str(data),
+        "--until",
+        "llm",
+        "--llm-cache",
+        str(cache),
+        "--json",
+        env={"GIFCAT_OVERRIDES": json.dumps(dead)},
+    )
+    assert replay.returncode == 0, replay.stderr
+    again = json.loads(replay.stdout)
+    assert (again["accuracy"], again["llm_share"]) == (summary["accuracy"], summary["llm_share"])
+    assert again["stages"]["llm"]["decided"] == summary["stages"]["llm"]["decided"] >= 1
 
 
 def test_calibrate_writes_settings_that_load(tmp_path: Path) -> None:
