@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
+from gifcat.config import Settings
 from gifcat.model import Candidate, Classification, GifMetadata, StageName, StageTrace, Status
 from gifcat.result import ObjectRef, put_request, result_item
 
@@ -100,3 +103,15 @@ def test_condition_protects_finished_results_unless_forced() -> None:
     assert "#status IN (:pending, :failed, :undecided) OR #etag <> :etag" in normal
     assert "#seq < :seq" in normal and "#seq < :seq" in forced
     assert "#status" not in forced
+
+
+def test_estimated_cost_counts_llm_lambda_and_step_functions(settings: Settings) -> None:
+    item = result_item(REF, classified(), prices=settings.prices)
+    cost = item["cost"]
+    assert cost["llm_usd"] == 0.00002
+    # 512 ms of the 256 MB escalate function, one request, and one execution's transitions.
+    lam = settings.prices.lambda_
+    assert cost["lambda_usd"] == pytest.approx(0.512 * 0.25 * lam.gb_second_usd + lam.request_usd)
+    sfn = settings.prices.stepfunctions
+    assert cost["stepfunctions_usd"] == pytest.approx(sfn.transitions_per_execution * sfn.transition_usd)
+    assert item["cost_usd"] == pytest.approx(cost["llm_usd"] + cost["lambda_usd"] + cost["stepfunctions_usd"])

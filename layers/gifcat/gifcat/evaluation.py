@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gifcat.config import Settings
+from gifcat.costs import item_cost
 from gifcat.model import Classification, StageName, StageTrace
 from gifcat.records import LabelledRecord
 
@@ -139,33 +140,21 @@ class Report:
 
 
 def cost_summary(preds: Sequence[Prediction], settings: Settings) -> dict[str, Any]:
-    """What the run would cost on AWS, per 1,000 GIFs, from what was recorded.
+    """What the run would cost on AWS, per 1,000 GIFs, from what was recorded (gifcat.costs per item).
 
-    LLM: the recorded cost (tokens at the configured price of the model that answered), and the same
-    tokens priced as every configured model. Lambda: each stage's time at its function's memory, plus
-    one request per function invoked. Step Functions: transitions of every execution past triage.
+    LLM tokens are also priced as every configured model, to compare endpoints without re-running.
     """
     n = max(len(preds), 1)
     prices = settings.prices
-    llm_usd = 0.0
+    totals = {"llm_usd": 0.0, "lambda_usd": 0.0, "stepfunctions_usd": 0.0, "total_usd": 0.0}
     tokens_in = tokens_out = 0
-    lambda_usd = 0.0
-    executions = 0
-    memory = prices.lambda_.memory_mb
     for p in preds:
-        functions = set()
+        for key, value in item_cost(p.result.stages, prices).items():
+            totals[key] += value
         for t in p.result.stages:
             if t.stage is StageName.LLM:
-                llm_usd += t.cost_usd
                 tokens_in += t.usage.get("prompt_tokens", 0)
                 tokens_out += t.usage.get("completion_tokens", 0)
-            gb = memory.get(t.stage.value, 128) / 1024.0
-            lambda_usd += t.elapsed_ms / 1000.0 * gb * prices.lambda_.gb_second_usd
-            functions.add("triage" if t.stage in (StageName.TAGS, StageName.RULES) else t.stage.value)
-        lambda_usd += len(functions) * prices.lambda_.request_usd
-        executions += any(t.stage in (StageName.EMBEDDING, StageName.LLM) for t in p.result.stages)
-    sfn = prices.stepfunctions
-    sfn_usd = executions * sfn.transitions_per_execution * sfn.transition_usd if sfn else 0.0
     per_1000 = 1000.0 / n
     by_model = {
         model: round(
@@ -174,10 +163,10 @@ def cost_summary(preds: Sequence[Prediction], settings: Settings) -> dict[str, A
         for model, price in prices.llm.items()
     }
     return {
-        "per_1000_usd": round((llm_usd + lambda_usd + sfn_usd) * per_1000, 6),
-        "llm_per_1000_usd": round(llm_usd * per_1000, 6),
-        "lambda_per_1000_usd": round(lambda_usd * per_1000, 6),
-        "stepfunctions_per_1000_usd": round(sfn_usd * per_1000, 6),
+        "per_1000_usd": round(totals["total_usd"] * per_1000, 6),
+        "llm_per_1000_usd": round(totals["llm_usd"] * per_1000, 6),
+        "lambda_per_1000_usd": round(totals["lambda_usd"] * per_1000, 6),
+        "stepfunctions_per_1000_usd": round(totals["stepfunctions_usd"] * per_1000, 6),
         "llm_tokens": {"prompt": tokens_in, "completion": tokens_out},
         "by_model_per_1000_usd": by_model,
     }

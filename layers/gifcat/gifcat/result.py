@@ -14,6 +14,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 from pydantic import BaseModel
 
+from gifcat.config import Prices
+from gifcat.costs import item_cost
 from gifcat.model import Classification, GifMetadata, Status
 
 SCHEMA_VERSION = 1
@@ -57,9 +59,11 @@ def result_item(
     metadata: GifMetadata | None = None,
     execution: str | None = None,
     at: datetime | None = None,
+    prices: Prices | None = None,
 ) -> dict[str, Any]:
     """The result as a plain dict (floats, lists, maps): what the README documents."""
     at = at or now()
+    cost = item_cost(classification.stages, prices) if prices is not None else None
     stages = [t.model_dump(mode="json", exclude_none=True) for t in classification.stages]
     prompt_versions = [t.prompt_version for t in classification.stages if t.prompt_version]
     item: dict[str, Any] = {
@@ -83,7 +87,8 @@ def result_item(
         "models": classification.models(),
         "prompt_version": prompt_versions[-1] if prompt_versions else None,
         "timings_ms": {t.stage.value: t.elapsed_ms for t in classification.stages},
-        "cost_usd": round(classification.cost_usd, 8),
+        "cost_usd": cost["total_usd"] if cost else round(classification.cost_usd, 8),
+        "cost": cost,
         "stages": stages,
         "title": metadata.title if metadata else None,
         "tags": list(metadata.tags) if metadata else None,
@@ -97,7 +102,7 @@ def result_item(
 
 def _to_dynamo(value: Any) -> Any:
     if isinstance(value, float):
-        return Decimal(repr(round(value, 8)))
+        return Decimal(repr(value))  # DynamoDB keeps 38 digits: no rounding needed
     if isinstance(value, dict):
         return {k: _to_dynamo(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

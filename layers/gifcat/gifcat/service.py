@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gifcat.cascade import TRIAGE, Cascade
-from gifcat.config import Settings
+from gifcat.config import Prices, Settings
 from gifcat.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.model import Classification, GifItem, GifMetadata, StageName, StageTrace, Status
 from gifcat.ports import Escalator, ObjectGone, ObjectSource, ResultStore
@@ -37,8 +37,10 @@ class StepState(BaseModel):
     def decided(self) -> bool:
         return self.classification.status in (Status.CLASSIFIED, Status.FAILED, Status.SKIPPED)
 
-    def with_record(self) -> StepState:
-        item = result_item(self.object, self.classification, metadata=self.metadata, execution=self.execution)
+    def with_record(self, prices: Prices | None = None) -> StepState:
+        item = result_item(
+            self.object, self.classification, metadata=self.metadata, execution=self.execution, prices=prices
+        )
         return self.model_copy(update={"record": put_request(item, force=self.force)})
 
 
@@ -100,11 +102,13 @@ class Triage:
             raise RuntimeError("handle_upload needs a result store, an escalator and an execution namer")
         ref, metadata, classification = self._classify(ref)
         if classification.status is not Status.UNDECIDED:
-            item = result_item(ref, classification, metadata=metadata)
+            item = result_item(ref, classification, metadata=metadata, prices=self.settings.prices)
             return UploadOutcome(pk=ref.pk, status=classification.status, written=self.store.put(item))
         name = self.execution_name(ref)
         pending = classification.model_copy(update={"status": Status.PENDING})
-        written = self.store.put(result_item(ref, pending, metadata=metadata, execution=name))
+        written = self.store.put(
+            result_item(ref, pending, metadata=metadata, execution=name, prices=self.settings.prices)
+        )
         if not written:  # a finished result for this version exists: this event is a duplicate
             return UploadOutcome(pk=ref.pk, status=pending.status, written=False, execution=name)
         state = StepState(object=ref, metadata=metadata, classification=classification, execution=name)
@@ -117,7 +121,7 @@ class Triage:
         state = StepState(
             object=ref, force=force, metadata=metadata, classification=classification, execution=execution
         )
-        return state.with_record()
+        return state.with_record(self.settings.prices)
 
 
 class StageStep:
@@ -154,7 +158,7 @@ class StageStep:
             )
         return state.model_copy(
             update={"classification": classification, "upstream_error": None}
-        ).with_record()
+        ).with_record(self.settings.prices)
 
 
 def failed_trace(error: dict[str, Any]) -> StageTrace:
