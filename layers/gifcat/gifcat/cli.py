@@ -217,7 +217,7 @@ def _llm_answers(report: Any, llm: Any, progress: Any) -> dict[str, bool]:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gifcat.local.demo import run_demo
 
-    return run_demo(find_root(), timeout_s=args.timeout)
+    return run_demo(find_root(), timeout_s=args.timeout, verbose=args.verbose)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -289,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole flow locally: embedded AWS, sample uploads, results")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every result")
+    p.add_argument("--verbose", action="store_true", help="show the handlers' log lines and metrics")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("calibrate", help="sweep the embedding thresholds on labelled data, write settings")

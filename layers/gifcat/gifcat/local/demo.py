@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -14,6 +15,7 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 from urllib.parse import quote
 
 from PIL import Image, ImageDraw
@@ -81,7 +83,7 @@ def body_for(sample: dict[str, Any]) -> bytes:
     return draw_gif((sample.get("metadata") or {}).get("title") or sample["key"])
 
 
-def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0) -> int:
+def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbose: bool = False) -> int:
     from gifcat.config import load_settings
     from gifcat.embeddings.artefacts import models_dir
     from gifcat.llm.local_server import local_llm_endpoint, wants_local_server
@@ -89,16 +91,20 @@ def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0) -> int
 
     started = time.perf_counter()
     settings = load_settings()
+    function_env = {"GIFCAT_MODELS_DIR": str(models_dir())}
+    quiet = {} if verbose else {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+    function_env |= quiet
     parameters: dict[str, str] = {}
     with ExitStack() as stack:
+        # The handlers' INFO lines and metrics would bury the table (--verbose shows them). Powertools
+        # reads the metrics switch when it flushes, so it is set for this process, not only at import.
+        stack.enter_context(patch.dict(os.environ, quiet))
         if wants_local_server(settings):
             print("starting the local LLM server (llama-cpp-python, Gemma 3 270M)...", file=out, flush=True)
             endpoint = stack.enter_context(local_llm_endpoint(settings))
             parameters = {"LlmBaseUrl": endpoint.base_url, "LlmModel": endpoint.model}
         print("starting the embedded AWS and deploying template.yaml...", file=out, flush=True)
-        aws = stack.enter_context(
-            EmbeddedAws(root, parameters=parameters, function_env={"GIFCAT_MODELS_DIR": str(models_dir())})
-        )
+        aws = stack.enter_context(EmbeddedAws(root, parameters=parameters, function_env=function_env))
         bucket = aws.outputs["UploadsBucketName"]
         s3 = aws.s3
         put_at: dict[str, float] = {}
