@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gifcat.events import RerunRequest, S3UploadEvent
+from gifcat.events import RerunRequest, S3UploadEvent, TriageStepEvent
 from gifcat.local.template import Stack, load_template
+from gifcat.service import StepState
 from tests.conftest import load_event
 
 ASL = "statemachine/classify.asl.json"
@@ -87,6 +88,11 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
 
 
 def test_sample_events_parse_as_their_handlers_do() -> None:
+    step = TriageStepEvent.model_validate(load_event("triage/step.json"))
+    assert step.execution_name == "console-rerun-1" and step.request.force
+    for name in ("embed/state.json", "escalate/state.json"):
+        state = StepState.model_validate(load_event(name))
+        assert state.classification.status.value == "undecided" and not state.decided
     s3 = S3UploadEvent.model_validate(load_event("triage/s3-put.json"))
     assert s3.Records[0].object_ref().key == "uploads/pizza time.gif"
     rerun = RerunRequest.model_validate(load_event("statemachine/rerun.json"))
