@@ -10,10 +10,6 @@ from types import ModuleType
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-# `gifcat` (layers/gifcat) and `tests.*` importable when the package is not installed.
-for _path in (REPO, REPO / "layers" / "gifcat"):
-    if str(_path) not in sys.path:
-        sys.path.append(str(_path))
 
 
 def load_script(name: str) -> ModuleType:

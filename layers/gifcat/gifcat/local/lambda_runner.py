@@ -9,6 +9,10 @@ Two moto internals are replaced (pinned: moto==5.2.5, see pyproject.toml):
   object's user metadata, and synchronously. AWS invokes asynchronously, after the put; so do we: the
   event goes to a queue and a worker delivers it, with the function's EventInvokeConfig retries and
   its on-failure destination (an SQS queue), like AWS's asynchronous invocation.
+
+A function's environment variables are in os.environ while its handler module is imported (its cold
+start), which is when gifcat's handlers read them. Code that reads the environment later, during an
+invocation, sees the process's: functions run side by side in one process here.
 """
 
 from __future__ import annotations
