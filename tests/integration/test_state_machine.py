@@ -4,16 +4,24 @@ after triage, console reruns, and duplicate starts. The LLM is a scripted OpenAI
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gifcat.adapters.stepfunctions import Escalations
+from gifcat.config import load_settings
 from gifcat.local.aws import EmbeddedAws
 from gifcat.local.demo import upload
+from gifcat.records import read_records
+from gifcat.stages.embedding import EmbeddingStage
+from gifcat.taxonomy import load_taxonomy
 from tests.conftest import load_event
 from tests.integration.conftest import wait_item
 from tests.support.fake_openai import FakeOpenAI, answer, completion
@@ -203,3 +211,47 @@ def test_duplicate_start_runs_once(aws: EmbeddedAws, bucket: str, gif: Callable[
     ]
     assert names.count("dup-start-1") == 1
     assert finished(aws, arn)["status"] == "SUCCEEDED"
+
+
+def test_results_export_as_labelled_examples(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI, tmp_path: Path
+) -> None:
+    llm_server.push(answer("angry", ["angry", "funny"], rationale="reply-all rage"))
+    key = "uploads/export-me.gif"
+    upload(
+        aws.s3,
+        bucket,
+        key,
+        gif(),
+        {"title": "Reply All", "tags": ["#work"], "description": "The floor groans."},
+        via="sidecar",
+    )
+    assert wait_item(aws, key)["decided_by"] == "llm"
+    out = tmp_path / "labelled.jsonl"
+    env = {**os.environ, "AWS_ENDPOINT_URL": aws.endpoint}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gifcat.cli",
+            "export",
+            "--table",
+            aws.outputs["ResultsTableName"],
+            "--out",
+            str(out),
+            "--decided-by",
+            "llm",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    records = read_records(out)
+    mine = next(r for r in records if r.id == f"s3://{bucket}/{key}")
+    assert (mine.primary, mine.labels, mine.description) == ("angry", ["angry", "funny"], "The floor groans.")
+    assert all(r.difficulty == "exported:llm" for r in records)
+    # The embedding stage takes them as its kNN memory.
+    stage = EmbeddingStage.from_settings(load_settings(), load_taxonomy(), labelled=str(out))
+    assert stage.labelled is not None and len(stage.labelled.ids) == len(records)

@@ -256,6 +256,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0 if found.get("met_target") else 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from gifcat.adapters.dynamodb import ResultsTable
+    from gifcat.records import from_results
+
+    decided_by = [s for s in (args.decided_by or "").split(",") if s]
+    records = from_results(ResultsTable(args.table).scan(), decided_by or None)
+    with Path(args.out).open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    print(f"wrote {len(records)} labelled records to {args.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gifcat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -298,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", default="gifcat-settings.yaml", help="settings file to write")
     _common(p)
     p.set_defaults(func=cmd_calibrate)
+    p = sub.add_parser(
+        "export", help="write classified results from the table as labelled JSONL (kNN examples)"
+    )
+    p.add_argument("--table", required=True, help="the results table (AWS_ENDPOINT_URL for a local one)")
+    p.add_argument("--out", required=True, help="JSON Lines file to write")
+    p.add_argument("--decided-by", help="keep only these deciders, comma-separated (e.g. llm)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -29,6 +30,32 @@ class LabelledRecord(BaseModel):
 
 class RecordError(ValueError):
     pass
+
+
+def from_results(
+    items: Iterable[dict[str, Any]], decided_by: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
+    """Classified result items as labelled records (the dev.jsonl format), for the embedding stage's kNN
+    vote: what the LLM decided teaches the cheaper stage (`decided_by` picks whose answers to keep)."""
+    keep = set(decided_by) if decided_by else None
+    records = []
+    for item in items:
+        if item.get("status") != "classified" or not item.get("primary"):
+            continue
+        if keep is not None and item.get("decided_by") not in keep:
+            continue
+        records.append(
+            {
+                "id": item["pk"],
+                "title": item.get("title") or "",
+                "tags": list(item.get("tags") or []),
+                "description": item.get("description") or "",
+                "labels": list(item.get("labels") or [item["primary"]]),
+                "primary": item["primary"],
+                "difficulty": f"exported:{item.get('decided_by')}",
+            }
+        )
+    return records
 
 
 def read_records(path: str | Path, *, require_labels: bool = True) -> list[LabelledRecord]:

@@ -92,6 +92,7 @@ def result_item(
         "stages": stages,
         "title": metadata.title if metadata else None,
         "tags": list(metadata.tags) if metadata else None,
+        "description": metadata.description if metadata else None,
         "execution": execution,
         "event_time": ref.event_time.isoformat() if ref.event_time else None,
         "updated_at": at.isoformat(),
