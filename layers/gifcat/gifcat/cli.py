@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gifcat.cascade import TRIAGE
 from gifcat.config import ConfigError, load_settings
 from gifcat.ingest import RejectedUpload, sniff_gif
 from gifcat.model import GifItem, GifMetadata, StageName, Status
@@ -89,11 +90,8 @@ def _baseline_pipeline(name: str, settings: Any, taxonomy: Any, labelled: Any) -
                 )
             }
         )
-        return LocalPipeline(always, taxonomy, StageName.EMBEDDING, skip=TRIAGE_STAGES, labelled=labelled)
-    return LocalPipeline(settings, taxonomy, StageName.LLM, skip=(*TRIAGE_STAGES, StageName.EMBEDDING))
-
-
-TRIAGE_STAGES = (StageName.TAGS, StageName.RULES)
+        return LocalPipeline(always, taxonomy, StageName.EMBEDDING, skip=TRIAGE, labelled=labelled)
+    return LocalPipeline(settings, taxonomy, StageName.LLM, skip=(*TRIAGE, StageName.EMBEDDING))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -205,7 +203,7 @@ def _llm_answers(report: Any, llm: Any, progress: Any) -> dict[str, bool]:
         trace = p.trace(StageName.LLM)
         if trace is not None:
             answers[p.record.id] = p.correct and p.result.decided_by is StageName.LLM
-        elif p.result.decided_by not in TRIAGE_STAGES:
+        elif p.result.decided_by not in TRIAGE:
             todo.append(p)
     for p in progress(todo) if progress else todo:
         out = llm.score(p.record.item(), p.result)

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gifcat.cascade import TRIAGE
 from gifcat.config import Prices
 from gifcat.model import StageName, StageTrace
-
-TRIAGE_STAGES = (StageName.TAGS, StageName.RULES)
 
 
 def item_cost(stages: Sequence[StageTrace], prices: Prices) -> dict[str, float]:
     llm = sum(t.cost_usd for t in stages if t.stage is StageName.LLM)
     memory = prices.lambda_.memory_mb
     seconds_gb = sum(t.elapsed_ms / 1000.0 * memory.get(t.stage.value, 128) / 1024.0 for t in stages)
-    functions = {"triage" if t.stage in TRIAGE_STAGES else t.stage.value for t in stages}
+    functions = {"triage" if t.stage in TRIAGE else t.stage.value for t in stages}
     lambda_usd = seconds_gb * prices.lambda_.gb_second_usd + len(functions) * prices.lambda_.request_usd
-    escalated = any(t.stage not in TRIAGE_STAGES for t in stages)
+    escalated = any(t.stage not in TRIAGE for t in stages)
     sfn = prices.stepfunctions
     sfn_usd = sfn.transitions_per_execution * sfn.transition_usd if sfn and escalated else 0.0
     return {
