@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,9 +160,7 @@ def test_retry_after_is_honoured(server: FakeOpenAI) -> None:
 
 def test_retry_after_beyond_the_budget_fails_at_once(server: FakeOpenAI) -> None:
     server.push(rate_limited(retry_after=120))
-    started = time.monotonic()
     out = make_stage(server, max_retry_after_s=5).score(PIZZA, NOTHING)
-    assert time.monotonic() - started < 1.0
     assert out.error == "llm: call failed: HTTP 429: Retry-After 120s exceeds max_retry_after_s 5s"
     assert len(server.chat_requests) == 1 and out.usage["requests"] == 1
 
@@ -207,10 +204,9 @@ def test_slow_reply_times_out_then_retry_succeeds(server: FakeOpenAI) -> None:
 
 def test_always_slow_fails_after_bounded_timeouts(server: FakeOpenAI) -> None:
     server.push(*[slow(2.0)] * 5)
-    started = time.monotonic()
     out = make_stage(server, timeout_s=0.3, max_attempts=2).score(PIZZA, NOTHING)
     assert out.error == "llm: call failed: timeout after 0.3s; gave up after 2 attempt(s)"
-    assert time.monotonic() - started < 2.0
+    assert len(server.chat_requests) == 2 and out.usage["requests"] == 2
 
 
 def test_connection_refused_is_retried_then_fails() -> None:

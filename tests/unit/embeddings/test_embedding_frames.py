@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -43,14 +41,12 @@ def test_multi_frame_gif_samples_k_distinct_frames() -> None:
     assert len(colours) == 4
 
 
-def test_five_thousand_frames_is_fast_and_bounded() -> None:
+def test_five_thousand_frames_decode_a_bounded_prefix() -> None:
+    # The work is bounded by construction: counted without decoding, then at most 300 frames decoded.
     data = raw_gif(32, 32, frames=5000)
-    start = time.perf_counter()
     out = sample_frames(data, k=4, limits=FrameLimits(max_frames_decoded=300))
-    elapsed = time.perf_counter() - start
     assert out.info.n_frames == 5000 and out.considered == 300
     assert len(out.frames) == 4 and max(out.indices) < 300
-    assert elapsed < 1.0, f"5,000-frame GIF took {elapsed:.2f}s"
 
 
 def test_frame_scan_is_capped() -> None:
@@ -97,10 +93,8 @@ def test_rgba_and_la_frames_become_rgb() -> None:
     ],
 )
 def test_bad_gifs_raise_a_clear_error(data: bytes, reason: str) -> None:
-    start = time.perf_counter()
     with pytest.raises(GifDecodeError) as err:
         sample_frames(data, k=4)
-    assert time.perf_counter() - start < 0.5
     # Garbage after a header may fail as undecodable or as frameless: both are clear refusals.
     allowed = {reason, "no_frames"} if reason == "corrupt" else {reason}
     assert err.value.reason in allowed
@@ -154,8 +148,15 @@ def test_clip_preprocess_equals_resize_then_centre_crop() -> None:
     assert np.abs(ours - ref).mean() < 0.05  # same picture up to half-pixel crop rounding
 
 
-def test_extreme_aspect_ratio_preprocess_is_cheap() -> None:
-    start = time.perf_counter()
+def test_extreme_aspect_ratio_preprocess_never_blows_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[tuple[int, int]] = []
+    resize = Image.Image.resize
+
+    def spy(self: Image.Image, size: tuple[int, int], *args: object, **kwargs: object) -> Image.Image:
+        sizes.append(tuple(size))
+        return resize(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", spy)
     pixels = clip_preprocess([Image.new("RGB", (4000, 1), (9, 9, 9))])
     assert pixels.shape == (1, 3, 224, 224)
-    assert time.perf_counter() - start < 0.2
+    assert sizes == [(224, 224)]  # no 896,000 x 224 intermediate
