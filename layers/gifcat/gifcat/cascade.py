@@ -10,10 +10,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gifcat.config import LabelPolicy, Settings, Thresholds
+from gifcat.instructions import InstructionScreen
 from gifcat.model import Candidate, Classification, GifItem, StageName, StageOutput, StageTrace, Status
 from gifcat.stages import Stage
 
 TRACE_TOP_K = 5
+NEIGHBOURS_KEPT = 8  # nearest labelled examples kept in the trace: the LLM step's few-shot examples
 TRIAGE = (StageName.TAGS, StageName.RULES)
 
 
@@ -40,10 +42,17 @@ def labels_for(candidates: Sequence[Candidate], policy: LabelPolicy) -> list[str
 
 
 class Cascade:
-    def __init__(self, steps: Iterable[Step], labels: LabelPolicy, taxonomy_version: str) -> None:
+    def __init__(
+        self,
+        steps: Iterable[Step],
+        labels: LabelPolicy,
+        taxonomy_version: str,
+        screen: InstructionScreen | None = None,
+    ) -> None:
         self.steps = list(steps)
         self.labels = labels
         self.taxonomy_version = taxonomy_version
+        self.screen = screen or InstructionScreen()
 
     @classmethod
     def from_settings(cls, settings: Settings, stages: Iterable[Stage], taxonomy_version: str) -> Cascade:
@@ -64,6 +73,12 @@ class Cascade:
         result = (so_far or self.start()).model_copy(deep=True)
         if result.decided:
             return result
+        # Instructions planted for a classifier are evidence of nothing: no stage sees them.
+        screened = self.screen.screen(item.metadata)
+        if screened.suspicious:
+            item = item.model_copy(update={"metadata": screened.metadata})
+            if not result.removed_text:
+                result.removed_text = list(screened.removed)
         for step in self.steps:
             if wanted is not None and step.stage.name not in wanted:
                 continue
@@ -99,6 +114,7 @@ class Cascade:
             notes=output.notes,
             rationale=output.rationale,
             error=output.error,
+            neighbours=output.neighbours[:NEIGHBOURS_KEPT],
         )
         update: dict = {"stages": [*result.stages, trace]}
         if decided:

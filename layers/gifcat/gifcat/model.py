@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 
 class StageName(StrEnum):
@@ -60,6 +60,16 @@ class Candidate(BaseModel):
     evidence: list[str] = Field(default_factory=list)
 
 
+class Neighbour(BaseModel):
+    """A labelled example close to the item (the embedding stage's memory): the LLM's few-shot examples."""
+
+    id: str
+    text: str
+    primary: str
+    labels: list[str] = Field(default_factory=list)
+    similarity: float
+
+
 class StageOutput(BaseModel):
     """What a stage returns: candidates (any order; the cascade sorts) plus what it cost and used.
 
@@ -76,6 +86,7 @@ class StageOutput(BaseModel):
     notes: list[str] = Field(default_factory=list)  # e.g. "image: no CLIP artefacts, text only"
     rationale: str | None = None
     error: str | None = None  # the stage ran but could not score (the cascade records it and moves on)
+    neighbours: list[Neighbour] = Field(default_factory=list)  # nearest labelled examples, closest first
 
 
 class StageTrace(BaseModel):
@@ -92,6 +103,7 @@ class StageTrace(BaseModel):
     notes: list[str] = Field(default_factory=list)
     rationale: str | None = None
     error: str | None = None
+    neighbours: list[Neighbour] = Field(default_factory=list)
 
 
 class Classification(BaseModel):
@@ -107,6 +119,13 @@ class Classification(BaseModel):
     reason: str | None = None
     taxonomy_version: str | None = None
     stages: list[StageTrace] = Field(default_factory=list)
+    # Text addressed to a classifier, cut out of the metadata before any stage read it.
+    removed_text: list[str] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def suspicious_text(self) -> bool:
+        return bool(self.removed_text)
 
     @property
     def cost_usd(self) -> float:
@@ -115,6 +134,13 @@ class Classification(BaseModel):
     @property
     def decided(self) -> bool:
         return self.status is Status.CLASSIFIED
+
+    def neighbours(self, k: int = 4) -> list[Neighbour]:
+        """The nearest labelled examples an earlier stage found (the embedding stage's memory)."""
+        for trace in reversed(self.stages):
+            if trace.neighbours:
+                return trace.neighbours[:k]
+        return []
 
     def top_candidates(self, k: int = 5) -> list[Candidate]:
         """The latest stage's best candidates: what the next stage is told earlier stages found."""

@@ -83,6 +83,8 @@ def result_item(
         "decided_by": classification.decided_by.value if classification.decided_by else None,
         "confidence": classification.confidence,
         "evidence": classification.evidence,
+        "suspicious_text": classification.suspicious_text,
+        "removed_text": classification.removed_text or None,
         "taxonomy_version": classification.taxonomy_version,
         "models": classification.models(),
         "prompt_version": prompt_versions[-1] if prompt_versions else None,

@@ -21,6 +21,8 @@ class Thresholds(BaseModel):
 
     min_score: float = Field(ge=0.0, le=1.0)
     min_margin: float = Field(ge=0.0, le=1.0)
+    # The error rate `gifcat calibrate` bounds on what the stage decides (one-sided 95% upper bound).
+    target: float | None = Field(None, gt=0.0, lt=1.0)
 
 
 class LabelPolicy(BaseModel):

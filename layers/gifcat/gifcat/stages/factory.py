@@ -6,12 +6,12 @@ from __future__ import annotations
 from gifcat.config import Settings
 from gifcat.model import StageName
 from gifcat.stages import Stage
-from gifcat.stages.triage import RuleStage, TagStage
+from gifcat.stages.triage import RuleStage, TagStage, TriageEvidence, TriageWeights
 from gifcat.taxonomy import Taxonomy
 
 ORDER = (StageName.TAGS, StageName.RULES, StageName.EMBEDDING, StageName.LLM)
 
 
 def triage_stages(settings: Settings, taxonomy: Taxonomy) -> list[Stage]:
-    tags = TagStage(taxonomy, **settings.stage_options("tags"))
-    return [tags, RuleStage(taxonomy, tags, **settings.stage_options("rules"))]
+    evidence = TriageEvidence(taxonomy, TriageWeights(**settings.stage_options("tags")))
+    return [TagStage(evidence), RuleStage(evidence)]

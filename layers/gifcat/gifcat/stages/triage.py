@@ -1,10 +1,18 @@
 """Triage: the two cheapest stages. Tags that name a category outright, then regular-expression rules.
 
-Both score by evidence: each match carries a weight; a category's strength is the noisy-or of its
-weights, and its share is its part of all the evidence. score = strength * share ** share_exponent: one
-strong category among weak others keeps its strength, while evidence that points several ways (a trap:
-"#gaming #fortnite" on an elephant's bath) pulls every score down and the cascade's thresholds send the
-item on. An exponent below 1 keeps genuine multi-label items ("cute", "puppy") decidable.
+Both read every field of the metadata and decide only when it agrees or is neutral:
+
+- *support*: what the stage may decide on (the tag stage: tags; the rule stage: tags, words of the title
+  and description that are aliases, and rule matches). A category's strength is the noisy-or of its
+  support weights.
+- *context*: everything the metadata says, whichever stage runs: alias words in the title, the
+  description and multi-word tags, rule matches, and tags the taxonomy cannot explain (team, show and
+  place names: "soldier field", "tiger king"). Each adds mass; a category's share is its part of all
+  of it. score = strength * share ** share_exponent, so "bears" + "🐻" beside two unexplained names is
+  no longer a confident "animals".
+- *contradiction*: a description names other categories and never this one ("best day ever 🎉" on
+  an ice cream falling off its cone): the category's score is multiplied by `contradiction_factor`
+  (0 by default: the stage abstains and a later stage reads the whole sentence).
 """
 
 from __future__ import annotations
@@ -13,95 +21,169 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from gifcat.model import Candidate, Classification, GifItem, StageName, StageOutput
-from gifcat.normalise import normalise_tag, normalise_text
+from gifcat.normalise import normalise_tag, normalise_text, words
 from gifcat.taxonomy import Taxonomy
+
+MAX_NGRAM = 3  # aliases in free text are looked up as word n-grams up to this length ("happy new year")
 
 
 @dataclass
 class Evidence:
-    """Weighted evidence per category, combined into candidate scores."""
+    """Weighted support per category plus the mass of everything the metadata says."""
 
     weights: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     notes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    mass: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    unexplained: float = 0.0
+    vetoed: set[str] = field(default_factory=set)
 
-    def add(self, category: str, weight: float, note: str) -> None:
+    def support(self, category: str, weight: float, note: str) -> None:
         self.weights[category].append(weight)
         self.notes[category].append(note)
+        self.mass[category] += weight
 
-    def candidates(self, share_exponent: float) -> list[Candidate]:
-        mass = {c: sum(ws) for c, ws in self.weights.items()}
-        total = sum(mass.values())
+    def context(self, category: str, weight: float) -> None:
+        self.mass[category] += weight
+
+    def candidates(self, share_exponent: float, contradiction_factor: float) -> list[Candidate]:
+        total = sum(self.mass.values()) + self.unexplained
         out = []
         for cat, ws in self.weights.items():
             miss = 1.0
             for w in ws:
                 miss *= 1.0 - w
-            strength = 1.0 - miss
-            out.append(
-                Candidate(
-                    category=cat,
-                    score=round(strength * (mass[cat] / total) ** share_exponent, 6),
-                    evidence=self.notes[cat],
-                )
-            )
+            score = (1.0 - miss) * (self.mass[cat] / total) ** share_exponent
+            notes = list(self.notes[cat])
+            if cat in self.vetoed:
+                score *= contradiction_factor
+                notes.append("contradicted: the description names other categories, not this one")
+            out.append(Candidate(category=cat, score=round(score, 6), evidence=notes))
         return out
 
 
-class TagStage:
-    """Tags that name a category outright (aliases, after normalisation). Generic tags count for nothing."""
+@dataclass(frozen=True)
+class TriageWeights:
+    """Evidence weights (settings under stages.tags); the same for both triage stages."""
 
-    name = StageName.TAGS
+    tag_weight: float = 0.8  # a plain tag that is an alias
+    hashtag_weight: float = 0.1  # '#' tags are often added for reach, not description
+    tag_word_weight: float = 0.5  # an alias inside a longer tag ("pizza time")
+    title_word_weight: float = 0.5  # an alias word in the title
+    description_word_weight: float = 0.6  # an alias word in the description
+    unexplained_tag_weight: float = 0.4  # a plain tag no alias explains (a name the taxonomy cannot read)
+    unexplained_hashtag_weight: float = 0.05
+    unexplained_description_weight: float = 0.8  # a description of a scene that names no category
+    scene_min_words: int = 4
+    share_exponent: float = 1.0
+    contradiction_factor: float = 0.0
 
-    def __init__(
-        self, taxonomy: Taxonomy, *, tag_weight: float, hashtag_weight: float, share_exponent: float
-    ) -> None:
-        self._taxonomy = taxonomy
-        self.share_exponent = share_exponent
-        # Hashtags are often added for reach rather than description, so they carry less than plain tags.
-        self._tag_weight = tag_weight
-        self._hashtag_weight = hashtag_weight
-        self._index: dict[str, list[str]] = defaultdict(list)
+
+class Lexicon:
+    """The taxonomy's aliases, looked up as whole tags or as word n-grams of free text."""
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self.generic = taxonomy.normalised_generic_tags
+        self.index: dict[str, list[str]] = defaultdict(list)
         for cat in taxonomy.categories:
             for key in cat.normalised_aliases:
-                self._index[key].append(cat.name)
+                self.index[key].append(cat.name)
 
-    def weights_for(self, item: GifItem) -> tuple[Evidence, list[str]]:
+    def tag(self, tag: str) -> list[str]:
+        return self.index.get(normalise_tag(tag), [])
+
+    def words_in(self, text: str) -> dict[str, list[str]]:
+        """Categories named by alias n-grams of `text`, with the words that named them."""
+        ws = words(text)
+        found: dict[str, list[str]] = defaultdict(list)
+        for n in range(1, MAX_NGRAM + 1):
+            for i in range(len(ws) - n + 1):
+                gram = ws[i : i + n]
+                for cat in self.index.get("".join(gram), ()):
+                    found[cat].append(" ".join(gram))
+        return found
+
+
+class TriageEvidence:
+    """Gathers support and context from every field, for the tag stage and the rule stage alike: both
+    see everything, so the tag stage abstains when the title, description or rules disagree."""
+
+    def __init__(self, taxonomy: Taxonomy, weights: TriageWeights) -> None:
+        self.taxonomy = taxonomy
+        self.lexicon = Lexicon(taxonomy)
+        self.weights = weights
+
+    def gather(self, item: GifItem, *, free_text_supports: bool) -> tuple[Evidence, list[str]]:
+        """`free_text_supports`: title/description words and rules count as support (the rule stage),
+        or only as context (the tag stage)."""
+        w = self.weights
+        lex = self.lexicon
         evidence = Evidence()
         ignored: list[str] = []
         seen: set[tuple[str, str]] = set()
+
+        def add(cat: str, weight: float, note: str) -> None:
+            if free_text_supports:
+                evidence.support(cat, weight, note)
+            else:
+                evidence.context(cat, weight)
+
         for tag in item.metadata.tags:
             key = normalise_tag(tag)
-            if not key or key in self._taxonomy.normalised_generic_tags:
+            if not key or key in lex.generic:
                 if tag.strip():
                     ignored.append(tag)
                 continue
-            weight = self._hashtag_weight if tag.lstrip().startswith("#") else self._tag_weight
-            for cat in self._index.get(key, ()):
+            hashtag = tag.lstrip().startswith("#")
+            inside = {c: [tag] for c in lex.tag(tag)}
+            whole = bool(inside)
+            if not whole:
+                inside = lex.words_in(tag)
+            if not inside:
+                evidence.unexplained += w.unexplained_hashtag_weight if hashtag else w.unexplained_tag_weight
+                continue
+            for cat, grams in inside.items():
                 if (cat, key) in seen:  # "#cute" and "cute" are one piece of evidence, not two
                     continue
                 seen.add((cat, key))
-                evidence.add(cat, weight, f"tag {tag!r}")
+                if whole:
+                    evidence.support(cat, w.hashtag_weight if hashtag else w.tag_weight, f"tag {tag!r}")
+                else:
+                    add(cat, w.hashtag_weight if hashtag else w.tag_word_weight,
+                        f"word {grams[0]!r} in tag {tag!r}")
+
+        described: set[str] = set()
+        for name, weight in (("title", w.title_word_weight), ("description", w.description_word_weight)):
+            for cat in lex.words_in(getattr(item.metadata, name)):
+                # Context only: a title word that repeats a tag is no second witness, and a category
+                # word in a sentence is often a figure of speech; rules are the title's evidence.
+                evidence.context(cat, weight)
+                if name == "description":
+                    described.add(cat)
+        fields = self._fields(item)
+        for cat in self.taxonomy.categories:
+            for rule in cat.rules:
+                for name in rule.fields:
+                    match = rule.regex.search(fields[name])
+                    if match:
+                        add(cat.name, rule.weight, f"rule {rule.id}: {match.group(0)!r} in {name}")
+                        if name == "description":
+                            described.add(cat.name)
+                        break  # a rule counts once, whichever field it matched first
+        if described:
+            evidence.vetoed = {c for c in evidence.weights if c not in described}
+        elif len(words(item.metadata.description)) >= w.scene_min_words:
+            # A scene the taxonomy's words cannot explain is evidence of something else.
+            evidence.unexplained += w.unexplained_description_weight
         return evidence, ignored
 
-    def score(self, item: GifItem, so_far: Classification) -> StageOutput:
-        evidence, ignored = self.weights_for(item)
-        notes = [f"generic tags ignored: {', '.join(ignored)}"] if ignored else []
-        return StageOutput(stage=self.name, candidates=evidence.candidates(self.share_exponent), notes=notes)
-
-
-class RuleStage:
-    """Regular expressions over the normalised title, tags and description, added to the tag evidence."""
-
-    name = StageName.RULES
-
-    def __init__(self, taxonomy: Taxonomy, tags: TagStage, *, share_exponent: float) -> None:
-        self._taxonomy = taxonomy
-        self._tags = tags
-        self.share_exponent = share_exponent
-
     def _fields(self, item: GifItem) -> dict[str, str]:
-        generic = self._taxonomy.normalised_generic_tags
-        kept = [t for t in item.metadata.tags if normalise_tag(t) not in generic]
+        generic = self.taxonomy.normalised_generic_tags
+        # Hashtags are weighed as tags (lightly); a rule over them would undo that.
+        kept = [
+            t for t in item.metadata.tags
+            if normalise_tag(t) not in generic and not t.lstrip().startswith("#")
+        ]
         return {
             "title": normalise_text(item.metadata.title),
             # " | " keeps one tag's words from running into the next one's in a pattern
@@ -109,15 +191,32 @@ class RuleStage:
             "description": normalise_text(item.metadata.description),
         }
 
+    def candidates(self, evidence: Evidence) -> list[Candidate]:
+        return evidence.candidates(self.weights.share_exponent, self.weights.contradiction_factor)
+
+
+class TagStage:
+    """Tags that name a category outright (aliases, after normalisation), weighed against the rest."""
+
+    name = StageName.TAGS
+
+    def __init__(self, evidence: TriageEvidence) -> None:
+        self.evidence = evidence
+
     def score(self, item: GifItem, so_far: Classification) -> StageOutput:
-        # Rules add to what the tags said; recomputing the tag evidence is cheaper than carrying weights.
-        evidence, _ = self._tags.weights_for(item)
-        fields = self._fields(item)
-        for cat in self._taxonomy.categories:
-            for rule in cat.rules:
-                for name in rule.fields:
-                    match = rule.regex.search(fields[name])
-                    if match:
-                        evidence.add(cat.name, rule.weight, f"rule {rule.id}: {match.group(0)!r} in {name}")
-                        break  # a rule counts once, whichever field it matched first
-        return StageOutput(stage=self.name, candidates=evidence.candidates(self.share_exponent))
+        evidence, ignored = self.evidence.gather(item, free_text_supports=False)
+        notes = [f"generic tags ignored: {', '.join(ignored)}"] if ignored else []
+        return StageOutput(stage=self.name, candidates=self.evidence.candidates(evidence), notes=notes)
+
+
+class RuleStage:
+    """Rules and alias words of the title and description, added to the tag evidence."""
+
+    name = StageName.RULES
+
+    def __init__(self, evidence: TriageEvidence) -> None:
+        self.evidence = evidence
+
+    def score(self, item: GifItem, so_far: Classification) -> StageOutput:
+        evidence, _ = self.evidence.gather(item, free_text_supports=True)
+        return StageOutput(stage=self.name, candidates=self.evidence.candidates(evidence))
