@@ -24,7 +24,7 @@ from gifcat.embeddings.artefacts import models_dir as _resolve_models_dir
 from gifcat.embeddings.frames import FrameLimits, GifDecodeError, sample_frames
 from gifcat.embeddings.image import ClipEncoder
 from gifcat.embeddings.text import TextEncoder
-from gifcat.model import Candidate, Classification, GifItem, StageName, StageOutput
+from gifcat.model import Candidate, Classification, GifItem, Neighbour, StageName, StageOutput
 from gifcat.normalise import normalise_tag, words
 from gifcat.taxonomy import Taxonomy
 
@@ -88,6 +88,7 @@ class Labelled:
     labels: list[tuple[str, ...]]
     primaries: list[str]
     vectors: np.ndarray
+    texts: list[str]
 
 
 def read_labelled(source: str | Path | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -198,6 +199,7 @@ class EmbeddingStage:
             labels=[tuple(lbl for lbl in r["labels"] if lbl in known) for r in kept],
             primaries=[r.get("primary") or r["labels"][0] for r in kept],
             vectors=self.text.encode(texts),
+            texts=texts,
         )
 
     # ----------------------------------------------------------------------------------------------
@@ -206,6 +208,7 @@ class EmbeddingStage:
         (leave-one-out: honest numbers when calibrating on the labelled set)."""
         notes: list[str] = []
         usage: dict[str, int] = {}
+        neighbours: list[Neighbour] = []
         n = len(self._categories)
         dists: dict[str, np.ndarray] = {}
         evidence: list[list[str]] = [[] for _ in range(n)]
@@ -222,7 +225,7 @@ class EmbeddingStage:
                 best = mine[np.argmax(phrase_cos[mine])]
                 evidence[i].append(f"text≈'{_short(self._phrases[best])}' {phrase_cos[best]:.2f}")
             if self.labelled is not None and len(self.labelled.ids):
-                knn = self._knn(vec, item.id, evidence)
+                knn = self._knn(vec, item.id, evidence, neighbours)
                 if knn is not None:
                     dists["knn"] = knn
         else:
@@ -267,9 +270,12 @@ class EmbeddingStage:
             Candidate(category=cat, score=float(np.clip(combined[i], 0.0, 1.0)), evidence=evidence[i])
             for i, cat in enumerate(self._categories)
         ]
-        return StageOutput(stage=self.name, candidates=candidates, model=model, notes=notes, usage=usage)
+        return StageOutput(stage=self.name, candidates=candidates, model=model, notes=notes, usage=usage,
+                           neighbours=neighbours)
 
-    def _knn(self, vec: np.ndarray, item_id: str, evidence: list[list[str]]) -> np.ndarray | None:
+    def _knn(
+        self, vec: np.ndarray, item_id: str, evidence: list[list[str]], neighbours: list[Neighbour]
+    ) -> np.ndarray | None:
         assert self.labelled is not None
         sims = self.labelled.vectors @ vec
         own = [j for j, rid in enumerate(self.labelled.ids) if rid == item_id]
@@ -280,6 +286,12 @@ class EmbeddingStage:
         if k <= 0:
             return None
         top = np.argpartition(-sims, k - 1)[:k]
+        top = top[np.argsort(-sims[top])]
+        for j in top:
+            neighbours.append(Neighbour(
+                id=self.labelled.ids[j], text=self.labelled.texts[j], primary=self.labelled.primaries[j],
+                labels=list(self.labelled.labels[j]), similarity=round(float(sims[j]), 4),
+            ))
         votes = np.zeros(len(self._categories))
         counts = np.zeros(len(self._categories), dtype=int)
         weights = np.exp((sims[top] - sims[top].max()) / max(self.options.knn_temperature, 1e-6))
