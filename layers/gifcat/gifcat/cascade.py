@@ -101,7 +101,7 @@ class Cascade:
         self, result: Classification, output: StageOutput, thresholds: Thresholds, elapsed_ms: float
     ) -> Classification:
         ranked = sorted(output.candidates, key=lambda c: (-c.score, c.category))
-        decided = output.error is None and passes(ranked, thresholds)
+        decided = output.error is None and output.abstained is None and passes(ranked, thresholds)
         trace = StageTrace(
             stage=output.stage,
             decided=decided,
@@ -115,6 +115,7 @@ class Cascade:
             rationale=output.rationale,
             error=output.error,
             neighbours=output.neighbours[:NEIGHBOURS_KEPT],
+            abstained=output.abstained,
         )
         update: dict = {"stages": [*result.stages, trace]}
         if decided:

@@ -114,11 +114,32 @@ class Report:
             "llm_share": _ratio(reached_llm, n),
             "latency_ms": _latency(p.elapsed_ms for p in preds),
             "confusion": self.confusion(),
+            "kinds": self.kinds(),
         }
         if settings is not None:
             summary["cost"] = cost_summary(preds, settings)
             summary["cost_per_1000_usd"] = summary["cost"]["per_1000_usd"]
         return summary
+
+    def kinds(self) -> dict[str, Any]:
+        """Accuracy and per-stage decided/accuracy for each value of the records' `kind` field."""
+        groups: dict[str, list[Prediction]] = defaultdict(list)
+        for p in self.predictions:
+            if p.record.kind:
+                groups[p.record.kind].append(p)
+        out = {}
+        for kind, preds in sorted(groups.items()):
+            stages = {}
+            for name in StageName:
+                decided = [p for p in preds if p.result.decided and p.result.decided_by is name]
+                if decided:
+                    stages[name.value] = {
+                        "decided": len(decided),
+                        "accuracy": _ratio(sum(p.correct for p in decided), len(decided)),
+                    }
+            out[kind] = {"n": len(preds), "accuracy": _ratio(sum(p.correct for p in preds), len(preds)),
+                         "stages": stages}
+        return out
 
     def confusion(self) -> dict[str, Any]:
         """Gold primary (rows) against predicted primary (columns), undecided as its own column."""
@@ -137,6 +158,27 @@ class Report:
         with path.open("w", encoding="utf-8") as fh:
             for p in self.predictions:
                 fh.write(json.dumps(p.line(), ensure_ascii=False) + "\n")
+
+
+def fold_spread(folds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, standard deviation, min and max of the folds' accuracy and of each stage's accuracy."""
+
+    def spread(values: list[float]) -> dict[str, float]:
+        if not values:
+            return {}
+        mean = sum(values) / len(values)
+        var = sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)
+        return {"mean": round(mean, 4), "std": round(var**0.5, 4), "min": min(values), "max": max(values)}
+
+    out: dict[str, Any] = {"accuracy": spread([f["accuracy"] for f in folds]), "stages": {}}
+    names = {name for f in folds for name in f["stages"]}
+    for name in sorted(names):
+        out["stages"][name] = {
+            "accuracy": spread([f["stages"][name]["accuracy"] for f in folds
+                                if name in f["stages"] and f["stages"][name]["decided"]]),
+            "share": spread([f["stages"][name]["share"] for f in folds if name in f["stages"]]),
+        }
+    return out
 
 
 def cost_summary(preds: Sequence[Prediction], settings: Settings) -> dict[str, Any]:

@@ -24,6 +24,7 @@ _ROLE_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _ROLE_BLOCK = re.compile(rf"<\s*({_ROLE})\b[^>]*>.*?(?:<\s*/\s*\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_INST_BLOCK = re.compile(r"\[\s*inst\s*\].*?(?:\[\s*/\s*inst\s*\]|$)", re.IGNORECASE | re.DOTALL)
 _LOOSE_ROLE_TAG = re.compile(rf"<\s*/?\s*{_ROLE}\b[^>]*>", re.IGNORECASE)
 # Whom it addresses: the model, the classifier, the labeler.
 _ADDRESSEE = (
@@ -42,8 +43,12 @@ _PATTERNS = [
         r"\b(?:instructions?|rules?|prompts?|directions?|guidelines?|context|everything)\b",
         re.IGNORECASE,
     ),
-    re.compile(r"\b(?:new|updated|real|actual|hidden|secret)\s+(?:instructions?|rules?|task)\b", re.IGNORECASE),
-    re.compile(r"\byou\s+are\s+(?:now|in)\b|\b(?:developer|debug|god|admin)\s+mode\b|\bjailbreak", re.IGNORECASE),
+    re.compile(
+        r"\b(?:new|updated|real|actual|hidden|secret)\s+(?:instructions?|rules?|task)\b", re.IGNORECASE
+    ),
+    re.compile(
+        r"\byou\s+are\s+(?:now|in)\b|\b(?:developer|debug|god|admin)\s+mode\b|\bjailbreak", re.IGNORECASE
+    ),
     # Speaking to the classifier: "Classifier: ...", "note to the labeler", "dear AI".
     re.compile(rf"\b(?:note\s+(?:to|for)\s+(?:the\s+)?|dear\s+|hey\s+){_ADDRESSEE}\b", re.IGNORECASE),
     re.compile(rf"^\W*{_ADDRESSEE}\s*[:,]", re.IGNORECASE),
@@ -61,7 +66,9 @@ _PATTERNS = [
         re.IGNORECASE,
     ),
     re.compile(rf"\b{_LABEL_NOUN}\s*(?:=|:|->|=>)\s*\S", re.IGNORECASE),
-    re.compile(rf"\b(?:the\s+)?{_LABEL_NOUN}\s+(?:is|should\s+be|must\s+be|will\s+be)\s+['\"“‘]", re.IGNORECASE),
+    re.compile(
+        rf"\b(?:the\s+)?{_LABEL_NOUN}\s+(?:is|should\s+be|must\s+be|will\s+be)\s+['\"“‘]", re.IGNORECASE
+    ),
     re.compile(r"\bevery\s+(?:gif|item|image|clip)\b[^.;\n]{0,30}\b(?:is|are)\b", re.IGNORECASE),
 ]
 # Label-shaped data: a JSON object or key/value with label-like keys.
@@ -104,6 +111,7 @@ class InstructionScreen:
             return " "
 
         text = _ROLE_BLOCK.sub(cut, text)
+        text = _INST_BLOCK.sub(cut, text)
         text = _JSON_LABEL.sub(cut, text)
         text = _LOOSE_ROLE_TAG.sub(cut, text)
         kept: list[str] = []

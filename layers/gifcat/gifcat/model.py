@@ -87,6 +87,8 @@ class StageOutput(BaseModel):
     rationale: str | None = None
     error: str | None = None  # the stage ran but could not score (the cascade records it and moves on)
     neighbours: list[Neighbour] = Field(default_factory=list)  # nearest labelled examples, closest first
+    # The stage declines to decide whatever its scores (e.g. its signals disagree); it says why.
+    abstained: str | None = None
 
 
 class StageTrace(BaseModel):
@@ -104,6 +106,7 @@ class StageTrace(BaseModel):
     rationale: str | None = None
     error: str | None = None
     neighbours: list[Neighbour] = Field(default_factory=list)
+    abstained: str | None = None
 
 
 class Classification(BaseModel):

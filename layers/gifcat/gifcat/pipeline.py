@@ -50,6 +50,8 @@ class LocalPipeline:
         *,
         skip: tuple[StageName, ...] = (),
         labelled: Any = None,
+        embedding: Stage | None = None,
+        llm: Stage | None = None,
     ) -> None:
         self.settings = settings
         self.taxonomy = taxonomy
@@ -59,10 +61,11 @@ class LocalPipeline:
         self._exit = ExitStack()
         wanted = [s for s in ORDER[: ORDER.index(until) + 1] if s not in skip]
         stages: list[Stage] = [s for s in triage_stages(settings, taxonomy) if s.name in wanted]
+        # Prebuilt stages (cross-validation fits one embedding stage per fold, shares one LLM stage).
         if StageName.EMBEDDING in wanted:
-            stages.append(LazyStage(StageName.EMBEDDING, self._embedding))
+            stages.append(embedding or LazyStage(StageName.EMBEDDING, self._embedding))
         if StageName.LLM in wanted:
-            stages.append(LazyStage(StageName.LLM, self._llm))
+            stages.append(llm or LazyStage(StageName.LLM, self._llm))
         self.stages = stages
         self.cascade = Cascade.from_settings(settings, stages, taxonomy.version)
 

@@ -20,6 +20,7 @@ class LabelledRecord(BaseModel):
     labels: list[str] = Field(default_factory=list)
     primary: str | None = None
     difficulty: str | None = None
+    kind: str | None = None  # dev-hard's trap kinds (homonym, irony, injection...); any value is kept
 
     def item(self) -> GifItem:
         return GifItem(

@@ -8,6 +8,7 @@ in the constructor; `score` costs one MiniLM run (~1-3 ms) plus, with a GIF, one
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,8 @@ from gifcat.embeddings.artefacts import BUILD_HINT, ArtefactError, ModelFiles, l
 from gifcat.embeddings.artefacts import models_dir as _resolve_models_dir
 from gifcat.embeddings.frames import FrameLimits, GifDecodeError, sample_frames
 from gifcat.embeddings.image import ClipEncoder
+from gifcat.embeddings.memory import ARTEFACT as MEMORY_ARTEFACT
+from gifcat.embeddings.memory import Learned, LinearHead, Memory
 from gifcat.embeddings.text import TextEncoder
 from gifcat.model import Candidate, Classification, GifItem, Neighbour, StageName, StageOutput
 from gifcat.normalise import normalise_tag, words
@@ -42,11 +45,19 @@ class EmbeddingOptions:
     frames: int = 4  # GIF frames CLIP sees (one batch)
     k: int = 11  # neighbours in the kNN vote
     # Tuned on dev.jsonl with leave-one-out kNN (text 0.853 alone, 0.863 with kNN); image is untuned.
-    weights: Mapping[str, float] = field(default_factory=lambda: {"text": 0.6, "knn": 0.4, "image": 0.15})
+    weights: Mapping[str, float] = field(
+        default_factory=lambda: {"text": 0.4, "knn": 0.3, "classifier": 0.3, "image": 0.15}
+    )
+    # Decide only when the text prototypes, the neighbours and the classifier name the same category:
+    # out of fold on dev, disagreement is where most errors are (README "Results").
+    require_agreement: bool = True
     text_temperature: float = 0.03  # softmax over prototype cosines (MiniLM cosines span ~0.1-0.7)
     knn_temperature: float = 0.1  # neighbour weight exp(cos / T): close neighbours count more
     image_temperature: float = 0.01  # CLIP's own logit scale is 100
     labelled: str | None = None  # JSONL (dev.jsonl format) for the kNN vote; none: no vote
+    # The memory artefact (<models>/memory/memory.npz: the labelled examples embedded at build time and
+    # the trained classifier). "auto": use it when `labelled` is "bundled" and it exists.
+    memory: str = "auto"
     verify_checksums: bool = True  # hash the artefacts against their manifest at load (~30 ms)
     max_canvas_pixels: int = FrameLimits.max_canvas_pixels
     max_frames_decoded: int = FrameLimits.max_frames_decoded
@@ -80,17 +91,6 @@ def _softmax(x: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum()
 
 
-@dataclass(frozen=True)
-class Labelled:
-    """Labelled examples for the kNN vote: ids, label sets, primaries and unit MiniLM vectors."""
-
-    ids: list[str]
-    labels: list[tuple[str, ...]]
-    primaries: list[str]
-    vectors: np.ndarray
-    texts: list[str]
-
-
 def read_labelled(source: str | Path | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Labelled examples: records, a JSONL path, or "bundled" (the examples shipped with gifcat)."""
     if source == "bundled":
@@ -115,6 +115,7 @@ class EmbeddingStage:
         options: EmbeddingOptions = EmbeddingOptions(),
         limits: FrameLimits | None = None,
         clip_note: str | None = None,
+        learned: Learned | None = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.options = options
@@ -153,9 +154,22 @@ class EmbeddingStage:
             arr = np.stack(vecs)
             self._image_protos = arr / np.linalg.norm(arr, axis=1, keepdims=True)
 
-        self.labelled: Labelled | None = None
-        if labelled is not None:
-            self.labelled = self._embed_labelled(list(labelled))
+        self.labelled: Memory | None = None
+        self.head: LinearHead | None = None
+        if learned is not None:
+            self.labelled, self.head = learned.memory, learned.head
+        elif labelled is not None:
+            self.labelled = self.embed_labelled(list(labelled))
+
+    @property
+    def text_identity(self) -> str:
+        return self._text_identity
+
+    def with_learned(self, learned: Learned) -> EmbeddingStage:
+        """The same models with another memory and classifier (cross-validation swaps them per fold)."""
+        other = copy.copy(self)
+        other.labelled, other.head = learned.memory, learned.head
+        return other
 
     # ----------------------------------------------------------------------------------------------
     @classmethod
@@ -180,27 +194,32 @@ class EmbeddingStage:
         else:
             clip = ClipEncoder(clip_files, threads=options.threads, image_model=options.image_model)
         source = labelled if labelled is not None else options.labelled
-        records = read_labelled(source) if source is not None else None
+        identity = minilm.identity_of(options.text_model)
+        learned = _load_learned(root, options, identity) if labelled is None else None
+        records = read_labelled(source) if source is not None and learned is None else None
         limits = FrameLimits(
             max_bytes=settings.limits.max_gif_bytes,
             max_canvas_pixels=options.max_canvas_pixels,
             max_frames_decoded=options.max_frames_decoded,
         )
-        return cls(taxonomy, text, minilm.identity_of(options.text_model), clip, records, options, limits,
-                   clip_note)
+        return cls(taxonomy, text, identity, clip, records, options, limits, clip_note, learned)
 
-    def _embed_labelled(self, records: list[dict[str, Any]]) -> Labelled:
+    def embed_labelled(self, records: list[dict[str, Any]]) -> Memory:
         known = set(self._categories)
         kept = [r for r in records if set(r.get("labels", ())) & known]
         texts = [item_text(r.get("title", ""), r.get("tags", ()), r.get("description", ""), self._generic)
                  for r in kept]
-        return Labelled(
+        return Memory(
             ids=[str(r["id"]) for r in kept],
             labels=[tuple(lbl for lbl in r["labels"] if lbl in known) for r in kept],
             primaries=[r.get("primary") or r["labels"][0] for r in kept],
             vectors=self.text.encode(texts),
             texts=texts,
         )
+
+    def text_of(self, item: GifItem) -> str:
+        meta = item.metadata
+        return item_text(meta.title, meta.tags, meta.description, self._generic)
 
     # ----------------------------------------------------------------------------------------------
     def score(self, item: GifItem, so_far: Classification | None = None) -> StageOutput:
@@ -228,6 +247,8 @@ class EmbeddingStage:
                 knn = self._knn(vec, item.id, evidence, neighbours)
                 if knn is not None:
                     dists["knn"] = knn
+            if self.head is not None:
+                dists["classifier"] = self._classify(vec, evidence)
         else:
             notes.append("text: no usable title, tags or description")
 
@@ -270,8 +291,24 @@ class EmbeddingStage:
             Candidate(category=cat, score=float(np.clip(combined[i], 0.0, 1.0)), evidence=evidence[i])
             for i, cat in enumerate(self._categories)
         ]
+        abstained = None
+        if self.options.require_agreement:
+            tops = {k: self._categories[int(np.argmax(d))] for k, d in dists.items() if k != "image"}
+            if len(set(tops.values())) > 1:
+                abstained = "signals disagree: " + ", ".join(f"{k} {c}" for k, c in tops.items())
         return StageOutput(stage=self.name, candidates=candidates, model=model, notes=notes, usage=usage,
-                           neighbours=neighbours)
+                           neighbours=neighbours, abstained=abstained)
+
+    def _classify(self, vec: np.ndarray, evidence: list[list[str]]) -> np.ndarray:
+        assert self.head is not None
+        probs = self.head.proba(vec)
+        out = np.zeros(len(self._categories))
+        for j, cat in enumerate(self.head.categories):  # the head may know fewer categories
+            if cat in self._index:
+                out[self._index[cat]] = probs[j]
+        best = int(np.argmax(out))
+        evidence[best].append(f"classifier {out[best]:.2f}")
+        return out / out.sum() if out.sum() > 0 else out
 
     def _knn(
         self, vec: np.ndarray, item_id: str, evidence: list[list[str]], neighbours: list[Neighbour]
@@ -312,6 +349,19 @@ class EmbeddingStage:
 
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _load_learned(root: Path, options: EmbeddingOptions, identity: str) -> Learned | None:
+    """The build-time memory artefact, when settings ask for the bundled examples (or name a file)."""
+    if options.memory == "auto":
+        path = root / MEMORY_ARTEFACT
+        if options.labelled != "bundled" or not path.is_file():
+            return None
+    elif options.memory in ("none", ""):
+        return None
+    else:
+        path = Path(options.memory)
+    return Learned.load(path, encoder=identity)
 
 
 def _load_text(files: ModelFiles, options: EmbeddingOptions) -> TextEncoder:

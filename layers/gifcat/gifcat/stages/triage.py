@@ -69,8 +69,8 @@ class TriageWeights:
     hashtag_weight: float = 0.1  # '#' tags are often added for reach, not description
     tag_word_weight: float = 0.5  # an alias inside a longer tag ("pizza time")
     title_word_weight: float = 0.5  # an alias word in the title
-    description_word_weight: float = 0.6  # an alias word in the description
-    unexplained_tag_weight: float = 0.4  # a plain tag no alias explains (a name the taxonomy cannot read)
+    description_word_weight: float = 0.4  # an alias word in the description
+    unexplained_tag_weight: float = 0.6  # a plain tag no alias explains (a name the taxonomy cannot read)
     unexplained_hashtag_weight: float = 0.05
     unexplained_description_weight: float = 0.8  # a description of a scene that names no category
     scene_min_words: int = 4
