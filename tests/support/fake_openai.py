@@ -45,7 +45,9 @@ class RecordedRequest:
 
 @dataclass
 class Reply:
-    """One scripted response: status, JSON (dict) or raw (str) body, headers, and a delay before it."""
+    """One scripted response: status, JSON (dict) or raw (str) body, headers, and a delay before it.
+
+    The Content-Type is application/json unless `headers` names another."""
 
     status: int = 200
     body: dict[str, Any] | str | None = None
@@ -233,7 +235,8 @@ class FakeOpenAI:
                 data = payload.encode("utf-8")
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    if not any(name.lower() == "content-type" for name in reply.headers):
+                        self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)

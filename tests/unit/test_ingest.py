@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 
 import pytest
 
+from gifcat.cascade import Cascade
+from gifcat.config import Settings
 from gifcat.events import S3UploadEvent
 from gifcat.ingest import RejectedUpload, metadata_from, sniff_gif
+from gifcat.model import Status
+from gifcat.service import Triage
+from gifcat.stages.factory import triage_stages
+from gifcat.taxonomy import Taxonomy
 
 
 def test_sniff_reads_signature_and_screen(gif: Callable[..., bytes]) -> None:
@@ -92,3 +99,156 @@ def load_s3_event() -> Callable[[str], dict]:
         return event
 
     return load
+
+
+# -- hostile metadata: every malformed input is a RejectedUpload("failed") with a reason, never a crash --
+
+DEEP = "[" * 20000 + "]" * 20000
+
+
+@pytest.mark.parametrize(
+    ("user_metadata", "sidecar", "words"),
+    [
+        ({}, DEEP.encode(), "nested more than"),
+        ({}, ('{"tags": ' + "[" * 990 + "]" * 990 + "}").encode(), "nested more than"),
+        ({"tags": "[" * 990 + "]" * 990}, None, "nested more than"),
+        ({"tags": DEEP}, None, "nested more than"),
+        # the header's tags are at fault, not the sidecar that gave only a title
+        ({"tags": "[" * 20 + "]" * 20}, b'{"title": "t"}', "^user metadata tags is nested"),
+        ({}, b'{"title": "x", "n": ' + b"9" * 5000 + b"}", "number of 5000 characters"),
+        ({"tags": "[" + "1" * 5000 + "]"}, None, "number of 5000 characters"),
+        ({}, b'{"n": -' + b"1" * 300 + b"." + b"5" * 300 + b"}", "number of 602 characters"),
+        ({"title": "=?bogus?q?hello?="}, None, "unknown charset 'bogus'"),
+        ({"title": "=?rot13?q?hello?="}, None, "unknown charset 'rot13'"),
+        ({"description": "=?utf-8?q?caf=E9?="}, None, "not valid utf-8"),
+        ({"title": "=?utf-8?b?!!!!?="}, None, "invalid base64"),
+        ({"title": "=?utf-8?b?aGVsbG8=x?="}, None, "invalid base64"),
+        ({"tags": "=?utf-8?q?a=ZZb?="}, None, "invalid quoted-printable"),
+    ],
+)
+def test_malformed_metadata_fails_with_a_reason(
+    user_metadata: dict[str, str], sidecar: bytes | None, words: str
+) -> None:
+    with pytest.raises(RejectedUpload, match=words) as err:
+        metadata_from(user_metadata, sidecar)
+    assert err.value.status == "failed"
+    assert len(err.value.reason) < 400  # the reason names the problem, it does not echo the input
+
+
+def test_well_formed_rfc2047_still_decodes() -> None:
+    meta = metadata_from(
+        {
+            "title": "=?utf-8?b?Q2Fmw6k=?= =?utf-8?q?_au_lait?=",  # whitespace between encoded words goes
+            "description": "=?ISO-8859-1?Q?na=EFve?= and =?utf-8?B?8J+Ygg?=",  # unpadded base64 is fine
+            "tags": "=?utf-8?q?lol,_=23funny?=",
+        },
+        None,
+    )
+    assert meta.title == "Café au lait"
+    assert meta.description == "naïve and 😂"
+    assert meta.tags == ("lol", "#funny")
+
+
+def test_text_that_only_looks_encoded_is_kept_as_typed() -> None:
+    meta = metadata_from({"title": "50%ff off", "description": "100% =? real"}, None)
+    assert meta.title == "50%ff off"  # not percent-encoded UTF-8: kept, not mangled into U+FFFD
+    assert meta.description == "100% =? real"
+
+
+def test_other_user_metadata_keys_are_not_decoded() -> None:
+    meta = metadata_from({"title": "ok", "x-unrelated": "=?bogus?q?x?="}, None)
+    assert meta.title == "ok"
+
+
+def test_sidecar_with_a_utf8_bom_is_read() -> None:
+    sidecar = b"\xef\xbb\xbf" + json.dumps({"title": "Caf\u00e9", "tags": ["bom"]}).encode()
+    meta = metadata_from({}, sidecar)
+    assert meta.title == "Café" and meta.tags == ("bom",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("nul\x00byte", "nulbyte"),
+        ("\x1b[31mred\x1b[0m alert\x07", "red alert"),
+        ("\x1b]0;pwned\x07title", "title"),
+        ("evil\u202egnp.exe", "evilgnp.exe"),
+        ("\u2066iso\u2069late \u200fmark", "isolate mark"),
+        ("line\nbreak\ttab\r\n", "line break tab"),
+        ("c1\x85\x9b1mcontrol\x7f", "c1 control"),
+        ("lone \ud800 surrogate", "lone  surrogate"),
+        ("family 👨\u200d👩\u200d👧 stays", "family 👨\u200d👩\u200d👧 stays"),  # ZWJ is not a control
+        ("flag 🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", None),
+    ],
+)
+def test_control_and_bidi_characters_are_stripped_at_ingest(raw: str, clean: str | None) -> None:
+    sidecar = json.dumps({"title": raw, "tags": [raw, "\x00\u202e"], "description": raw}).encode()
+    meta = metadata_from({}, sidecar)
+    expected = raw if clean is None else clean
+    assert meta.title == expected.strip() and meta.description == expected.strip()
+    assert meta.tags == (expected.strip(),)  # a tag of nothing but controls is dropped
+    (meta.title + meta.description).encode("utf-8")  # storable: no lone surrogates
+
+
+def test_percent_and_rfc2047_decoded_controls_are_stripped_too() -> None:
+    meta = metadata_from({"title": "a%00b%E2%80%AEc", "description": "=?utf-8?q?x=1B[2Jy?="}, None)
+    assert meta.title == "abc" and meta.description == "xy"
+
+
+def _random_text(rng: random.Random) -> str:
+    alphabet = '[]{}",:0123456789-.eE truefalsn\\u=?%_bBqQ\x00\x1b\u202e\ud800é😂#'
+    pieces = [
+        rng.choice(['=?utf-8?q?', '=?bogus?b?', '?=', '%C3%A9', '%FF', '\\ud800', '[' * rng.randint(1, 40)]),
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))),
+    ]
+    rng.shuffle(pieces)
+    return "".join(pieces)
+
+
+def test_fuzzed_metadata_gives_clean_metadata_or_a_rejection() -> None:
+    rng = random.Random(11)
+    outcomes = {"ok": 0, "rejected": 0}
+    for _ in range(3000):
+        user = {name: _random_text(rng) for name in ("title", "tags", "description") if rng.random() < 0.6}
+        sidecar: bytes | None = None
+        if rng.random() < 0.5:
+            doc = {"title": _random_text(rng), "tags": [_random_text(rng)], "n": rng.choice([1, 1.5, None])}
+            text = json.dumps(doc, ensure_ascii=rng.random() < 0.5)
+            cut = rng.randint(0, len(text))
+            text = text if rng.random() < 0.5 else text[:cut] + _random_text(rng) + text[cut:]
+            sidecar = text.encode("utf-8", "surrogatepass")
+            if rng.random() < 0.1:
+                sidecar = bytes(b ^ 0x80 if rng.random() < 0.05 else b for b in sidecar)
+        try:
+            meta = metadata_from(user, sidecar)
+        except RejectedUpload as exc:
+            assert exc.status == "failed" and exc.reason
+            outcomes["rejected"] += 1
+            continue
+        outcomes["ok"] += 1
+        for text in (meta.title, meta.description, *meta.tags):
+            text.encode("utf-8")  # strict: no lone surrogates reach the store or the LLM
+            assert not any(ch < " " or "\x7f" <= ch <= "\x9f" or ch in "\u202a\u202b\u202c\u202d\u202e"
+                           for ch in text), text
+    assert outcomes["ok"] > 100 and outcomes["rejected"] > 100  # both paths were exercised
+
+
+@pytest.mark.parametrize(
+    "user_metadata",
+    [{"tags": "[" * 990 + "]" * 990}, {"title": "=?bogus?q?hello?="}, {"tags": "[" + "9" * 5000 + "]"}],
+    ids=["deep-json", "unknown-charset", "long-number"],
+)
+def test_hostile_metadata_becomes_a_failed_result_not_a_crash(
+    user_metadata: dict[str, str], settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
+    # Before: the exception escaped the handler, the event went to the DLQ and no result was written.
+    from tests.unit.test_service import REF, Objects, Starter, Store
+
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    store, starter = Store(), Starter()
+    triage = Triage(settings, cascade, Objects(gif(), user_metadata), store, starter, lambda ref: "name")
+    outcome = triage.handle_upload(REF)
+    assert outcome.status is Status.FAILED and outcome.written
+    (item,) = store.items
+    assert item["status"] == "failed" and item["reason"].startswith("user metadata ")
+    assert starter.started == []

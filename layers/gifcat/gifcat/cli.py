@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -394,13 +396,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    """SIGTERM/SIGHUP (a timeout, CI, a process manager, a closed terminal): stop the local LLM
+    server(s) first, then unwind with exit status 128+signum, as a shell reports a signal death."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)  # a second signal ends the process at once
+    local_server = sys.modules.get("gifcat.llm.local_server")  # not imported: no server was started
+    if local_server is not None:
+        local_server.stop_all()
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Signal handlers belong to the main thread; main() called from elsewhere (tests) leaves them alone.
+    handle = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _exit_on_signal) for sig in STOP_SIGNALS} if handle else {}
     try:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"gifcat: {exc}", file=sys.stderr)
         return 2
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from gifcat.embeddings.frames import (
     CLIP_MEAN,
@@ -17,7 +17,7 @@ from gifcat.embeddings.frames import (
     scan_gif,
     to_rgb,
 )
-from tests.unit.embeddings.gif_factory import colour_frames, pillow_gif, raw_gif
+from tests.unit.embeddings.gif_factory import big_frames_gif, colour_frames, pillow_gif, raw_gif
 
 
 def test_sample_indices_spread_and_edges() -> None:
@@ -160,3 +160,61 @@ def test_extreme_aspect_ratio_preprocess_never_blows_up(monkeypatch: pytest.Monk
     pixels = clip_preprocess([Image.new("RGB", (4000, 1), (9, 9, 9))])
     assert pixels.shape == (1, 3, 224, 224)
     assert sizes == [(224, 224)]  # no 896,000 x 224 intermediate
+
+
+@pytest.fixture
+def decoded_pixels(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Canvas pixels of every GIF frame Pillow finishes decoding: the work a GIF costs, counted."""
+    seen: list[int] = []
+    load_end = GifImagePlugin.GifImageFile.load_end
+
+    def spy(self: GifImagePlugin.GifImageFile) -> None:
+        load_end(self)
+        seen.append(self.size[0] * self.size[1])
+
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "load_end", spy)
+    return seen
+
+
+def test_frames_larger_than_the_screen_are_budgeted_by_their_own_size(decoded_pixels: list[int]) -> None:
+    # A 1x1 screen with 300 frames of 1024x1024 (600 KB): the screen says 300 frames are cheap,
+    # the frame rectangles say each costs a million pixels. The budget must follow the rectangles
+    # (before: all 300 considered, frames up to 262 decoded).
+    data = big_frames_gif(screen=(1, 1), frame=(1024, 1024), frames=300)
+    limits = FrameLimits(max_decode_pixels=8_000_000)
+    out = sample_frames(data, k=4, limits=limits)
+    assert out.info.n_frames == 300
+    assert out.considered == 7  # 7 frames of 1024x1024 fit in 8M pixels
+    assert len(out.frames) == 4 and max(out.indices) < out.considered
+    assert decoded_pixels and sum(decoded_pixels) <= limits.max_decode_pixels
+
+
+def test_the_reported_bomb_is_budgeted_to_a_few_frames() -> None:
+    # The reported upload: 4 MB, a 1x1 screen and 300 frames of 4096x4096 (52 s and 473 MB to sample).
+    # The scan alone decides how much will be decoded; the test above shows decoding keeps to it.
+    data = big_frames_gif(screen=(1, 1), frame=(4096, 4096), frames=300)
+    info = scan_gif(data)
+    assert info.n_frames == 300
+    assert info.affordable == 3 and info.decode_pixels == 3 * 4096 * 4096 <= FrameLimits().max_decode_pixels
+
+
+def test_a_first_frame_over_the_decode_budget_is_refused(decoded_pixels: list[int]) -> None:
+    data = big_frames_gif(screen=(1, 1), frame=(2048, 2048), frames=2)
+    with pytest.raises(GifDecodeError, match="decode budget") as err:
+        sample_frames(data, k=4, limits=FrameLimits(max_decode_pixels=1_000_000))
+    assert err.value.reason == "too_large"
+    assert decoded_pixels == []  # refused before Pillow decoded anything
+
+
+def test_frames_that_grow_the_canvas_are_checked_against_the_canvas_limit() -> None:
+    # Each rectangle alone is small, but Pillow grows the canvas to cover screen and frame: 60000x60000.
+    data = raw_gif(60000, 1, frames=1, frame_size=(1, 60000))
+    with pytest.raises(GifDecodeError, match="60000x60000") as err:
+        scan_gif(data)
+    assert err.value.reason == "too_large"
+
+
+def test_frame_offsets_count_towards_the_canvas() -> None:
+    data = big_frames_gif(screen=(16, 16), frame=(16, 16), frames=1, offset=(5000, 5000))
+    with pytest.raises(GifDecodeError, match="5016x5016"):
+        scan_gif(data)

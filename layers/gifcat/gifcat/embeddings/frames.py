@@ -5,6 +5,11 @@ hundreds of thousands of frames, or be truncated. So before Pillow decodes anyth
 block structure ourselves (cheap: it only hops over length-prefixed sub-blocks) to learn the canvas,
 each frame's rectangle and the frame count, capped. Then only a bounded prefix of frames is decoded
 (GIF frames are deltas over earlier ones, so reaching frame i means decoding frames 0..i).
+
+The budget follows the frames, not the logical screen: Pillow grows its canvas to cover any frame
+that reaches past the screen (a 1x1 screen with 4096x4096 frames decodes 16.7M pixels per frame), and
+composites every frame onto the whole canvas. So frame i costs the canvas area as it stands after
+frame i, and the decoded prefix is the longest whose summed cost fits `max_decode_pixels`.
 """
 
 from __future__ import annotations
@@ -32,10 +37,10 @@ class GifDecodeError(ValueError):
 @dataclass(frozen=True)
 class FrameLimits:
     max_bytes: int = 25_000_000  # the upload limit (settings.limits.max_gif_bytes)
-    max_canvas_pixels: int = 16_777_216  # 4096x4096; a larger canvas (or frame rectangle) is refused
+    max_canvas_pixels: int = 16_777_216  # 4096x4096; a larger canvas (screen grown by frames) is refused
     max_frames_scanned: int = 20_000  # the block walk stops counting here
     max_frames_decoded: int = 300  # sampling considers only the first N frames...
-    max_decode_pixels: int = 60_000_000  # ...and fewer when the canvas is large (N * canvas <= this)
+    max_decode_pixels: int = 60_000_000  # ...and fewer when frames are large (sum of their canvases <= this)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class GifInfo:
     n_frames: int  # complete frames found (<= max_frames_scanned)
     capped: bool  # the walk stopped at max_frames_scanned
     truncated: bool  # the data ended inside a block (frames after it are unusable)
+    affordable: int = 0  # the longest prefix of frames whose decoding fits max_decode_pixels
+    decode_pixels: int = 0  # what decoding that prefix costs (canvas pixels summed over its frames)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,8 @@ def scan_gif(data: bytes, limits: FrameLimits = FrameLimits()) -> GifInfo:
     flags = data[10]
     pos = 13 + (3 * (2 << (flags & 7)) if flags & 0x80 else 0)
     frames, truncated, capped = 0, False, False
+    canvas_w, canvas_h = width, height  # Pillow's canvas: the screen, grown to cover every frame so far
+    affordable, spent, within_budget = 0, 0, True
     end = len(data)
     while pos < end:
         block = data[pos]
@@ -91,15 +100,24 @@ def scan_gif(data: bytes, limits: FrameLimits = FrameLimits()) -> GifInfo:
                 truncated = True
                 break
             left, top, fw, fh, fflags = struct.unpack_from("<HHHHB", data, pos + 1)
-            if (left + fw) * (top + fh) > limits.max_canvas_pixels:
+            canvas_w, canvas_h = max(canvas_w, left + fw), max(canvas_h, top + fh)
+            if canvas_w * canvas_h > limits.max_canvas_pixels:
                 raise GifDecodeError(
-                    "too_large", f"frame {frames} rectangle {fw}x{fh}+{left}+{top} is over the pixel limit"
+                    "too_large",
+                    f"frame {frames} rectangle {fw}x{fh}+{left}+{top} grows the canvas to "
+                    f"{canvas_w}x{canvas_h}, over the {limits.max_canvas_pixels}-pixel limit",
                 )
             pos += 10 + (3 * (2 << (fflags & 7)) if fflags & 0x80 else 0) + 1  # + LZW code size byte
             pos = _skip_sub_blocks(data, pos) if pos <= end else -1
             if pos < 0:
                 truncated = True
                 break
+            # Decoding frame i composites it onto the whole canvas: that is its cost.
+            if within_budget and spent + canvas_w * canvas_h <= limits.max_decode_pixels:
+                spent += canvas_w * canvas_h
+                affordable += 1
+            else:
+                within_budget = False
             frames += 1
             if frames >= limits.max_frames_scanned:
                 capped = True
@@ -111,7 +129,7 @@ def scan_gif(data: bytes, limits: FrameLimits = FrameLimits()) -> GifInfo:
                 break
         else:  # 0x3B trailer, or junk after the last block: decoders stop here too
             break
-    return GifInfo(width, height, frames, capped, truncated)
+    return GifInfo(width, height, frames, capped, truncated, affordable, spent)
 
 
 def sample_indices(n: int, k: int) -> list[int]:
@@ -146,8 +164,12 @@ def sample_frames(
     if info.n_frames == 0:
         what = "truncated before its first frame" if info.truncated else "has no frames"
         raise GifDecodeError("no_frames", f"GIF {what}")
-    canvas = info.width * info.height
-    considered = max(1, min(info.n_frames, limits.max_frames_decoded, limits.max_decode_pixels // canvas))
+    if info.affordable == 0:
+        raise GifDecodeError(
+            "too_large",
+            f"decoding the first frame alone is over the decode budget of {limits.max_decode_pixels} pixels",
+        )
+    considered = min(info.affordable, limits.max_frames_decoded)
     wanted = sample_indices(considered, k)
     frames: list[Image.Image] = []
     got: list[int] = []

