@@ -45,7 +45,9 @@ class Evidence:
     def context(self, category: str, weight: float) -> None:
         self.mass[category] += weight
 
-    def candidates(self, share_exponent: float, contradiction_factor: float) -> list[Candidate]:
+    def candidates(
+        self, share_exponent: float, contradiction_factor: float, min_support: int = 1
+    ) -> list[Candidate]:
         total = sum(self.mass.values()) + self.unexplained
         out = []
         for cat, ws in self.weights.items():
@@ -54,6 +56,9 @@ class Evidence:
                 miss *= 1.0 - w
             score = (1.0 - miss) * (self.mass[cat] / total) ** share_exponent
             notes = list(self.notes[cat])
+            if len(ws) < min_support:  # one witness is not corroboration ("coffee" on a spit take)
+                score *= len(ws) / min_support
+                notes.append(f"uncorroborated: {len(ws)} of the {min_support} pieces of evidence needed")
             if cat in self.vetoed:
                 score *= contradiction_factor
                 notes.append("contradicted: the description names other categories, not this one")
@@ -75,6 +80,7 @@ class TriageWeights:
     unexplained_description_weight: float = 0.8  # a description of a scene that names no category
     scene_min_words: int = 4
     share_exponent: float = 1.0
+    min_support: int = 2  # pieces of support a category needs before its full score counts
     contradiction_factor: float = 0.0
 
 
@@ -192,7 +198,8 @@ class TriageEvidence:
         }
 
     def candidates(self, evidence: Evidence) -> list[Candidate]:
-        return evidence.candidates(self.weights.share_exponent, self.weights.contradiction_factor)
+        w = self.weights
+        return evidence.candidates(w.share_exponent, w.contradiction_factor, w.min_support)
 
 
 class TagStage:
