@@ -51,6 +51,8 @@ class EmbeddingOptions:
     # Decide only when the text prototypes, the neighbours and the classifier name the same category:
     # out of fold on dev, disagreement is where most errors are (README "Results").
     require_agreement: bool = True
+    # ...and only when the tags read alone and the description read alone name the same category.
+    require_field_agreement: bool = True
     text_temperature: float = 0.03  # softmax over prototype cosines (MiniLM cosines span ~0.1-0.7)
     knn_temperature: float = 0.1  # neighbour weight exp(cos / T): close neighbours count more
     image_temperature: float = 0.01  # CLIP's own logit scale is 100
@@ -236,8 +238,17 @@ class EmbeddingStage:
         meta = item.metadata
         text = item_text(meta.title, meta.tags, meta.description, self._generic)
 
+        # The tags and the description are also read apart (one batch): when each names a different
+        # category, the metadata contradicts itself (reach hashtags, ironic tags) and the stage abstains.
+        fields = {"tags": item_text("", meta.tags, "", self._generic), "description": meta.description.strip()}
+        apart = self.options.require_field_agreement and all(fields.values())
+        field_tops: dict[str, str] = {}
         if text:
-            vec = self.text.encode_one(text)
+            batch = self.text.encode([text, *fields.values()] if apart else [text])
+            vec = batch[0]
+            if apart:
+                for name, fvec in zip(fields, batch[1:], strict=True):
+                    field_tops[name] = self._categories[int(np.argmax(self._text_protos @ fvec))]
             cos = self._text_protos @ vec
             dists["text"] = _softmax(cos, self.options.text_temperature)
             phrase_cos = self._phrase_vecs @ vec
@@ -298,6 +309,8 @@ class EmbeddingStage:
             tops = {k: self._categories[int(np.argmax(d))] for k, d in dists.items() if k != "image"}
             if len(set(tops.values())) > 1:
                 abstained = "signals disagree: " + ", ".join(f"{k} {c}" for k, c in tops.items())
+        if abstained is None and len(set(field_tops.values())) > 1:
+            abstained = "fields disagree: " + ", ".join(f"{k} {c}" for k, c in field_tops.items())
         return StageOutput(stage=self.name, candidates=candidates, model=model, notes=notes, usage=usage,
                            neighbours=neighbours, abstained=abstained)
 
