@@ -174,6 +174,11 @@ def test_calibrate_writes_settings_that_load(tmp_path: Path) -> None:
     run = gifcat("calibrate", "--data", str(DEV_DATA), "--write", str(out))
     assert run.returncode == 0, run.stderr
     found = json.loads(run.stdout)
-    assert found["met_target"] and found["accuracy"] >= 0.9
+    emb = found["calibration"]["embedding"]
+    # The bound holds on what the chosen threshold decides, out of fold, and the settings carry it.
+    assert emb["met"] and emb["error_upper_bound"] <= emb["target"] == 0.10
+    assert 1 - emb["errors"] / emb["decided"] >= 0.9
     settings = load_settings(str(out))
-    assert settings.thresholds("embedding").min_margin == found["min_margin"]
+    assert settings.thresholds("embedding").min_margin == found["thresholds"]["embedding"]["min_margin"]
+    assert settings.thresholds("tags").min_score == found["thresholds"]["tags"]["min_score"]
+    assert found["calibration"]["tags"]["met"]

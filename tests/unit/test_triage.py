@@ -41,9 +41,13 @@ def test_generic_tags_carry_no_evidence(cascade: Cascade) -> None:
     assert "generic tags ignored" in result.stages[0].notes[0]
 
 
-def test_one_plain_tag_decides_but_one_hashtag_does_not(cascade: Cascade) -> None:
-    assert run(cascade, "", ("coffee",)).primary == "food"
-    assert run(cascade, "", ("#coffee",)).status is Status.UNDECIDED
+def test_one_tag_alone_is_no_corroboration_but_two_agreeing_tags_decide(cascade: Cascade) -> None:
+    # "coffee" on a spit take: one witness does not decide at triage; two agreeing plain tags do.
+    alone = run(cascade, "", ("coffee",))
+    assert alone.status is Status.UNDECIDED
+    assert any("uncorroborated" in e for e in alone.stages[0].candidates[0].evidence)
+    assert run(cascade, "", ("coffee", "latte")).primary == "food"
+    assert run(cascade, "", ("#coffee", "#latte")).status is Status.UNDECIDED
 
 
 def test_hashtags_contradicting_the_title_do_not_decide(cascade: Cascade) -> None:
@@ -58,8 +62,7 @@ def test_rules_add_title_evidence_and_decide_as_rules(settings: Settings, taxono
     lenient = settings.model_copy(deep=True)
     lenient.stages["rules"].min_score = 0.6
     cascade = Cascade.from_settings(lenient, triage_stages(lenient, taxonomy), taxonomy.version)
-    assert run(cascade, "Hilarious Prank Compilation").decided_by is StageName.RULES
-    result = run(cascade, "Hilarious Prank Compilation")
+    result = run(cascade, "Hilarious Prank Compilation", (), "he trips and falls over the couch")
     assert result.status is Status.CLASSIFIED
     assert result.primary == "funny"
     assert result.decided_by is StageName.RULES

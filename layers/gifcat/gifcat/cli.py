@@ -316,8 +316,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     )
     report = {name: choice.as_dict() for name, choice in fitted.choices.items()}
     print(json.dumps({"thresholds": fitted.thresholds, "calibration": report}, indent=2))
+    for name, choice in fitted.choices.items():
+        if not choice.met:
+            print(f"gifcat calibrate: no {name} threshold keeps the error bound under {choice.target}: "
+                  f"the {name} stage will not decide", file=sys.stderr)
     print(f"wrote {out}; use it with --settings {out} or GIFCAT_SETTINGS", file=sys.stderr)
-    return 0 if all(c.met for c in fitted.choices.values()) else 1
+    return 0 if any(c.met for c in fitted.choices.values()) else 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:
