@@ -240,7 +240,10 @@ class EmbeddingStage:
 
         # The tags and the description are also read apart (one batch): when each names a different
         # category, the metadata contradicts itself (reach hashtags, ironic tags) and the stage abstains.
-        fields = {"tags": item_text("", meta.tags, "", self._generic), "description": meta.description.strip()}
+        fields = {
+            "tags": item_text("", meta.tags, "", self._generic),
+            "description": meta.description.strip(),
+        }
         apart = self.options.require_field_agreement and all(fields.values())
         field_tops: dict[str, str] = {}
         if text:
