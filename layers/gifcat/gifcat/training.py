@@ -143,7 +143,7 @@ def fit_head(
         for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(vectors, y):
             inner = LogisticRegression(C=c, max_iter=3000).fit(vectors[tr], y[tr])
             cols = np.searchsorted(classes, inner.classes_)
-            logits[np.ix_(te, cols)] = inner.decision_function(vectors[te])
+            logits[np.ix_(te, cols)] = inner.predict_log_proba(vectors[te])  # logits up to a row constant
         gold = np.searchsorted(classes, y)
 
         def nll(t: float) -> float:
@@ -153,12 +153,16 @@ def fit_head(
             return float(-logp[np.arange(len(y)), gold].mean())
 
         temperature = min((0.25 * 1.1**i for i in range(40)), key=nll)
+    coef, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes: softmax needs both
+        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
     known = [c_ for c_ in model.classes_ if c_ in set(categories)]
     rows = [list(model.classes_).index(c_) for c_ in known]
     return LinearHead(
         categories=list(known),
-        coef=model.coef_[rows].astype(np.float32),
-        intercept=model.intercept_[rows].astype(np.float32),
+        coef=coef[rows].astype(np.float32),
+        intercept=intercept[rows].astype(np.float32),
         temperature=round(float(temperature), 4),
     )
 

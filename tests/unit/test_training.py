@@ -1,0 +1,99 @@
+"""Fitting what gifcat learns: guaranteed-risk thresholds, folds, the classifier head, the memory file."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gifcat.embeddings.memory import Learned, Memory, MemoryArtefactError
+from gifcat.records import LabelledRecord
+from gifcat.training import choose_threshold, clopper_pearson_upper, fit_head, stratified_folds
+
+
+def test_clopper_pearson_bounds() -> None:
+    # 0 errors in 99: the "rule of three" region; the exact bound is 1 - 0.05 ** (1 / 99).
+    assert clopper_pearson_upper(0, 99) == pytest.approx(1 - 0.05 ** (1 / 99), rel=1e-6)
+    assert clopper_pearson_upper(1, 100) > clopper_pearson_upper(0, 100)
+    assert clopper_pearson_upper(0, 0) == 1.0
+    assert clopper_pearson_upper(5, 5) == 1.0
+
+
+def test_threshold_keeps_the_error_bound_under_target() -> None:
+    # 300 right answers at high confidence, then errors mixed in below 0.5.
+    outcomes = [(0.5 + i / 1000, True) for i in range(300)]
+    outcomes += [(0.5 - i / 1000, i % 3 != 0) for i in range(1, 200)]
+    choice = choose_threshold(outcomes, target=0.03)
+    assert choice.met and choice.upper_bound <= 0.03
+    decided = [ok for s, ok in outcomes if s >= choice.threshold]
+    assert len(decided) == choice.decided and decided.count(False) == choice.errors
+    # The most covering threshold: one step lower breaks the bound.
+    lower = max(s for s, _ in outcomes if s < choice.threshold)
+    below = [ok for s, ok in outcomes if s >= lower]
+    assert clopper_pearson_upper(below.count(False), len(below)) > 0.03
+
+
+def test_no_threshold_when_the_sample_cannot_certify_the_target() -> None:
+    choice = choose_threshold([(0.9, True)] * 50, target=0.03)  # 0 errors in 50 bounds only 5.8%
+    assert not choice.met and math.isinf(choice.threshold) and choice.decided == 0
+    assert choose_threshold([(-math.inf, False)] * 10, target=0.1).decided == 0
+
+
+def _records(n: int) -> list[LabelledRecord]:
+    cats = ["funny", "cute", "sad"]
+    return [
+        LabelledRecord(id=f"r{i}", title=f"t{i}", labels=[cats[i % 3]], primary=cats[i % 3]) for i in range(n)
+    ]
+
+
+def test_stratified_folds_partition_the_records() -> None:
+    records = _records(30)
+    folds = stratified_folds(records, 5, seed=1)
+    tests = [r.id for _, test in folds for r in test]
+    assert sorted(tests) == sorted(r.id for r in records)  # each record tested exactly once
+    for train, test in folds:
+        assert not {r.id for r in train} & {r.id for r in test}
+        assert {r.primary for r in test} == {"funny", "cute", "sad"}  # stratified
+    assert [[r.id for r in t] for _, t in folds] == [
+        [r.id for r in t] for _, t in stratified_folds(records, 5, 1)
+    ]
+
+
+def test_folds_need_enough_records() -> None:
+    with pytest.raises(ValueError, match="only 3 records"):
+        stratified_folds(_records(3), 5)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        stratified_folds(_records(10), 1)
+
+
+def test_head_learns_separable_classes_and_fits_a_temperature() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 8) * 4
+    x = np.concatenate([c + rng.normal(0, 0.5, (20, 8)) for c in centres])
+    y = ["a"] * 20 + ["b"] * 20 + ["c"] * 20
+    head = fit_head(x, y, ["a", "b", "c", "d"])
+    assert head is not None and head.categories == ["a", "b", "c"]
+    probs = head.proba(centres)
+    assert [head.categories[i] for i in probs.argmax(axis=1)] == ["a", "b", "c"]
+    assert np.allclose(probs.sum(axis=1), 1.0) and head.temperature > 0
+
+
+def test_memory_file_round_trips_and_refuses_another_encoder(tmp_path: Path) -> None:
+    memory = Memory(
+        ids=["a", "b"],
+        texts=["x", "y"],
+        labels=[("cute",), ("sad", "funny")],
+        primaries=["cute", "sad"],
+        vectors=np.eye(2, 4, dtype=np.float32),
+    )
+    head = fit_head(np.array([[1.0, 0], [0, 1.0]] * 4), ["cute", "sad"] * 4, ["cute", "sad"])
+    path = tmp_path / "memory" / "memory.npz"
+    Learned(memory, head, "minilm@1", "tax-1", {"records": 2}).save(path)
+    loaded = Learned.load(path, encoder="minilm@1")
+    assert loaded.memory.ids == ["a", "b"] and loaded.memory.labels[1] == ("sad", "funny")
+    assert np.array_equal(loaded.memory.vectors, memory.vectors)
+    assert loaded.head is not None and np.allclose(loaded.head.coef, head.coef)
+    with pytest.raises(MemoryArtefactError, match="encoder"):
+        Learned.load(path, encoder="minilm@2")
