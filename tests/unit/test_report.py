@@ -1,4 +1,6 @@
-"""The evaluation report: JSON as given, a real PNG, one self-contained HTML file, a text table."""
+"""The evaluation report, fed by real summaries: a real cascade of scripted stages runs a few labelled
+records through `evaluate`, and `Report.summary` builds what `gifcat eval --report` writes. Scores are
+scripted so that the reliability bins, the ECE and the operating points can be worked out by hand."""
 
 from __future__ import annotations
 
@@ -6,170 +8,353 @@ import base64
 import copy
 import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from gifcat.report import render_text, write_report
+from gifcat.cascade import Cascade, Step
+from gifcat.cli import _llm_answers
+from gifcat.config import LabelPolicy, Settings, Thresholds
+from gifcat.evaluation import Report, cv_operating_curve, evaluate, operating_curve, reliability
+from gifcat.model import Candidate, Classification, GifItem, StageName, StageOutput
+from gifcat.records import LabelledRecord
+from gifcat.report import render_html, render_text, write_report
 
-CATEGORIES = ["funny", "food", "love", "<script>"]
+TAGS = Thresholds(min_score=0.6, min_margin=0.0)
+LLM = Thresholds(min_score=0.0, min_margin=0.0)
+EMB_MARGIN = 0.3  # the embedding stage's chosen margin (fold 1's under cross-validation)
+EMB_MARGIN_FOLD2 = 0.5
+USAGE = {"prompt_tokens": 900, "completion_tokens": 40}
 
 
-def realistic_summary() -> dict[str, Any]:
-    labels = [*CATEGORIES, "undecided"]
-    matrix = [
-        [80, 2, 1, 0, 1],
-        [1, 70, 0, 0, 0],
-        [3, 0, 60, 2, 0],
-        [0, 1, 0, 99, 0],
+@dataclass
+class Case:
+    gold: str
+    kind: str | None = None
+    tags: dict[str, float] = field(default_factory=dict)
+    emb: dict[str, float] | None = None  # None: the stage errors (nothing to embed)
+    abstain: bool = False
+    llm: dict[str, float] = field(default_factory=dict)  # asked of every item triage leaves
+
+
+# Worked by hand below: which stage decides each record, at which confidence, right or wrong.
+CASES = {
+    "r01": Case("food", tags={"food": 0.95}),  # tags, 0.95, right
+    "r02": Case("love", "homonym", tags={"love": 0.92}),  # tags, 0.92, right
+    "r03": Case("sports", "homonym", tags={"animals": 0.95}),  # tags, 0.95, wrong (the trap)
+    "r04": Case("funny", "irony", tags={"funny": 0.65}),  # tags, 0.65, right
+    "r05": Case("food", emb={"food": 0.8, "love": 0.25}, llm={"food": 0.9}),  # embedding (margin .55), right
+    "r06": Case("love", "irony", emb={"sad": 0.7, "love": 0.35}, llm={"love": 0.8}),  # emb (.35), wrong
+    "r07": Case("sports", "homonym", tags={"animals": 0.4},
+                emb={"sports": 0.75, "animals": 0.3}, llm={"animals": 0.9}),  # emb (.45), right
+    "r08": Case("funny", emb={"funny": 0.9, "sad": 0.1}, abstain=True, llm={"funny": 0.85}),  # llm, right
+    "r09": Case("sad", "irony", emb={"sad": 0.5, "funny": 0.4}, llm={"funny": 0.9}),  # llm, wrong
+    "r10": Case("<script>", emb={"<script>": 0.55, "food": 0.45}, llm={"<script>": 0.6}),  # llm, right
+    "r11": Case("animals", emb=None, llm={"animals": 0.7}),  # embedding fails; llm, right
+}
+
+
+def records(ids: Sequence[str] | None = None) -> list[LabelledRecord]:
+    return [
+        LabelledRecord(id=i, title=i, labels=[c.gold], primary=c.gold, kind=c.kind)
+        for i, c in CASES.items() if ids is None or i in ids
     ]
-    return {
-        "n": 320,
-        "accuracy": 0.8437,
-        "micro_f1": 0.7123,
-        "undecided": 1,
-        "llm_share": 0.2219,
-        "command": "gifcat eval --data ../shared/data/dev.jsonl --report out/ --tags '<b>'",
-        "stages": {
-            "tags": {
-                "decided": 171,
-                "share": 0.5344,
-                "accuracy": 0.9883,
-                "micro_f1": 0.8,
-                "latency_ms": {"p50": 0.05, "p95": 0.1},
-            },
-            "rules": {
-                "decided": 37,
-                "share": 0.1156,
-                "accuracy": 0.91,
-                "micro_f1": 0.7,
-                "latency_ms": {"p50": 0.2, "p95": 0.4},
-            },
-            "embedding": {
-                "decided": 41,
-                "share": 0.1281,
-                "accuracy": 0.85,
-                "micro_f1": 0.66,
-                "latency_ms": {"p50": 6.1, "p95": 9.8},
-            },
-            "llm": {
-                "decided": 70,
-                "share": 0.2188,
-                "accuracy": 0.61,
-                "micro_f1": 0.55,
-                "latency_ms": {"p50": 310.0, "p95": 802.5},
-            },
-        },
-        "confusion": {"labels": labels, "matrix": matrix},
-        "cost": {
-            "per_1000_usd": 0.1234,
-            "llm_per_1000_usd": 0.1,
-            "lambda_per_1000_usd": 0.0234,
-            "by_model_per_1000_usd": {"gpt-4o-mini": 0.05, "gpt-4.1-mini": 0.13},
-        },
-        "latency_ms": {"p50": 1.0, "p95": 300.0},
-        "operating_curve": [
-            {"threshold": t / 10, "llm_share": 0.05 + t * 0.09, "accuracy": 0.7 + t * 0.02, "chosen": t == 2}
-            for t in range(10)
-        ],
-        "operating_point": {"threshold": 0.2, "llm_share": 0.23, "accuracy": 0.74},
-        "baselines": {
-            "llm": {"accuracy": 0.5, "llm_share": 1.0, "cost_per_1000_usd": 0.5},
-            "embedding": {"accuracy": 0.62, "llm_share": 0.0, "cost_per_1000_usd": 0.02},
-            "tags": {"accuracy": 0.45},  # no cost position: drawn as a reference line
-        },
+
+
+class Scripted:
+    """A stage answering from CASES by record id, as the real stages answer from the metadata."""
+
+    def __init__(self, name: StageName) -> None:
+        self.name = name
+
+    def score(self, item: GifItem, so_far: Classification) -> StageOutput:
+        case = CASES[item.id]
+        if self.name is StageName.TAGS:
+            scores = case.tags
+        elif self.name is StageName.EMBEDDING:
+            if case.emb is None:
+                return StageOutput(stage=self.name, error="nothing to embed")
+            scores = case.emb
+        else:
+            scores = case.llm
+        cands = [Candidate(category=c, score=s) for c, s in scores.items()]
+        return StageOutput(
+            stage=self.name, candidates=cands,
+            abstained="signals disagree" if case.abstain and self.name is StageName.EMBEDDING else None,
+            usage=USAGE if self.name is StageName.LLM else {},
+            cost_usd=0.0001 if self.name is StageName.LLM else 0.0,
+        )
+
+
+def cascade(margin: float = EMB_MARGIN, until: StageName = StageName.LLM) -> Cascade:
+    steps = [
+        Step(Scripted(StageName.TAGS), TAGS),
+        Step(Scripted(StageName.EMBEDDING), Thresholds(min_score=0.0, min_margin=margin)),
+        Step(Scripted(StageName.LLM), LLM),
+    ]
+    order = [StageName.TAGS, StageName.EMBEDDING, StageName.LLM]
+    return Cascade(steps[: order.index(until) + 1], LabelPolicy(ratio=0.6, max=3), "v1")
+
+
+def run(
+    recs: Sequence[LabelledRecord], margin: float = EMB_MARGIN, until: StageName = StageName.LLM
+) -> Report:
+    c = cascade(margin, until)
+    return evaluate(recs, lambda r: c.run(r.item()))
+
+
+def real_summary(settings: Settings) -> dict[str, Any]:
+    """As `gifcat eval --report` builds it: the run's summary, the curve, the baselines."""
+    report = run(records())
+    summary = report.summary(settings)
+    llm_correct = _llm_answers(report, Scripted(StageName.LLM), None)
+    curve, point = operating_curve(report, llm_correct, 0.0, EMB_MARGIN)
+    summary |= {"operating_curve": curve, "operating_point": point}
+    llm_only = Cascade([Step(Scripted(StageName.LLM), LLM)], LabelPolicy(), "v1")
+    base = evaluate(records(), lambda r: llm_only.run(r.item())).summary(settings)
+    keys = ("accuracy", "micro_f1", "llm_share", "cost_per_1000_usd")
+    summary["baselines"] = {"llm": {k: base[k] for k in keys}}
+    summary["command"] = "gifcat eval --data dev.jsonl --report out/ --tags '<b>'"
+    return summary
+
+
+def cv_summary(settings: Settings) -> tuple[dict[str, Any], Report]:
+    """As `gifcat eval --cv 2 --report` builds it: each fold run with its own fitted margin."""
+    report = Report()
+    folds = []
+    split = [(["r01", "r02", "r03", "r04", "r05", "r06"], EMB_MARGIN),
+             (["r07", "r08", "r09", "r10", "r11"], EMB_MARGIN_FOLD2)]
+    for i, (ids, margin) in enumerate(split):
+        part = run(records(ids), margin)
+        report.predictions += part.predictions
+        s = part.summary(settings)
+        folds.append({"fold": i + 1, "n": s["n"], "accuracy": s["accuracy"], "stages": s["stages"],
+                      "thresholds": {"tags": {"min_score": 0.6, "min_margin": 0.0},
+                                     "embedding": {"min_score": 0.0, "min_margin": margin}}})
+    summary = report.summary(settings) | {"folds": folds}
+    summary |= cv_operating_curve(report, _llm_answers(report, Scripted(StageName.LLM), None), folds)
+    return summary, report
+
+
+@pytest.fixture
+def summary(settings: Settings) -> dict[str, Any]:
+    return real_summary(settings)
+
+
+# -- what the summary holds ------------------------------------------------------------------------
+def test_the_summary_is_the_run_worked_by_hand(summary: dict[str, Any]) -> None:
+    assert summary["n"] == 11
+    assert summary["accuracy"] == round(8 / 11, 4)
+    assert summary["llm_share"] == round(4 / 11, 4)
+    assert {k: s["decided"] for k, s in summary["stages"].items()} == {"tags": 4, "embedding": 3, "llm": 4}
+    assert summary["kinds"]["homonym"] == {
+        "n": 3, "accuracy": 0.6667,
+        "stages": {"tags": {"decided": 2, "accuracy": 0.5}, "embedding": {"decided": 1, "accuracy": 1.0}},
     }
+    assert summary["kinds"]["irony"]["accuracy"] == 0.3333
+    assert set(summary["kinds"]) == {"homonym", "irony"}  # records without a kind are in no group
 
 
-def test_report_renders_every_artefact(tmp_path: Path) -> None:
-    summary = realistic_summary()
+def test_reliability_bins_and_ece_from_known_predictions(summary: dict[str, Any]) -> None:
+    rel = summary["reliability"]
+    assert rel == reliability(run(records()))
+    # tags decided 0.95 right, 0.92 right, 0.95 wrong, 0.65 right
+    assert [(b["lo"], b["hi"], b["n"], b["confidence"], b["accuracy"]) for b in rel["tags"]["bins"]] == [
+        (0.6, 0.7, 1, 0.65, 1.0),
+        (0.9, 1.0, 3, 0.94, 0.6667),
+    ]
+    assert rel["tags"]["ece"] == pytest.approx((0.35 + 3 * (0.94 - 2 / 3)) / 4, abs=1e-4)
+    assert rel["tags"]["n"] == 4
+    # embedding decided 0.8 right, 0.7 wrong, 0.75 right
+    assert [(b["n"], b["confidence"], b["accuracy"]) for b in rel["embedding"]["bins"]] == [
+        (2, 0.725, 0.5), (1, 0.8, 1.0)
+    ]
+    assert rel["embedding"]["ece"] == pytest.approx((2 * 0.225 + 0.2) / 3, abs=1e-4)
+    # llm decided 0.6, 0.7, 0.85 right and 0.9 wrong: one per bin
+    assert rel["llm"]["ece"] == pytest.approx((0.4 + 0.3 + 0.15 + 0.9) / 4, abs=1e-4)
+    # Reached: every item the embedding stage scored, decided or not (the abstention and those it left
+    # to the LLM too), by its best candidate; the failed one had nothing to score.
+    reached = rel["embedding"]["reached"]
+    assert reached["n"] == 6
+    assert sum(b["n"] for b in reached["bins"]) == 6
+    assert [(b["lo"], b["n"], b["accuracy"]) for b in reached["bins"]][-1] == (0.9, 1, 1.0)  # r08
+
+
+def test_operating_point_is_where_the_run_landed(summary: dict[str, Any]) -> None:
+    """The curve's chosen point replays the run: an item the embedding stage abstained on went to the
+    LLM, whatever its margin (it used to be counted as the embedding stage's answer)."""
+    point = summary["operating_point"]
+    assert (point["accuracy"], point["llm_share"]) == (summary["accuracy"], summary["llm_share"])
+
+
+def test_cv_curve_marks_each_folds_threshold(settings: Settings) -> None:
+    summary, _ = cv_summary(settings)
+    # The cross-validated point is the run itself: each fold at its own margin.
+    point = summary["operating_point"]
+    assert (point["accuracy"], point["llm_share"]) == (summary["accuracy"], summary["llm_share"])
+    assert (point["accuracy"], point["llm_share"]) == (round(7 / 11, 4), round(5 / 11, 4))
+    assert point["fold_thresholds"] == [EMB_MARGIN, EMB_MARGIN_FOLD2]
+    # Each fold's margin, applied to every out-of-fold item, is a point on the pooled curve.
+    marks = {m["fold"]: (m["threshold"], m["accuracy"], m["llm_share"]) for m in summary["operating_folds"]}
+    assert marks == {
+        1: (0.3, round(8 / 11, 4), round(4 / 11, 4)),
+        2: (0.5, round(8 / 11, 4), round(6 / 11, 4)),
+    }
+    curve = {c["threshold"]: c for c in summary["operating_curve"]}
+    for threshold, acc, share in marks.values():
+        assert (curve[threshold]["accuracy"], curve[threshold]["llm_share"]) == (acc, share)
+    shares = [c["llm_share"] for c in summary["operating_curve"]]
+    assert shares == sorted(shares)  # a higher margin never sends fewer items to the LLM
+
+
+def test_train_split_is_one_fold(settings: Settings) -> None:
+    report = run(records(), EMB_MARGIN)
+    folds = [{"fold": 1, "n": 11, "thresholds": {"embedding": {"min_score": 0.0, "min_margin": EMB_MARGIN}}}]
+    llm_correct = _llm_answers(report, Scripted(StageName.LLM), None)
+    out = cv_operating_curve(report, llm_correct, folds)
+    def points(curve: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [(c["threshold"], c["llm_share"], c["accuracy"], c["chosen"]) for c in curve]
+
+    curve, point = operating_curve(report, llm_correct, 0.0, EMB_MARGIN)
+    assert points(out["operating_curve"]) == points(curve)
+    assert (out["operating_point"]["accuracy"], out["operating_point"]["llm_share"]) == (
+        point["accuracy"], point["llm_share"])
+
+
+def test_cv_curve_refuses_folds_that_do_not_cover_the_predictions(settings: Settings) -> None:
+    summary, report = cv_summary(settings)
+    with pytest.raises(ValueError, match="11 predictions"):
+        cv_operating_curve(report, {}, summary["folds"][:1])
+
+
+# -- the artefacts ---------------------------------------------------------------------------------
+def test_report_renders_every_artefact(tmp_path: Path, summary: dict[str, Any]) -> None:
     paths = write_report(summary, tmp_path / "out")
-    assert set(paths) == {"json", "png", "html"}
-    assert json.loads(paths["json"].read_text(encoding="utf-8")) == summary
-    with Image.open(paths["png"]) as img:
-        img.verify()
-        assert img.format == "PNG"
+    assert set(paths) == {"json", "png", "reliability_png", "kinds_png", "html"}
+    assert json.loads(paths["json"].read_text(encoding="utf-8")) == json.loads(json.dumps(summary))
+    for key in ("png", "reliability_png", "kinds_png"):
+        with Image.open(paths[key]) as img:
+            img.verify()
+            assert img.format == "PNG"
 
     page = paths["html"].read_text(encoding="utf-8")
-    assert "0.844" in page  # accuracy
-    assert "0.712" in page  # micro-F1
-    for decided in ("171", "37", "41", "70"):
-        assert f">{decided}<" in page
-    assert "$0.1234" in page  # cost per 1,000
-    assert "22.2%" in page  # LLM share
-    assert "310.00" in page and "802.50" in page  # LLM latency p50 / p95
+    assert f"{summary['accuracy']:.3f}" in page and f"{summary['micro_f1']:.3f}" in page
+    for stage, decided in (("tags", 4), ("embedding", 3), ("llm", 4)):
+        assert re.search(rf'<td class="l">{stage}</td><td class="">{decided}</td>', page)
+    assert f"${summary['cost']['per_1000_usd']:.4f}" in page
+    assert "36.4%" in page  # LLM share
     assert ">undecided<" in page
 
 
-def test_html_is_self_contained_with_the_embedded_png(tmp_path: Path) -> None:
-    paths = write_report(realistic_summary(), tmp_path)
+def test_kind_table_in_html_and_text(summary: dict[str, Any]) -> None:
+    page = render_html(summary, None)  # the tables only: no plotting
+    table = page.split("Accuracy by kind", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table)
+    assert len(rows) == 1 + 2  # header, homonym, irony
+    cells = [re.sub(r"<[^>]+>", "|", r).strip("|").split("||") for r in rows[1:]]
+    assert cells[0][:3] == ["homonym", "3", "0.667"]
+    assert "2 (0.500)" in cells[0] and "1 (1.000)" in cells[0]
+    assert cells[1][:3] == ["irony", "3", "0.333"]
+    text = render_text(summary)
+    homonym = next(line for line in text.splitlines() if line.startswith("homonym"))
+    assert homonym.split()[:3] == ["homonym", "3", "0.667"]
+
+
+def test_reliability_table_in_html_and_text(summary: dict[str, Any]) -> None:
+    page = render_html(summary, None)  # the tables only: no plotting
+    section = page.split("Reliability", 1)[1]
+    # ECE 0.2925, shown to three places
+    assert re.search(r'<td class="l">tags</td><td class="">4</td><td class="">0\.292</td>', section)
+    assert re.search(r'<td class="l">llm</td><td class="">4</td><td class="">0\.438</td>', section)
+    text = render_text(summary)
+    assert re.search(r"^tags\s+4\s+0\.292", text, re.M)
+
+
+def test_cv_report_marks_the_folds(tmp_path: Path, settings: Settings) -> None:
+    summary, _ = cv_summary(settings)
+    paths = write_report(summary, tmp_path)
+    with Image.open(paths["png"]) as img:
+        img.verify()
     page = paths["html"].read_text(encoding="utf-8")
-    match = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert match
-    assert base64.b64decode(match.group(1)) == paths["png"].read_bytes()
+    folds = page.split("<h2>Folds", 1)[1].split("</table>", 1)[0]
+    # fold 2: 5 records, 3 right, margin 0.5; at 0.5 the pooled curve sends 6 of 11 to the LLM, 8 right
+    cells = r'<td class="l">2</td>' + "".join(rf'<td class="">{v}</td>' for v in ("5", r"0\.600", r"0\.500"))
+    assert re.search(cells + r'<td class="">54\.5%</td><td class="">0\.727</td>', folds)
+    assert "thresholds per fold 0.300, 0.500" in page
+    assert "thresholds per fold 0.300, 0.500" in render_text(summary)
+
+
+def test_html_is_self_contained_with_the_embedded_pngs(tmp_path: Path, summary: dict[str, Any]) -> None:
+    paths = write_report(summary, tmp_path)
+    page = paths["html"].read_text(encoding="utf-8")
+    found = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    embedded = [base64.b64decode(m) for m in found]
+    assert embedded == [paths[k].read_bytes() for k in ("kinds_png", "reliability_png", "png")]
     assert "<style>" in page
     # Nothing fetched from elsewhere: no external scripts, stylesheets or images.
     assert not re.search(r'(src|href)="(https?:)?//', page)
     assert "<link" not in page and "<script" not in page
 
 
-def test_strings_are_escaped(tmp_path: Path) -> None:
-    page = write_report(realistic_summary(), tmp_path)["html"].read_text(encoding="utf-8")
-    assert "&lt;script&gt;" in page
+def test_strings_are_escaped(summary: dict[str, Any]) -> None:
+    page = render_html(summary, None)  # the tables only: no plotting
+    assert "&lt;script&gt;" in page  # a category name, in the confusion matrix
     assert "<script>" not in page
     assert "--tags &#x27;&lt;b&gt;&#x27;" in page  # the command, verbatim but escaped
 
 
-def test_confusion_matrix_has_gold_rows_and_predicted_columns(tmp_path: Path) -> None:
-    page = write_report(realistic_summary(), tmp_path)["html"].read_text(encoding="utf-8")
+def test_confusion_matrix_has_gold_rows_only(summary: dict[str, Any]) -> None:
+    page = render_html(summary, None)  # the tables only: no plotting
     table = page.split("Confusion matrix", 1)[1].split("</table>", 1)[0]
-    assert table.count("<tr>") == 1 + 4  # header + one row per gold category
-    assert '<td class="diag">99</td>' in table
+    gold = {r.primary for r in records()}
+    # header + one row per gold category: the summary's square matrix also has an empty "undecided" row
+    assert table.count("<tr>") == 1 + len(gold)
+    assert '<th class="l">undecided</th>' not in table
+    assert '<td class="diag">2</td>' in table  # food: r01 and r05
 
 
 @pytest.mark.parametrize(
     "drop",
     [
         ("operating_curve", "operating_point", "baselines"),
-        ("cost", "confusion", "command"),
+        ("cost", "confusion", "command", "kinds", "reliability"),
         ("stages", "latency_ms", "micro_f1", "llm_share", "undecided"),
     ],
 )
-def test_missing_optional_keys_do_not_crash(tmp_path: Path, drop: tuple[str, ...]) -> None:
-    summary = realistic_summary()
+def test_missing_optional_keys_do_not_crash(
+    tmp_path: Path, drop: tuple[str, ...], summary: dict[str, Any]
+) -> None:
     for key in drop:
         summary.pop(key)
     paths = write_report(summary, tmp_path)
     assert paths["html"].read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    with Image.open(paths["png"]) as img:
-        img.verify()
-    assert "accuracy: 0.844" in render_text(summary)
+    for key in ("png", "reliability_png", "kinds_png"):
+        with Image.open(paths[key]) as img:
+            img.verify()
+    assert f"accuracy: {summary['accuracy']:.3f}" in render_text(summary)
 
 
-def test_minimal_summary_from_current_evaluation(tmp_path: Path) -> None:
-    """What evaluation.Report.summary() returns today: no curve, no cost, stages without F1/latency."""
-    summary = {
-        "n": 3,
-        "accuracy": 0.6667,
-        "micro_f1": 0.5,
-        "undecided": 1,
-        "stages": {"tags": {"decided": 2, "share": 0.6667, "accuracy": 1.0}},
-        "statuses": {"classified": 2, "undecided": 1},
-        "llm_share": 0.0,
-        "latency_ms": {"p50": 0.1, "p95": 0.2},
-    }
+def test_triage_only_summary(tmp_path: Path, settings: Settings) -> None:
+    """`--until triage`: no embedding or LLM stage, no curve, no baselines; no kinds in the records."""
+    recs = [r.model_copy(update={"kind": None}) for r in records()]
+    summary = run(recs, until=StageName.TAGS).summary(settings)
+    assert set(summary["reliability"]) == {"tags"} and summary["kinds"] == {}
     paths = write_report(copy.deepcopy(summary), tmp_path)
-    assert json.loads(paths["json"].read_text(encoding="utf-8")) == summary
-    assert "data:image/png;base64," in paths["html"].read_text(encoding="utf-8")
+    assert json.loads(paths["json"].read_text(encoding="utf-8")) == json.loads(json.dumps(summary))
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "No record carries a kind" in page
+    assert "data:image/png;base64," in page
 
 
-def test_render_text_table() -> None:
-    text = render_text(realistic_summary())
-    assert "accuracy: 0.844" in text
-    assert "cost / 1,000 GIFs: $0.1234" in text
+def test_render_text_table(summary: dict[str, Any]) -> None:
+    text = render_text(summary)
+    assert f"accuracy: {summary['accuracy']:.3f}" in text
+    assert f"cost / 1,000 GIFs: ${summary['cost']['per_1000_usd']:.4f}" in text
     stage_lines = [line for line in text.splitlines() if line.split()[:1] in (["tags"], ["llm"])]
-    assert any("171" in line for line in stage_lines)
+    assert any(line.split()[1] == "4" for line in stage_lines)
     assert "gpt-4.1-mini" in text
     assert "gifcat eval --data" in text

@@ -99,7 +99,7 @@ def _baseline_pipeline(name: str, settings: Any, taxonomy: Any, labelled: Any) -
 def cmd_eval(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from gifcat.evaluation import evaluate, operating_curve
+    from gifcat.evaluation import cv_operating_curve, evaluate, operating_curve
     from gifcat.llm.local_server import local_llm_endpoint, wants_local_server
     from gifcat.pipeline import LocalPipeline
     from gifcat.records import read_records
@@ -114,7 +114,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     unknown = set(baselines) - set(BASELINES)
     if unknown:
         raise SystemExit(f"gifcat eval: unknown baseline(s) {sorted(unknown)}; choose from {BASELINES}")
-    if args.report and not baselines:
+    if args.report and not baselines and not (args.cv or args.train):  # no baselines fitted per fold
         baselines = list(BASELINES)
     needs_llm = args.until == "llm" or "llm" in baselines
 
@@ -148,6 +148,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         if args.cv or args.train:  # honest figures: everything learned is fitted away from the test records
             report, summary = _fitted_eval(args, records, settings, taxonomy, overrides, progress)
+            if args.report and args.until == "llm":  # the curve from the out-of-fold traces
+                with LocalPipeline(
+                    settings, taxonomy, StageName.LLM, skip=(*TRIAGE, StageName.EMBEDDING)
+                ) as only_llm:
+                    llm_correct = _llm_answers(report, only_llm.stage(StageName.LLM), progress("llm (curve)"))
+                summary |= cv_operating_curve(report, llm_correct, summary["folds"])
         elif args.baseline and not args.report:  # one baseline instead of the cascade
             report, _ = run(_baseline_pipeline(baselines[0], settings, taxonomy, args.labelled), baselines[0])
             summary = {"baseline": baselines[0], **report.summary(settings)}
@@ -361,7 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"run a single-model baseline instead ({', '.join(BASELINES)}); "
         "with --report, a comma-separated list to compare against (default: all)",
     )
-    p.add_argument("--report", metavar="DIR", help="write report.json, operating_curve.png and report.html")
+    p.add_argument(
+        "--report", metavar="DIR",
+        help="write report.json, report.html and PNGs (operating curve, reliability per stage, accuracy by "
+        "kind)",
+    )
     p.add_argument(
         "--cv", type=int, nargs="?", const=5, default=None, metavar="K",
         help="cross-validate: K stratified folds (default 5), each classified by a cascade fitted on the "

@@ -2,8 +2,9 @@
 
 Per stage: coverage, accuracy on what it decided, micro-F1 and latency; overall accuracy and micro-F1;
 a confusion matrix; cost per 1,000 GIFs (LLM tokens at the configured prices plus Lambda GB-seconds and
-Step Functions transitions); and the operating curve, accuracy against the LLM's share, swept over the
-embedding stage's margin.
+Step Functions transitions); accuracy by record kind; a reliability table per stage (confidence against
+observed accuracy, and the expected calibration error); and the operating curve, accuracy against the
+LLM's share, swept over the embedding stage's margin (pooled over the folds under cross-validation).
 
 A prediction's primary is correct when it is any of the gold labels (TAXONOMY.md); undecided counts as
 wrong. micro-F1 compares predicted label sets with gold label sets.
@@ -115,6 +116,7 @@ class Report:
             "latency_ms": _latency(p.elapsed_ms for p in preds),
             "confusion": self.confusion(),
             "kinds": self.kinds(),
+            "reliability": reliability(self),
         }
         if settings is not None:
             summary["cost"] = cost_summary(preds, settings)
@@ -227,6 +229,93 @@ def evaluate(
     return report
 
 
+RELIABILITY_BINS = 10
+
+
+def _bins(points: Sequence[tuple[float, bool]], bins: int = RELIABILITY_BINS) -> dict[str, Any]:
+    """Equal-width confidence bins over [0, 1]: per non-empty bin its count, mean confidence and observed
+    accuracy; and the expected calibration error, the count-weighted mean gap between the two."""
+    groups: dict[int, list[tuple[float, bool]]] = defaultdict(list)
+    for conf, ok in points:
+        c = min(max(conf, 0.0), 1.0)
+        # the epsilon keeps 0.7 in [0.7, 0.8) although 0.7 * 10 may land a hair under 7
+        groups[min(int(c * bins + 1e-9), bins - 1)].append((c, ok))
+    out, gap = [], 0.0
+    for i in sorted(groups):
+        group = groups[i]
+        conf = sum(c for c, _ in group) / len(group)
+        acc = sum(ok for _, ok in group) / len(group)
+        gap += len(group) * abs(acc - conf)
+        out.append({"lo": round(i / bins, 4), "hi": round((i + 1) / bins, 4), "n": len(group),
+                    "confidence": round(conf, 4), "accuracy": round(acc, 4)})
+    return {"n": len(points), "ece": round(gap / len(points), 4) if points else None, "bins": out}
+
+
+def reliability(report: Report, bins: int = RELIABILITY_BINS) -> dict[str, Any]:
+    """Per stage, is its confidence a probability? What it decided, binned by `Classification.confidence`
+    against whether the answer was right (bins, n, ece); and under `reached`, every item the stage scored,
+    decided or not, by its best candidate: the decided ones alone only show scores above the threshold."""
+    out: dict[str, Any] = {}
+    for name in StageName:
+        decided = [(p.result.confidence, p.correct) for p in report.predictions
+                   if p.result.decided and p.result.decided_by is name]
+        reached = [
+            (t.candidates[0].score, t.candidates[0].category in p.record.labels)
+            for p in report.predictions
+            if (t := p.trace(name)) is not None and t.candidates and t.error is None
+        ]
+        if decided or reached:
+            out[name.value] = {**_bins(decided, bins), "reached": _bins(reached, bins)}
+    return out
+
+
+@dataclass(frozen=True)
+class _CurveRow:
+    """One prediction as the margin sweep sees it."""
+
+    triage: bool | None  # triage decided it: was it right (None: triage left it)
+    top: float | None  # the embedding stage's best score; None when it cannot decide whatever the margin
+    margin: float
+    embedding_ok: bool
+    llm_ok: bool
+
+
+def _curve_rows(report: Report, llm_correct: dict[str, bool]) -> list[_CurveRow]:
+    rows = []
+    for p in report.predictions:
+        emb = p.trace(StageName.EMBEDDING)
+        triage_decided = p.result.decided_by in (StageName.TAGS, StageName.RULES)
+        llm_ok = llm_correct.get(p.record.id, False)
+        # An error or an abstention decides nothing, as in the cascade: the item goes on to the LLM.
+        if triage_decided or emb is None or not emb.candidates or emb.error or emb.abstained:
+            rows.append(_CurveRow(p.correct if triage_decided else None, None, 0.0, False, llm_ok))
+            continue
+        top = emb.candidates[0].score
+        second = emb.candidates[1].score if len(emb.candidates) > 1 else 0.0
+        # unrounded, as cascade.passes compares it
+        rows.append(_CurveRow(None, top, top - second, emb.candidates[0].category in p.record.labels, llm_ok))
+    return rows
+
+
+def _sweep_point(rows: Sequence[_CurveRow], thresholds: Sequence[tuple[float, float]]) -> dict[str, float]:
+    """Accuracy and LLM share when row i is judged by thresholds[i] = (min_score, min_margin)."""
+    correct = to_llm = 0
+    for row, (min_score, min_margin) in zip(rows, thresholds, strict=True):
+        if row.triage is not None:
+            correct += row.triage
+        elif row.top is not None and row.top >= min_score and row.margin >= min_margin:
+            correct += row.embedding_ok
+        else:
+            to_llm += 1
+            correct += row.llm_ok
+    n = max(len(rows), 1)
+    return {"llm_share": round(to_llm / n, 4), "accuracy": round(correct / n, 4)}
+
+
+def _margins(extra: Iterable[float], margins: Sequence[float] | None) -> list[float]:
+    return sorted({*(margins or [round(i * 0.02, 2) for i in range(51)]), *extra})
+
+
 def operating_curve(
     report: Report,
     llm_correct: dict[str, bool],
@@ -237,38 +326,48 @@ def operating_curve(
     """Accuracy against the LLM's share as the embedding margin moves: what each threshold would buy.
 
     Items triage decided keep their answer; the rest are decided by the embedding stage when its margin
-    clears the threshold and by the LLM otherwise (`llm_correct`: the LLM's answer was right, per id).
+    clears the threshold (and it neither failed nor abstained) and by the LLM otherwise (`llm_correct`:
+    the LLM's answer was right, per id).
     """
-    margins = sorted({*(margins or [round(i * 0.02, 2) for i in range(51)]), chosen_margin})
-    rows: list[tuple[bool | None, float, float, bool]] = []  # triage correct, top, margin, embedding correct
-    for p in report.predictions:
-        emb = p.trace(StageName.EMBEDDING)
-        triage_decided = p.result.decided_by in (StageName.TAGS, StageName.RULES)
-        if triage_decided or emb is None or not emb.candidates:
-            rows.append((p.correct if triage_decided else None, -1.0, -1.0, False))
-            continue
-        top = emb.candidates[0].score
-        second = emb.candidates[1].score if len(emb.candidates) > 1 else 0.0
-        rows.append((None, top, round(top - second, 6), emb.candidates[0].category in p.record.labels))
-    n = max(len(rows), 1)
-    curve = []
-    for m in margins:
-        correct = to_llm = 0
-        for (triage_ok, top, margin, emb_ok), p in zip(rows, report.predictions, strict=True):
-            if triage_ok is not None:
-                correct += triage_ok
-            elif top >= min_score and margin >= m:
-                correct += emb_ok
-            else:
-                to_llm += 1
-                correct += llm_correct.get(p.record.id, False)
-        curve.append(
-            {
-                "threshold": m,
-                "llm_share": round(to_llm / n, 4),
-                "accuracy": round(correct / n, 4),
-                "chosen": m == chosen_margin,
-            }
-        )
+    rows = _curve_rows(report, llm_correct)
+    curve = [
+        {"threshold": m, **_sweep_point(rows, [(min_score, m)] * len(rows)), "chosen": m == chosen_margin}
+        for m in _margins([chosen_margin], margins)
+    ]
     chosen = next(c for c in curve if c["chosen"])
     return curve, {k: chosen[k] for k in ("threshold", "llm_share", "accuracy")}
+
+
+def cv_operating_curve(
+    report: Report,
+    llm_correct: dict[str, bool],
+    folds: Sequence[dict[str, Any]],
+    margins: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """The operating curve of a cross-validated (or --train) run, as summary keys.
+
+    `report` holds the out-of-fold predictions fold after fold and `folds` the summary's folds in the
+    same order (each with `n` and its fitted `thresholds`). The curve sweeps one margin over every
+    out-of-fold item; `operating_folds` are the points of the curve at each fold's fitted margin, and
+    `operating_point` is the run itself, each fold's items judged at their own fold's margin.
+    """
+    if sum(f["n"] for f in folds) != len(report.predictions):
+        raise ValueError(
+            f"folds cover {sum(f['n'] for f in folds)} records, the report has {len(report.predictions)} "
+            "predictions"
+        )
+    rows = _curve_rows(report, llm_correct)
+    embedding = [f["thresholds"]["embedding"] for f in folds]
+    fitted = [(float(t["min_score"]), float(t["min_margin"])) for t in embedding]
+    own = [t for f, t in zip(folds, fitted, strict=True) for _ in range(f["n"])]
+    curve = []
+    for m in _margins((margin for _, margin in fitted), margins):
+        chosen_by = [f["fold"] for f, (_, margin) in zip(folds, fitted, strict=True) if margin == m]
+        # the sweep keeps each fold's own min_score and moves the margin only
+        point = _sweep_point(rows, [(score, m) for score, _ in own])
+        curve.append({"threshold": m, **point, "chosen": bool(chosen_by), "folds": chosen_by})
+    at = {c["threshold"]: c for c in curve}
+    marks = [{"fold": f["fold"], "threshold": margin, "llm_share": at[margin]["llm_share"],
+              "accuracy": at[margin]["accuracy"]} for f, (_, margin) in zip(folds, fitted, strict=True)]
+    point = {"fold_thresholds": [margin for _, margin in fitted], **_sweep_point(rows, own)}
+    return {"operating_curve": curve, "operating_point": point, "operating_folds": marks}
