@@ -266,6 +266,9 @@ def _fitted_eval(
 
 def _llm_answers(report: Any, llm: Any, progress: Any) -> dict[str, bool]:
     """The LLM's answer for every item triage left, whichever stage decided it: the curve needs them."""
+    from gifcat.instructions import InstructionScreen
+
+    screen = InstructionScreen()
     answers: dict[str, bool] = {}
     todo = []
     for p in report.predictions:
@@ -275,7 +278,9 @@ def _llm_answers(report: Any, llm: Any, progress: Any) -> dict[str, bool]:
         elif p.result.decided_by not in TRIAGE:
             todo.append(p)
     for p in progress(todo) if progress else todo:
-        out = llm.score(p.record.item(), p.result)
+        item = p.record.item()  # screened as the cascade screens it: planted instructions steer nothing
+        item = item.model_copy(update={"metadata": screen.screen(item.metadata).metadata})
+        out = llm.score(item, p.result)
         best = max(out.candidates, key=lambda c: c.score, default=None)
         answers[p.record.id] = out.error is None and best is not None and best.category in p.record.labels
     return answers
