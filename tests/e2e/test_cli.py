@@ -182,3 +182,45 @@ def test_calibrate_writes_settings_that_load(tmp_path: Path) -> None:
     assert settings.thresholds("embedding").min_margin == found["thresholds"]["embedding"]["min_margin"]
     assert settings.thresholds("tags").min_score == found["thresholds"]["tags"]["min_score"]
     assert found["calibration"]["tags"]["met"]
+
+
+def _dev_sample(tmp_path: Path, n: int, kinds: bool = False) -> Path:
+    lines = DEV_DATA.read_text(encoding="utf-8").splitlines()[:n]
+    records = [json.loads(line) for line in lines if line.strip()]
+    if kinds:
+        for i, r in enumerate(records):
+            r["kind"] = ("homonym", "made-up-kind")[i % 2]  # an unknown kind is reported, not rejected
+    path = tmp_path / f"sample-{n}.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_eval_cv_fits_each_fold_on_the_others(tmp_path: Path) -> None:
+    data = _dev_sample(tmp_path, 60, kinds=True)
+    run = gifcat("eval", "--data", str(data), "--cv", "3", "--until", "embedding", "--json")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["n"] == 60 and summary["fitting"] == {"cv": 3, "seed": 0}
+    assert [f["n"] for f in summary["folds"]] == [20, 20, 20]
+    for fold in summary["folds"]:  # thresholds fitted per fold, with their error bound
+        assert set(fold["thresholds"]) == {"tags", "rules", "embedding"}
+        emb = fold["calibration"]["embedding"]
+        assert emb["met"] is False or emb["error_upper_bound"] <= emb["target"]
+    assert set(summary["fold_spread"]["accuracy"]) == {"mean", "std", "min", "max"}
+    assert set(summary["kinds"]) == {"homonym", "made-up-kind"}
+    assert sum(k["n"] for k in summary["kinds"].values()) == 60
+
+
+def test_eval_train_fits_on_another_file(tmp_path: Path, data: Path) -> None:
+    train = _dev_sample(tmp_path, 40)
+    run = gifcat("eval", "--data", str(data), "--train", str(train), "--until", "embedding", "--json")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["fitting"] == {"train": str(train), "n_train": 40}
+    assert summary["n"] == len(RECORDS)
+
+
+def test_eval_cv_with_fewer_records_than_folds_is_a_clear_error(data: Path) -> None:
+    run = gifcat("eval", "--data", str(data), "--cv", "5", "--until", "triage", "--json")
+    assert run.returncode != 0
+    assert "only 4 records" in run.stderr
