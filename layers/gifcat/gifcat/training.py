@@ -177,6 +177,8 @@ def learn(stage: EmbeddingStage, records: Sequence[LabelledRecord], *, c: float 
         encoder=stage.text_identity,
         taxonomy_version=stage.taxonomy.version,
         meta={"records": len(records), "c": c},
+        phrases=list(stage.phrases),
+        phrase_vectors=stage.phrase_vectors,
     )
 
 

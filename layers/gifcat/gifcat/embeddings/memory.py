@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +75,15 @@ class Learned:
     encoder: str
     taxonomy_version: str
     meta: Mapping[str, Any]
+    # The taxonomy's prototype phrases and their vectors, so a cold start embeds nothing.
+    phrases: list[str] = field(default_factory=list)
+    phrase_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = {
             "vectors": self.memory.vectors.astype(np.float32),
+            "phrase_vectors": self.phrase_vectors.astype(np.float32),
             "records": np.array(json.dumps({
                 "ids": self.memory.ids,
                 "texts": self.memory.texts,
@@ -88,6 +92,7 @@ class Learned:
                 "encoder": self.encoder,
                 "taxonomy_version": self.taxonomy_version,
                 "meta": dict(self.meta),
+                "phrases": self.phrases,
                 "head": None if self.head is None else {
                     "categories": self.head.categories, "temperature": self.head.temperature,
                 },
@@ -104,6 +109,7 @@ class Learned:
         with np.load(path, allow_pickle=False) as data:
             doc = json.loads(str(data["records"]))
             vectors = data["vectors"]
+            phrase_vectors = data.get("phrase_vectors")
             head = None
             if doc.get("head"):
                 head = LinearHead(
@@ -124,4 +130,8 @@ class Learned:
             primaries=list(doc["primaries"]),
             vectors=vectors,
         )
-        return cls(memory, head, doc["encoder"], doc["taxonomy_version"], doc.get("meta", {}))
+        learned = cls(memory, head, doc["encoder"], doc["taxonomy_version"], doc.get("meta", {}))
+        if phrase_vectors is not None and doc.get("phrases"):
+            learned = cls(memory, head, learned.encoder, learned.taxonomy_version, learned.meta,
+                          list(doc["phrases"]), phrase_vectors)
+        return learned

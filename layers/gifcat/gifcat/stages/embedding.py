@@ -146,7 +146,11 @@ class EmbeddingStage:
                     owners.append(i)
         self._phrases = phrases
         self._phrase_owner = np.asarray(owners)
-        self._phrase_vecs = self.text.encode(phrases)
+        # Embedded at build time with the memory when the taxonomy's phrases are the same (cold start).
+        if learned is not None and learned.phrases == phrases:
+            self._phrase_vecs = learned.phrase_vectors
+        else:
+            self._phrase_vecs = self.text.encode(phrases)
         protos = np.stack([self._phrase_vecs[self._phrase_owner == i].mean(axis=0)
                            for i in range(len(self._categories))])
         self._text_protos = protos / np.linalg.norm(protos, axis=1, keepdims=True)
@@ -167,6 +171,14 @@ class EmbeddingStage:
     @property
     def text_identity(self) -> str:
         return self._text_identity
+
+    @property
+    def phrases(self) -> list[str]:
+        return self._phrases
+
+    @property
+    def phrase_vectors(self) -> np.ndarray:
+        return self._phrase_vecs
 
     def with_learned(self, learned: Learned) -> EmbeddingStage:
         """The same models with another memory and classifier (cross-validation swaps them per fold)."""
