@@ -71,7 +71,7 @@ def test_a_handlers_own_error_is_reported_and_the_sandbox_kept(fn: LocalFunction
 
 
 def test_asynchronous_timeouts_are_retried_then_recorded(fn: LocalFunction) -> None:
-    fn.timeout_s = 0.2  # type: ignore[assignment]
+    fn.timeout_s = 0.2
     with LambdaRunner("http://127.0.0.1:9", workers=1) as runner:
         runner.submit(fn, {"sleep": True})
         assert runner.drain(30)

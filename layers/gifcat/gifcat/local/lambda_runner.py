@@ -85,7 +85,7 @@ class LocalFunction:
     handler: str  # "module.function"
     environment: dict[str, str]
     memory_mb: int = 128
-    timeout_s: int = 3
+    timeout_s: float = 3.0
     max_retries: int = 2  # EventInvokeConfig.MaximumRetryAttempts (asynchronous invocations)
     on_failure_queue_url: str | None = None
     max_containers: int = 4
