@@ -192,8 +192,8 @@ class Triage:
                 }
             )
             fields = classification_fields(failed, execution=name, prices=prices)
-            self.store.record(ref.pk, fields, execution=name, only_pending=True)
-            return UploadOutcome(pk=ref.pk, status=Status.FAILED, written=True, execution=name)
+            written = self.store.record(ref.pk, fields, execution=name, only_pending=True)
+            return UploadOutcome(pk=ref.pk, status=Status.FAILED, written=written, execution=name)
         return UploadOutcome(
             pk=ref.pk, status=pending.status, written=True, execution=name, started=started == "started"
         )
