@@ -34,8 +34,11 @@ def aws(root: Path, llm_server: FakeOpenAI) -> Iterator[EmbeddedAws]:
         yield embedded
 
 
-def s3_event(bucket: str, key: str, etag: str | None = None, size: int | None = None) -> dict[str, Any]:
-    """An ObjectCreated event as moto sends it (URL-encoded key, no sequencer)."""
+def s3_event(
+    bucket: str, key: str, etag: str | None = None, size: int | None = None, sequencer: str | None = None
+) -> dict[str, Any]:
+    """An ObjectCreated event as S3 sends it (URL-encoded key); the sequencer of a repeated delivery,
+    or none for an event that is not S3's."""
     from urllib.parse import quote_plus
 
     return {
@@ -48,7 +51,12 @@ def s3_event(bucket: str, key: str, etag: str | None = None, size: int | None = 
                 "eventName": "ObjectCreated:Put",
                 "s3": {
                     "bucket": {"name": bucket},
-                    "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag},
+                    "object": {
+                        "key": quote_plus(key, safe="/"),
+                        "size": size,
+                        "eTag": etag,
+                        **({"sequencer": sequencer} if sequencer else {}),
+                    },
                 },
             }
         ]

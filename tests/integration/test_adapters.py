@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -14,9 +15,9 @@ from moto import mock_aws
 from gifcat.adapters.dynamodb import ResultsTable
 from gifcat.adapters.s3 import S3Objects
 from gifcat.adapters.stepfunctions import Escalations, execution_name
-from gifcat.model import Classification, StageName, Status
+from gifcat.model import Classification, GifMetadata, StageName, Status
 from gifcat.ports import ObjectGone
-from gifcat.result import ObjectRef, result_item
+from gifcat.result import ObjectRef, classification_fields, result_item
 from gifcat.taxonomy import load_taxonomy
 
 REGION = "us-east-1"
@@ -82,34 +83,67 @@ def test_taxonomy_from_s3(bucket: str) -> None:
     assert load_taxonomy(f"s3://{bucket}/config/taxonomy.yaml").version == "s3-1"
 
 
-def _item(status: Status, seconds: int = 0, etag: str = "e1", primary: str | None = None) -> dict[str, Any]:
+def _item(
+    status: Status,
+    seq: str = "0A",
+    etag: str = "e1",
+    primary: str | None = None,
+    execution: str | None = None,
+) -> dict[str, Any]:
     ref = ObjectRef(
-        bucket="b",
-        key="k.gif",
-        etag=etag,
-        last_modified=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds),
+        bucket="b", key="k.gif", etag=etag, sequencer=seq, last_modified=datetime(2026, 1, 1, tzinfo=UTC)
     )
     c = Classification(status=status, primary=primary, decided_by=StageName.TAGS if primary else None)
-    return result_item(ref, c)
+    return result_item(ref, c, metadata=GifMetadata(title=f"v{seq}"), execution=execution)
 
 
-def test_conditional_writes_keep_the_newest_finished_result(table: ResultsTable) -> None:
-    assert table.put(_item(Status.PENDING))
-    assert table.put(_item(Status.CLASSIFIED, primary="food"))  # finishes the pending one
-    assert not table.put(_item(Status.PENDING))  # a duplicate event after the result
-    assert not table.put(_item(Status.CLASSIFIED, primary="love"))  # same version, already finished
-    assert table.put(_item(Status.CLASSIFIED, primary="love"), force=True)  # a console rerun
-    assert table.put(_item(Status.CLASSIFIED, seconds=5, etag="e2", primary="dance"))  # newer object
-    assert not table.put(
-        _item(Status.CLASSIFIED, seconds=0, primary="food"), force=True
-    )  # older, even forced
+def test_conditional_writes_follow_the_upload_order(table: ResultsTable) -> None:
+    assert table.put(_item(Status.PENDING, execution="x-0A"), kind="pending")
+    assert table.put(_item(Status.PENDING, execution="x-0A"), kind="pending")  # a retried event: same upload
+    assert table.put(_item(Status.CLASSIFIED, primary="food"))  # triage decided on a repeated delivery
+    assert not table.put(_item(Status.PENDING, execution="x-0A"), kind="pending")  # finished: no new pending
+    assert not table.put(_item(Status.CLASSIFIED, primary="love"))  # same upload, already finished
+    # A re-upload of identical bytes (same ETag) is a new upload: a later sequencer wins.
+    assert table.put(_item(Status.CLASSIFIED, seq="0B", primary="dance"))
+    assert not table.put(_item(Status.CLASSIFIED, seq="0A", etag="e2", primary="sad"))  # an older upload
+    assert not table.put(_item(Status.CLASSIFIED, seq=None, primary="sad"))  # no sequencer: never replaces
     stored = table.get("s3://b/k.gif")
-    assert stored is not None and stored["primary"] == "dance"
+    assert stored is not None and (stored["primary"], stored["title"]) == ("dance", "v0B")
 
 
-def test_same_second_other_etag_replaces(table: ResultsTable) -> None:
-    assert table.put(_item(Status.CLASSIFIED, primary="food"))
-    assert table.put(_item(Status.CLASSIFIED, etag="e2", primary="love"))
+def test_record_finishes_only_the_executions_own_item(table: ResultsTable) -> None:
+    assert table.put(_item(Status.PENDING, execution="x-0A"), kind="pending")
+    answer = classification_fields(
+        Classification(status=Status.CLASSIFIED, primary="food", decided_by=StageName.LLM), execution="x-0A"
+    )
+    # A newer upload's triage took the item over (another execution): the older answer is refused.
+    assert table.put(_item(Status.PENDING, seq="0B", execution="x-0B"), kind="pending")
+    assert not table.record("s3://b/k.gif", answer, execution="x-0A")
+    assert table.record("s3://b/k.gif", {**answer, "primary": "dance"}, execution="x-0B")
+    stored = table.get("s3://b/k.gif")
+    assert stored is not None
+    assert (stored["status"], stored["primary"], stored["title"], stored["execution"]) == (
+        "classified",
+        "dance",
+        "v0B",  # the metadata triage wrote stays
+        "x-0B",
+    )
+    # Failing an orphaned pending item does nothing to a finished one.
+    failed = classification_fields(Classification(status=Status.FAILED, reason="x"), execution="x-0B")
+    assert not table.record("s3://b/k.gif", failed, execution="x-0B", only_pending=True)
+
+
+def test_rerun_takes_over_in_place(table: ResultsTable) -> None:
+    assert table.put(_item(Status.CLASSIFIED, seq="0B", primary="food"))
+    stored = table.get("s3://b/k.gif")
+    rerun = _item(Status.PENDING, seq=None, execution="console-1")
+    assert not table.take_over(rerun, stored, force=False)  # without force, only an unfinished item
+    assert table.take_over(rerun, stored, force=True)
+    after = table.get("s3://b/k.gif")
+    assert stored is not None and after is not None and after["execution"] == "console-1"
+    assert after["object_seq"] == stored["object_seq"]  # the order of the upload it describes
+    assert table.put(_item(Status.CLASSIFIED, seq="0C", primary="dance"))  # an upload during the rerun wins
+    assert not table.take_over(rerun, after, force=True)
 
 
 def test_escalations_start_once_per_name(aws: None) -> None:
@@ -122,7 +156,23 @@ def test_escalations_start_once_per_name(aws: None) -> None:
         definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
     )["stateMachineArn"]
     escalations = Escalations(arn, sfn)
-    name = execution_name(ObjectRef(bucket="b", key="uploads/a b+c 🎂.gif", etag="e"))
-    first, started = escalations.start(name, {"a": 1})
-    second, again = escalations.start(name, {"a": 2})
-    assert started and not again and first == second
+    ref = ObjectRef(bucket="b", key="uploads/a b+c 🎂.gif", etag="e", sequencer="0A")
+    name = execution_name(ref, GifMetadata(title="x"))
+    assert escalations.start(name, {"a": 1}) == "started"
+    sfn.stop_execution(executionArn=escalations.execution_arn(name))
+    assert escalations.start(name, {"a": 2}) == "closed"  # this upload's execution already ended
+
+
+def test_execution_names_one_per_upload_event() -> None:
+    ref = ObjectRef(bucket="b", key="uploads/a b+c 🎂.gif", etag="e", sequencer="0A")
+    meta = GifMetadata(title="x")
+    name = execution_name(ref, meta)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,80}", name)
+    # A repeated delivery of the event reads what it reads: same upload, same name.
+    assert execution_name(ref.model_copy(update={"etag": "f"}), GifMetadata(title="y")) == name
+    # A re-upload of identical bytes is another event.
+    assert execution_name(ref.model_copy(update={"sequencer": "0B"}), meta) != name
+    # Without a sequencer, what was read tells uploads apart: new metadata on identical bytes is new.
+    bare = ref.model_copy(update={"sequencer": None})
+    assert execution_name(bare, meta) == execution_name(bare, GifMetadata(title="x"))
+    assert execution_name(bare, meta) != execution_name(bare, GifMetadata(title="z"))

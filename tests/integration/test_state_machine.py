@@ -24,7 +24,7 @@ from gifcat.stages.embedding import EmbeddingStage
 from gifcat.taxonomy import load_taxonomy
 from tests.conftest import load_event
 from tests.integration.conftest import wait_item
-from tests.support.fake_openai import FakeOpenAI, answer, completion
+from tests.support.fake_openai import FakeOpenAI, answer, completion, slow
 
 
 @pytest.fixture(scope="module")
@@ -198,11 +198,9 @@ def test_duplicate_start_runs_once(aws: EmbeddedAws, bucket: str, gif: Callable[
     wait_item(aws, key)
     escalations = Escalations(aws.outputs["StateMachineArn"], aws.client("stepfunctions"))
     payload = rerun_input(bucket, key)
-    arn, _ = escalations.start("dup-start-1", payload)
-    again_arn, _ = escalations.start("dup-start-1", payload)  # same name and input: the same execution
-    assert arn == again_arn
-    _, started = escalations.start("dup-start-1", {**payload, "force": False})  # same name, other input
-    assert not started
+    assert escalations.start("dup-start-1", payload) == "started"
+    # Same name, other input: not started again (running or, if quick, already closed).
+    assert escalations.start("dup-start-1", {**payload, "force": False}) in ("running", "closed")
     names = [
         e["name"]
         for e in aws.client("stepfunctions").list_executions(stateMachineArn=aws.outputs["StateMachineArn"])[
@@ -210,7 +208,74 @@ def test_duplicate_start_runs_once(aws: EmbeddedAws, bucket: str, gif: Callable[
         ]
     ]
     assert names.count("dup-start-1") == 1
-    assert finished(aws, arn)["status"] == "SUCCEEDED"
+    assert finished(aws, escalations.execution_arn("dup-start-1"))["status"] == "SUCCEEDED"
+    assert escalations.start("dup-start-1", payload) == "closed"
+
+
+def state_sizes(aws: EmbeddedAws, arn: str) -> dict[str, int]:
+    """The largest input or output of each step, in bytes of the JSON moto's interpreter measures
+    (ASCII-escaped: an emoji counts 12 bytes, three times its UTF-8 size, so this errs high)."""
+    sizes: dict[str, int] = {}
+    events = aws.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    step = "execution"
+    for event in events:
+        for name, details in event.items():
+            if not name.endswith("EventDetails") or not isinstance(details, dict):
+                continue
+            step = details.get("name", step)
+            for field in ("input", "output"):
+                if isinstance(details.get(field), str):
+                    sizes[step] = max(sizes.get(step, 0), len(details[field].encode("utf-8")))
+    return sizes
+
+
+def test_a_64_kb_emoji_sidecar_keeps_every_state_small(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI
+) -> None:
+    # Issue 11, item 6: the state carried the metadata twice, and escaping tripled the emoji: 193 KB
+    # going in, over Step Functions' 256 KB after Embed (States.DataLimitExceeded, which on AWS no
+    # Catch can catch: the item stayed pending).
+    emoji = "🎉😂🐶🍕⚽💔😡🎂"
+    tags = [(emoji * 63)[:500] for _ in range(31)]  # 31 tags of 500 emoji: 62,000 bytes of UTF-8
+    sidecar = json.dumps({"title": "Hmm", "tags": tags}, ensure_ascii=False).encode()
+    assert 60_000 < len(sidecar) <= load_settings().limits.max_metadata_bytes
+    key = "uploads/emoji sidecar.gif"
+    upload(aws.s3, bucket, key, gif(), None, via="sidecar", sidecar_body=sidecar)
+    item = wait_item(aws, key)
+    assert item["status"] == "classified", item.get("reason")
+    assert item["tags"] == tags  # the item keeps the metadata whole; the state needed only a part
+    arn = aws.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + ":" + item["execution"]
+    sizes = state_sizes(aws, arn)
+    assert {"Embed", "Record"} <= set(sizes), sizes  # it went through the state machine
+    assert max(sizes.values()) < 64 * 1024, sizes  # a quarter of the limit, escaped
+
+
+def test_a_step_past_its_timeout_fails_into_the_catch(
+    aws: EmbeddedAws,
+    bucket: str,
+    gif: Callable[..., bytes],
+    llm_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Issue 11, item 7b: the local runner reported a function's Timeout but never enforced it, so a
+    # slow endpoint kept an item pending. Lambda stops the call and Step Functions sees
+    # Sandbox.Timedout, which the Catch turns into a recorded failure.
+    escalate = aws.runner.functions[aws.stack.physical_name("EscalateFunction")]
+    monkeypatch.setattr(escalate, "timeout_s", 1)  # the template says 120 s: too long to wait for here
+    llm_server.push(slow(60.0))  # longer than the client's 20 s timeout, let alone the function's
+    key = "uploads/llm hangs.gif"
+    started = time.monotonic()
+    upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#reaction"]})
+    item = wait_item(aws, key)
+    assert item["status"] == "failed"
+    assert (
+        item["reason"].startswith("Sandbox.Timedout: ") and "timed out after 1.00 seconds" in item["reason"]
+    )
+    assert time.monotonic() - started < 20.0  # cut at the function's timeout, not at the client's
+    monkeypatch.undo()
+    key = "uploads/llm answers.gif"  # the function serves the next item as usual
+    upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#reaction"]})
+    assert wait_item(aws, key)["status"] == "classified"
 
 
 def test_results_export_as_labelled_examples(

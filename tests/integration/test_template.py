@@ -66,10 +66,17 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
         "s3:GetObject",
         "s3:GetObjectVersion",
         "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
         "states:StartExecution",
+        "states:DescribeExecution",
         "sqs:SendMessage",
     }
-    assert actions["TriageStepFunction"] == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert actions["TriageStepFunction"] == {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+    }
     assert actions["EmbedFunction"] == {"s3:GetObject", "s3:GetObjectVersion"}
     assert actions["EscalateFunction"] == set()  # no secret configured: nothing at all
     with_secret = Stack(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -12,8 +13,10 @@ import pytest
 from gifcat.adapters.stepfunctions import execution_name
 from gifcat.local.aws import EmbeddedAws
 from gifcat.local.demo import upload
+from gifcat.model import GifMetadata
 from gifcat.result import ObjectRef
 from tests.integration.conftest import s3_event, wait_item
+from tests.support.fake_openai import FakeOpenAI, first_category, slow
 
 
 @pytest.fixture(scope="module")
@@ -125,17 +128,125 @@ def test_ambiguous_upload_starts_one_named_execution(
     upload(aws.s3, bucket, key, gif(), {"title": "Mood", "tags": ["#mood", "#fyp"]})
     pending = wait_item(aws, key, finished=False)
     etag = aws.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-    expected = execution_name(ObjectRef(bucket=bucket, key=key, etag=etag))
+    assert pending["sequencer"]  # the embedded AWS's S3 events carry one, as AWS's do
+    ref = ObjectRef(bucket=bucket, key=key, etag=etag, sequencer=pending["sequencer"])
+    expected = execution_name(ref, GifMetadata(title="Mood", tags=("#mood", "#fyp")))
     assert pending["execution"] == expected
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,80}", expected)
     # The same event again, twice: no second execution, still one result.
     fn = aws.runner.functions[aws.stack.physical_name("TriageFunction")]
     for _ in range(2):
-        aws.runner.submit(fn, s3_event(bucket, key, etag=etag, size=len(gif())))
+        aws.runner.submit(
+            fn, s3_event(bucket, key, etag=etag, size=len(gif()), sequencer=pending["sequencer"])
+        )
     final = wait_item(aws, key)
     assert [e["name"] for e in executions(aws)].count(expected) == 1
     assert sum(r["key"] == key for r in aws.results()) == 1
     assert final["status"] in ("classified", "failed")
+
+
+def test_s3_events_carry_increasing_sequencers(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
+    key = "uploads/seq.gif"
+    seen = []
+    for frames in (2, 3):
+        upload(aws.s3, bucket, key, gif(frames=frames), {"title": "Pizza", "tags": ["pizza", "food"]})
+        seen.append(wait_item(aws, key)["sequencer"])
+    assert seen[0] < seen[1] and all(re.fullmatch(r"[0-9A-F]{16}", s) for s in seen)
+
+
+def wait_settled(aws: EmbeddedAws, key: str, timeout_s: float = 120.0) -> dict:
+    """The key's item once no event is queued and no execution runs: nothing left to change it."""
+    sfn = aws.client("stepfunctions")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert aws.runner.drain(timeout_s)
+        running = sfn.list_executions(stateMachineArn=aws.outputs["StateMachineArn"], statusFilter="RUNNING")
+        if not running["executions"]:
+            return wait_item(aws, key)
+        time.sleep(0.1)
+    raise AssertionError(f"executions still running for {key}")
+
+
+def test_reupload_of_identical_bytes_is_classified_again(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI
+) -> None:
+    # Issue 11, item 1: the second upload of the same bytes named the same execution, which existed,
+    # so nothing started and the item stayed pending for ever.
+    key = "uploads/again.gif"
+    body, meta = gif(), {"title": "Mood", "tags": ["#mood", "#fyp"]}
+    upload(aws.s3, bucket, key, body, meta)
+    first = wait_settled(aws, key)
+    assert first["status"] == "classified" and first["execution"]
+    # Past the object's Last-Modified second, as a user re-uploading a moment later would be.
+    last_modified = aws.s3.head_object(Bucket=bucket, Key=key)["LastModified"].timestamp()
+    time.sleep(max(0.0, last_modified + 1.05 - time.time()))
+    upload(aws.s3, bucket, key, body, meta)
+    second = wait_settled(aws, key)
+    assert (second["status"], second["etag"]) == ("classified", first["etag"])
+    assert second["execution"] != first["execution"] and second["updated_at"] > first["updated_at"]
+    # Only the metadata changes: a new upload too, and the result describes the new metadata.
+    time.sleep(max(0.0, last_modified + 2.05 - time.time()))
+    upload(aws.s3, bucket, key, body, {"title": "Mood again", "tags": ["#mood"]})
+    third = wait_settled(aws, key)
+    assert (third["status"], third["title"], third["tags"]) == ("classified", "Mood again", ["#mood"])
+    assert third["execution"] not in (first["execution"], second["execution"])
+    names = {e["name"] for e in executions(aws)}
+    assert {first["execution"], second["execution"], third["execution"]} <= names
+
+
+def test_unexpected_error_reading_metadata_is_recorded_not_dead_lettered(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 11, item 2: any exception while reading metadata (here the one a deeply nested sidecar
+    # raises from the JSON parser) must end as a recorded failure, not in the dead-letter queue.
+    def explode(user_metadata: dict[str, str], sidecar: bytes | None) -> None:
+        raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+
+    monkeypatch.setattr("gifcat.service.metadata_from", explode)
+    key = "uploads/explodes.gif"
+    failures = len(aws.runner.async_failures)
+    upload(aws.s3, bucket, key, gif(), {"title": "Boom"})
+    item = wait_item(aws, key)
+    assert item["status"] == "failed"
+    assert item["reason"].startswith("unexpected error reading the upload: RecursionError")
+    assert len(aws.runner.async_failures) == failures
+
+
+@pytest.mark.parametrize("last_is", ["tags", "llm"])
+def test_ten_quick_uploads_of_one_key_keep_the_last(
+    aws: EmbeddedAws,
+    bucket: str,
+    gif: Callable[..., bytes],
+    llm_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    last_is: str,
+) -> None:
+    # Issue 11, item 5: within one second the newest object did not reliably win; a slow LLM let an
+    # older upload's execution overwrite a newer upload's result.
+    monkeypatch.setattr(llm_server, "responder", lambda request: slow(0.4, first_category(request)))
+    for attempt in range(3):
+        key = f"uploads/quick-{last_is}-{attempt}.gif"
+        etags = []
+        for i in range(10):
+            decided_by_tags = (i % 2 == 1) == (last_is == "tags")
+            meta = (
+                {"title": f"Pizza {i}", "tags": ["pizza", "food", f"v{i}"]}
+                if decided_by_tags
+                else {"title": f"Mood {i}", "tags": ["#mood", f"#v{i}"]}
+            )
+            put = aws.s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=gif(frames=2, size=(20 + i, 20)),
+                Metadata={"title": meta["title"], "tags": json.dumps(meta["tags"])},
+            )
+            etags.append(put["ETag"].strip('"'))
+        final = wait_settled(aws, key)
+        assert (final["etag"], final["title"]) == (etags[-1], "Pizza 9" if last_is == "tags" else "Mood 9")
+        assert final["status"] == "classified"
+        assert final["decided_by"] == "tags" if last_is == "tags" else final["decided_by"] != "tags"
 
 
 def test_duplicate_event_after_a_result_changes_nothing(

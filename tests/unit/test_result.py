@@ -9,7 +9,15 @@ import pytest
 
 from gifcat.config import Settings
 from gifcat.model import Candidate, Classification, GifMetadata, StageName, StageTrace, Status
-from gifcat.result import ObjectRef, put_request, result_item
+from gifcat.result import (
+    NO_SEQUENCER,
+    ObjectRef,
+    classification_fields,
+    put_request,
+    record_request,
+    result_item,
+    takeover_request,
+)
 
 REF = ObjectRef(
     bucket="b",
@@ -91,18 +99,54 @@ def test_attribute_values_are_dynamodb_typed() -> None:
     assert item["labels"] == {"L": [{"S": "funny"}]}
 
 
-def test_object_seq_sorts_by_time_then_sequencer() -> None:
-    later = REF.model_copy(update={"last_modified": datetime(2026, 11, 28, 0, 0, 1, tzinfo=UTC)})
-    same_second = REF.model_copy(update={"sequencer": "0B"})
-    assert REF.object_seq < same_second.object_seq < later.object_seq
+def test_object_seq_is_the_event_sequencer_compared_as_s3_says() -> None:
+    # S3: right-pad the shorter sequencer with zeros, then compare as strings ("0A" = "0A00" < "0B").
+    later_second = REF.model_copy(update={"last_modified": datetime(2026, 11, 28, 0, 0, 5, tzinfo=UTC)})
+    shorter = REF.model_copy(update={"sequencer": "0A00"})
+    longer_later = REF.model_copy(update={"sequencer": "0a01"})
+    assert REF.object_seq == shorter.object_seq == later_second.object_seq
+    assert REF.object_seq < longer_later.object_seq
+    no_event = REF.model_copy(update={"sequencer": None})
+    assert no_event.object_seq == NO_SEQUENCER and no_event.object_seq < REF.object_seq
 
 
-def test_condition_protects_finished_results_unless_forced() -> None:
-    normal = put_request(result_item(REF, classified()))["ConditionExpression"]
-    forced = put_request(result_item(REF, classified()), force=True)["ConditionExpression"]
-    assert "#status IN (:pending, :failed, :undecided) OR #etag <> :etag" in normal
-    assert "#seq < :seq" in normal and "#seq < :seq" in forced
-    assert "#status" not in forced
+def test_triage_writes_replace_older_uploads_and_their_own_unfinished_item() -> None:
+    result = put_request(result_item(REF, classified()))
+    pending = put_request(result_item(REF, classified()), kind="pending")
+    assert result["ConditionExpression"] == (
+        "attribute_not_exists(pk) OR #seq < :seq"
+        " OR (#seq = :seq AND #status IN (:pending, :failed, :undecided))"
+    )
+    # A pending item always has a running execution: only a pending item of the same upload is rewritten.
+    assert pending["ConditionExpression"].endswith("(#seq = :seq AND #status = :pending)")
+
+
+def test_record_sets_the_answer_on_the_executions_own_item() -> None:
+    failed = Classification(status=Status.FAILED, reason="llm: timed out")
+    request = record_request(REF.pk, classification_fields(failed, execution="x-1"), execution="x-1")
+    assert request["Key"] == {"pk": {"S": REF.pk}}
+    assert request["ConditionExpression"] == "#execution = :execution"
+    names, values = request["ExpressionAttributeNames"], request["ExpressionAttributeValues"]
+    sets, _, removes = request["UpdateExpression"].removeprefix("SET ").partition(" REMOVE ")
+    set_fields = {names[part.split(" = ")[0]] for part in sets.split(", ")}
+    removed = {names[n] for n in removes.split(", ")}
+    assert {"status", "reason", "updated_at"} <= set_fields and "execution" not in set_fields
+    assert {"primary", "decided_by"} <= removed  # an earlier answer's category does not linger
+    assert not set_fields & {"title", "tags", "description", "etag", "object_seq"}  # triage wrote those
+    assert values[":execution"] == {"S": "x-1"}
+    used = request["UpdateExpression"] + request["ConditionExpression"]
+    assert all(name in used for name in names) and all(value in used for value in values)
+
+
+def test_rerun_keeps_the_stored_order() -> None:
+    item = result_item(REF.model_copy(update={"sequencer": None}), classified(), execution="console-1")
+    stored = {"object_seq": REF.object_seq, "sequencer": "0A"}
+    forced = takeover_request(item, stored, force=True)
+    assert forced["Item"]["object_seq"] == {"S": REF.object_seq}
+    assert forced["ConditionExpression"] == "#seq = :seq"
+    assert "#status IN" in takeover_request(item, stored, force=False)["ConditionExpression"]
+    fresh = takeover_request(item, None, force=True)
+    assert fresh["ConditionExpression"] == "attribute_not_exists(pk)"
 
 
 def test_estimated_cost_counts_llm_lambda_and_step_functions(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -10,10 +11,10 @@ import pytest
 
 from gifcat.cascade import Cascade
 from gifcat.config import Settings
-from gifcat.model import StageName, Status
-from gifcat.ports import ObjectGone
+from gifcat.model import GifMetadata, StageName, Status
+from gifcat.ports import ObjectGone, SourceUnavailable, StartOutcome
 from gifcat.result import ObjectRef
-from gifcat.service import StageStep, StepState, Triage
+from gifcat.service import STATE_METADATA_BUDGET, StageStep, StepState, Triage, state_metadata
 from gifcat.stages.factory import triage_stages
 from gifcat.taxonomy import Taxonomy
 
@@ -41,22 +42,37 @@ class Objects:
 
 
 class Store:
-    def __init__(self, accept: bool = True) -> None:
+    def __init__(self, accept: bool = True, stored: dict[str, Any] | None = None) -> None:
         self.items: list[dict[str, Any]] = []
+        self.records: list[tuple[str, dict[str, Any], str, bool]] = []
+        self.takeovers: list[tuple[dict[str, Any], dict[str, Any] | None, bool]] = []
         self.accept = accept
+        self.stored = stored
 
-    def put(self, item: dict[str, Any], *, force: bool = False) -> bool:
+    def put(self, item: dict[str, Any], *, kind: str = "result") -> bool:
         self.items.append(item)
         return self.accept
 
+    def get(self, pk: str) -> dict[str, Any] | None:
+        return self.stored
+
+    def take_over(self, item: dict[str, Any], stored: dict[str, Any] | None, *, force: bool) -> bool:
+        self.takeovers.append((item, stored, force))
+        return self.accept
+
+    def record(self, pk: str, fields: dict[str, Any], *, execution: str, only_pending: bool = False) -> bool:
+        self.records.append((pk, fields, execution, only_pending))
+        return True
+
 
 class Starter:
-    def __init__(self) -> None:
+    def __init__(self, outcome: StartOutcome = "started") -> None:
         self.started: list[tuple[str, dict[str, Any]]] = []
+        self.outcome = outcome
 
-    def start(self, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
+    def start(self, name: str, payload: dict[str, Any]) -> StartOutcome:
         self.started.append((name, payload))
-        return f"arn:{name}", True
+        return self.outcome
 
 
 REF = ObjectRef(bucket="b", key="uploads/x.gif")
@@ -64,11 +80,13 @@ REF = ObjectRef(bucket="b", key="uploads/x.gif")
 
 @pytest.fixture
 def make(settings: Settings, taxonomy: Taxonomy) -> Callable[..., tuple[Triage, Store, Starter]]:
-    def build(objects: Objects, store: Store | None = None) -> tuple[Triage, Store, Starter]:
+    def build(
+        objects: Objects, store: Store | None = None, starter: Starter | None = None
+    ) -> tuple[Triage, Store, Starter]:
         cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
-        store, starter = store or Store(), Starter()
+        store, starter = store or Store(), starter or Starter()
         return (
-            Triage(settings, cascade, objects, store, starter, lambda ref: f"name-{ref.etag}"),
+            Triage(settings, cascade, objects, store, starter, lambda ref, meta: f"name-{ref.etag}"),
             store,
             starter,
         )
@@ -122,8 +140,86 @@ def test_stage_step_records_an_upstream_failure(settings: Settings, taxonomy: Ta
         object=REF.model_copy(update={"size": 10}),
         classification=cascade.start(),
         upstream_error={"stage": "embedding", "Error": "MemoryError", "Cause": "out of memory"},
+        execution="exec-1",
     )
     out = StageStep(cascade, StageName.TAGS, None, settings).run(state)
     assert out.upstream_error is None
     assert out.classification.stages[0].error == "MemoryError: out of memory"
-    assert out.record is not None and out.record["Item"]["pk"] == {"S": "s3://b/uploads/x.gif"}
+    assert out.record is None  # still undecided: the next stage runs, there is nothing to record yet
+
+
+def test_unexpected_error_reading_metadata_is_a_failed_result(
+    make: Callable, gif: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(user_metadata: dict[str, str], sidecar: bytes | None) -> None:
+        raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+
+    monkeypatch.setattr("gifcat.service.metadata_from", explode)
+    triage, store, starter = make(Objects(gif(), {"title": "Mood"}))
+    outcome = triage.handle_upload(REF)
+    assert (outcome.status, outcome.written) == (Status.FAILED, True)
+    (item,) = store.items
+    assert item["status"] == "failed" and starter.started == []
+    assert item["reason"].startswith("unexpected error reading the upload: RecursionError: maximum recursion")
+
+
+def test_storage_outage_is_not_a_result_but_a_retry(make: Callable, gif: Callable[..., bytes]) -> None:
+    class Down(Objects):
+        def sidecar(self, ref: ObjectRef, max_bytes: int) -> bytes | None:
+            raise SourceUnavailable("S3 get sidecar: SlowDown: reduce your request rate")
+
+    triage, store, _ = make(Down(gif(), {"title": "Mood"}))
+    with pytest.raises(SourceUnavailable):
+        triage.handle_upload(REF)
+    assert store.items == []  # the invocation fails and is retried, nothing half-written
+
+
+def test_a_closed_execution_never_leaves_the_item_pending(make: Callable, gif: Callable[..., bytes]) -> None:
+    # The item was pending again for this upload event, but its execution had already ended.
+    triage, store, _ = make(Objects(gif(), {"title": "Mood"}), starter=Starter("closed"))
+    outcome = triage.handle_upload(REF)
+    assert outcome.status is Status.FAILED
+    ((pk, fields, execution, only_pending),) = store.records
+    assert (pk, execution, only_pending) == (REF.pk, "name-e1", True)
+    assert fields["status"] == "failed" and "ended without recording" in fields["reason"]
+
+
+def test_state_carries_bounded_metadata_and_the_item_all_of_it(
+    make: Callable, gif: Callable[..., bytes]
+) -> None:
+    tags = ["🎉" * 2000] * 30  # 60,000 emoji: 720 KB once JSON-escaped
+    triage, store, starter = make(Objects(gif(), {}, sidecar=json.dumps({"tags": tags}).encode()))
+    triage.handle_upload(REF)
+    assert store.items[0]["status"] == "pending" and len(store.items[0]["tags"]) == len(tags)
+    ((_, payload),) = starter.started
+    assert len(json.dumps(payload)) < 16 * 1024  # escaped, as Step Functions' local interpreter counts
+    state = StepState.model_validate(payload)
+    assert state.metadata.tags and all(t == "🎉" * len(t) for t in state.metadata.tags)
+
+
+def test_state_metadata_keeps_small_metadata_whole() -> None:
+    meta = GifMetadata(title="Pizza GIF", tags=("pizza", "🍕", "cheese"), description="A slice.")
+    assert state_metadata(meta) == meta
+    big = GifMetadata(title="é" * 5000, tags=tuple(f"tag{i}" for i in range(5000)), description="x" * 9000)
+    cut = state_metadata(big)
+    assert len(json.dumps(cut.title)) <= STATE_METADATA_BUDGET["title"]
+    assert len(json.dumps(cut.description)) <= STATE_METADATA_BUDGET["description"]
+    assert sum(len(json.dumps(t)) + 1 for t in cut.tags) <= STATE_METADATA_BUDGET["tags"]
+    assert cut.tags == big.tags[: len(cut.tags)]  # the first tags, in order
+
+
+def test_rerun_takes_the_item_over_and_records_on_it(make: Callable, gif: Callable[..., bytes]) -> None:
+    stored = {"pk": REF.pk, "object_seq": "00AB".ljust(40, "0"), "sequencer": "00AB", "status": "classified"}
+    triage, store, _ = make(Objects(gif(), {"tags": "pizza,food"}), Store(stored=stored))
+    state = triage.prepare(REF, force=True, execution="console-1")
+    ((item, seen, force),) = store.takeovers
+    assert (seen, force) == (stored, True)
+    assert item["execution"] == "console-1" and item["status"] == "pending"
+    assert not state.superseded and state.record is not None
+    assert state.record["ConditionExpression"] == "#execution = :execution"
+    assert state.record["ExpressionAttributeValues"][":execution"] == {"S": "console-1"}
+
+
+def test_rerun_superseded_by_a_newer_upload(make: Callable, gif: Callable[..., bytes]) -> None:
+    triage, _, _ = make(Objects(gif(), {"title": "Mood"}), Store(accept=False))
+    assert triage.prepare(REF, force=True, execution="console-2").superseded

@@ -287,6 +287,10 @@ def _llm_answers(report: Any, llm: Any, progress: Any) -> dict[str, bool]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.scenario == "hostile":
+        from gifcat.local.hostile import run_hostile
+
+        return run_hostile(find_root(), timeout_s=args.timeout, verbose=args.verbose)
     from gifcat.local.demo import run_demo
 
     return run_demo(find_root(), timeout_s=args.timeout, verbose=args.verbose)
@@ -393,6 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the whole flow locally: embedded AWS, sample uploads, results")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every result")
     p.add_argument("--verbose", action="store_true", help="show the handlers' log lines and metrics")
+    p.add_argument(
+        "--scenario",
+        choices=["samples", "hostile"],
+        default="samples",
+        help="samples: the sample uploads; hostile: those plus every hostile case (re-uploads, bogus "
+        "metadata, huge frames, a dripping LLM endpoint...), checked for lost or stale results",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

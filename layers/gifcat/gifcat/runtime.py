@@ -50,7 +50,7 @@ def build_triage(with_escalation: bool = True) -> Triage:
         settings,
         cascade,
         S3Objects(),
-        ResultsTable(os.environ["RESULTS_TABLE"]) if with_escalation else None,
+        ResultsTable(os.environ["RESULTS_TABLE"]),  # reruns' triage step takes the item over too
         Escalations(os.environ["STATE_MACHINE_ARN"]) if with_escalation else None,
         execution_name,
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from gifcat.ports import ObjectGone
+from gifcat.ports import ObjectGone, SourceUnavailable
 from gifcat.result import ObjectRef
 
 SIDECAR_SUFFIX = ".json"
@@ -16,6 +16,14 @@ SIDECAR_SUFFIX = ".json"
 def _missing(exc: ClientError) -> bool:
     code = exc.response.get("Error", {}).get("Code", "")
     return code in {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchBucket"}
+
+
+def _unavailable(what: str, exc: Exception) -> SourceUnavailable:
+    """S3 could not answer now (or the object changed under the read): worth a retry, not a result."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        return SourceUnavailable(f"S3 {what}: {code}: {exc.response.get('Error', {}).get('Message', '')}")
+    return SourceUnavailable(f"S3 {what}: {type(exc).__name__}: {exc}")
 
 
 class S3Objects:
@@ -32,7 +40,9 @@ class S3Objects:
         except ClientError as exc:
             if _missing(exc):
                 raise ObjectGone(f"s3://{ref.bucket}/{ref.key} no longer exists") from exc
-            raise
+            raise _unavailable("head", exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable("head", exc) from exc
         updated = ref.model_copy(
             update={
                 "etag": head.get("ETag", "").strip('"') or ref.etag,
@@ -57,18 +67,22 @@ class S3Objects:
         except ClientError as exc:
             if _missing(exc):
                 raise ObjectGone(f"s3://{ref.bucket}/{ref.key} no longer exists") from exc
-            raise
+            raise _unavailable("get", exc) from exc  # incl. 412: replaced since the head; retry reads anew
+        except BotoCoreError as exc:
+            raise _unavailable("get", exc) from exc
 
     def sidecar(self, ref: ObjectRef, max_bytes: int) -> bytes | None:
         """The metadata sidecar `<key>.json`, if there is one; larger than max_bytes is an error."""
         key = ref.key + SIDECAR_SUFFIX
         try:
             obj = self._s3.get_object(Bucket=ref.bucket, Key=key, Range=f"bytes=0-{max_bytes}")
+            body = obj["Body"].read()
         except ClientError as exc:
             if _missing(exc) or exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 return None
-            raise
-        body = obj["Body"].read()
+            raise _unavailable("get sidecar", exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable("get sidecar", exc) from exc
         if len(body) > max_bytes:
             raise ValueError(f"sidecar s3://{ref.bucket}/{key} is larger than {max_bytes} bytes")
         return body

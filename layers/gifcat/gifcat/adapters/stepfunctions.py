@@ -1,4 +1,4 @@
-"""State machine adapter: starts one execution per object version, whatever the number of events."""
+"""State machine adapter: starts one execution per upload event, whatever the number of deliveries."""
 
 from __future__ import annotations
 
@@ -10,19 +10,28 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from gifcat.result import ObjectRef
+from gifcat.model import GifMetadata
+from gifcat.ports import StartOutcome
+from gifcat.result import ObjectRef, metadata_digest
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-def execution_name(ref: ObjectRef) -> str:
-    """Deterministic from bucket, key and version (or ETag): a repeated event names the same execution.
+def execution_name(ref: ObjectRef, metadata: GifMetadata) -> str:
+    """One name per upload event: a repeated delivery of the event names the same execution, and a
+    re-upload (even of identical bytes, even with only new metadata) names a new one.
 
-    Step Functions names allow 80 characters of [A-Za-z0-9-_]; the readable part is a hint only, the
-    hash makes it unique.
+    The event's sequencer identifies the upload; without one, what was read does: ETag, last-modified
+    and the metadata's digest. Step Functions names allow 80 characters of [A-Za-z0-9-_]; the readable
+    part is a hint only, the hash makes it unique.
     """
-    version = ref.version_id or ref.etag or ""
-    digest = hashlib.sha256(f"{ref.bucket}\n{ref.key}\n{version}".encode()).hexdigest()[:32]
+    if ref.sequencer:
+        upload = f"seq:{ref.sequencer.upper()}"
+    else:
+        modified = ref.last_modified.isoformat() if ref.last_modified else ""
+        upload = f"read:{ref.etag or ''}\n{modified}\n{metadata_digest(metadata)}"
+    identity = f"{ref.bucket}\n{ref.key}\n{ref.version_id or ''}\n{upload}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
     hint = _UNSAFE.sub("-", ref.key.rsplit("/", 1)[-1]).strip("-")[:40] or "object"
     return f"{hint}-{digest}"
 
@@ -32,16 +41,25 @@ class Escalations:
         self.state_machine_arn = state_machine_arn
         self._sfn = client or boto3.client("stepfunctions")
 
-    def start(self, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
-        """Start the execution, or find it: Step Functions returns the same execution for the same name
-        and input, and ExecutionAlreadyExists for the same name with another input: (arn, False)."""
+    def execution_arn(self, name: str) -> str:
+        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+    def start(self, name: str, payload: dict[str, Any]) -> StartOutcome:
+        """Start the execution, or say what became of the one with this name.
+
+        Step Functions returns the running execution for the same name and input, and
+        ExecutionAlreadyExists for another input or a closed execution: then DescribeExecution tells.
+        """
         try:
-            started = self._sfn.start_execution(
-                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload, default=str)
+            # Unescaped UTF-8: Step Functions counts the input's bytes, and \\uXXXX escapes triple emoji.
+            self._sfn.start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=name,
+                input=json.dumps(payload, default=str, ensure_ascii=False),
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
                 raise
-            arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
-            return arn, False
-        return started["executionArn"], True
+            status = self._sfn.describe_execution(executionArn=self.execution_arn(name))["status"]
+            return "running" if status in ("RUNNING", "PENDING_REDRIVE") else "closed"
+        return "started"

@@ -1,14 +1,20 @@
 """Runs the real Lambda handlers in-process for the embedded moto server, which runs Lambda code only
 through Docker (and there is no Docker engine here).
 
-Two moto internals are replaced (pinned: moto==5.2.5, see pyproject.toml):
+Three moto internals are replaced (pinned: moto==5.2.5, see pyproject.toml):
 - `LambdaFunction._invoke_lambda(self, event) -> (payload, is_error, logs)`: the single path of the
   Invoke API, S3 notifications and Step Functions lambda tasks. It now calls the handler from the
-  function's source folder, in a warm "container" (a module instance serving one call at a time).
+  function's source folder, in a warm "container" (a module instance serving one call at a time), and
+  enforces the function's Timeout as Lambda does: past it the invocation fails with `Sandbox.Timedout`
+  and the container is thrown away (its thread is stopped at its next Python instruction).
 - `moto.s3.notifications._invoke_awslambda`: moto calls it inside PutObject, *before* it stores the
   object's user metadata, and synchronously. AWS invokes asynchronously, after the put; so do we: the
-  event goes to a queue and a worker delivers it, with the function's EventInvokeConfig retries and
-  its on-failure destination (an SQS queue), like AWS's asynchronous invocation.
+  event is held until the S3 request has finished (`S3Response.key_response`, the third replacement),
+  then a worker delivers it, with the function's EventInvokeConfig retries and its on-failure
+  destination (an SQS queue), like AWS's asynchronous invocation.
+- moto's S3 events carry no `sequencer`; AWS's do, and it is the only order of one key's uploads that
+  AWS guarantees. Each event gets one when its request finishes: increasing hex, so later requests
+  sort later, as on AWS.
 
 A function's environment variables are in os.environ while its handler module is imported (its cold
 start), which is when gifcat's handlers read them. Code that reads the environment later, during an
@@ -17,6 +23,7 @@ invocation, sees the process's: functions run side by side in one process here.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 import os
@@ -38,6 +45,36 @@ import boto3
 _ENV_LOCK = threading.Lock()  # imports read os.environ: one function's cold start at a time
 
 
+class SandboxTimedOut(BaseException):
+    """Raised inside a handler's thread when its invocation ran past the function's Timeout.
+
+    A BaseException, like SystemExit: a handler's `except Exception` safety net must not catch it and
+    carry on (Lambda would have stopped the sandbox)."""
+
+
+def _stop_thread(thread: threading.Thread) -> None:
+    """Ask the thread to raise SandboxTimedOut at its next Python instruction (a blocking socket read
+    returns first): the nearest thing in one process to Lambda stopping the sandbox."""
+    if thread.ident is not None and thread.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(SandboxTimedOut)
+        )
+
+
+class Sequencer:
+    """Increasing hex strings, like the `sequencer` of AWS's S3 events (nanoseconds, kept strictly
+    increasing): an event stamped later sorts later."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns())
+            return f"{self._last:016X}"
+
+
 @dataclass
 class LocalFunction:
     """Where a deployed function's code lives locally, and what it runs with."""
@@ -48,7 +85,7 @@ class LocalFunction:
     handler: str  # "module.function"
     environment: dict[str, str]
     memory_mb: int = 128
-    timeout_s: int = 3
+    timeout_s: float = 3.0
     max_retries: int = 2  # EventInvokeConfig.MaximumRetryAttempts (asynchronous invocations)
     on_failure_queue_url: str | None = None
     max_containers: int = 4
@@ -71,11 +108,16 @@ class LocalFunction:
                 handler = self._idle.pop() if self._idle else None
             if handler is None:
                 handler = self._cold_start()
+            keep = [True]
             try:
                 yield handler
+            except SandboxTimedOut:
+                keep[0] = False  # the sandbox is gone: the next call starts a fresh one
+                raise
             finally:
-                with self._lock:
-                    self._idle.append(handler)
+                if keep[0]:
+                    with self._lock:
+                        self._idle.append(handler)
         finally:
             self._free.release()
 
@@ -114,17 +156,52 @@ class LocalFunction:
         return getattr(module, func_name)
 
     def invoke(self, event: Any) -> tuple[Any, bool]:
-        """Run the handler: (result, False), or (Lambda's error payload, True)."""
-        context = LambdaContext(self)
+        """Run the handler: (result, False), or (Lambda's error payload, True).
+
+        The handler runs in its own thread so that the function's Timeout can be enforced: past it the
+        call fails as Lambda's does (errorType Sandbox.Timedout, which Step Functions tasks see as the
+        error name), whatever the handler is blocked on. The cold start is not counted, as Lambda
+        gives the Init phase its own limit.
+        """
         try:
             with self.container() as handler:
-                return handler(event, context), False
+                context = LambdaContext(self)
+                return self._run(handler, event, context)
+        except SandboxTimedOut:
+            return {
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"RequestId: {uuid.uuid4()} Error: Task timed out after "
+                f"{self.timeout_s:.2f} seconds",
+            }, True
         except Exception as exc:
             return {
                 "errorType": type(exc).__name__,
                 "errorMessage": str(exc),
                 "stackTrace": traceback.format_exception(exc)[-5:],
             }, True
+
+    def _run(self, handler: Callable[..., Any], event: Any, context: LambdaContext) -> tuple[Any, bool]:
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                outcome["result"] = handler(event, context)
+            except SandboxTimedOut:
+                pass  # stopped after its timeout: nobody is waiting for it any more
+            except BaseException as exc:  # handed to the caller, as Lambda reports it
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=call, name=f"lambda:{self.name}", daemon=True)
+        thread.start()
+        if not done.wait(self.timeout_s):
+            _stop_thread(thread)
+            raise SandboxTimedOut()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"], False
 
 
 class LambdaContext:
@@ -149,6 +226,8 @@ class LambdaRunner:
 
     def __init__(self, endpoint_url: str, workers: int = 4) -> None:
         self.endpoint_url = endpoint_url
+        self.sequencer = Sequencer()
+        self._held = threading.local()  # events raised during the current thread's S3 request
         self.functions: dict[str, LocalFunction] = {}
         self._queue: queue.Queue[tuple[LocalFunction, Any, int] | None] = queue.Queue()
         self._workers = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
@@ -163,6 +242,7 @@ class LambdaRunner:
     def __enter__(self) -> LambdaRunner:
         import moto.awslambda.models as lambda_models
         import moto.s3.notifications as s3_notifications
+        from moto.s3.responses import S3Response
 
         runner = self
 
@@ -178,15 +258,34 @@ class LambdaRunner:
         def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
             name = fn_arn.split(":function:")[-1].split(":")[0]
             fn = runner.functions.get(name)
-            if fn is not None:
-                runner.submit(fn, event_body)
+            if fn is None:
+                return
+            held = getattr(runner._held, "events", None)
+            if held is None:  # not inside an S3 request we watch: deliver now
+                runner._deliver([(fn, event_body)])
+            else:
+                held.append((fn, event_body))
+
+        original_key_response = S3Response.key_response
+
+        def key_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+            # Hold the request's events until it returns: moto stores user metadata after it notifies.
+            runner._held.events = []
+            try:
+                return original_key_response(self, *args, **kwargs)
+            finally:
+                held, runner._held.events = runner._held.events, None
+                if held:
+                    runner._deliver(held)
 
         self._saved = {
             "invoke": lambda_models.LambdaFunction._invoke_lambda,
             "notify": s3_notifications._invoke_awslambda,
+            "key_response": original_key_response,
         }
         lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
         s3_notifications._invoke_awslambda = _invoke_awslambda
+        S3Response.key_response = key_response  # type: ignore[method-assign]
         for worker in self._workers:
             worker.start()
         return self
@@ -194,6 +293,7 @@ class LambdaRunner:
     def __exit__(self, *exc: object) -> None:
         import moto.awslambda.models as lambda_models
         import moto.s3.notifications as s3_notifications
+        from moto.s3.responses import S3Response
 
         for _ in self._workers:
             self._queue.put(None)
@@ -201,6 +301,15 @@ class LambdaRunner:
             worker.join(timeout=30)
         lambda_models.LambdaFunction._invoke_lambda = self._saved["invoke"]  # type: ignore[method-assign]
         s3_notifications._invoke_awslambda = self._saved["notify"]
+        S3Response.key_response = self._saved["key_response"]  # type: ignore[method-assign]
+
+    def _deliver(self, events: list[tuple[LocalFunction, Any]]) -> None:
+        """Stamp the request's events with one sequencer (one upload, however many notifications)."""
+        sequencer = self.sequencer.next()
+        for fn, body in events:
+            for record in body.get("Records", []):
+                record.get("s3", {}).get("object", {}).setdefault("sequencer", sequencer)
+            self.submit(fn, body)
 
     def submit(self, fn: LocalFunction, event: Any) -> None:
         with self._pending_lock:
