@@ -24,6 +24,7 @@ from gifcat.model import Candidate, Classification, GifItem, StageName, StageOut
 from gifcat.normalise import normalise_tag, normalise_text, words
 from gifcat.taxonomy import Taxonomy
 
+MAX_NOTES = 6  # evidence notes kept per candidate
 MAX_NGRAM = 3  # aliases in free text are looked up as word n-grams up to this length ("happy new year")
 
 
@@ -55,7 +56,9 @@ class Evidence:
             for w in ws:
                 miss *= 1.0 - w
             score = (1.0 - miss) * (self.mass[cat] / total) ** share_exponent
-            notes = list(self.notes[cat])
+            notes = list(self.notes[cat][:MAX_NOTES])
+            if len(self.notes[cat]) > MAX_NOTES:  # evidence travels in the state machine's state: bounded
+                notes.append(f"and {len(self.notes[cat]) - MAX_NOTES} more")
             if len(ws) < min_support:  # one witness is not corroboration ("coffee" on a spit take)
                 score *= len(ws) / min_support
                 notes.append(f"uncorroborated: {len(ws)} of the {min_support} pieces of evidence needed")
@@ -153,10 +156,10 @@ class TriageEvidence:
                     continue
                 seen.add((cat, key))
                 if whole:
-                    evidence.support(cat, w.hashtag_weight if hashtag else w.tag_weight, f"tag {tag!r}")
+                    evidence.support(cat, w.hashtag_weight if hashtag else w.tag_weight, f"tag {_quote(tag)}")
                 else:
                     add(cat, w.hashtag_weight if hashtag else w.tag_word_weight,
-                        f"word {grams[0]!r} in tag {tag!r}")
+                        f"word {_quote(grams[0])} in tag {_quote(tag)}")
 
         described: set[str] = set()
         for name, weight in (("title", w.title_word_weight), ("description", w.description_word_weight)):
@@ -172,7 +175,7 @@ class TriageEvidence:
                 for name in rule.fields:
                     match = rule.regex.search(fields[name])
                     if match:
-                        add(cat.name, rule.weight, f"rule {rule.id}: {match.group(0)!r} in {name}")
+                        add(cat.name, rule.weight, f"rule {rule.id}: {_quote(match.group(0))} in {name}")
                         if name == "description":
                             described.add(cat.name)
                         break  # a rule counts once, whichever field it matched first
@@ -200,6 +203,11 @@ class TriageEvidence:
     def candidates(self, evidence: Evidence) -> list[Candidate]:
         w = self.weights
         return evidence.candidates(w.share_exponent, w.contradiction_factor, w.min_support)
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    """A quoted piece of the uploader's text for the evidence, cut short: evidence travels in the state."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 class TagStage:
