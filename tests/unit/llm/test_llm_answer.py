@@ -7,7 +7,13 @@ import math
 
 import pytest
 
-from gifcat.llm.answer import AnswerError, answer_grammar, answer_schema, parse_answer
+from gifcat.llm.answer import (
+    AnswerError,
+    answer_grammar,
+    answer_schema,
+    check_fields,
+    parse_answer,
+)
 from tests.support.llm import SMALL
 
 NAMES = SMALL.names
@@ -72,7 +78,7 @@ def test_category_names_are_trimmed_and_lower_cased_only() -> None:
         (good(confidence=True), "confidence must be a number"),
         ('{"primary": "food", "labels": ["food"], "confidence": NaN, "rationale": "x"}', "confidence"),
         (good(rationale=["a"]), "rationale must be a string"),
-        (json.dumps({"primary": "food"}), "Field required"),
+        (json.dumps({"primary": "food"}), "field(s) missing: labels, confidence, rationale"),
     ],
 )
 def test_unusable_answers_say_why(reply: str | None, reason: str) -> None:
@@ -114,4 +120,52 @@ def test_grammar_names_every_category_and_compiles_when_llama_cpp_is_there() -> 
     for name in NAMES:
         assert f'"\\"{name}\\""' in grammar
     llama_cpp = pytest.importorskip("llama_cpp")
+    llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)
+
+
+# -- short answer formats (answer_fields): fewer generated tokens ------------------------------------
+
+
+def test_short_schema_asks_only_for_the_configured_fields() -> None:
+    schema = answer_schema(NAMES, 3, rationale_max_chars=60, fields=("primary",))
+    assert schema["required"] == ["primary"] and list(schema["properties"]) == ["primary"]
+    assert schema["additionalProperties"] is False
+    two = answer_schema(NAMES, 3, fields=("labels", "primary"))
+    assert two["required"] == ["primary", "labels"]  # canonical order: primary is written first
+
+
+def test_short_answer_parses_without_confidence_or_rationale() -> None:
+    answer, notes = parse_answer('{"primary": "food"}', NAMES, fields=("primary",))
+    assert (answer.primary, answer.labels) == ("food", ("food",))
+    assert answer.confidence is None and answer.rationale is None and notes == []
+    answer, _ = parse_answer('{"primary": "food", "labels": ["cute"]}', NAMES, fields=("primary", "labels"))
+    assert answer.labels == ("food", "cute")
+
+
+def test_short_answer_ignores_fields_it_did_not_ask_for_and_requires_those_it_did() -> None:
+    # a rationale nobody asked for does not flow on (it would be unchecked model text in the evidence)
+    answer, notes = parse_answer(good(), NAMES, fields=("primary",))
+    assert answer.rationale is None and answer.confidence is None and answer.labels == ("food",)
+    assert notes == ["llm: ignored 3 field(s) outside the answer schema"]
+    with pytest.raises(AnswerError, match=r"field\(s\) missing: labels"):
+        parse_answer('{"primary": "food"}', NAMES, fields=("primary", "labels"))
+
+
+def test_answer_fields_are_checked() -> None:
+    assert check_fields(["rationale", "primary"]) == ("primary", "rationale")
+    with pytest.raises(ValueError, match="unknown answer field"):
+        check_fields(["primary", "mood"])
+    with pytest.raises(ValueError, match="needs the field 'primary'"):
+        check_fields(["labels"])
+
+
+@pytest.mark.parametrize("fields", [("primary",), ("primary", "labels"), ("primary", "labels", "confidence")])
+def test_short_grammar_has_only_the_fields_asked_and_compiles(fields: tuple[str, ...]) -> None:
+    grammar = answer_grammar(NAMES, 3, 200, fields=fields)
+    root = grammar.splitlines()[0]
+    for name in ("primary", "labels", "confidence", "rationale"):
+        assert (f'\\"{name}\\"' in root) == (name in fields)
+    # llama.cpp's own parser accepts it (llama_cpp is part of the dev install: no skip)
+    import llama_cpp
+
     llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)

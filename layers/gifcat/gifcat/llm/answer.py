@@ -1,19 +1,24 @@
 """The LLM's answer: the JSON schema it is held to, and the strict validation of what comes back.
 
 The answer is the only thing the LLM controls. It is parsed into `LlmAnswer` (category enum checked,
-extra fields dropped, rationale cleaned and capped) and only its four fields flow on, so an injected
+extra fields dropped, rationale cleaned and capped) and only its fields flow on, so an injected
 instruction can at worst pick a wrong category from the taxonomy.
+
+Which fields the model writes is a setting (`answer_fields`): every generated token costs a full
+decoding step, and on a local model held to a grammar that is most of the call's time, so a short
+answer (`primary` alone, or with `labels`) is much faster than the four-field one.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-ANSWER_FIELDS = ("primary", "labels", "confidence", "rationale")
+ANSWER_FIELDS = ("primary", "labels", "confidence", "rationale")  # the full answer, in this order
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
@@ -28,9 +33,10 @@ class LlmAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     primary: str
-    labels: tuple[str, ...]
-    confidence: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
-    rationale: str
+    labels: tuple[str, ...] = ()
+    # None: the answer format did not ask for it (see `answer_fields`)
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    rationale: str | None = None
 
     @field_validator("primary", mode="before")
     @classmethod
@@ -75,8 +81,22 @@ def _category(value: Any, info: ValidationInfo, field: str) -> str:
     return name
 
 
+def check_fields(fields: Sequence[str]) -> tuple[str, ...]:
+    """The answer's fields in their canonical order; `primary` is always one. Raises ValueError."""
+    unknown = [f for f in fields if f not in ANSWER_FIELDS]
+    if unknown:
+        raise ValueError(f"unknown answer field(s) {unknown}; choose from {list(ANSWER_FIELDS)}")
+    if "primary" not in fields:
+        raise ValueError("the answer needs the field 'primary'")
+    return tuple(f for f in ANSWER_FIELDS if f in fields)
+
+
 def answer_schema(
-    categories: list[str], max_labels: int, *, rationale_max_chars: int | None = None
+    categories: list[str],
+    max_labels: int,
+    *,
+    rationale_max_chars: int | None = None,
+    fields: Sequence[str] = ANSWER_FIELDS,
 ) -> dict[str, Any]:
     """JSON schema for the answer, strict-mode compatible (every field required, no extras).
 
@@ -91,27 +111,32 @@ def answer_schema(
     if rationale_max_chars is not None:
         labels.update(minItems=1, maxItems=max_labels)
         rationale.update(minLength=1, maxLength=rationale_max_chars)
+    properties: dict[str, Any] = {
+        "primary": enum,
+        "labels": labels,
+        "confidence": {"type": "number"},
+        "rationale": rationale,
+    }
+    wanted = check_fields(fields)
     return {
         "type": "object",
-        "properties": {
-            "primary": enum,
-            "labels": labels,
-            "confidence": {"type": "number"},
-            "rationale": rationale,
-        },
-        "required": list(ANSWER_FIELDS),
+        "properties": {f: properties[f] for f in wanted},
+        "required": list(wanted),
         "additionalProperties": False,
     }
 
 
-def answer_grammar(categories: list[str], max_labels: int, rationale_max_chars: int) -> str:
+def answer_grammar(
+    categories: list[str], max_labels: int, rationale_max_chars: int, fields: Sequence[str] = ANSWER_FIELDS
+) -> str:
     """A GBNF grammar for llama.cpp servers that take `grammar` but no schema (mode `grammar`)."""
     cats = " | ".join(json.dumps(json.dumps(c)) for c in categories)
     more = max(0, max_labels - 1)
+    values = {"primary": "category", "labels": "labels", "confidence": "confidence", "rationale": "rationale"}
+    members = ' "," ws '.join(f'"\\"{f}\\":" ws {values[f]}' for f in check_fields(fields))
     return "\n".join(
         [
-            'root ::= "{" ws "\\"primary\\":" ws category "," ws "\\"labels\\":" ws labels "," ws '
-            '"\\"confidence\\":" ws confidence "," ws "\\"rationale\\":" ws rationale ws "}"',
+            f'root ::= "{{" ws {members} ws "}}"',
             f"category ::= {cats}",
             f'labels ::= "[" ws (category (ws "," ws category){{0,{more}}})? ws "]"',
             'confidence ::= "0" ("." [0-9]{1,3})? | "1" (".0")?',
@@ -144,19 +169,25 @@ def parse_answer(
     *,
     max_labels: int = 3,
     rationale_max_chars: int = 200,
+    fields: Sequence[str] = ANSWER_FIELDS,
 ) -> tuple[LlmAnswer, list[str]]:
     """Validate a reply. Returns the answer and notes; raises AnswerError with a reason to repair."""
+    wanted = check_fields(fields)
     if text is None or not text.strip():
         raise AnswerError("the reply is empty")
     data = _json_object(text)
     notes: list[str] = []
-    extra = [k for k in data if k not in ANSWER_FIELDS]
+    missing = [f for f in wanted if f not in data]
+    if missing:
+        raise AnswerError(f"field(s) missing: {', '.join(missing)}")
+    # A field the format did not ask for is ignored like any other extra: only asked fields flow on.
+    extra = [k for k in data if k not in wanted]
     if extra:
         # Names are not echoed: they come from the model, possibly steered by the uploader.
         notes.append(f"llm: ignored {len(extra)} field(s) outside the answer schema")
     context = {"categories": set(categories), "rationale_max_chars": rationale_max_chars}
     try:
-        answer = LlmAnswer.model_validate(data, context=context)
+        answer = LlmAnswer.model_validate({k: data[k] for k in wanted}, context=context)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

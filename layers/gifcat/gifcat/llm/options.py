@@ -6,9 +6,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gifcat.config import ConfigError, Settings, describe_validation_error
+from gifcat.llm.answer import ANSWER_FIELDS, check_fields
+
+
+def _fields(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    return None if value is None else check_fields(value)
 
 
 def cache_root() -> Path:
@@ -29,6 +34,14 @@ class LocalOptions(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
     startup_timeout_s: float = Field(120.0, gt=0)
+    # The answer the local model writes; None: the same as `stages.llm.answer_fields`. Each generated
+    # token is checked against the grammar over Gemma's 262k-token vocabulary, so the answer's length
+    # is most of a local call's time.
+    answer_fields: tuple[str, ...] | None = None
+    # Nearest labelled examples shown to the local model; None: `stages.llm.few_shot`.
+    few_shot: int | None = Field(None, ge=0)
+
+    _check_fields = field_validator("answer_fields")(_fields)
 
     def models_dir(self) -> Path:
         return Path(self.model_dir).expanduser() if self.model_dir else cache_root() / "models"
@@ -49,7 +62,7 @@ class LlmOptions(BaseModel):
     max_retry_after_s: float = Field(30.0, ge=0)
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(200, ge=16)
-    prompt: str = "classify-v1"
+    prompt: str = "classify-v2"
     mode: str = Field("auto", pattern=r"^(auto|json_schema|json_object_schema|grammar)$")
     system_in_user: bool | Literal["auto"] = "auto"
     examples_per_category: int = Field(2, ge=0)
@@ -57,8 +70,27 @@ class LlmOptions(BaseModel):
     max_tags: int = Field(20, ge=0)
     rationale_max_chars: int = Field(200, ge=20)
     choose_from_top: int = Field(0, ge=0)  # 0: any category; k: only the earlier stages' top k
+    few_shot: int = Field(0, ge=0)  # nearest labelled examples shown with the item (prompt v2)
+    example_chars: int = Field(200, ge=20)  # each example's text is cut to this
+    answer_fields: tuple[str, ...] = ANSWER_FIELDS  # the fields the model writes; primary is one
     cache_path: str | None = None
     local: LocalOptions = LocalOptions()
+
+    _check_fields = field_validator("answer_fields")(_fields)
+
+    def is_local(self, model: str) -> bool:
+        return model == self.local.model_name
+
+    def fields_for(self, model: str) -> tuple[str, ...]:
+        """The answer format for `model`: the local server's own when it is the one answering."""
+        if self.is_local(model) and self.local.answer_fields is not None:
+            return self.local.answer_fields
+        return self.answer_fields
+
+    def few_shot_for(self, model: str) -> int:
+        if self.is_local(model) and self.local.few_shot is not None:
+            return self.local.few_shot
+        return self.few_shot
 
     def instructions_in_user(self, model: str) -> bool:
         """Gemma's chat template has no system role (llama.cpp's `gemma` format drops it)."""

@@ -2,25 +2,35 @@
 
 The uploader's text is untrusted. It goes into the prompt only JSON-encoded, inside marked tags, with
 `<`, `>` and `&` escaped so no title or tag can close the tag and pose as instructions; the system
-text says the tagged content is data.
+text says the tagged content is data. The labelled examples shown as few-shot examples are other
+uploaders' text: they are screened for planted instructions and encoded the same way.
+
+The system text depends on settings only, never on the item: it comes first and is byte-identical
+across calls, so providers' prompt caching and llama.cpp's prefix reuse skip it after the first call.
+Everything that varies (examples, choices, earlier candidates, the item) comes after it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gifcat.model import Candidate, GifItem
+from gifcat.instructions import InstructionScreen
+from gifcat.llm.answer import ANSWER_FIELDS, check_fields
+from gifcat.model import Candidate, GifItem, Neighbour
 from gifcat.taxonomy import Taxonomy
 
 _SECTION = re.compile(r"^=== (\w+) ===$", re.MULTILINE)
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _VERSION = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_FIELD_LINE = re.compile(r"^(\w+):\s*(.+)$")
 SECTIONS = ("system", "user", "repair")
+OPTIONAL_SECTIONS = ("fields",)
 
 Message = dict[str, str]
 
@@ -35,6 +45,27 @@ class PromptTemplate:
     system: str
     user: str
     repair: str
+    # What each answer field means ("name: text" lines), for prompts whose answer format is a setting.
+    # Empty: the prompt's wording names the four fields itself and only supports the full answer.
+    fields: tuple[tuple[str, str], ...] = ()
+
+    def supports(self, fields: tuple[str, ...]) -> bool:
+        described = {name for name, _ in self.fields}
+        return set(fields) <= described if self.fields else fields == ANSWER_FIELDS
+
+
+def _parse_fields(text: str, version: str) -> tuple[tuple[str, str], ...]:
+    found = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        match = _FIELD_LINE.match(line.strip())
+        if not match or match.group(1) not in ANSWER_FIELDS:
+            raise PromptError(f"prompt {version}: fields: {line.strip()!r} is not 'field: meaning'")
+        found.append((match.group(1), match.group(2)))
+    if "primary" not in {name for name, _ in found}:
+        raise PromptError(f"prompt {version}: fields: 'primary' is not described")
+    return tuple(found)
 
 
 def parse_prompt(text: str, version: str) -> PromptTemplate:
@@ -43,7 +74,11 @@ def parse_prompt(text: str, version: str) -> PromptTemplate:
     missing = [s for s in SECTIONS if not sections.get(s, "").strip()]
     if missing:
         raise PromptError(f"prompt {version}: missing section(s) {missing}")
-    return PromptTemplate(version=version, **{s: sections[s] for s in SECTIONS})
+    unknown = [s for s in sections if s not in SECTIONS + OPTIONAL_SECTIONS]
+    if unknown:
+        raise PromptError(f"prompt {version}: unknown section(s) {unknown}")
+    fields = _parse_fields(sections["fields"], version) if "fields" in sections else ()
+    return PromptTemplate(version=version, fields=fields, **{s: sections[s] for s in SECTIONS})
 
 
 def load_prompt(name: str) -> PromptTemplate:
@@ -106,6 +141,39 @@ def render_item(item: GifItem, *, max_field_chars: int, max_tags: int) -> str:
     return encode_data(data)
 
 
+def select_examples(
+    neighbours: list[Neighbour],
+    *,
+    exclude_id: str,
+    limit: int,
+    categories: set[str],
+    screen: InstructionScreen,
+) -> list[tuple[str, str]]:
+    """(text, primary) of the nearest labelled examples to show, closest first.
+
+    The item itself is never its own example (a labelled set may hold it: leave-one-out by id); an
+    example whose category is not in this taxonomy, or with no text left once planted instructions
+    are cut out, is not shown.
+    """
+    shown: list[tuple[str, str]] = []
+    for n in neighbours:
+        if len(shown) >= limit:
+            break
+        if n.id == exclude_id or n.primary not in categories:
+            continue
+        text, _ = screen.clean_text(n.text)
+        if text.strip():
+            shown.append((text.strip(), n.primary))
+    return shown
+
+
+def render_examples(examples: list[tuple[str, str]], max_chars: int) -> str:
+    """One JSON object a line, the closest last: next to the item it is compared with."""
+    if not examples:
+        return "(no labelled examples)"
+    return "\n".join(encode_data({"gif": _cut(t, max_chars), "primary": p}) for t, p in reversed(examples))
+
+
 def render_earlier(candidates: list[Candidate], categories: set[str]) -> str:
     # Only category and score: evidence strings quote the uploader's text, which is already in the item.
     found = [
@@ -126,22 +194,66 @@ class PromptBuilder:
     max_tags: int = 20
     # Gemma's chat template has no system role: the instructions then open the user turn
     system_in_user: bool = False
+    answer_fields: tuple[str, ...] = ANSWER_FIELDS
+    few_shot: int = 0  # nearest labelled examples shown with the item
+    example_chars: int = 200
+    screen: InstructionScreen = field(default_factory=InstructionScreen, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = check_fields(self.answer_fields)
+        if not self.template.supports(fields):
+            raise PromptError(
+                f"prompt {self.version}: does not describe the answer field(s) {list(fields)}"
+                + ("" if self.template.fields else " (it is written for the full four-field answer)")
+            )
+        object.__setattr__(self, "answer_fields", fields)
 
     @property
     def version(self) -> str:
         return self.template.version
 
-    def system_text(self) -> str:
+    def answer_format(self) -> str:
+        meaning = dict(self.template.fields)
+        lines = [f'- "{name}": {meaning[name]}' for name in self.answer_fields]
+        return fill("\n".join(lines), max_labels=str(self.max_labels))
+
+    @cached_property
+    def _system(self) -> str:
         return fill(
             self.template.system,
             categories=render_categories(self.taxonomy, self.examples_per_category),
             max_labels=str(self.max_labels),
+            answer_format=self.answer_format() if self.template.fields else "",
+            field_names=_names(self.answer_fields),
         )
 
-    def messages(self, item: GifItem, earlier: list[Candidate]) -> list[Message]:
+    def system_text(self) -> str:
+        """The static part: the same for every item (built once), so prefix caches apply."""
+        return self._system
+
+    def examples(self, item: GifItem, neighbours: list[Neighbour]) -> list[tuple[str, str]]:
+        """The few-shot examples shown with `item`: (text, primary), closest first."""
+        return select_examples(
+            neighbours,
+            exclude_id=item.id,
+            limit=self.few_shot,
+            categories=set(self.taxonomy.names),
+            screen=self.screen,
+        )
+
+    def messages(
+        self,
+        item: GifItem,
+        earlier: list[Candidate],
+        neighbours: list[Neighbour] | None = None,
+        choices: tuple[str, ...] = (),
+    ) -> list[Message]:
+        categories = set(self.taxonomy.names)
         user = fill(
             self.template.user,
-            earlier=render_earlier(earlier, set(self.taxonomy.names)),
+            earlier=render_earlier(earlier, categories),
+            examples=render_examples(self.examples(item, neighbours or []), self.example_chars),
+            choices=encode_data(list(choices or self.taxonomy.names)),
             item=render_item(item, max_field_chars=self.max_field_chars, max_tags=self.max_tags),
         )
         if self.system_in_user:
@@ -153,5 +265,13 @@ class PromptBuilder:
         return [
             *messages,
             {"role": "assistant", "content": (bad_reply or "")[:2000]},
-            {"role": "user", "content": fill(self.template.repair, error=error)},
+            {
+                "role": "user",
+                "content": fill(self.template.repair, error=error, field_names=_names(self.answer_fields)),
+            },
         ]
+
+
+def _names(fields: tuple[str, ...]) -> str:
+    quoted = [f'"{f}"' for f in fields]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]

@@ -15,12 +15,14 @@ from gifcat.llm.cache import CallCache
 from gifcat.llm.client import LlmCallError, LlmClient, LlmReply, cost_usd, price_key
 from gifcat.llm.credentials import CredentialsError, resolve_api_key
 from gifcat.llm.options import LlmOptions, llm_options
-from gifcat.llm.prompt import PromptBuilder, load_prompt
+from gifcat.llm.prompt import PromptBuilder, PromptError, load_prompt
 from gifcat.model import Candidate, Classification, GifItem, StageName, StageOutput
 from gifcat.taxonomy import Taxonomy
 
 LOCAL_API_KEY = "local-no-key"  # OpenAI-compatible local servers ignore it; the SDK insists on one
 LABEL_STEP = 0.01  # other labels score just below the primary, in the model's order
+CHOSEN = 1.0  # the primary's score when the answer format asks for no confidence: chosen, not "how sure"
+NEIGHBOURS_READ = 8  # nearest labelled examples read from the trace (the item's own id may be one)
 
 
 class LlmStage:
@@ -41,16 +43,17 @@ class LlmStage:
         self.rationale_max_chars = rationale_max_chars
         self.categories = prompt.taxonomy.names
         self.choose_from_top = choose_from_top
+        self.fields = prompt.answer_fields
         self._formats: dict[tuple[str, ...], tuple[dict[str, Any], dict[str, Any], str]] = {}
 
     def formats(self, choices: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any], str]:
         """The answer schema, its length-bounded variant and the grammar for these choices (cached)."""
         if choices not in self._formats:
-            max_labels, limit = self.prompt.max_labels, self.rationale_max_chars
+            max_labels, limit, fields = self.prompt.max_labels, self.rationale_max_chars, self.fields
             self._formats[choices] = (
-                answer_schema(list(choices), max_labels),
-                answer_schema(list(choices), max_labels, rationale_max_chars=limit),
-                answer_grammar(list(choices), max_labels, limit),
+                answer_schema(list(choices), max_labels, fields=fields),
+                answer_schema(list(choices), max_labels, rationale_max_chars=limit, fields=fields),
+                answer_grammar(list(choices), max_labels, limit, fields=fields),
             )
         return self._formats[choices]
 
@@ -59,7 +62,8 @@ class LlmStage:
 
         Held to the top candidates, the LLM arbitrates among what the cheap stages found: on the dev
         set the embedding stage's top 4 hold a gold label for 88% of what reaches the LLM, and a weak
-        model can no longer wander off to a category nothing supports.
+        model can no longer wander off to a category nothing supports. (Adding the nearest labelled
+        examples' categories to them added no gold label on dev: they are nearly always among the 4.)
         """
         if self.choose_from_top:
             top = [
@@ -114,15 +118,21 @@ class LlmStage:
             mode=opts.mode,
             cache=CallCache(opts.cache_path) if opts.cache_path else None,
         )
-        prompt = PromptBuilder(
-            template=load_prompt(opts.prompt),
-            taxonomy=taxonomy,
-            max_labels=settings.labels.max,
-            examples_per_category=opts.examples_per_category,
-            max_field_chars=opts.max_field_chars,
-            max_tags=opts.max_tags,
-            system_in_user=opts.instructions_in_user(model),
-        )
+        try:
+            prompt = PromptBuilder(
+                template=load_prompt(opts.prompt),
+                taxonomy=taxonomy,
+                max_labels=settings.labels.max,
+                examples_per_category=opts.examples_per_category,
+                max_field_chars=opts.max_field_chars,
+                max_tags=opts.max_tags,
+                system_in_user=opts.instructions_in_user(model),
+                answer_fields=opts.fields_for(model),
+                few_shot=opts.few_shot_for(model),
+                example_chars=opts.example_chars,
+            )
+        except PromptError as exc:  # a prompt that cannot give the configured answer fails at load
+            raise ConfigError(f"settings: stages.llm: {exc}") from exc
         return cls(
             client,
             prompt,
@@ -137,8 +147,9 @@ class LlmStage:
             # Nothing to read: asking would cost a call and return a guess.
             out.error = "llm: no title, tags or description to classify"
             return out
-        messages = self.prompt.messages(item, so_far.top_candidates())
         choices = self.choices(so_far)
+        neighbours = so_far.neighbours(NEIGHBOURS_READ)
+        messages = self.prompt.messages(item, so_far.top_candidates(), neighbours, choices)
         schema, bounded_schema, grammar = self.formats(choices)
         replies: list[LlmReply] = []
         answer: LlmAnswer | None = None
@@ -159,6 +170,7 @@ class LlmStage:
                     list(choices),
                     max_labels=self.prompt.max_labels,
                     rationale_max_chars=self.rationale_max_chars,
+                    fields=self.fields,
                 )
                 out.notes.extend(notes)
                 break
@@ -173,13 +185,17 @@ class LlmStage:
             out.error = f"llm: answer invalid after one repair: {error}"
             return out
         out.rationale = answer.rationale
-        evidence = [f"llm: {answer.rationale}"]
+        if answer.rationale is not None:
+            evidence = [f"llm: {answer.rationale}"]
+        else:  # a short answer format: say what it chose from and what it was shown instead
+            shown = len(self.prompt.examples(item, neighbours))
+            evidence = [
+                f"llm: chose {answer.primary} from {', '.join(choices)}"
+                + (f" ({shown} labelled example{'s' if shown != 1 else ''} shown)" if shown else "")
+            ]
+        top = CHOSEN if answer.confidence is None else answer.confidence
         out.candidates = [
-            Candidate(
-                category=label,
-                score=max(0.0, round(answer.confidence - LABEL_STEP * i, 4)),
-                evidence=evidence,
-            )
+            Candidate(category=label, score=max(0.0, round(top - LABEL_STEP * i, 4)), evidence=evidence)
             for i, label in enumerate(answer.labels)
         ]
         return out
