@@ -116,7 +116,8 @@ def test_escalated_to_the_llm(
     assert (item["status"], item["decided_by"], item["primary"]) == ("classified", "llm", "surprised")
     assert item["labels"] == ["surprised", "funny"]
     llm_trace = item["stages"][-1]
-    assert llm_trace["usage"]["prompt_tokens"] > 0 and item["prompt_version"] == "classify-v1"
+    assert llm_trace["usage"]["prompt_tokens"] > 0
+    assert item["prompt_version"] == load_settings().stages["llm"].model_extra["prompt"] == "classify-v2"
     assert item["models"]["llm"] == "fake-gpt-1"
     assert "llm: a double take" in item["evidence"]
     # The prompt carried what the embedding stage found, inside its data block.
