@@ -1,6 +1,7 @@
 """The cascade: runs stages cheapest first and stops at the first whose answer passes its thresholds.
 
-It composes stages and thresholds and nothing else; what a stage knows stays in the stage.
+It composes stages and thresholds, after one shared pre-step: text addressed to a classifier is cut
+out of the item (gifcat.instructions) so that no stage reads it. What a stage knows stays in the stage.
 """
 
 from __future__ import annotations

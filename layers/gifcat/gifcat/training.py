@@ -5,8 +5,9 @@
   with a temperature fitted out of fold;
 - each stage's decision threshold, chosen on out-of-fold scores so that a one-sided 95% Clopper-Pearson
   upper bound of the error on what the stage decides stays under the stage's `target` (selective
-  classification with guaranteed risk: the search over thresholds is a binary search whose confidence
-  is split Bonferroni-style over its steps, as in Geifman & El-Yaniv 2017).
+  classification with guaranteed risk, after Geifman & El-Yaniv 2017; every candidate threshold is
+  tried, without their Bonferroni split, so the bound is a little optimistic: README reports the
+  out-of-fold check).
 
 `fit(records)` returns a `Fitted` (the learned arrays and the thresholds); `gifcat eval --cv` fits one per
 fold on the other folds only, `gifcat calibrate` fits on the whole file and writes the settings, and
