@@ -210,8 +210,8 @@ def _fitted_eval(
     progress: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """`--cv K`: each fold classified by a cascade fitted on the other folds. `--train B`: the records
-    classified by a cascade fitted on B. Fitting (gifcat_tooling.training.fit) learns the embedding memory, the
-    classifier and every stage's threshold; the LLM stage learns nothing and is shared."""
+    classified by a cascade fitted on B. Fitting (gifcat_tooling.training.fit) learns the embedding
+    memory, the classifier and every stage's threshold; the LLM stage learns nothing and is shared."""
     from gifcat.config import merge
     from gifcat.domain.records import read_records
     from gifcat.domain.stages.embedding import EmbeddingStage
@@ -297,8 +297,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Fit on the labelled file (gifcat_tooling.training.fit): thresholds with an error bound under each stage's
-    target, chosen on out-of-fold scores; writes them into a settings file."""
+    """Fit on the labelled file (gifcat_tooling.training.fit): thresholds with an error bound under each
+    stage's target, chosen on out-of-fold scores; writes them into a settings file."""
     import yaml
 
     from gifcat.config import bundled_text, read_text
