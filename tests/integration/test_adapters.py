@@ -13,12 +13,14 @@ import pytest
 from moto import mock_aws
 
 from gifcat.adapters.dynamodb import ResultsTable
-from gifcat.adapters.s3 import S3Objects
+from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.application.ports import ObjectGone
+from gifcat.config import ConfigError
 from gifcat.domain.model import Classification, GifMetadata, StageName, Status
 from gifcat.domain.result import ObjectRef, classification_fields, result_item
 from gifcat.domain.taxonomy import load_taxonomy
+from gifcat.runtime import settings_and_taxonomy
 
 REGION = "us-east-1"
 
@@ -74,13 +76,23 @@ def test_missing_objects_are_gone(bucket: str) -> None:
         S3Objects(boto3.client("s3")).head(ObjectRef(bucket=bucket, key="nope.gif"))
 
 
-def test_taxonomy_from_s3(bucket: str) -> None:
+def test_taxonomy_from_s3(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
     boto3.client("s3").put_object(
         Bucket=bucket,
         Key="config/taxonomy.yaml",
         Body=b"version: s3-1\ncategories:\n  - {name: memes, description: memes, aliases: [meme]}\n",
     )
-    assert load_taxonomy(f"s3://{bucket}/config/taxonomy.yaml").version == "s3-1"
+    uri = f"s3://{bucket}/config/taxonomy.yaml"
+    assert load_taxonomy(uri, read_uri=read_s3_uri).version == "s3-1"
+    # The composition root wires the S3 reader in: a Lambda configured with GIFCAT_TAXONOMY reads it.
+    monkeypatch.setenv("GIFCAT_TAXONOMY", uri)
+    assert settings_and_taxonomy()[1].version == "s3-1"
+
+
+def test_config_reads_s3_only_through_the_reader_it_is_given() -> None:
+    # config imports no adapter: without a reader an s3:// source is a clear error, not a boto3 call
+    with pytest.raises(ConfigError, match=r"s3://b/t\.yaml: no reader for s3:// documents was given"):
+        load_taxonomy("s3://b/t.yaml")
 
 
 def _item(

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from gifcat.application.ingest import RejectedUpload, sniff_gif
-from gifcat.config import ConfigError, load_settings
+from gifcat.config import ConfigError, Settings, UriReader, load_settings
 from gifcat.domain.cascade import TRIAGE
 from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
-from gifcat.domain.taxonomy import load_taxonomy
+from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 
 STAGE_CHOICES = {"triage": StageName.RULES, "embedding": StageName.EMBEDDING, "llm": StageName.LLM}
 
@@ -34,9 +34,26 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--taxonomy", help="taxonomy YAML (path or s3://); default: bundled")
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Any]:
-    settings = load_settings(args.settings)
-    return settings, load_taxonomy(args.taxonomy or settings.taxonomy)
+def _read_s3(uri: str) -> str:
+    from gifcat.adapters.s3 import read_s3_uri  # only when asked: keeps boto3 off the local path
+
+    return read_s3_uri(uri)
+
+
+READ_URI: UriReader = _read_s3  # --settings and --taxonomy may name s3:// objects
+
+
+def _settings(source: str | None, overrides: dict[str, Any] | None = None) -> Settings:
+    return load_settings(source, overrides, read_uri=READ_URI)
+
+
+def _taxonomy(source: str | None) -> Taxonomy:
+    return load_taxonomy(source, read_uri=READ_URI)
+
+
+def _load(args: argparse.Namespace) -> tuple[Settings, Taxonomy]:
+    settings = _settings(args.settings)
+    return settings, _taxonomy(args.taxonomy or settings.taxonomy)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -107,8 +124,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.llm_cache:
         overrides = {"stages": {"llm": {"cache_path": args.llm_cache}}}
-    settings = load_settings(args.settings, overrides=overrides)
-    taxonomy = load_taxonomy(args.taxonomy or settings.taxonomy)
+    settings = _settings(args.settings, overrides=overrides)
+    taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
     records = read_records(args.data)
     baselines = [b for b in (args.baseline or "").split(",") if b]
     unknown = set(baselines) - set(BASELINES)
@@ -129,7 +146,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if needs_llm and wants_local_server(settings):
             # One local server for every pipeline of this run.
             endpoint = stack.enter_context(local_llm_endpoint(settings))
-            settings = load_settings(
+            settings = _settings(
                 args.settings,
                 overrides={
                     "stages": {
@@ -237,7 +254,7 @@ def _fitted_eval(
     folds = []
     for i, (train, test) in enumerate(splits):
         fitted = fit(train, settings, taxonomy, base, seed=args.seed)
-        fold_settings = load_settings(args.settings, overrides=merge(overrides, fitted.settings_overrides()))
+        fold_settings = _settings(args.settings, overrides=merge(overrides, fitted.settings_overrides()))
         if until is StageName.LLM:  # the local server's endpoint, as the caller's settings have it
             fold_settings = fold_settings.model_copy(
                 update={"stages": {**fold_settings.stages, "llm": settings.stages["llm"]}}
@@ -313,13 +330,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         overrides.setdefault("stages", {}).update(
             {"tags": {"target": args.triage_target}, "rules": {"target": args.triage_target}}
         )
-    settings = load_settings(args.settings, overrides=overrides)
-    taxonomy = load_taxonomy(args.taxonomy or settings.taxonomy)
+    settings = _settings(args.settings, overrides=overrides)
+    taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
     records = read_records(args.data)
     stage = EmbeddingStage.from_settings(settings, taxonomy, labelled=[])
     fitted = fit(records, settings, taxonomy, stage, seed=args.seed)
     source = args.settings
-    doc = yaml.safe_load(read_text(source) if source else bundled_text("settings.yaml"))
+    doc = yaml.safe_load(read_text(source, READ_URI) if source else bundled_text("settings.yaml"))
     for name, chosen in fitted.thresholds.items():
         doc["stages"][name].update(chosen)
         doc["stages"][name]["target"] = settings.stages[name].target

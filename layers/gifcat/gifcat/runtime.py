@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from gifcat.adapters.dynamodb import ResultsTable
-from gifcat.adapters.s3 import S3Objects
+from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.application.service import StageStep, Triage
 from gifcat.config import Settings, load_settings
@@ -39,8 +39,10 @@ def _llm_overrides() -> dict[str, Any]:
 
 
 def settings_and_taxonomy() -> tuple[Settings, Taxonomy]:
-    settings = load_settings(overrides=_llm_overrides())
-    return settings, load_taxonomy(os.environ.get("GIFCAT_TAXONOMY") or settings.taxonomy)
+    # GIFCAT_SETTINGS / GIFCAT_TAXONOMY may name S3 objects: config reads them through the S3 adapter.
+    settings = load_settings(overrides=_llm_overrides(), read_uri=read_s3_uri)
+    taxonomy = load_taxonomy(os.environ.get("GIFCAT_TAXONOMY") or settings.taxonomy, read_uri=read_s3_uri)
+    return settings, taxonomy
 
 
 def build_triage(with_escalation: bool = True) -> Triage:

@@ -1,9 +1,15 @@
-"""Settings as data: the bundled settings.yaml, overridable by a path or an S3 object."""
+"""Settings as data: the bundled settings.yaml, overridable by a path or an S3 object.
+
+The lowest layer: it imports no other part of gifcat. A document at an s3:// URI is read through the
+`read_uri` callable the caller passes (gifcat.runtime passes the S3 adapter's), so config never
+reaches for boto3 itself.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -93,12 +99,16 @@ class Settings(BaseModel):
         return dict(self.thresholds(stage).model_extra or {})
 
 
-def read_text(source: str) -> str:
-    """Read a config document from a path or an s3://bucket/key URI."""
-    if source.startswith("s3://"):
-        from gifcat.adapters.s3 import read_s3_uri  # only when asked: keeps boto3 off the local path
+# Reads the document at an s3://bucket/key URI (the S3 adapter's read_s3_uri).
+UriReader = Callable[[str], str]
 
-        return read_s3_uri(source)
+
+def read_text(source: str, read_uri: UriReader | None = None) -> str:
+    """Read a config document from a path, or from an s3://bucket/key URI through `read_uri`."""
+    if source.startswith("s3://"):
+        if read_uri is None:
+            raise ConfigError(f"{source}: no reader for s3:// documents was given (gifcat.runtime has one)")
+        return read_uri(source)
     return Path(source).read_text(encoding="utf-8")
 
 
@@ -131,15 +141,18 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_settings(source: str | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Bundled settings unless `source` (or GIFCAT_SETTINGS) names another file or S3 object.
+def load_settings(
+    source: str | None = None, overrides: dict[str, Any] | None = None, *, read_uri: UriReader | None = None
+) -> Settings:
+    """Bundled settings unless `source` (or GIFCAT_SETTINGS) names another file or S3 object (read
+    with `read_uri`).
 
     GIFCAT_OVERRIDES (JSON) and then `overrides` are merged on top: how the template's parameters
     reach the thresholds without a settings file of their own.
     """
     source = source or os.environ.get("GIFCAT_SETTINGS") or None
     what = f"settings {source}" if source else "bundled settings.yaml"
-    text = read_text(source) if source else bundled_text("settings.yaml")
+    text = read_text(source, read_uri) if source else bundled_text("settings.yaml")
     data = parse_yaml(text, what)
     if not isinstance(data, dict):
         raise ConfigError(f"{what}: expected a mapping at the top level")

@@ -12,7 +12,14 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gifcat.config import ConfigError, bundled_text, describe_validation_error, parse_yaml, read_text
+from gifcat.config import (
+    ConfigError,
+    UriReader,
+    bundled_text,
+    describe_validation_error,
+    parse_yaml,
+    read_text,
+)
 from gifcat.domain.normalise import normalise_tag
 
 RULE_FIELDS = ("title", "tags", "description")
@@ -132,9 +139,10 @@ def parse_taxonomy(text: str, what: str = "taxonomy") -> Taxonomy:
         raise ConfigError(message) from exc
 
 
-def load_taxonomy(source: str | None = None) -> Taxonomy:
-    """The bundled taxonomy unless `source` (or GIFCAT_TAXONOMY) is a path or s3://bucket/key."""
+def load_taxonomy(source: str | None = None, *, read_uri: UriReader | None = None) -> Taxonomy:
+    """The bundled taxonomy unless `source` (or GIFCAT_TAXONOMY) is a path or s3://bucket/key (read
+    with `read_uri`)."""
     source = source or os.environ.get("GIFCAT_TAXONOMY") or None
     if source in (None, "", "bundled"):
         return parse_taxonomy(bundled_text("taxonomy.yaml"), "bundled taxonomy.yaml")
-    return parse_taxonomy(read_text(source), f"taxonomy {source}")
+    return parse_taxonomy(read_text(source, read_uri), f"taxonomy {source}")
