@@ -1,4 +1,4 @@
-"""The result item: its documented fields, DynamoDB typing, and the write condition."""
+"""The result item: its documented fields; and as the DynamoDB adapter writes it (types, conditions)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,10 @@ from decimal import Decimal
 
 import pytest
 
+from gifcat.adapters.dynamodb import put_request, record_request, takeover_request
 from gifcat.config import Settings
 from gifcat.domain.model import Candidate, Classification, GifMetadata, StageName, StageTrace, Status
-from gifcat.domain.result import (
-    NO_SEQUENCER,
-    ObjectRef,
-    classification_fields,
-    put_request,
-    record_request,
-    result_item,
-    takeover_request,
-)
+from gifcat.domain.result import NO_SEQUENCER, ObjectRef, classification_fields, result_item
 
 REF = ObjectRef(
     bucket="b",

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gifcat.adapters.dynamodb import record_request
 from gifcat.application.ports import ObjectGone, SourceUnavailable, StartOutcome
 from gifcat.application.service import STATE_METADATA_BUDGET, StageStep, StepState, Triage, state_metadata
 from gifcat.config import Settings
@@ -86,7 +87,15 @@ def make(settings: Settings, taxonomy: Taxonomy) -> Callable[..., tuple[Triage, 
         cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
         store, starter = store or Store(), starter or Starter()
         return (
-            Triage(settings, cascade, objects, store, starter, lambda ref, meta: f"name-{ref.etag}"),
+            Triage(
+                settings,
+                cascade,
+                objects,
+                store,
+                starter,
+                lambda ref, meta: f"name-{ref.etag}",
+                record_request=record_request,
+            ),
             store,
             starter,
         )
@@ -142,7 +151,7 @@ def test_stage_step_records_an_upstream_failure(settings: Settings, taxonomy: Ta
         upstream_error={"stage": "embedding", "Error": "MemoryError", "Cause": "out of memory"},
         execution="exec-1",
     )
-    out = StageStep(cascade, StageName.TAGS, None, settings).run(state)
+    out = StageStep(cascade, StageName.TAGS, None, settings, record_request).run(state)
     assert out.upstream_error is None
     assert out.classification.stages[0].error == "MemoryError: out of memory"
     assert out.record is None  # still undecided: the next stage runs, there is nothing to record yet

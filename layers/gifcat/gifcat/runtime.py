@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from gifcat.adapters.dynamodb import ResultsTable
+from gifcat.adapters.dynamodb import ResultsTable, record_request
 from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.application.service import StageStep, Triage
@@ -55,6 +55,7 @@ def build_triage(with_escalation: bool = True) -> Triage:
         ResultsTable(os.environ["RESULTS_TABLE"]),  # reruns' triage step takes the item over too
         Escalations(os.environ["STATE_MACHINE_ARN"]) if with_escalation else None,
         execution_name,
+        record_request=record_request,
     )
 
 
@@ -69,4 +70,4 @@ def build_stage_step(stage: StageName, **stage_options: Any) -> StageStep:
 
         built = LlmStage.from_settings(settings, taxonomy, **stage_options)
     cascade = Cascade.from_settings(settings, [built], taxonomy.version)
-    return StageStep(cascade, stage, S3Objects(), settings)
+    return StageStep(cascade, stage, S3Objects(), settings, record_request)

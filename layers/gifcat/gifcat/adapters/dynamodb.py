@@ -1,14 +1,136 @@
-"""Results table adapter: conditional writes, so duplicates and late events never win over newer results."""
+"""Results table adapter: the result item in DynamoDB's types, and the conditional writes that keep
+duplicates and late events from winning over newer results.
+
+The write rules live here, once: triage's put (`put_request`), a console rerun's take-over
+(`takeover_request`), and the finishing update (`record_request`), which the table runs for triage and
+the state machine's Record state runs from the parameters a step puts in its state.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from gifcat.domain.result import WriteKind, put_request, record_request, takeover_request
+from gifcat.domain.model import Status
+from gifcat.domain.result import (
+    CLASSIFICATION_FIELDS,
+    NO_SEQUENCER,
+    UNFINISHED,
+    WriteKind,
+    without_unknown,
+)
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))  # DynamoDB keeps 38 digits: no rounding needed
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
+    """Plain dict to DynamoDB JSON ({"S": ...}, {"N": ...}), as the low-level API and ASL take it."""
+    serializer = TypeSerializer()
+    return {k: serializer.serialize(_to_dynamo(v)) for k, v in item.items()}
+
+
+def put_request(item: dict[str, Any], *, kind: WriteKind = "result") -> dict[str, Any]:
+    """PutItem parameters (without TableName) for triage's write of an upload's result.
+
+    Written when there is no item yet, or when the item is an older upload's (lower object_seq). For
+    the same upload (a repeated or retried event): a "result" replaces only an unfinished item, a
+    "pending" only a pending one. A pending item must always have an execution running for it, and
+    the execution of an upload event that already failed or finished is not started again.
+    """
+    values: dict[str, Any] = {":seq": item["object_seq"], ":pending": Status.PENDING.value}
+    if kind == "pending":
+        same_upload_ok = "#status = :pending"
+    else:
+        same_upload_ok = "#status IN (:pending, :failed, :undecided)"
+        values |= {":failed": Status.FAILED.value, ":undecided": Status.UNDECIDED.value}
+    return {
+        "Item": to_attribute_values(item),
+        "ConditionExpression": (
+            f"attribute_not_exists(pk) OR #seq < :seq OR (#seq = :seq AND {same_upload_ok})"
+        ),
+        "ExpressionAttributeNames": {"#seq": "object_seq", "#status": "status"},
+        "ExpressionAttributeValues": to_attribute_values(values),
+    }
+
+
+def takeover_request(item: dict[str, Any], stored: dict[str, Any] | None, *, force: bool) -> dict[str, Any]:
+    """PutItem parameters for a console rerun's pending item, which takes over the stored one in place.
+
+    The rerun has no S3 event, so it keeps the stored item's order (object_seq, sequencer): a rerun
+    never outranks an upload, and an upload that lands during the rerun still wins. Without force it
+    takes over only an unfinished item.
+    """
+    item = {k: v for k, v in item.items() if k not in ("object_seq", "sequencer")}
+    if stored is None:
+        item["object_seq"] = NO_SEQUENCER
+        return {
+            "Item": to_attribute_values(without_unknown(item)),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    item["object_seq"] = stored.get("object_seq") or NO_SEQUENCER
+    item["sequencer"] = stored.get("sequencer")
+    names = {"#seq": "object_seq"}
+    values: dict[str, Any] = {":seq": item["object_seq"]}
+    condition = "#seq = :seq"
+    if not force:
+        names["#status"] = "status"
+        values |= {f":{s.value}": s.value for s in UNFINISHED}
+        condition += " AND #status IN (" + ", ".join(f":{s.value}" for s in UNFINISHED) + ")"
+    return {
+        "Item": to_attribute_values(without_unknown(item)),
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": to_attribute_values(values),
+    }
+
+
+def record_request(
+    pk: str, fields: dict[str, Any], *, execution: str, only_pending: bool = False
+) -> dict[str, Any]:
+    """UpdateItem parameters (without TableName) that finish an execution's own item.
+
+    Sets the answer's fields (`classification_fields`) and removes those it leaves unknown; the object
+    and metadata attributes stay as triage wrote them, so the state machine never carries the
+    uploader's metadata whole. The condition is ownership: the item still names this execution.
+    """
+    names: dict[str, str] = {"#execution": "execution"}
+    values: dict[str, Any] = {":execution": execution}
+    sets, removes = [], []
+    for i, name in enumerate(CLASSIFICATION_FIELDS):
+        if name == "execution":
+            continue  # kept: it is the condition
+        names[f"#f{i}"] = name
+        value = fields.get(name)
+        if value is None or value == "":
+            removes.append(f"#f{i}")
+        else:
+            sets.append(f"#f{i} = :f{i}")
+            values[f":f{i}"] = value
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    condition = "#execution = :execution"
+    if only_pending:
+        names["#status"] = "status"
+        values[":pending"] = Status.PENDING.value
+        condition += " AND #status = :pending"
+    return {
+        "Key": {"pk": {"S": pk}},
+        "UpdateExpression": expression,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": to_attribute_values(values),
+    }
 
 
 def _condition_failed(exc: ClientError) -> bool:

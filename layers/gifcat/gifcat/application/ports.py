@@ -1,4 +1,4 @@
-"""The domain's ports: what the services need from storage and orchestration. The adapters in
+"""The application's ports: what the services need from storage and orchestration. The adapters in
 gifcat.adapters implement them on S3, DynamoDB and Step Functions; tests may implement them in memory.
 """
 
@@ -42,3 +42,14 @@ StartOutcome = Literal["started", "running", "closed"]
 
 class Escalator(Protocol):
     def start(self, name: str, payload: dict[str, Any]) -> StartOutcome: ...
+
+
+class RecordEncoder(Protocol):
+    """The parameters of the write that finishes an execution's own item, in the store's format.
+
+    The state machine's Record state runs that write from the state a step returns, so a step builds
+    it without a store (gifcat.adapters.dynamodb.record_request)."""
+
+    def __call__(
+        self, pk: str, fields: dict[str, Any], *, execution: str, only_pending: bool = False
+    ) -> dict[str, Any]: ...

@@ -16,11 +16,18 @@ from typing import Any
 from pydantic import BaseModel
 
 from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
-from gifcat.application.ports import Escalator, ObjectGone, ObjectSource, ResultStore, SourceUnavailable
+from gifcat.application.ports import (
+    Escalator,
+    ObjectGone,
+    ObjectSource,
+    RecordEncoder,
+    ResultStore,
+    SourceUnavailable,
+)
 from gifcat.config import Prices, Settings
 from gifcat.domain.cascade import TRIAGE, Cascade
 from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, StageTrace, Status
-from gifcat.domain.result import ObjectRef, classification_fields, record_request, result_item
+from gifcat.domain.result import ObjectRef, classification_fields, result_item
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +97,12 @@ class StepState(BaseModel):
     def decided(self) -> bool:
         return self.classification.status in (Status.CLASSIFIED, Status.FAILED, Status.SKIPPED)
 
-    def with_record(self, prices: Prices | None = None) -> StepState:
+    def with_record(self, encode: RecordEncoder, prices: Prices | None = None) -> StepState:
         """Attach the Record state's request once decided (undecided states go to the next stage)."""
         if not self.decided or not self.execution:
             return self.model_copy(update={"record": None})
         fields = classification_fields(self.classification, execution=self.execution, prices=prices)
-        request = record_request(self.object.pk, fields, execution=self.execution)
+        request = encode(self.object.pk, fields, execution=self.execution)
         return self.model_copy(update={"record": request})
 
 
@@ -116,6 +123,8 @@ class Triage:
         store: ResultStore | None = None,
         escalator: Escalator | None = None,
         execution_name: Callable[[ObjectRef, GifMetadata], str] | None = None,
+        *,
+        record_request: RecordEncoder,
     ) -> None:
         self.settings = settings
         self.cascade = cascade
@@ -123,6 +132,7 @@ class Triage:
         self.store = store
         self.escalator = escalator
         self.execution_name = execution_name
+        self.record_request = record_request
 
     def _classify(self, ref: ObjectRef) -> tuple[ObjectRef, GifMetadata, Classification]:
         """Check the upload and run triage; rejected uploads come back as failed/skipped results.
@@ -219,19 +229,25 @@ class Triage:
             execution=execution,
             superseded=not owned,
         )
-        return state.with_record(self.settings.prices)
+        return state.with_record(self.record_request, self.settings.prices)
 
 
 class StageStep:
     """Runs one later stage of the cascade on a state machine state."""
 
     def __init__(
-        self, cascade: Cascade, stage: StageName, source: ObjectSource | None, settings: Settings
+        self,
+        cascade: Cascade,
+        stage: StageName,
+        source: ObjectSource | None,
+        settings: Settings,
+        record_request: RecordEncoder,
     ) -> None:
         self.cascade = cascade
         self.stage = stage
         self.source = source
         self.settings = settings
+        self.record_request = record_request
 
     def run(self, state: StepState) -> StepState:
         classification = state.classification
@@ -256,7 +272,7 @@ class StageStep:
             )
         return state.model_copy(
             update={"classification": classification, "upstream_error": None}
-        ).with_record(self.settings.prices)
+        ).with_record(self.record_request, self.settings.prices)
 
 
 def failed_trace(error: dict[str, Any]) -> StageTrace:

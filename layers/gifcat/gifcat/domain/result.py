@@ -1,17 +1,14 @@
-"""The result item: one per S3 object, keyed by bucket and key, written with conditions so that
-duplicates are harmless and an older upload's result never replaces a newer one's.
+"""The result item: one per S3 object, keyed by bucket and key; what a result says, not how a store
+encodes it (the DynamoDB adapter builds its conditional writes from these fields).
 
 The order of uploads is the S3 event sequencer (the only order AWS guarantees for one key; the local
-embedded AWS stamps one too). Three writes keep it:
+embedded AWS stamps one too). Three writes keep it (gifcat.adapters.dynamodb):
 
-- triage writes the result, or `pending` plus the execution it starts (`put_request`): only over an
-  older upload's item, or over its own upload's unfinished one (a retried or repeated event);
-- the state machine's Record finishes only the item its own execution owns (`record_request`): a
-  newer upload's triage has replaced the `execution` attribute, so a stale execution cannot write;
-- a console rerun takes the item over in place, keeping its order (`takeover_request`).
-
-The requests are built here and used by the DynamoDB adapter and by the state machine's Record state,
-so the write rules live in one place.
+- triage writes the result, or `pending` plus the execution it starts: only over an older upload's
+  item, or over its own upload's unfinished one (a retried or repeated event);
+- the state machine's Record finishes only the item its own execution owns: a newer upload's triage
+  has replaced the `execution` attribute, so a stale execution cannot write;
+- a console rerun takes the item over in place, keeping its order.
 """
 
 from __future__ import annotations
@@ -19,10 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Literal
 
-from boto3.dynamodb.types import TypeSerializer
 from pydantic import BaseModel
 
 from gifcat.config import Prices
@@ -75,6 +70,10 @@ class ObjectRef(BaseModel):
         last upload: its result is the one that stays.
         """
         return sortable_sequencer(self.sequencer)
+
+
+# What triage writes: an upload's result, or `pending` while the state machine decides.
+WriteKind = Literal["result", "pending"]
 
 
 def now() -> datetime:
@@ -138,8 +137,8 @@ def classification_fields(
     }
 
 
-def _known(item: dict[str, Any]) -> dict[str, Any]:
-    # DynamoDB keeps no empty strings in keys nor None usefully: drop what is unknown.
+def without_unknown(item: dict[str, Any]) -> dict[str, Any]:
+    """The item without its unknown (None or empty) fields: a result stores only what is known."""
     return {k: v for k, v in item.items() if v is not None and v != ""}
 
 
@@ -171,112 +170,4 @@ def result_item(
         "description": metadata.description if metadata else None,
         "event_time": ref.event_time.isoformat() if ref.event_time else None,
     }
-    return _known(item)
-
-
-def _to_dynamo(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(repr(value))  # DynamoDB keeps 38 digits: no rounding needed
-    if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_dynamo(v) for v in value]
-    return value
-
-
-def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
-    """Plain dict to DynamoDB JSON ({"S": ...}, {"N": ...}), as the low-level API and ASL take it."""
-    serializer = TypeSerializer()
-    return {k: serializer.serialize(_to_dynamo(v)) for k, v in item.items()}
-
-
-WriteKind = Literal["result", "pending"]
-
-
-def put_request(item: dict[str, Any], *, kind: WriteKind = "result") -> dict[str, Any]:
-    """PutItem parameters (without TableName) for triage's write of an upload's result.
-
-    Written when there is no item yet, or when the item is an older upload's (lower object_seq). For
-    the same upload (a repeated or retried event): a "result" replaces only an unfinished item, a
-    "pending" only a pending one. A pending item must always have an execution running for it, and
-    the execution of an upload event that already failed or finished is not started again.
-    """
-    values: dict[str, Any] = {":seq": item["object_seq"], ":pending": Status.PENDING.value}
-    if kind == "pending":
-        same_upload_ok = "#status = :pending"
-    else:
-        same_upload_ok = "#status IN (:pending, :failed, :undecided)"
-        values |= {":failed": Status.FAILED.value, ":undecided": Status.UNDECIDED.value}
-    return {
-        "Item": to_attribute_values(item),
-        "ConditionExpression": (
-            f"attribute_not_exists(pk) OR #seq < :seq OR (#seq = :seq AND {same_upload_ok})"
-        ),
-        "ExpressionAttributeNames": {"#seq": "object_seq", "#status": "status"},
-        "ExpressionAttributeValues": to_attribute_values(values),
-    }
-
-
-def takeover_request(item: dict[str, Any], stored: dict[str, Any] | None, *, force: bool) -> dict[str, Any]:
-    """PutItem parameters for a console rerun's pending item, which takes over the stored one in place.
-
-    The rerun has no S3 event, so it keeps the stored item's order (object_seq, sequencer): a rerun
-    never outranks an upload, and an upload that lands during the rerun still wins. Without force it
-    takes over only an unfinished item.
-    """
-    item = {k: v for k, v in item.items() if k not in ("object_seq", "sequencer")}
-    if stored is None:
-        item["object_seq"] = NO_SEQUENCER
-        return {"Item": to_attribute_values(_known(item)), "ConditionExpression": "attribute_not_exists(pk)"}
-    item["object_seq"] = stored.get("object_seq") or NO_SEQUENCER
-    item["sequencer"] = stored.get("sequencer")
-    names = {"#seq": "object_seq"}
-    values: dict[str, Any] = {":seq": item["object_seq"]}
-    condition = "#seq = :seq"
-    if not force:
-        names["#status"] = "status"
-        values |= {f":{s.value}": s.value for s in UNFINISHED}
-        condition += " AND #status IN (" + ", ".join(f":{s.value}" for s in UNFINISHED) + ")"
-    return {
-        "Item": to_attribute_values(_known(item)),
-        "ConditionExpression": condition,
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": to_attribute_values(values),
-    }
-
-
-def record_request(
-    pk: str, fields: dict[str, Any], *, execution: str, only_pending: bool = False
-) -> dict[str, Any]:
-    """UpdateItem parameters (without TableName) that finish an execution's own item.
-
-    Sets the answer's fields (`classification_fields`) and removes those it leaves unknown; the object
-    and metadata attributes stay as triage wrote them, so the state machine never carries the
-    uploader's metadata whole. The condition is ownership: the item still names this execution.
-    """
-    names: dict[str, str] = {"#execution": "execution"}
-    values: dict[str, Any] = {":execution": execution}
-    sets, removes = [], []
-    for i, name in enumerate(CLASSIFICATION_FIELDS):
-        if name == "execution":
-            continue  # kept: it is the condition
-        names[f"#f{i}"] = name
-        value = fields.get(name)
-        if value is None or value == "":
-            removes.append(f"#f{i}")
-        else:
-            sets.append(f"#f{i} = :f{i}")
-            values[f":f{i}"] = value
-    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-    condition = "#execution = :execution"
-    if only_pending:
-        names["#status"] = "status"
-        values[":pending"] = Status.PENDING.value
-        condition += " AND #status = :pending"
-    return {
-        "Key": {"pk": {"S": pk}},
-        "UpdateExpression": expression,
-        "ConditionExpression": condition,
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": to_attribute_values(values),
-    }
+    return without_unknown(item)
