@@ -6,7 +6,7 @@ cold start), and reports the time and the process's peak RSS.
     python benchmarks/bench_coldstart.py [--repeat 3] [--only triage,embed]
 
 Per function: `libs_ms` (Powertools + gifcat.runtime imports), `handler_ms` (the handler module: its own
-imports plus build_triage/build_stage_step, i.e. settings, taxonomy, boto3 clients, ONNX sessions),
+imports plus build_triage/build_*_step, i.e. settings, taxonomy, boto3 clients, ONNX sessions),
 `import_ms` (both), `process_ms` (the whole subprocess, interpreter start-up and exit included) and
 `peak_rss_mb` (ru_maxrss of the subprocess). Medians over --repeat runs; RSS is the max.
 Nothing calls AWS or the LLM: the environment only names dummy resources.

@@ -110,9 +110,10 @@ def import_and_load(root: Path) -> dict[str, float]:
     """A fresh interpreter: import the stage module, then build it from settings (cold start minus I/O)."""
     code = (
         "import time,sys; t=time.perf_counter(); sys.path.insert(0,'layers/gifcat');"
-        "from gifcat.domain.stages.embedding import EmbeddingStage; from gifcat.config import load_settings;"
+        "from gifcat.adapters.embeddings.factory import build_embedding_stage;"
+        "from gifcat.config import load_settings;"
         "from gifcat.domain.taxonomy import load_taxonomy; i=time.perf_counter();"
-        f"EmbeddingStage.from_settings(load_settings(), load_taxonomy(), models_dir={str(root)!r});"
+        f"build_embedding_stage(load_settings(), load_taxonomy(), models_dir={str(root)!r});"
         "l=time.perf_counter(); print((i-t)*1000,(l-i)*1000)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

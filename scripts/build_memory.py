@@ -15,10 +15,11 @@ import argparse
 import sys
 
 from gifcat.adapters.embeddings.artefacts import models_dir
+from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.config import load_settings
 from gifcat.domain.memory import ARTEFACT
 from gifcat.domain.records import LabelledRecord
-from gifcat.domain.stages.embedding import EmbeddingStage, read_labelled
+from gifcat.domain.stages.embedding import read_labelled
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.training import learn
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     root = models_dir(args.out)
     settings = load_settings()
     taxonomy = load_taxonomy(settings.taxonomy)
-    stage = EmbeddingStage.from_settings(settings, taxonomy, models_dir=root, labelled=[])
+    stage = build_embedding_stage(settings, taxonomy, models_dir=root, labelled=[])
     records = [LabelledRecord.model_validate(r) for r in read_labelled(args.data)]
     learned = learn(stage, records)
     path = root / ARTEFACT

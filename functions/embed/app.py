@@ -9,12 +9,11 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gifcat.application.service import StepState
-from gifcat.domain.model import StageName
-from gifcat.runtime import build_stage_step
+from gifcat.runtime import build_embedding_step
 
 logger = Logger()
 tracer = Tracer()
-step = build_stage_step(StageName.EMBEDDING)  # ONNX sessions load once per container
+step = build_embedding_step()  # ONNX sessions load once per container
 
 
 @logger.inject_lambda_context

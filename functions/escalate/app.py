@@ -10,13 +10,12 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gifcat.application.service import StepState
-from gifcat.domain.model import StageName
-from gifcat.runtime import build_stage_step
+from gifcat.runtime import build_llm_step
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-step = build_stage_step(StageName.LLM)  # the client and prompt load once per container
+step = build_llm_step()  # the client and prompt load once per container
 
 
 @logger.inject_lambda_context

@@ -10,7 +10,6 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gifcat.application.events import TriageStepEvent
-from gifcat.domain.result import ObjectRef
 from gifcat.runtime import build_triage
 
 logger = Logger()
@@ -23,7 +22,7 @@ triage = build_triage(with_escalation=False)
 @event_parser(model=TriageStepEvent)
 def handler(event: TriageStepEvent, context: LambdaContext) -> dict[str, Any]:
     request = event.request
-    ref = ObjectRef(bucket=request.bucket, key=request.key, version_id=request.version_id)
+    ref = request.object_ref()
     state = triage.prepare(ref, force=request.force, execution=event.execution_name)
     logger.info("rerun triaged", extra={"pk": ref.pk, "status": state.classification.status.value})
     return state.model_dump(mode="json")

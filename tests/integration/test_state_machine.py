@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.adapters.stepfunctions import Escalations
 from gifcat.config import load_settings
 from gifcat.domain.records import read_records
-from gifcat.domain.stages.embedding import EmbeddingStage
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
@@ -319,5 +319,5 @@ def test_results_export_as_labelled_examples(
     assert (mine.primary, mine.labels, mine.description) == ("angry", ["angry", "funny"], "The floor groans.")
     assert all(r.difficulty == "exported:llm" for r in records)
     # The embedding stage takes them as its kNN memory.
-    stage = EmbeddingStage.from_settings(load_settings(), load_taxonomy(), labelled=str(out))
+    stage = build_embedding_stage(load_settings(), load_taxonomy(), labelled=str(out))
     assert stage.labelled is not None and len(stage.labelled.ids) == len(records)

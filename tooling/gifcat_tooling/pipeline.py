@@ -70,21 +70,21 @@ class LocalPipeline:
         self.cascade = Cascade.from_settings(settings, stages, taxonomy.version)
 
     def _embedding(self) -> Stage:
-        from gifcat.domain.stages.embedding import EmbeddingStage
+        from gifcat.adapters.embeddings.factory import build_embedding_stage
 
-        return EmbeddingStage.from_settings(self.settings, self.taxonomy, labelled=self.labelled)
+        return build_embedding_stage(self.settings, self.taxonomy, labelled=self.labelled)
 
     def _llm(self) -> Stage:
-        from gifcat.domain.stages.llm import LlmStage
+        from gifcat.adapters.llm.factory import build_llm_stage
         from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
 
         if wants_local_server(self.settings):
             endpoint = self._exit.enter_context(local_llm_endpoint(self.settings))
             self.llm_endpoint = (endpoint.base_url, endpoint.model)
-            return LlmStage.from_settings(
+            return build_llm_stage(
                 self.settings, self.taxonomy, base_url=endpoint.base_url, model=endpoint.model
             )
-        return LlmStage.from_settings(self.settings, self.taxonomy)
+        return build_llm_stage(self.settings, self.taxonomy)
 
     def classify(self, item: GifItem) -> Classification:
         return self.cascade.run(item)

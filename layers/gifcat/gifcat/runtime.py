@@ -19,7 +19,7 @@ from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.application.service import StageStep, Triage
 from gifcat.config import Settings, load_settings
 from gifcat.domain.cascade import Cascade
-from gifcat.domain.model import StageName
+from gifcat.domain.stages import Stage
 from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 
@@ -59,15 +59,22 @@ def build_triage(with_escalation: bool = True) -> Triage:
     )
 
 
-def build_stage_step(stage: StageName, **stage_options: Any) -> StageStep:
+def build_embedding_step() -> StageStep:
+    """The embed function's step: MiniLM (and CLIP) sessions load here, once per container."""
+    from gifcat.adapters.embeddings.factory import build_embedding_stage  # onnxruntime: this function only
+
     settings, taxonomy = settings_and_taxonomy()
-    if stage is StageName.EMBEDDING:
-        from gifcat.domain.stages.embedding import EmbeddingStage
+    return _stage_step(settings, taxonomy, build_embedding_stage(settings, taxonomy))
 
-        built: Any = EmbeddingStage.from_settings(settings, taxonomy, **stage_options)
-    else:
-        from gifcat.domain.stages.llm import LlmStage
 
-        built = LlmStage.from_settings(settings, taxonomy, **stage_options)
-    cascade = Cascade.from_settings(settings, [built], taxonomy.version)
-    return StageStep(cascade, stage, S3Objects(), settings, record_request)
+def build_llm_step() -> StageStep:
+    """The escalate function's step: the LLM client, its key and the prompt load here, once."""
+    from gifcat.adapters.llm.factory import build_llm_stage  # openai: this function only
+
+    settings, taxonomy = settings_and_taxonomy()
+    return _stage_step(settings, taxonomy, build_llm_stage(settings, taxonomy))
+
+
+def _stage_step(settings: Settings, taxonomy: Taxonomy, stage: Stage) -> StageStep:
+    cascade = Cascade.from_settings(settings, [stage], taxonomy.version)
+    return StageStep(cascade, stage.name, S3Objects(), settings, record_request)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gifcat.adapters.llm.factory import build_llm_stage
 from gifcat.config import ConfigError
 from gifcat.domain.model import Classification, Neighbour, Status
 from gifcat.domain.stages.llm import LlmStage
@@ -38,7 +39,7 @@ def server() -> Iterator[FakeOpenAI]:
 
 def make_stage(server: FakeOpenAI, **knobs: Any) -> LlmStage:
     settings = settings_with(**{"max_attempts": 3, **knobs})
-    return LlmStage.from_settings(settings, SMALL, base_url=server.base_url, api_key=KEY)
+    return build_llm_stage(settings, SMALL, base_url=server.base_url, api_key=KEY)
 
 
 PIZZA = item("Pizza GIF", ("pizza", "cheese"), "a cheese pull")
@@ -214,7 +215,7 @@ def test_connection_refused_is_retried_then_fails() -> None:
     with FakeOpenAI() as fake:
         base_url = fake.base_url  # a port that was just free and is closed now
     settings = settings_with(max_attempts=2)
-    stage = LlmStage.from_settings(settings, SMALL, base_url=base_url, api_key=KEY)
+    stage = build_llm_stage(settings, SMALL, base_url=base_url, api_key=KEY)
     out = stage.score(PIZZA, NOTHING)
     assert out.error is not None and out.error.startswith("llm: call failed: connection error")
     assert out.error.endswith("gave up after 2 attempt(s)") and out.usage["requests"] == 2
@@ -251,7 +252,7 @@ def test_grammar_mode_sends_a_gbnf_grammar(server: FakeOpenAI) -> None:
 
 
 def test_gemma_models_get_instructions_in_the_user_turn(server: FakeOpenAI) -> None:
-    stage = LlmStage.from_settings(
+    stage = build_llm_stage(
         settings_with(), SMALL, base_url=server.base_url, model="gemma-3-270m-q4_k_m"
     )
     stage.score(PIZZA, NOTHING)
@@ -272,7 +273,7 @@ def test_cache_replays_answers_with_their_tokens_and_cost(tmp_path: Path) -> Non
         base_url = fake.base_url
     assert live.usage["cached_calls"] == 0 and len(cache.read_text().splitlines()) == 2
     # the server is gone: the replay must not need it
-    replay = LlmStage.from_settings(
+    replay = build_llm_stage(
         settings_with(cache_path=str(cache)), SMALL, base_url=base_url, api_key=KEY
     )
     again = replay.score(PIZZA, NOTHING)
@@ -406,8 +407,8 @@ def test_v2_short_answer_with_nearest_examples(server: FakeOpenAI) -> None:
 
 def test_local_answer_format_applies_to_the_local_model_only(server: FakeOpenAI) -> None:
     settings = settings_with(prompt="classify-v2", local={"answer_fields": ["primary", "labels"]})
-    local = LlmStage.from_settings(settings, SMALL, base_url=server.base_url, model="gemma-3-270m-q4_k_m")
-    remote = LlmStage.from_settings(settings, SMALL, base_url=server.base_url, api_key=KEY)
+    local = build_llm_stage(settings, SMALL, base_url=server.base_url, model="gemma-3-270m-q4_k_m")
+    remote = build_llm_stage(settings, SMALL, base_url=server.base_url, api_key=KEY)
     server.push(completion('{"primary": "food", "labels": ["food", "cute"]}'), answer("food"))
     assert [c.category for c in local.score(PIZZA, NOTHING).candidates] == ["food", "cute"]
     assert remote.score(PIZZA, NOTHING).rationale == "the title says so"
@@ -417,7 +418,7 @@ def test_local_answer_format_applies_to_the_local_model_only(server: FakeOpenAI)
 
 def test_a_prompt_that_cannot_give_the_configured_answer_fails_at_load() -> None:
     def build(**knobs: Any) -> LlmStage:
-        return LlmStage.from_settings(settings_with(**knobs), SMALL, base_url="http://x", api_key=KEY)
+        return build_llm_stage(settings_with(**knobs), SMALL, base_url="http://x", api_key=KEY)
 
     with pytest.raises(ConfigError, match=r"stages.llm: prompt classify-v1: does not describe the answer"):
         build(prompt="classify-v1", answer_fields=["primary"])

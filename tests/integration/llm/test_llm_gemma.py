@@ -11,9 +11,9 @@ import urllib.parse
 
 import pytest
 
+from gifcat.adapters.llm.factory import build_llm_stage
 from gifcat.domain.llm.options import llm_options
 from gifcat.domain.model import Classification, Status
-from gifcat.domain.stages.llm import LlmStage
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.llama_server import LocalServer, llama_cpp_missing
 from tests.support.llm import item, settings_with
@@ -29,7 +29,7 @@ def test_local_gemma_server_end_to_end() -> None:
     server = LocalServer(llm_options(settings).local)
     with server as endpoint:
         assert endpoint.model == "gemma-3-270m-q4_k_m"
-        stage = LlmStage.from_settings(settings, taxonomy, base_url=endpoint.base_url, model=endpoint.model)
+        stage = build_llm_stage(settings, taxonomy, base_url=endpoint.base_url, model=endpoint.model)
         outs = [
             stage.score(
                 item("Pizza GIF", ("pizza", "cheese", "food")), Classification(status=Status.PENDING)

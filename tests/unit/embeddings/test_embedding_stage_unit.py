@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gifcat.adapters.embeddings.artefacts import ArtefactError, locate_clip
+from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.config import Settings, load_settings
 from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, Status
 from gifcat.domain.stages.embedding import EmbeddingStage, item_text
@@ -85,12 +86,12 @@ def item(
 
 @pytest.fixture(scope="module")
 def text_stage(minilm_root: Path) -> EmbeddingStage:
-    return EmbeddingStage.from_settings(settings_with(), TAXONOMY, models_dir=minilm_root, labelled=LABELLED)
+    return build_embedding_stage(settings_with(), TAXONOMY, models_dir=minilm_root, labelled=LABELLED)
 
 
 @pytest.fixture(scope="module")
 def clip_stage(clip_root: Path) -> EmbeddingStage:
-    return EmbeddingStage.from_settings(settings_with(), TAXONOMY, models_dir=clip_root, labelled=LABELLED)
+    return build_embedding_stage(settings_with(), TAXONOMY, models_dir=clip_root, labelled=LABELLED)
 
 
 def test_text_only_scores_every_category(text_stage: EmbeddingStage) -> None:
@@ -166,7 +167,7 @@ def test_nothing_to_embed_is_an_error(text_stage: EmbeddingStage) -> None:
 
 def test_missing_minilm_artefacts(tmp_path: Path) -> None:
     with pytest.raises(ArtefactError, match=r"build_models\.py"):
-        EmbeddingStage.from_settings(settings_with(), TAXONOMY, models_dir=tmp_path)
+        build_embedding_stage(settings_with(), TAXONOMY, models_dir=tmp_path)
 
 
 def test_missing_per_channel_variant_says_how_to_build(minilm_root: Path, tmp_path: Path) -> None:
@@ -179,12 +180,12 @@ def test_missing_per_channel_variant_says_how_to_build(minilm_root: Path, tmp_pa
     manifest["files"].pop("model.pc.onnx")
     (plain / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtefactError, match="--per-channel"):
-        EmbeddingStage.from_settings(settings_with(text_model="model.pc.onnx"), TAXONOMY, models_dir=tmp_path)
+        build_embedding_stage(settings_with(text_model="model.pc.onnx"), TAXONOMY, models_dir=tmp_path)
 
 
 def test_unknown_option_is_rejected(minilm_root: Path) -> None:
     with pytest.raises(ValueError, match=r"unknown stages\.embedding option"):
-        EmbeddingStage.from_settings(settings_with(wieghts={}), TAXONOMY, models_dir=minilm_root)
+        build_embedding_stage(settings_with(wieghts={}), TAXONOMY, models_dir=minilm_root)
 
 
 def test_item_text_drops_generic_tags_and_brand_suffix() -> None:

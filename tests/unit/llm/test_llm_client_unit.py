@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from gifcat.adapters.llm.cache import CachedCall, CallCache, call_key
-from gifcat.adapters.llm.client import LlmClient, cost_usd, parse_retry_after
+from gifcat.adapters.llm.client import LlmClient, parse_retry_after
+from gifcat.adapters.llm.factory import build_llm_stage
 from gifcat.config import ConfigError, TokenPrice
+from gifcat.domain.costs import cost_usd
 from gifcat.domain.llm.options import llm_options
-from gifcat.domain.stages.llm import LlmStage
 from gifcat_tooling.llama_server import LocalServer, llama_cpp_missing, wants_local_server
 from tests.support.llm import SMALL, settings_with
 
@@ -97,8 +98,8 @@ def test_from_settings_without_key_or_base_url_points_at_the_local_server(
     settings = settings_with()
     assert wants_local_server(settings)
     with pytest.raises(ConfigError, match="local_llm_endpoint"):
-        LlmStage.from_settings(settings, SMALL)
-    stage = LlmStage.from_settings(
+        build_llm_stage(settings, SMALL)
+    stage = build_llm_stage(
         settings, SMALL, base_url="http://127.0.0.1:1/v1", model="gemma-3-270m-q4_k_m"
     )
     assert stage.prompt.system_in_user and stage.client.model == "gemma-3-270m-q4_k_m"

@@ -63,6 +63,9 @@ class RerunRequest(BaseModel):
     version_id: str | None = None
     force: bool = False
 
+    def object_ref(self) -> ObjectRef:
+        return ObjectRef(bucket=self.bucket, key=self.key, version_id=self.version_id)
+
 
 class TriageStepEvent(BaseModel):
     """What the state machine's Triage step passes: the rerun request and the execution's ARN."""

@@ -6,11 +6,33 @@ One estimate serves the result item (`cost_usd`, `cost`) and `gifcat eval`'s cos
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 
-from gifcat.config import Prices
+from gifcat.config import Prices, TokenPrice
 from gifcat.domain.cascade import TRIAGE
 from gifcat.domain.model import StageName, StageTrace
+
+_DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def price_key(prices: Mapping[str, TokenPrice], model: str) -> str | None:
+    """The price entry for a reported model: exact, else without a date suffix (gpt-4o-mini-2024-07-18)."""
+    if model in prices:
+        return model
+    base = _DATED.sub("", model)
+    return base if base in prices else None
+
+
+def cost_usd(
+    prices: Mapping[str, TokenPrice], model: str, prompt_tokens: int, completion_tokens: int
+) -> float | None:
+    """Cost of one LLM call from `prices` (settings.prices.llm); None when the model has no price."""
+    key = price_key(prices, model)
+    if key is None:
+        return None
+    price = prices[key]
+    return (prompt_tokens * price.input_per_million + completion_tokens * price.output_per_million) / 1e6
 
 
 def item_cost(stages: Sequence[StageTrace], prices: Prices) -> dict[str, float]:

@@ -22,25 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from gifcat.domain.ports import FrameLimits, GifDecodeError
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-class GifDecodeError(ValueError):
-    """The GIF cannot (or may not) be decoded; `reason` is a short code, the message says why."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class FrameLimits:
-    max_bytes: int = 25_000_000  # the upload limit (settings.limits.max_gif_bytes)
-    max_canvas_pixels: int = 16_777_216  # 4096x4096; a larger canvas (screen grown by frames) is refused
-    max_frames_scanned: int = 20_000  # the block walk stops counting here
-    max_frames_decoded: int = 300  # sampling considers only the first N frames...
-    max_decode_pixels: int = 60_000_000  # ...and fewer when frames are large (sum of their canvases <= this)
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,24 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from gifcat.adapters.embeddings.artefacts import ArtefactError, ModelFiles
-from gifcat.adapters.embeddings.frames import CLIP_MEAN, CLIP_STD, clip_preprocess
+from gifcat.adapters.embeddings.frames import CLIP_MEAN, CLIP_STD, clip_preprocess, sample_frames
 from gifcat.adapters.embeddings.text import l2_normalise, session_options
+from gifcat.domain.ports import FrameLimits, GifEmbedding
 
 
 class ClipEncoder:
-    """Both CLIP towers, loaded once. Text is encoded at start-up (prototypes); images per item."""
+    """Both CLIP towers, loaded once. Text is encoded at start-up (prototypes); images per item, each
+    GIF decoded within `limits` (the domain's ImageEncoder port)."""
 
-    def __init__(self, files: ModelFiles, threads: int = 2, image_model: str = "image.onnx") -> None:
+    def __init__(
+        self,
+        files: ModelFiles,
+        threads: int = 2,
+        image_model: str = "image.onnx",
+        limits: FrameLimits | None = None,
+    ) -> None:
         self.files = files
+        self.limits = limits or FrameLimits()
         if image_model not in files.manifest["files"]:
             raise ArtefactError(
                 f"{files.directory}: no {image_model} (stages.embedding.image_model); export it with "
@@ -71,3 +80,15 @@ class ClipEncoder:
         """One vector for a GIF: its frames in one batch, mean-pooled, re-normalised."""
         pixels = clip_preprocess(frames, self.image_size, self.mean, self.std)
         return l2_normalise(self.encode_pixels(pixels).mean(axis=0))
+
+    def encode_gif(self, gif: bytes, frames: int) -> GifEmbedding:
+        """Up to `frames` frames sampled from the GIF's decodable prefix, as one vector."""
+        sampled = sample_frames(gif, frames, self.limits)
+        return GifEmbedding(
+            vector=self.encode_frames(sampled.frames),
+            frames=len(sampled.frames),
+            considered=sampled.considered,
+            found=sampled.info.n_frames,
+            capped=sampled.info.capped,
+            truncated=sampled.info.truncated,
+        )

@@ -20,13 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import openai
 from openai.types.chat import ChatCompletion
 
 from gifcat.adapters.llm.cache import CachedCall, CallCache, call_key
+from gifcat.domain.ports import LlmCallError, LlmReply, Message
 
 Mode = Literal["auto", "json_schema", "json_object_schema", "grammar"]
 MODES: tuple[str, ...] = ("auto", "json_schema", "json_object_schema", "grammar")
@@ -35,7 +35,6 @@ SCHEMA_NAME = "gif_classification"
 # How an endpoint says it does not do `response_format: json_schema` (llama-cpp-python answers 500 with
 # its request validation error; others 400 or 422).
 _UNSUPPORTED = re.compile(r"response_format|json_schema", re.IGNORECASE)
-_DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
 def _http_modules() -> tuple[Any, Any]:
@@ -134,48 +133,6 @@ def _deadline_http_client() -> Any:
 
 class _NotACompletion(ValueError):
     """An HTTP 200 whose body is not a chat completion (an HTML error page, torn JSON...)."""
-
-
-class LlmCallError(RuntimeError):
-    """The call failed for good. `reason` is safe to record; `notes` say what was tried."""
-
-    def __init__(self, reason: str, *, attempts: int, notes: list[str]) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.attempts = attempts
-        self.notes = notes
-
-
-@dataclass(frozen=True)
-class LlmReply:
-    content: str | None
-    model: str  # as the server reported it
-    prompt_tokens: int
-    completion_tokens: int
-    attempts: int  # HTTP requests made (0 when replayed from the cache)
-    cached: bool
-    mode: str
-    finish_reason: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-def price_key(prices: Mapping[str, Any], model: str) -> str | None:
-    """The price entry for a reported model: exact, else without a date suffix (gpt-4o-mini-2024-07-18)."""
-    if model in prices:
-        return model
-    base = _DATED.sub("", model)
-    return base if base in prices else None
-
-
-def cost_usd(
-    prices: Mapping[str, Any], model: str, prompt_tokens: int, completion_tokens: int
-) -> float | None:
-    """Cost of one call from `prices` (name -> TokenPrice); None when the model has no price."""
-    key = price_key(prices, model)
-    if key is None:
-        return None
-    price = prices[key]
-    return (prompt_tokens * price.input_per_million + completion_tokens * price.output_per_million) / 1e6
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -291,7 +248,7 @@ class LlmClient:
 
     def complete(
         self,
-        messages: list[dict[str, str]],
+        messages: list[Message],
         schema: dict[str, Any],
         *,
         grammar: str | None = None,

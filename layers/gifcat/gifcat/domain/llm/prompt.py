@@ -23,6 +23,7 @@ from typing import Any
 from gifcat.domain.instructions import InstructionScreen
 from gifcat.domain.llm.answer import ANSWER_FIELDS, check_fields
 from gifcat.domain.model import Candidate, GifItem, Neighbour
+from gifcat.domain.ports import Message
 from gifcat.domain.taxonomy import Taxonomy
 
 _SECTION = re.compile(r"^=== (\w+) ===$", re.MULTILINE)
@@ -31,8 +32,6 @@ _VERSION = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _FIELD_LINE = re.compile(r"^(\w+):\s*(.+)$")
 SECTIONS = ("system", "user", "repair")
 OPTIONAL_SECTIONS = ("fields",)
-
-Message = dict[str, str]
 
 
 class PromptError(ValueError):

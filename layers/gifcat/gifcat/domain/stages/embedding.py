@@ -2,7 +2,8 @@
 examples and (when CLIP artefacts and GIF bytes are there) CLIP frames against prompt prototypes.
 
 Each signal becomes a distribution over the categories; the stage's scores are their weighted mean,
-so they lie in [0, 1], sum to 1 and the cascade's min_score/min_margin apply directly. Models load once,
+so they lie in [0, 1], sum to 1 and the cascade's min_score/min_margin apply directly. The encoders are
+ports (gifcat.domain.ports), loaded by gifcat.adapters.embeddings.factory; prototypes are built once,
 in the constructor; `score` costs one MiniLM run (~1-3 ms) plus, with a GIF, one CLIP batch.
 """
 
@@ -19,22 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from gifcat.adapters.embeddings.artefacts import (
-    BUILD_HINT,
-    ArtefactError,
-    ModelFiles,
-    locate_clip,
-    locate_minilm,
-)
-from gifcat.adapters.embeddings.artefacts import models_dir as _resolve_models_dir
-from gifcat.adapters.embeddings.frames import FrameLimits, GifDecodeError, sample_frames
-from gifcat.adapters.embeddings.image import ClipEncoder
-from gifcat.adapters.embeddings.text import TextEncoder
-from gifcat.config import Settings
-from gifcat.domain.memory import ARTEFACT as MEMORY_ARTEFACT
 from gifcat.domain.memory import Learned, LinearHead, Memory
 from gifcat.domain.model import Candidate, Classification, GifItem, Neighbour, StageName, StageOutput
 from gifcat.domain.normalise import normalise_tag, words
+from gifcat.domain.ports import FrameLimits, GifDecodeError, ImageEncoder, TextEncoder
 from gifcat.domain.taxonomy import Taxonomy
 
 # "Happy Dance GIF by Originals" -> "Happy Dance": the "GIF by <brand>" suffix says nothing of content.
@@ -119,10 +108,9 @@ class EmbeddingStage:
         taxonomy: Taxonomy,
         text_encoder: TextEncoder,
         text_identity: str,
-        clip: ClipEncoder | None = None,
+        clip: ImageEncoder | None = None,
         labelled: Iterable[Mapping[str, Any]] | None = None,
         options: EmbeddingOptions = EmbeddingOptions(),
-        limits: FrameLimits | None = None,
         clip_note: str | None = None,
         learned: Learned | None = None,
     ) -> None:
@@ -130,7 +118,6 @@ class EmbeddingStage:
         self.options = options
         self.text = text_encoder
         self.clip = clip
-        self.limits = limits or FrameLimits()
         self._clip_note = clip_note
         self._categories = taxonomy.names
         self._index = {c: i for i, c in enumerate(self._categories)}
@@ -191,40 +178,6 @@ class EmbeddingStage:
         other = copy.copy(self)
         other.labelled, other.head = learned.memory, learned.head
         return other
-
-    # ----------------------------------------------------------------------------------------------
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        taxonomy: Taxonomy,
-        models_dir: str | Path | None = None,
-        labelled: str | Path | Iterable[Mapping[str, Any]] | None = None,
-    ) -> EmbeddingStage:
-        """Load the models named by settings from `models_dir` (else $GIFCAT_MODELS_DIR, else the repo's
-        .artifacts/models). `labelled` (records or a JSONL path) overrides the `labelled` option."""
-        options = EmbeddingOptions.from_mapping(settings.stage_options("embedding"))
-        root = _resolve_models_dir(models_dir)
-        minilm = locate_minilm(root, verify=options.verify_checksums)
-        text = _load_text(minilm, options)
-        clip: ClipEncoder | None = None
-        clip_note: str | None = None
-        clip_files = locate_clip(root, verify=options.verify_checksums)
-        if clip_files is None:
-            clip_note = "image: no CLIP artefacts, text only"
-        else:
-            clip = ClipEncoder(clip_files, threads=options.threads, image_model=options.image_model)
-        source = labelled if labelled is not None else options.labelled
-        identity = minilm.identity_of(options.text_model)
-        learned = _load_learned(root, options, identity) if labelled is None else None
-        records = read_labelled(source) if source is not None and learned is None else None
-        limits = FrameLimits(
-            max_bytes=settings.limits.max_gif_bytes,
-            max_canvas_pixels=options.max_canvas_pixels,
-            max_frames_decoded=options.max_frames_decoded,
-            max_decode_pixels=options.max_decode_pixels,
-        )
-        return cls(taxonomy, text, identity, clip, records, options, limits, clip_note, learned)
 
     def embed_labelled(self, records: list[dict[str, Any]]) -> Memory:
         known = set(self._categories)
@@ -293,22 +246,21 @@ class EmbeddingStage:
             notes.append("image: no GIF bytes, text only")
         else:
             try:
-                sampled = sample_frames(item.gif, self.options.frames, self.limits)
+                gif = self.clip.encode_gif(item.gif, self.options.frames)
             except GifDecodeError as exc:
                 notes.append(f"image: {exc.reason}: {exc}; text only")
             else:
                 assert self._image_protos is not None
-                emb = self.clip.encode_frames(sampled.frames)
-                icos = self._image_protos @ emb
+                icos = self._image_protos @ gif.vector
                 dists["image"] = _softmax(icos, self.options.image_temperature)
                 for i in range(n):
                     evidence[i].append(f"image {icos[i]:.2f}")
-                usage["frames"] = len(sampled.frames)
+                usage["frames"] = gif.frames
                 used_clip = True
-                if sampled.considered < sampled.info.n_frames or sampled.info.capped:
-                    notes.append(f"image: sampled the first {sampled.considered} of "
-                                 f"{sampled.info.n_frames}{'+' if sampled.info.capped else ''} frames")
-                if sampled.info.truncated:
+                if gif.considered < gif.found or gif.capped:
+                    notes.append(f"image: sampled the first {gif.considered} of "
+                                 f"{gif.found}{'+' if gif.capped else ''} frames")
+                if gif.truncated:
                     notes.append("image: GIF truncated; used the complete frames")
 
         if not dists:
@@ -385,25 +337,3 @@ class EmbeddingStage:
 
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _load_learned(root: Path, options: EmbeddingOptions, identity: str) -> Learned | None:
-    """The build-time memory artefact, when settings ask for the bundled examples (or name a file)."""
-    if options.memory == "auto":
-        path = root / MEMORY_ARTEFACT
-        if options.labelled != "bundled" or not path.is_file():
-            return None
-    elif options.memory in ("none", ""):
-        return None
-    else:
-        path = Path(options.memory)
-    return Learned.load(path, encoder=identity)
-
-
-def _load_text(files: ModelFiles, options: EmbeddingOptions) -> TextEncoder:
-    if options.text_model not in files.manifest["files"]:
-        extra = " --per-channel" if options.text_model == "model.pc.onnx" else ""
-        raise ArtefactError(
-            f"{files.directory}: no {options.text_model} (stages.embedding.text_model): {BUILD_HINT}{extra}"
-        )
-    return TextEncoder(files.path(options.text_model), files.path("tokenizer.json"), threads=options.threads)

@@ -1,0 +1,81 @@
+"""The embedding stage wired to its models: MiniLM and (when exported) CLIP from the artefact folder,
+and the build-time memory, as `stages.embedding` names them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gifcat.adapters.embeddings.artefacts import (
+    BUILD_HINT,
+    ArtefactError,
+    ModelFiles,
+    locate_clip,
+    locate_minilm,
+)
+from gifcat.adapters.embeddings.artefacts import models_dir as resolve_models_dir
+from gifcat.adapters.embeddings.image import ClipEncoder
+from gifcat.adapters.embeddings.text import TextEncoder
+from gifcat.config import Settings
+from gifcat.domain.memory import ARTEFACT as MEMORY_ARTEFACT
+from gifcat.domain.memory import Learned
+from gifcat.domain.ports import FrameLimits
+from gifcat.domain.stages.embedding import EmbeddingOptions, EmbeddingStage, read_labelled
+from gifcat.domain.taxonomy import Taxonomy
+
+
+def build_embedding_stage(
+    settings: Settings,
+    taxonomy: Taxonomy,
+    models_dir: str | Path | None = None,
+    labelled: str | Path | Iterable[Mapping[str, Any]] | None = None,
+) -> EmbeddingStage:
+    """Load the models named by settings from `models_dir` (else $GIFCAT_MODELS_DIR, else the repo's
+    .artifacts/models). `labelled` (records or a JSONL path) overrides the `labelled` option."""
+    options = EmbeddingOptions.from_mapping(settings.stage_options("embedding"))
+    root = resolve_models_dir(models_dir)
+    minilm = locate_minilm(root, verify=options.verify_checksums)
+    text = _load_text(minilm, options)
+    clip: ClipEncoder | None = None
+    clip_note: str | None = None
+    clip_files = locate_clip(root, verify=options.verify_checksums)
+    if clip_files is None:
+        clip_note = "image: no CLIP artefacts, text only"
+    else:
+        limits = FrameLimits(
+            max_bytes=settings.limits.max_gif_bytes,
+            max_canvas_pixels=options.max_canvas_pixels,
+            max_frames_decoded=options.max_frames_decoded,
+            max_decode_pixels=options.max_decode_pixels,
+        )
+        clip = ClipEncoder(
+            clip_files, threads=options.threads, image_model=options.image_model, limits=limits
+        )
+    source = labelled if labelled is not None else options.labelled
+    identity = minilm.identity_of(options.text_model)
+    learned = _load_learned(root, options, identity) if labelled is None else None
+    records = read_labelled(source) if source is not None and learned is None else None
+    return EmbeddingStage(taxonomy, text, identity, clip, records, options, clip_note, learned)
+
+
+def _load_learned(root: Path, options: EmbeddingOptions, identity: str) -> Learned | None:
+    """The build-time memory artefact, when settings ask for the bundled examples (or name a file)."""
+    if options.memory == "auto":
+        path = root / MEMORY_ARTEFACT
+        if options.labelled != "bundled" or not path.is_file():
+            return None
+    elif options.memory in ("none", ""):
+        return None
+    else:
+        path = Path(options.memory)
+    return Learned.load(path, encoder=identity)
+
+
+def _load_text(files: ModelFiles, options: EmbeddingOptions) -> TextEncoder:
+    if options.text_model not in files.manifest["files"]:
+        extra = " --per-channel" if options.text_model == "model.pc.onnx" else ""
+        raise ArtefactError(
+            f"{files.directory}: no {options.text_model} (stages.embedding.text_model): {BUILD_HINT}{extra}"
+        )
+    return TextEncoder(files.path(options.text_model), files.path("tokenizer.json"), threads=options.threads)
