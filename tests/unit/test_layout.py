@@ -1,0 +1,207 @@
+"""The layout is the architecture: imports flow one way (tooling -> application/adapters -> domain ->
+config), the domain needs no AWS SDK, model runtime or HTTP client, and the Lambda layer holds no tooling.
+
+Read from the source with `ast` (every import, including those inside functions), so a lazy import
+cannot hide a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYER = ROOT / "layers" / "gifcat"
+PACKAGE = LAYER / "gifcat"
+TOOLING = ROOT / "tooling" / "gifcat_tooling"
+FUNCTIONS = ROOT / "functions"
+
+# What only a machine with the local/dev extras has: never imported by what ships.
+TOOLING_ONLY = {"gifcat_tooling", "moto", "sklearn", "scipy", "matplotlib", "tqdm", "torch", "llama_cpp"}
+# The domain computes; reaching AWS, loading models and speaking HTTP belong to adapters.
+OUTSIDE_DOMAIN = {"boto3", "botocore", "onnxruntime", "openai", "PIL", "tokenizers", "httpx", "httpcore"}
+
+
+def module_name(path: Path) -> str:
+    base = LAYER if path.is_relative_to(LAYER) else TOOLING.parent
+    parts = list(path.relative_to(base).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports(path: Path, module: str | None = None) -> Iterator[tuple[int, str]]:
+    """(line, absolute module name) of every import in the file, relative ones resolved against
+    `module` (the file's own dotted name; found from its path when not given)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = (module or module_name(path)).split(".")
+    if path.name != "__init__.py":
+        package.pop()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            yield node.lineno, module
+            for alias in node.names:  # `from gifcat.domain import memory` imports a module
+                yield node.lineno, f"{module}.{alias.name}"
+
+
+def under(module: str, *prefixes: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def sources(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def offences(folder: Path, forbidden: set[str] | tuple[str, ...]) -> list[str]:
+    return [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sources(folder)
+        for line, module in imports(path)
+        if under(module, *forbidden)
+    ]
+
+
+def test_the_domain_imports_only_itself_and_config() -> None:
+    gifcat = {"gifcat.adapters", "gifcat.application", "gifcat.runtime", "gifcat_tooling"}
+    assert offences(PACKAGE / "domain", gifcat | OUTSIDE_DOMAIN | TOOLING_ONLY) == []
+
+
+def test_config_imports_no_other_layer() -> None:
+    layers = ("gifcat.domain", "gifcat.application", "gifcat.adapters", "gifcat.runtime", "gifcat_tooling")
+    assert offences(PACKAGE / "config", layers + tuple(OUTSIDE_DOMAIN)) == []
+
+
+def test_application_depends_on_ports_not_on_adapters() -> None:
+    outward = {"gifcat.adapters", "gifcat.runtime", "gifcat_tooling"}
+    assert offences(PACKAGE / "application", outward | OUTSIDE_DOMAIN | TOOLING_ONLY) == []
+
+
+def test_adapters_use_the_application_only_through_its_ports() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sources(PACKAGE / "adapters")
+        for line, module in imports(path)
+        if under(module, "gifcat.application", "gifcat.runtime")
+        and not under(module, "gifcat.application.ports")
+    ]
+    assert found == []
+
+
+def test_nothing_in_the_layer_imports_tooling() -> None:
+    assert offences(LAYER, TOOLING_ONLY) == []
+
+
+def test_handlers_import_the_application_and_the_composition_root_only() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sources(FUNCTIONS)
+        for line, module in imports(path, path.stem)
+        if under(module, "gifcat", "gifcat_tooling")
+        and not under(module, "gifcat.application", "gifcat.runtime")
+    ]
+    assert found == []
+
+
+def test_no_module_imports_itself_back() -> None:
+    """No circle of imports between gifcat's modules (lazy imports count: they are still a cycle)."""
+    paths = sources(PACKAGE) + sources(TOOLING)
+    names = {module_name(p) for p in paths}
+    graph = {
+        module_name(p): {m for _, m in imports(p) if m in names and m != module_name(p)} for p in paths
+    }
+    circles = strongly_connected(graph)
+    assert [sorted(c) for c in circles if len(c) > 1] == []
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Tarjan's algorithm, iterative (the graph is small but recursion limits are not worth testing)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[set[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                out.append(component)
+    return out
+
+
+def test_circle_finder_finds_a_circle() -> None:
+    """The check above must be able to fail."""
+    assert {"a", "b", "c"} in strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}})
+    assert all(len(c) == 1 for c in strongly_connected({"a": {"b"}, "b": {"c"}, "c": set()}))
+
+
+def test_the_walk_reads_lazy_and_relative_imports(tmp_path: Path) -> None:
+    """What the checks above forbid is found where it hides: in a function, or written relative."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    import boto3\n    from ..adapters import s3\n", encoding="utf-8")
+    found = list(imports(probe, "gifcat.domain.probe"))
+    assert (2, "boto3") in found
+    assert (3, "gifcat.adapters") in found and (3, "gifcat.adapters.s3") in found
+    assert under("gifcat.adapters.s3", "gifcat.adapters") and not under("gifcat.adaptersx", "gifcat.adapters")
+
+
+def layer_folder() -> Path:
+    """The layer's ContentUri in template.yaml: what `sam build` packs (and the Dockerfile copies)."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    # CloudFormation's short forms (!Ref, !Sub...) as plain values: only the layer's path is read here.
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(encoding="utf-8"), Loader=Loader)
+    return ROOT / template["Resources"]["GifcatLayer"]["Properties"]["ContentUri"]
+
+
+def test_the_layer_ships_the_runtime_package_and_no_tooling() -> None:
+    folder = layer_folder()
+    assert folder.resolve() == LAYER.resolve()
+    packages = {p.parent.name for p in folder.glob("*/__init__.py")}
+    assert packages == {"gifcat"}
+    top = {p.name for p in (folder / "gifcat").iterdir() if p.name != "__pycache__"}
+    assert top == {"__init__.py", "runtime.py", "domain", "application", "adapters", "config"}
+    requirements = (folder / "requirements.txt").read_text(encoding="utf-8").lower()
+    assert [dep for dep in TOOLING_ONLY if dep in requirements] == []
+    dockerfile = (FUNCTIONS / "embed" / "Dockerfile").read_text(encoding="utf-8")
+    assert "COPY layers/gifcat/gifcat ${LAMBDA_TASK_ROOT}/gifcat" in dockerfile
+    assert "${LAMBDA_TASK_ROOT}/gifcat_tooling" not in dockerfile
