@@ -8,9 +8,13 @@ cannot hide a dependency.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,3 +209,59 @@ def test_the_layer_ships_the_runtime_package_and_no_tooling() -> None:
     dockerfile = (FUNCTIONS / "embed" / "Dockerfile").read_text(encoding="utf-8")
     assert "COPY layers/gifcat/gifcat ${LAMBDA_TASK_ROOT}/gifcat" in dockerfile
     assert "${LAMBDA_TASK_ROOT}/gifcat_tooling" not in dockerfile
+
+
+def test_the_image_build_copies_the_tooling_that_build_memory_needs() -> None:
+    """The Dockerfile copies only the tooling files scripts/build_memory.py reaches (so that the model
+    layer stays cached); a new tooling import there must be copied too, or the image build fails."""
+    dockerfile = (FUNCTIONS / "embed" / "Dockerfile").read_text(encoding="utf-8")
+    copied = {
+        Path(word).relative_to("tooling").with_suffix("").as_posix().replace("/", ".")
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY tooling/")
+        for word in line.split()[1:-1]
+    }
+    needed, todo = set(), [m for _, m in imports(ROOT / "scripts" / "build_memory.py", "build_memory")]
+    while todo:
+        module = todo.pop()
+        path = TOOLING.parent / (module.replace(".", "/") + ".py")
+        if not under(module, "gifcat_tooling") or module in needed or not path.is_file():
+            continue
+        needed.add(module)
+        todo.extend(m for _, m in imports(path))
+    assert needed and needed <= copied - {"gifcat_tooling.__init__"}
+    assert "gifcat_tooling.__init__" in copied  # the package itself
+
+
+# The zip functions get the layer (layers/gifcat/requirements.txt) and the runtime's boto3; the rest of
+# what the dev environment has must not be needed to import their handlers.
+NOT_IN_THE_ZIP_LAYER = ["numpy", "onnxruntime", "PIL", "tokenizers", *sorted(TOOLING_ONLY)]
+IMPORT_HANDLER = """
+import importlib.abc, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"{name} is not in the zip functions' layer", name=name)
+sys.meta_path.insert(0, Refuse())
+sys.path[:0] = [CODE, LAYER]
+handler = __import__(MODULE).handler
+print(callable(handler))
+"""
+
+
+@pytest.mark.parametrize(("function", "module"), [("triage", "app"), ("triage", "step"), ("escalate", "app")])
+def test_zip_handlers_import_without_what_only_the_image_has(function: str, module: str) -> None:
+    code = IMPORT_HANDLER.replace("BLOCKED", repr(set(NOT_IN_THE_ZIP_LAYER)))
+    code = code.replace("CODE", repr(str(FUNCTIONS / function))).replace("LAYER", repr(str(LAYER)))
+    code = code.replace("MODULE", repr(module))
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "RESULTS_TABLE": "t",
+        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:s",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "GIFCAT_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+        "GIFCAT_LLM_MODEL": "m",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "True", run.stderr[-2000:]

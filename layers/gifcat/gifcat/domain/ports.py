@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+if TYPE_CHECKING:  # the zip functions (triage, escalate) ship without numpy; only the embed image has it
+    import numpy as np
 
 Message = dict[str, str]  # one chat message: {"role": ..., "content": ...}
 
