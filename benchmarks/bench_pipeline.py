@@ -119,7 +119,7 @@ class Sampler:
                 seen = set()
                 for fr in stack:
                     w = self._where(fr)
-                    interesting = ("moto/", "gifcat/", "functions/", "botocore/endpoint")
+                    interesting = ("moto/", "gifcat/", "gifcat_tooling/", "functions/", "botocore/endpoint")
                     if w in seen or not any(k in w for k in interesting):
                         continue
                     seen.add(w)

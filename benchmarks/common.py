@@ -21,8 +21,9 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 DEV_DATA = REPO.parent / "shared" / "data" / "dev.jsonl"
 
-# Runnable as `python benchmarks/x.py` from anywhere: the repo (tests.support) and the layer on the path.
-for _path in (REPO, REPO / "layers" / "gifcat"):
+# Runnable as `python benchmarks/x.py` from anywhere: the repo (tests.support), the layer and the tooling
+# on the path.
+for _path in (REPO, REPO / "layers" / "gifcat", REPO / "tooling"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import gifcat
+import gifcat_tooling
 
 STAND_IN = """\
 import argparse, json, os, time
@@ -103,9 +104,10 @@ def stand_in(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
             (stubs / name / "__init__.py").write_text("")
     events = tmp_path / "events.jsonl"
     python_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    package_roots = [str(Path(pkg.__file__).parents[1]) for pkg in (gifcat, gifcat_tooling)]
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "GIFCAT_SETTINGS")}
     env |= {
-        "PYTHONPATH": os.pathsep.join([str(stubs), str(Path(gifcat.__file__).parents[1]), *python_path]),
+        "PYTHONPATH": os.pathsep.join([str(stubs), *package_roots, *python_path]),
         "GIFCAT_CACHE": str(tmp_path / "cache"),
         "TMPDIR": str(tmp_path),  # the server log lands here
         "STAND_IN_EVENTS": str(events),

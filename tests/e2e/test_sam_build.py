@@ -1,5 +1,5 @@
 """`sam build` of the zip functions and the layer, then each built handler imports under Python 3.12
-with nothing but what the build put in the layer: the package deploys as built."""
+with nothing but what the build put in the layer: the package deploys as built, without the tooling."""
 
 from __future__ import annotations
 
@@ -57,6 +57,12 @@ def test_sam_build_and_import_under_python312(root: Path, tmp_path: Path) -> Non
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         layer = build / "GifcatLayer" / "python"
         assert (layer / "gifcat" / "config" / "taxonomy.yaml").is_file()
+        # What runs in Lambda and nothing else: no tooling package, no tooling-only library.
+        shipped = {p.name for p in (layer / "gifcat").iterdir() if p.name != "__pycache__"}
+        assert shipped == {"__init__.py", "runtime.py", "domain", "application", "adapters", "config"}
+        # (tqdm is not on the list: openai depends on it)
+        tooling = {"gifcat_tooling", "moto", "sklearn", "scipy", "matplotlib", "torch", "llama_cpp"}
+        assert {p.name for p in layer.iterdir()} & tooling == set()
         code = build / function
         check = subprocess.run(
             [
