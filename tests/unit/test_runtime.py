@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gifcat.config import ConfigError
-from gifcat.model import StageName
+from gifcat.domain.model import StageName
 from gifcat.runtime import (
     EscalatingTriageEnvironment,
     HandlerEnvironment,

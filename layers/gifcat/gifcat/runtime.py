@@ -26,12 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gifcat.adapters.dynamodb import ResultsTable
 from gifcat.adapters.s3 import S3Objects
 from gifcat.adapters.stepfunctions import Escalations, execution_name
-from gifcat.cascade import Cascade
+from gifcat.application.service import StageStep, Triage
 from gifcat.config import ConfigError, Settings, load_settings
-from gifcat.model import StageName
-from gifcat.service import StageStep, Triage
-from gifcat.stages.factory import triage_stages
-from gifcat.taxonomy import Taxonomy, load_taxonomy
+from gifcat.domain.cascade import Cascade
+from gifcat.domain.model import StageName
+from gifcat.domain.stages.factory import triage_stages
+from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 
 STATE_MACHINE_ARN = r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d+:stateMachine:[^\s:]+$"
 
@@ -122,11 +122,11 @@ def build_stage_step(
 ) -> StageStep:
     settings, taxonomy = settings_and_taxonomy(HandlerEnvironment.from_environ(environ))
     if stage is StageName.EMBEDDING:
-        from gifcat.stages.embedding import EmbeddingStage
+        from gifcat.domain.stages.embedding import EmbeddingStage
 
         built: Any = EmbeddingStage.from_settings(settings, taxonomy, **stage_options)
     else:
-        from gifcat.stages.llm import LlmStage
+        from gifcat.domain.stages.llm import LlmStage
 
         built = LlmStage.from_settings(settings, taxonomy, **stage_options)
     cascade = Cascade.from_settings(settings, [built], taxonomy.version)
