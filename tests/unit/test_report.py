@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import base64
 import copy
+import fnmatch
 import json
 import re
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -304,7 +308,66 @@ def test_strings_are_escaped(summary: dict[str, Any]) -> None:
     page = render_html(summary, None)  # the tables only: no plotting
     assert "&lt;script&gt;" in page  # a category name, in the confusion matrix
     assert "<script>" not in page
-    assert "--tags &#x27;&lt;b&gt;&#x27;" in page  # the command, verbatim but escaped
+    assert "--tags &#39;&lt;b&gt;&#39;" in page  # the command, verbatim but escaped
+
+
+class Page(HTMLParser):
+    """What a browser would make of the page: its tags, its text nodes, the text of its h2 headings."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()  # convert_charrefs: text arrives unescaped, as it is shown
+        self.tags: list[str] = []
+        self.texts: list[str] = []
+        self.headings: list[str] = []
+        self._in_h2 = False
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self._in_h2 = tag == "h2"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_h2 = False if tag == "h2" else self._in_h2
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+        if self._in_h2:
+            self.headings.append(data)
+
+
+SECTIONS = [
+    "Stages", "Accuracy by kind", "Reliability (confidence against observed accuracy)",
+    "Cost per 1,000 GIFs", "Confusion matrix (primary category)", "Operating curve", "Baselines",
+    "Reproduce",
+]
+HOSTILE = """<script>alert("x")</script><img src=x onerror='alert(1)'>"""
+
+
+def test_hostile_text_is_shown_as_text_and_every_section_remains(summary: dict[str, Any]) -> None:
+    """Every string the summary carries, put where a browser would run it, stays text."""
+    summary["generated_at"] = HOSTILE
+    summary["command"] = f"gifcat eval --title {HOSTILE}"
+    summary["stages"][HOSTILE] = summary["stages"]["llm"]  # a stage the report does not know
+    summary["kinds"][HOSTILE] = summary["kinds"]["irony"]
+    summary["reliability"][HOSTILE] = summary["reliability"]["tags"]
+    summary["baselines"][HOSTILE] = summary["baselines"]["llm"]
+    summary["cost"]["by_model_per_1000_usd"] = {HOSTILE: 0.01}
+    summary["confusion"]["labels"][0] = HOSTILE
+    page = Page(render_html(summary, b"curve", {"kinds": b"kinds", "reliability": b"reliability"}))
+    assert "script" not in page.tags and page.tags.count("img") == 3  # the three plots, no fourth
+    assert f"generated {HOSTILE}" in page.texts and f"LLM: {HOSTILE}" in page.texts
+    assert f"gifcat eval --title {HOSTILE}" in page.texts
+    # stage, kind, reliability (and its 2 bins), baseline rows; the confusion matrix's column and row
+    assert page.texts.count(HOSTILE) == 8
+    assert page.headings == SECTIONS
+
+
+def test_the_page_template_ships_as_package_data(root: Path) -> None:
+    template = resources.files("gifcat_tooling").joinpath("templates", "report.html.j2")
+    assert template.is_file()
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert any(fnmatch.fnmatch("templates/report.html.j2", p) for p in patterns["gifcat_tooling"])
 
 
 def test_confusion_matrix_has_gold_rows_only(summary: dict[str, Any]) -> None:

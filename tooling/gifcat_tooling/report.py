@@ -4,40 +4,25 @@
     paths = write_report(summary, Path("out/"))   # summary as gifcat_tooling.evaluation builds it
     print(render_text(summary))
 
-The HTML embeds the plots as data URIs and carries its own CSS, so it can be mailed or attached to a
-CI run as a single file. Every key except `n`/`accuracy` is optional: a summary from `--until triage`
-has no LLM stage, no curve and no baselines, records may carry no kind, and the report says so instead
-of failing.
+The HTML is a jinja2 template (`gifcat_tooling/templates/report.html.j2`, autoescaped: every string from the
+summary is escaped by jinja2, none is marked safe); it embeds the plots as data URIs and carries its own
+CSS, so it can be mailed or attached to a CI run as a single file. Every key except `n`/`accuracy` is
+optional: a summary from `--until triage` has no LLM stage, no curve and no baselines, records may carry
+no kind, and the report says so instead of failing.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 STAGE_ORDER = ("tags", "rules", "embedding", "llm")
 BASELINE_COLOURS = ("#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
-
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:70rem;
-color:#222;padding:0 1rem}
-h1{margin-bottom:.2rem}h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
-.headline{display:flex;flex-wrap:wrap;gap:1rem;margin:1rem 0}
-.kpi{border:1px solid #ddd;border-radius:6px;padding:.6rem 1rem;min-width:9rem}
-.kpi .v{font-size:1.6rem;font-weight:600}.kpi .k{color:#666;font-size:.85rem}
-table{border-collapse:collapse;margin:.5rem 0}
-th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left}
-td.diag{background:#e3f2e3;font-weight:600}td.zero{color:#bbb}
-pre{background:#f6f6f6;padding:.6rem;overflow-x:auto;white-space:pre-wrap}
-.muted{color:#888}img{max-width:100%}
-"""
-
 
 # -- formatting helpers ----------------------------------------------------------------------------
 def _num(value: Any) -> float | None:
@@ -62,10 +47,6 @@ def _usd(value: Any) -> str:
 def _int(value: Any) -> str:
     v = _num(value)
     return "-" if v is None else str(int(v))
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _stages(summary: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
@@ -290,22 +271,6 @@ def _baselines(summary: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]
 
 
 # -- HTML --------------------------------------------------------------------------------------------
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], left: int = 1, raw: bool = False) -> str:
-    """Cells are escaped here unless `raw` (then the caller built and escaped the <td>s itself)."""
-    head = "".join(f'<th class="{"l" if i < left else ""}">{_esc(h)}</th>' for i, h in enumerate(headers))
-    body = []
-    for row in rows:
-        if raw:
-            body.append("<tr>" + "".join(row) + "</tr>")
-        else:
-            body.append(
-                "<tr>"
-                + "".join(f'<td class="{"l" if i < left else ""}">{_esc(c)}</td>' for i, c in enumerate(row))
-                + "</tr>"
-            )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
 def _headline(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     cost = summary.get("cost") or {}
     return [
@@ -329,28 +294,26 @@ def _stage_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _confusion_html(summary: Mapping[str, Any]) -> str:
+def _confusion(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     conf = summary.get("confusion") or {}
     labels = [str(x) for x in conf.get("labels") or []]
     matrix = conf.get("matrix") or []
     if not labels or not matrix:
-        return '<p class="muted">No confusion matrix in this summary.</p>'
+        return None
     # The matrix is square over every label; a row with no record is not a gold category (undecided, or
     # a category only ever predicted): rows are the gold categories only.
     row_labels = [str(x) for x in conf.get("row_labels") or labels[: len(matrix)]]
-    headers = ["gold \\ predicted", *labels, "total"]
     rows = []
     for gold, counts in zip(row_labels, matrix, strict=False):
         if not any(_num(c) for c in counts):
             continue
-        cells = [f'<th class="l">{_esc(gold)}</th>']
-        for col, count in zip(labels, counts, strict=False):
-            cls = "diag" if col == gold and count else ("zero" if not count else "")
-            cells.append(f'<td class="{cls}">{_esc(_int(count))}</td>')
+        cells = [
+            (_int(count), "diag" if col == gold and count else ("zero" if not count else ""))
+            for col, count in zip(labels, counts, strict=False)
+        ]
         total = sum(c for c in counts if _num(c) is not None)
-        cells.append(f"<td>{_esc(_int(total))}</td>")
-        rows.append(cells)
-    return _table(headers, rows, raw=True)
+        rows.append({"gold": gold, "cells": cells, "total": _int(total)})
+    return {"headers": ["gold \\ predicted", *labels, "total"], "rows": rows}
 
 
 def _baseline_rows(summary: Mapping[str, Any]) -> list[list[str]]:
@@ -405,7 +368,9 @@ def _reliability_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+STAGE_HEADERS = ["stage", "decided", "share", "accuracy (decided)", "micro-F1", "p50 ms", "p95 ms"]
 RELIABILITY_HEADERS = ["stage", "decided", "ECE (decided)", "reached", "ECE (reached)"]
+BIN_HEADERS = ["stage", "confidence", "items", "mean confidence", "accuracy"]
 
 
 def _bin_rows(summary: Mapping[str, Any]) -> list[list[str]]:
@@ -454,97 +419,61 @@ def _point_text(point: Mapping[str, Any]) -> str:
     return f"{where}, LLM share {_pct(point.get('llm_share'))}, accuracy {_fixed(point.get('accuracy'))}"
 
 
-def _img(png: bytes | None, alt: str) -> str:
-    if not png:
-        return ""
-    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+def _data_uri(png: bytes | None) -> str | None:
+    return f"data:image/png;base64,{base64.b64encode(png).decode('ascii')}" if png else None
+
+
+@functools.cache
+def _template() -> Any:
+    # jinja2 is tooling (the `local` extra), imported only when a page is rendered: render_text and the
+    # plots do without it.
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("gifcat_tooling", "templates"),
+        autoescape=True,  # the template is HTML whatever its suffix (select_autoescape goes by ".html")
+        undefined=jinja2.StrictUndefined,  # a name the context lacks fails, not a blank
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("report.html.j2")
+
+
+def _html_context(
+    summary: Mapping[str, Any], png: bytes | None, images: Mapping[str, bytes]
+) -> dict[str, Any]:
+    """Everything the template shows, as formatted strings (it formats nothing itself)."""
+    overall = summary.get("latency_ms") or {}
+    kind_headers, kind_rows = _kind_table(summary)
+    point = summary.get("operating_point") or {}
+    what = "Operating point of the run" if point.get("fold_thresholds") else "Chosen operating point"
+    return {
+        "generated_at": summary.get("generated_at"),
+        "headline": _headline(summary),
+        "latency": {"p50": _fixed(overall.get("p50"), 2), "p95": _fixed(overall.get("p95"), 2)}
+        if overall else None,
+        "stages": {"headers": STAGE_HEADERS, "rows": _stage_rows(summary)},
+        "kinds": {"headers": kind_headers, "rows": kind_rows},
+        "reliability": {"headers": RELIABILITY_HEADERS, "rows": _reliability_rows(summary),
+                        "bin_headers": BIN_HEADERS, "bins": _bin_rows(summary)},
+        "cost_rows": _cost_rows(summary),
+        "confusion": _confusion(summary),
+        "images": {"curve": _data_uri(png), "kinds": _data_uri(images.get("kinds")),
+                   "reliability": _data_uri(images.get("reliability"))},
+        "point": {"what": what, "text": _point_text(point)} if point else None,
+        "folds": {"headers": FOLD_HEADERS, "rows": _fold_rows(summary), "spread": _spread_text(summary)},
+        "baselines": _baseline_rows(summary),
+        "command": summary.get("command"),
+    }
 
 
 def render_html(
     summary: Mapping[str, Any], png: bytes | None, images: Mapping[str, bytes] | None = None
 ) -> str:
     """`png` is the operating curve; `images` may hold the `kinds` and `reliability` plots."""
-    images = images or {}
-    kpis = "".join(
-        f'<div class="kpi"><div class="v">{_esc(v)}</div><div class="k">{_esc(k)}</div></div>'
-        for k, v in _headline(summary)
-    )
-    overall = summary.get("latency_ms") or {}
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>gifcat evaluation report</title>",
-        f"<style>{CSS}</style></head><body>",
-        "<h1>gifcat evaluation report</h1>",
-    ]
-    if summary.get("generated_at"):
-        parts.append(f'<p class="muted">generated {_esc(summary["generated_at"])}</p>')
-    parts.append(f'<div class="headline">{kpis}</div>')
-    if overall:
-        parts.append(
-            f'<p>Latency per record: p50 {_esc(_fixed(overall.get("p50"), 2))} ms, '
-            f'p95 {_esc(_fixed(overall.get("p95"), 2))} ms.</p>'
-        )
-    parts.append("<h2>Stages</h2>")
-    stage_rows = _stage_rows(summary)
-    stage_headers = ["stage", "decided", "share", "accuracy (decided)", "micro-F1", "p50 ms", "p95 ms"]
-    parts.append(
-        _table(stage_headers, stage_rows) if stage_rows else '<p class="muted">No stage decided anything.</p>'
-    )
-    parts.append("<h2>Accuracy by kind</h2>")
-    kind_headers, kind_rows = _kind_table(summary)
-    if kind_rows:
-        parts += [
-            '<p class="muted">Per stage: records it decided (accuracy on them).</p>',
-            _table(kind_headers, kind_rows),
-            _img(images.get("kinds"), "accuracy by kind"),
-        ]
-    else:
-        parts.append('<p class="muted">No record carries a kind.</p>')
-    parts.append("<h2>Reliability (confidence against observed accuracy)</h2>")
-    rel_rows = _reliability_rows(summary)
-    if rel_rows:
-        parts += [
-            '<p class="muted">Per stage, its confidence in equal-width bins: decided, what it decided; '
-            "reached, every item it scored, by its best candidate. ECE: the count-weighted mean gap "
-            "between confidence and accuracy.</p>",
-            _table(RELIABILITY_HEADERS, rel_rows),
-            _img(images.get("reliability"), "reliability diagram per stage"),
-            "<details><summary>bins (decided)</summary>",
-            _table(["stage", "confidence", "items", "mean confidence", "accuracy"], _bin_rows(summary)),
-            "</details>",
-        ]
-    else:
-        parts.append('<p class="muted">No reliability figures in this summary.</p>')
-    cost_rows = _cost_rows(summary)
-    if cost_rows:
-        parts += ["<h2>Cost per 1,000 GIFs</h2>", _table(["item", "USD"], cost_rows)]
-    parts += ["<h2>Confusion matrix (primary category)</h2>", _confusion_html(summary)]
-    parts.append("<h2>Operating curve</h2>")
-    parts.append(_img(png, "accuracy against LLM share"))
-    point = summary.get("operating_point") or {}
-    if point:
-        what = "Operating point of the run" if point.get("fold_thresholds") else "Chosen operating point"
-        parts.append(f"<p>{what}: {_esc(_point_text(point))}.</p>")
-    fold_rows = _fold_rows(summary)
-    if fold_rows:
-        parts += [
-            "<h2>Folds</h2>",
-            '<p class="muted">Each fold classified by a cascade fitted on the others; the last two columns '
-            "are the pooled curve at the fold's margin.</p>",
-            _table(FOLD_HEADERS, fold_rows),
-        ]
-        if spread := _spread_text(summary):
-            parts.append(f"<p>{_esc(spread)}.</p>")
-    parts += [
-        "<h2>Baselines</h2>",
-        _table(["system", "accuracy", "micro-F1", "LLM share", "cost / 1,000"], _baseline_rows(summary)),
-    ]
-    if summary.get("command"):
-        parts += ["<h2>Reproduce</h2>", f"<pre>{_esc(summary['command'])}</pre>"]
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    page: str = _template().render(_html_context(summary, png, images or {}))
+    return page
 
 
 # -- entry points ------------------------------------------------------------------------------------

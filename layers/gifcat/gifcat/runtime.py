@@ -4,74 +4,135 @@ at cold start, so warm invocations pay nothing for it.
 Nothing here is cached at module level: each handler builds its services once, at its own import, from
 its own environment (the local runner imports several functions into one process).
 
-Environment: RESULTS_TABLE, STATE_MACHINE_ARN, and optionally GIFCAT_SETTINGS / GIFCAT_TAXONOMY
-(a path or s3://bucket/key) and AWS_ENDPOINT_URL (the local embedded AWS).
+The environment is read through typed models (HandlerEnvironment and its subclasses): RESULTS_TABLE,
+STATE_MACHINE_ARN, and optionally GIFCAT_SETTINGS / GIFCAT_TAXONOMY (a path or s3://bucket/key) and the
+LLM endpoint (GIFCAT_LLM_*). GIFCAT_OVERRIDES is merged by `load_settings` itself (the CLI reads it
+too), and AWS_ENDPOINT_URL (the local embedded AWS) by boto3. A variable that is missing or malformed
+fails the cold start with its name.
+
+They are plain pydantic models over os.environ rather than pydantic-settings' BaseSettings: that does
+the same for seven strings, but its import (its CLI source pulls argparse and asyncio) adds 50-120 ms
+to every cold start on this machine.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gifcat.adapters.dynamodb import ResultsTable, record_request
 from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.application.service import StageStep, Triage
-from gifcat.config import Settings, load_settings
+from gifcat.config import ConfigError, Settings, load_settings
 from gifcat.domain.cascade import Cascade
 from gifcat.domain.stages import Stage
 from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 
-
-def _llm_overrides() -> dict[str, Any]:
-    """The template passes the LLM endpoint as GIFCAT_LLM_* variables (parameters of the stack)."""
-    llm = {
-        key: value
-        for key, var in (
-            ("model", "GIFCAT_LLM_MODEL"),
-            ("base_url", "GIFCAT_LLM_BASE_URL"),
-            ("api_key_secret", "GIFCAT_LLM_API_KEY_SECRET"),
-        )
-        if (value := os.environ.get(var))
-    }
-    return {"stages": {"llm": llm}} if llm else {}
+STATE_MACHINE_ARN = r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d+:stateMachine:[^\s:]+$"
 
 
-def settings_and_taxonomy() -> tuple[Settings, Taxonomy]:
+class HandlerEnvironment(BaseModel):
+    """What every gifcat function may read from its environment (template.yaml sets it)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
+
+    settings: str | None = Field(None, alias="GIFCAT_SETTINGS")
+    taxonomy: str | None = Field(None, alias="GIFCAT_TAXONOMY")
+    # The template passes the LLM endpoint as stack parameters; they override `stages.llm`.
+    llm_model: str | None = Field(None, alias="GIFCAT_LLM_MODEL")
+    llm_base_url: str | None = Field(None, alias="GIFCAT_LLM_BASE_URL")
+    llm_api_key_secret: str | None = Field(None, alias="GIFCAT_LLM_API_KEY_SECRET")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The model over `environ` (default os.environ). A blank value counts as unset: the template
+        passes "" for a parameter the stack leaves empty. Raises ConfigError naming each bad variable."""
+        env = os.environ if environ is None else environ
+        try:
+            return cls.model_validate({k: v for k, v in env.items() if v.strip()})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+    def llm_overrides(self) -> dict[str, Any]:
+        llm = {
+            key: value
+            for key, value in (
+                ("model", self.llm_model),
+                ("base_url", self.llm_base_url),
+                ("api_key_secret", self.llm_api_key_secret),
+            )
+            if value
+        }
+        return {"stages": {"llm": llm}} if llm else {}
+
+
+class TriageEnvironment(HandlerEnvironment):
+    """The triage functions write results (reruns' triage step takes the item over too)."""
+
+    results_table: str = Field(alias="RESULTS_TABLE")
+
+
+class EscalatingTriageEnvironment(TriageEnvironment):
+    """The upload path's triage also starts the state machine for what it leaves undecided."""
+
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN)
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "missing":
+            problems.append(f"{name} is not set")
+        elif err["type"] == "string_pattern_mismatch" and name == "STATE_MACHINE_ARN":
+            problems.append(f"{name}: not a state machine ARN ({err['input']!r})")
+        else:
+            problems.append(f"{name}: {err['msg']}")
+    return "environment: " + "; ".join(problems)
+
+
+def settings_and_taxonomy(env: HandlerEnvironment | None = None) -> tuple[Settings, Taxonomy]:
+    env = env or HandlerEnvironment.from_environ()
     # GIFCAT_SETTINGS / GIFCAT_TAXONOMY may name S3 objects: config reads them through the S3 adapter.
-    settings = load_settings(overrides=_llm_overrides(), read_uri=read_s3_uri)
-    taxonomy = load_taxonomy(os.environ.get("GIFCAT_TAXONOMY") or settings.taxonomy, read_uri=read_s3_uri)
+    settings = load_settings(env.settings, overrides=env.llm_overrides(), read_uri=read_s3_uri)
+    taxonomy = load_taxonomy(env.taxonomy or settings.taxonomy, read_uri=read_s3_uri)
     return settings, taxonomy
 
 
-def build_triage(with_escalation: bool = True) -> Triage:
-    settings, taxonomy = settings_and_taxonomy()
+def build_triage(with_escalation: bool = True, environ: Mapping[str, str] | None = None) -> Triage:
+    model = EscalatingTriageEnvironment if with_escalation else TriageEnvironment
+    env = model.from_environ(environ)  # first: a missing variable fails before any file or S3 read
+    settings, taxonomy = settings_and_taxonomy(env)
     cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
     return Triage(
         settings,
         cascade,
         S3Objects(),
-        ResultsTable(os.environ["RESULTS_TABLE"]),  # reruns' triage step takes the item over too
-        Escalations(os.environ["STATE_MACHINE_ARN"]) if with_escalation else None,
+        ResultsTable(env.results_table),  # reruns' triage step takes the item over too
+        Escalations(env.state_machine_arn) if isinstance(env, EscalatingTriageEnvironment) else None,
         execution_name,
         record_request=record_request,
     )
 
 
-def build_embedding_step() -> StageStep:
+def build_embedding_step(environ: Mapping[str, str] | None = None) -> StageStep:
     """The embed function's step: MiniLM (and CLIP) sessions load here, once per container."""
     from gifcat.adapters.embeddings.factory import build_embedding_stage  # onnxruntime: this function only
 
-    settings, taxonomy = settings_and_taxonomy()
+    settings, taxonomy = settings_and_taxonomy(HandlerEnvironment.from_environ(environ))
     return _stage_step(settings, taxonomy, build_embedding_stage(settings, taxonomy))
 
 
-def build_llm_step() -> StageStep:
+def build_llm_step(environ: Mapping[str, str] | None = None) -> StageStep:
     """The escalate function's step: the LLM client, its key and the prompt load here, once."""
     from gifcat.adapters.llm.factory import build_llm_stage  # openai: this function only
 
-    settings, taxonomy = settings_and_taxonomy()
+    settings, taxonomy = settings_and_taxonomy(HandlerEnvironment.from_environ(environ))
     return _stage_step(settings, taxonomy, build_llm_stage(settings, taxonomy))
 
 

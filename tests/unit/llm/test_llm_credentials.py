@@ -82,3 +82,45 @@ def test_json_secret_without_our_key_fails_without_echoing_it() -> None:
     with pytest.raises(CredentialsError) as info:
         resolve_api_key(env_var="OPENAI_API_KEY", secret_id="gifcat/wrong", environ={})
     assert KEY not in str(info.value)
+
+
+@mock_aws
+def test_missing_ssm_parameter_names_the_parameter() -> None:
+    with pytest.raises(CredentialsError, match=r"^could not read the LLM API key from 'ssm:/gifcat/none': "
+                                               r"ParameterNotFound$"):
+        resolve_api_key(env_var=None, secret_id="ssm:/gifcat/none", environ={})
+
+
+@mock_aws
+def test_binary_and_empty_secrets_are_refused_by_name() -> None:
+    sm = boto3.client("secretsmanager")
+    sm.create_secret(Name="gifcat/binary", SecretBinary=KEY.encode())
+    sm.create_secret(Name="gifcat/blank", SecretString="   ")
+    with pytest.raises(CredentialsError, match=r"^secret 'gifcat/binary' has no SecretString$"):
+        resolve_api_key(env_var=None, secret_id="gifcat/binary", environ={})
+    with pytest.raises(CredentialsError, match=r"^secret 'gifcat/blank' is empty$"):
+        resolve_api_key(env_var=None, secret_id="gifcat/blank", environ={})
+
+
+@mock_aws
+def test_a_failed_read_is_not_cached() -> None:
+    with pytest.raises(CredentialsError):
+        resolve_api_key(env_var=None, secret_id="gifcat/later", environ={})
+    boto3.client("secretsmanager").create_secret(Name="gifcat/later", SecretString=KEY)
+    assert resolve_api_key(env_var=None, secret_id="gifcat/later", environ={}) == KEY
+
+
+@mock_aws
+def test_cache_is_per_secret_and_cleared_on_demand() -> None:
+    sm, ssm = boto3.client("secretsmanager"), boto3.client("ssm")
+    sm.create_secret(Name="gifcat/a", SecretString="sk-aaaaaaaaaaaaaaaa")
+    ssm.put_parameter(Name="/gifcat/b", Value="sk-bbbbbbbbbbbbbbbb", Type="SecureString")
+    assert resolve_api_key(env_var=None, secret_id="gifcat/a", environ={}) == "sk-aaaaaaaaaaaaaaaa"
+    assert resolve_api_key(env_var=None, secret_id="/gifcat/b", environ={}) == "sk-bbbbbbbbbbbbbbbb"
+    sm.put_secret_value(SecretId="gifcat/a", SecretString="sk-rotated-a-000000")
+    ssm.put_parameter(Name="/gifcat/b", Value="sk-rotated-b-000000", Type="SecureString", Overwrite=True)
+    assert resolve_api_key(env_var=None, secret_id="gifcat/a", environ={}) == "sk-aaaaaaaaaaaaaaaa"
+    assert resolve_api_key(env_var=None, secret_id="/gifcat/b", environ={}) == "sk-bbbbbbbbbbbbbbbb"
+    credentials.clear_cache()  # a rotated key is read again once the cache is cleared (or the TTL passes)
+    assert resolve_api_key(env_var=None, secret_id="gifcat/a", environ={}) == "sk-rotated-a-000000"
+    assert resolve_api_key(env_var=None, secret_id="/gifcat/b", environ={}) == "sk-rotated-b-000000"

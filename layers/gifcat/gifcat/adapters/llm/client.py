@@ -1,8 +1,11 @@
 """One chat completion held to a schema: bounded retries, format fallback, call cache and cost.
 
-The openai client is built with max_retries=0 and the retry loop is ours: attempts are bounded by
-`max_attempts`, each wait is recorded in the notes, and Retry-After is honoured (or the call fails
-when it asks for more than `max_retry_after_s`, rather than sleeping through a Lambda's timeout).
+Retries are tenacity's (the openai client is built with max_retries=0): attempts are bounded by
+`max_attempts`, the wait is exponential with equal jitter, or the server's Retry-After plus up to a tenth
+(the call fails at once when it asks for more than `max_retry_after_s`, rather than sleeping through a
+Lambda's timeout), and each wait is recorded in the notes. The SDK's own retries would not do: they
+retry no 200 whose body is not a completion, and sleep their own backoff when Retry-After is too long.
+What is worth retrying is decided here, by `_attempt`.
 
 `timeout_s` bounds each whole attempt, not each socket read: httpx's timeouts apply per read, so an
 endpoint sending a byte a second would hold an attempt forever. The client's sockets therefore go
@@ -20,9 +23,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import openai
+import tenacity
 from openai.types.chat import ChatCompletion
 
 from gifcat.adapters.llm.cache import CachedCall, CallCache, call_key
@@ -135,6 +140,42 @@ class _NotACompletion(ValueError):
     """An HTTP 200 whose body is not a chat completion (an HTML error page, torn JSON...)."""
 
 
+class _Retryable(Exception):
+    """An attempt that failed in a way worth another: what happened, and the wait the server asked for."""
+
+    def __init__(self, what: str, retry_after: float | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Tally:
+    """One call's HTTP requests (the format fallback's included) and notes, across its attempts."""
+
+    requests: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class _RetryWait(tenacity.wait.wait_base):
+    """The server's Retry-After when it sent one, plus up to a tenth so that callers told the same
+    moment spread out; otherwise tenacity's exponential backoff with "equal jitter": half of each wait
+    fixed, half random, so that many callers failing together do not retry together."""
+
+    def __init__(self, backoff_s: float, max_backoff_s: float, jitter: Callable[[], float]) -> None:
+        self._exponential = tenacity.wait_exponential(multiplier=backoff_s, max=max_backoff_s)
+        self._jitter = jitter
+
+    def backoff(self, retry_state: tenacity.RetryCallState) -> float:
+        return float(self._exponential(retry_state)) * (0.5 + 0.5 * self._jitter())
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        failure = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(failure, _Retryable) and failure.retry_after is not None:
+            return failure.retry_after * (1.0 + 0.1 * self._jitter())
+        return self.backoff(retry_state)
+
+
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds to wait from `retry-after-ms`, `Retry-After` (seconds or an HTTP date); None if absent."""
     ms = headers.get("retry-after-ms")
@@ -197,7 +238,7 @@ class LlmClient:
         self._mode_lock = threading.Lock()
         self.cache = cache
         self._sleep = sleep
-        self._jitter = jitter
+        self._wait = _RetryWait(backoff_s, max_backoff_s, jitter)
         self._secret = api_key  # kept only to scrub it from error text
         self._openai = openai.OpenAI(
             api_key=api_key,
@@ -242,9 +283,10 @@ class LlmClient:
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
     def _backoff(self, retry: int) -> float:
-        # exponential with "equal jitter": half fixed, half random, so retries of many callers spread out
-        base = min(self.max_backoff_s, self.backoff_s * (2 ** (retry - 1)))
-        return base * (0.5 + 0.5 * self._jitter())
+        """The wait before retry number `retry` (1-based) when the server named none."""
+        state = tenacity.RetryCallState(None, None, (), {})
+        state.attempt_number = retry
+        return self._wait.backoff(state)
 
     def complete(
         self,
@@ -274,12 +316,42 @@ class LlmClient:
                     mode="cache",
                     notes=["llm: replayed from the call cache"],
                 )
-        notes: list[str] = []
-        requests = 0
-        failures = 0  # attempts that count against max_attempts
-        while True:
+        tally = _Tally()
+
+        def note_retry(state: tenacity.RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            what = failure.what if isinstance(failure, _Retryable) else repr(failure)
+            wait = state.next_action.sleep if state.next_action else 0.0
+            tally.notes.append(f"llm: {what}, retry {state.attempt_number} in {wait:.2f}s")
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Retryable),  # LlmCallError ends the call at once
+            before_sleep=note_retry,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            response, mode = retrying(self._attempt, messages, schema, grammar, bounded_schema, tally)
+        except _Retryable as last:
+            reason = f"{last.what}; gave up after {self.max_attempts} attempt(s)"
+            raise LlmCallError(reason, attempts=tally.requests, notes=tally.notes) from None
+        return self._reply(response, key, mode, tally.requests, tally.notes)
+
+    def _attempt(
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        grammar: str | None,
+        bounded_schema: dict[str, Any] | None,
+        tally: _Tally,
+    ) -> tuple[ChatCompletion, str]:
+        """One attempt, within its deadline: the completion and the mode it was asked in. Raises
+        _Retryable for what is worth another attempt, LlmCallError for what is not."""
+        while True:  # at most twice: the json_schema fallback resends at once, within the same attempt
             mode = self._mode
-            requests += 1
+            tally.requests += 1
             deadline = _attempt_deadline.set(time.monotonic() + self.timeout_s)
             try:
                 response = self._openai.chat.completions.create(
@@ -291,10 +363,10 @@ class LlmClient:
                 )
                 if not isinstance(response, ChatCompletion):  # the SDK returns a non-JSON body as text
                     raise _NotACompletion(f"a {type(response).__name__} body")
+                return response, mode
             except (json.JSONDecodeError, _NotACompletion):
                 # A proxy's HTML page or a torn body under load: transient, like a 5xx.
-                failures += 1
-                wait, what = None, "HTTP 200 that is not a chat completion"
+                raise _Retryable("HTTP 200 that is not a chat completion") from None
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 detail = self._scrub(f"{exc.message} {exc.body if exc.body is not None else ''}")
@@ -306,43 +378,32 @@ class LlmClient:
                 ):
                     with self._mode_lock:
                         self._mode = "json_object_schema"
-                    notes.append(
+                    tally.notes.append(
                         "llm: endpoint rejected response_format json_schema; using json_object+schema"
                     )
                     continue  # not a failure of the endpoint: the same attempt in the other format
                 if status not in RETRY_STATUS and status < 500:
-                    raise LlmCallError(f"HTTP {status}: {detail}", attempts=requests, notes=notes) from None
-                failures += 1
+                    reason = f"HTTP {status}: {detail}"
+                    raise LlmCallError(reason, attempts=tally.requests, notes=tally.notes) from None
                 wait = parse_retry_after(exc.response.headers)
                 if wait is not None and wait > self.max_retry_after_s:
                     raise LlmCallError(
                         f"HTTP {status}: Retry-After {wait:.0f}s exceeds max_retry_after_s "
                         f"{self.max_retry_after_s:.0f}s",
-                        attempts=requests,
-                        notes=notes,
+                        attempts=tally.requests,
+                        notes=tally.notes,
                     ) from None
-                what = f"HTTP {status}"
+                raise _Retryable(f"HTTP {status}", wait) from None
             except openai.APITimeoutError:
-                failures += 1
-                wait, what = None, f"timeout after {self.timeout_s:g}s"
+                raise _Retryable(f"timeout after {self.timeout_s:g}s") from None
             except openai.APIConnectionError as exc:
-                failures += 1
-                wait, what = None, f"connection error ({self._scrub(str(exc.__cause__ or exc), 120)})"
+                cause = self._scrub(str(exc.__cause__ or exc), 120)
+                raise _Retryable(f"connection error ({cause})") from None
             except openai.OpenAIError as exc:  # e.g. a response the SDK cannot read
-                raise LlmCallError(
-                    f"{type(exc).__name__}: {self._scrub(str(exc))}", attempts=requests, notes=notes
-                ) from None
-            else:
-                return self._reply(response, key, mode, requests, notes)
+                reason = f"{type(exc).__name__}: {self._scrub(str(exc))}"
+                raise LlmCallError(reason, attempts=tally.requests, notes=tally.notes) from None
             finally:
                 _attempt_deadline.reset(deadline)
-            if failures >= self.max_attempts:
-                raise LlmCallError(
-                    f"{what}; gave up after {failures} attempt(s)", attempts=requests, notes=notes
-                )
-            delay = self._backoff(failures) if wait is None else wait + 0.1 * wait * self._jitter()
-            notes.append(f"llm: {what}, retry {failures} in {delay:.2f}s")
-            self._sleep(delay)
 
     def _reply(self, response: Any, key: str, mode: str, requests: int, notes: list[str]) -> LlmReply:
         choice = response.choices[0] if response.choices else None
