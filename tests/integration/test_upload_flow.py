@@ -142,7 +142,7 @@ def test_ambiguous_upload_starts_one_named_execution(
     final = wait_item(aws, key)
     assert [e["name"] for e in executions(aws)].count(expected) == 1
     assert sum(r["key"] == key for r in aws.results()) == 1
-    assert final["status"] in ("classified", "failed")
+    assert final["status"] == "classified"  # by the scripted LLM's default answer, if not before
 
 
 def test_s3_events_carry_increasing_sequencers(
