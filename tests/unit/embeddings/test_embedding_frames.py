@@ -108,15 +108,20 @@ def test_bad_gifs_raise_a_clear_error(data: bytes, reason: str) -> None:
 def test_random_bytes_after_a_valid_header_never_crash() -> None:
     rng = np.random.default_rng(0)
     good = pillow_gif(colour_frames(3))
+    outcomes = {"frames": 0, "refused": 0}
     for _ in range(50):
         data = bytearray(good)
         for pos in rng.integers(13, len(data), size=8):
             data[pos] = int(rng.integers(0, 256))
         try:
             out = sample_frames(bytes(data), k=4)
-        except GifDecodeError:
+        except GifDecodeError as exc:
+            assert exc.reason in {"corrupt", "no_frames", "too_large"} and str(exc)
+            outcomes["refused"] += 1
             continue
         assert out.frames and all(f.mode == "RGB" for f in out.frames)
+        outcomes["frames"] += 1
+    assert outcomes["frames"] and outcomes["refused"]  # the seed exercises both paths (4 and 46)
 
 
 def test_truncated_gif_keeps_complete_frames() -> None:
