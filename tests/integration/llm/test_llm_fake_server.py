@@ -337,8 +337,12 @@ def honest_after_repair(request: RecordedRequest) -> Reply:
 def test_injection_cannot_leave_the_enum_or_touch_other_fields(evil: Any) -> None:
     with FakeOpenAI(responder=obedient) as fake:
         out = make_stage(fake).score(evil, NOTHING)
+        requests = len(fake.chat_requests)
     # the obedient model's answers fail validation (label 'hacked', confidence 5): failed, nothing leaks
-    assert out.candidates == [] and out.error is not None
+    assert out.candidates == [] and requests == 2  # the answer and its one repair
+    assert out.error is not None and out.error.startswith(
+        "llm: answer invalid after one repair: labels: 'hacked' is not one of the categories; confidence: "
+    )
     assert out.model == "fake-gpt-1" and out.cost_usd == 0.0 and out.stage.value == "llm"
 
 
