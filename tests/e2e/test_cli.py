@@ -18,7 +18,7 @@ from tests.conftest import DEV_DATA, make_gif
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.models import build_roots
 
-GIFCAT = [sys.executable, "-m", "gifcat.cli"]
+GIFCAT = [sys.executable, "-m", "gifcat_tooling.cli"]
 
 RECORDS = [
     {

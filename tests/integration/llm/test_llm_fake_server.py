@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from gifcat.adapters.llm.client import LlmClient
 from gifcat.config import ConfigError
-from gifcat.llm.client import LlmClient
-from gifcat.model import Classification, Neighbour, Status
-from gifcat.stages.llm import LlmStage
+from gifcat.domain.model import Classification, Neighbour, Status
+from gifcat.domain.stages.llm import LlmStage
 from tests.support.fake_openai import (
     FakeOpenAI,
     RecordedRequest,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from gifcat.adapters.llm.cache import CachedCall, CallCache, call_key
+from gifcat.adapters.llm.client import LlmClient, cost_usd, parse_retry_after
 from gifcat.config import ConfigError, TokenPrice
-from gifcat.llm.cache import CachedCall, CallCache, call_key
-from gifcat.llm.client import LlmClient, cost_usd, parse_retry_after
-from gifcat.llm.local_server import LocalServer, llama_cpp_missing, wants_local_server
-from gifcat.llm.options import llm_options
-from gifcat.stages.llm import LlmStage
+from gifcat.domain.llm.options import llm_options
+from gifcat.domain.stages.llm import LlmStage
+from gifcat_tooling.llama_server import LocalServer, llama_cpp_missing, wants_local_server
 from tests.support.llm import SMALL, settings_with
 
 PRICES = {
@@ -124,7 +124,7 @@ def test_the_dev_install_can_run_the_local_server() -> None:
 
 
 def test_a_missing_server_package_is_named_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gifcat.llm import local_server
+    from gifcat_tooling import llama_server as local_server
 
     # Every other package present, fastapi absent, whatever this machine has installed.
     def find_spec(name: str, *args: object) -> ModuleSpec | None:
@@ -139,7 +139,7 @@ def test_a_missing_server_package_is_named_with_the_fix(monkeypatch: pytest.Monk
 def test_local_server_that_dies_on_start_fails_with_its_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gifcat.llm import local_server
+    from gifcat_tooling import llama_server as local_server
 
     monkeypatch.setattr(local_server, "ensure_model_file", lambda opts: tmp_path / "m.gguf")
     monkeypatch.setattr(local_server, "llama_cpp_missing", lambda: None)
