@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from PIL import Image
 from gifcat.config import load_settings
 from tests.conftest import DEV_DATA, make_gif
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.models import build_roots
 
 GIFCAT = [sys.executable, "-m", "gifcat_tooling.cli"]
 
@@ -75,8 +77,14 @@ def test_classify_a_gif_by_its_tags(tmp_path: Path) -> None:
     assert (result["status"], result["primary"], result["decided_by"]) == ("classified", "food", "tags")
 
 
-def test_classify_runs_the_image_path_on_a_real_gif(tmp_path: Path, llm_env: dict[str, str]) -> None:
-    path = tmp_path / "odd.gif"
+@pytest.fixture(scope="module")
+def clip_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MiniLM and a tiny random CLIP (the session's shared build): the image path has a model to run."""
+    return build_roots(tmp_path_factory.getbasetemp() / "gifcat-models")[1]
+
+
+def test_classify_runs_the_image_path_on_a_real_gif(tmp_path: Path, clip_models: Path) -> None:
+    path = tmp_path / "odd.gif"  # odd size, alpha, disposal 2: what Pillow hands CLIP is not the file
     frames = [Image.new("RGBA", (17, 91), (255, 0, 0, i * 60)) for i in range(3)]
     frames[0].save(path, "GIF", save_all=True, append_images=frames[1:], transparency=0, disposal=2)
     run = gifcat(
@@ -86,11 +94,21 @@ def test_classify_runs_the_image_path_on_a_real_gif(tmp_path: Path, llm_env: dic
         "A herd of cows turns to stare at the camera.",
         "--until",
         "embedding",
-        env=llm_env,
+        env={"GIFCAT_MODELS_DIR": str(clip_models)},
     )
-    assert run.returncode in (0, 1), run.stderr
+    assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
-    assert result["stages"][-1]["stage"] == "embedding"
+    decision = (result["status"], result["decided_by"], result["primary"])
+    assert decision == ("classified", "embedding", "animals")
+    emb = result["stages"][-1]
+    assert emb["stage"] == "embedding" and emb["error"] is None
+    # The image stage ran: every frame of the GIF through CLIP, a cosine per category, CLIP in the model.
+    assert emb["usage"] == {"frames": 3}
+    assert ",clip-tiny-random-int8@" in emb["model"]
+    assert emb["candidates"] and all(
+        any(re.fullmatch(r"image -?\d\.\d\d", e) for e in c["evidence"]) for c in emb["candidates"]
+    )
+    assert not any(note.startswith("image:") for note in emb["notes"])  # no "text only" fallback
 
 
 def test_classify_refuses_what_is_not_a_gif(tmp_path: Path) -> None:
@@ -145,7 +163,8 @@ def test_eval_report_renders_the_numbers(data: Path, tmp_path: Path, llm_env: di
     assert any(point["chosen"] for point in summary["operating_curve"])
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page
-    assert f"{summary['accuracy']:.3f}" in page or f"{summary['accuracy'] * 100:.1f}%" in page
+    # The headline shows the accuracy to three places (report._fixed), beside its label.
+    assert re.search(rf">{summary['accuracy']:.3f}<[^>]*>[^>]*>accuracy<", page)
     assert (out / "operating_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cache.read_text().strip(), "LLM answers were cached"
     # Offline, with the endpoint gone, the cache replays the same report.
@@ -205,7 +224,11 @@ def test_eval_cv_fits_each_fold_on_the_others(tmp_path: Path) -> None:
     for fold in summary["folds"]:  # thresholds fitted per fold, with their error bound
         assert set(fold["thresholds"]) == {"tags", "rules", "embedding"}
         emb = fold["calibration"]["embedding"]
-        assert emb["met"] is False or emb["error_upper_bound"] <= emb["target"]
+        if emb["met"]:
+            assert emb["error_upper_bound"] <= emb["target"] and emb["decided"] > 0
+        else:  # no threshold keeps the bound: the fold's margin (1.0) lets the stage decide nothing
+            assert (emb["threshold"], emb["decided"]) == (None, 0)
+            assert fold["thresholds"]["embedding"]["min_margin"] == 1.0
     assert set(summary["fold_spread"]["accuracy"]) == {"mean", "std", "min", "max"}
     assert set(summary["kinds"]) == {"homonym", "made-up-kind"}
     assert sum(k["n"] for k in summary["kinds"].values()) == 60

@@ -3,7 +3,6 @@ from_settings with the tiny CLIP."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -18,27 +17,16 @@ from gifcat.domain.records import LabelledRecord
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.training import embedding_outcomes, fit, learn, stratified_folds
 from tests.conftest import DEV_DATA
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.models import build_roots
 
 
 def _dev_records() -> list[dict[str, Any]]:
     return [json.loads(line) for line in DEV_DATA.read_text().splitlines() if line.strip()]
 
 
-def _roots(base: Path) -> tuple[Path, Path]:
-    spec = importlib.util.spec_from_file_location(
-        "embedding_conftest", REPO / "tests" / "unit" / "embeddings" / "conftest.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_roots(base)
-
-
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return _roots(tmp_path_factory.getbasetemp() / "gifcat-models")
+    return build_roots(tmp_path_factory.getbasetemp() / "gifcat-models")
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -193,15 +194,29 @@ def test_rerun_of_a_missing_object_records_skipped(aws: EmbeddedAws, bucket: str
     assert item["status"] == "skipped" and "deleted before it was read" in item["reason"]
 
 
-def test_duplicate_start_runs_once(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
+def test_duplicate_start_runs_once(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = "uploads/dup-start.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Kiss", "tags": ["kiss", "love"]})
     wait_item(aws, key)
+    # The execution's first step waits for the test: the duplicate start meets it running, every time.
+    step = aws.runner.functions[aws.stack.physical_name("TriageStepFunction")]
+    release, invoke = threading.Event(), step.invoke
+
+    def held(event: Any) -> tuple[Any, bool]:
+        release.wait(60)
+        return invoke(event)
+
+    monkeypatch.setattr(step, "invoke", held)
     escalations = Escalations(aws.outputs["StateMachineArn"], aws.client("stepfunctions"))
     payload = rerun_input(bucket, key)
-    assert escalations.start("dup-start-1", payload) == "started"
-    # Same name, other input: not started again (running or, if quick, already closed).
-    assert escalations.start("dup-start-1", {**payload, "force": False}) in ("running", "closed")
+    try:
+        assert escalations.start("dup-start-1", payload) == "started"
+        # Same name, other input: not started again.
+        assert escalations.start("dup-start-1", {**payload, "force": False}) == "running"
+    finally:
+        release.set()
     names = [
         e["name"]
         for e in aws.client("stepfunctions").list_executions(stateMachineArn=aws.outputs["StateMachineArn"])[

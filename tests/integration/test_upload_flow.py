@@ -142,7 +142,7 @@ def test_ambiguous_upload_starts_one_named_execution(
     final = wait_item(aws, key)
     assert [e["name"] for e in executions(aws)].count(expected) == 1
     assert sum(r["key"] == key for r in aws.results()) == 1
-    assert final["status"] in ("classified", "failed")
+    assert final["status"] == "classified"  # by the scripted LLM's default answer, if not before
 
 
 def test_s3_events_carry_increasing_sequencers(
@@ -179,15 +179,13 @@ def test_reupload_of_identical_bytes_is_classified_again(
     upload(aws.s3, bucket, key, body, meta)
     first = wait_settled(aws, key)
     assert first["status"] == "classified" and first["execution"]
-    # Past the object's Last-Modified second, as a user re-uploading a moment later would be.
-    last_modified = aws.s3.head_object(Bucket=bucket, Key=key)["LastModified"].timestamp()
-    time.sleep(max(0.0, last_modified + 1.05 - time.time()))
+    # At once, most likely within the same Last-Modified second: the S3 event's sequencer tells the
+    # uploads apart, not the clock (the ten quick uploads below rely on it too).
     upload(aws.s3, bucket, key, body, meta)
     second = wait_settled(aws, key)
     assert (second["status"], second["etag"]) == ("classified", first["etag"])
     assert second["execution"] != first["execution"] and second["updated_at"] > first["updated_at"]
     # Only the metadata changes: a new upload too, and the result describes the new metadata.
-    time.sleep(max(0.0, last_modified + 2.05 - time.time()))
     upload(aws.s3, bucket, key, body, {"title": "Mood again", "tags": ["#mood"]})
     third = wait_settled(aws, key)
     assert (third["status"], third["title"], third["tags"]) == ("classified", "Mood again", ["#mood"])

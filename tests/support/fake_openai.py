@@ -15,6 +15,7 @@ headers go through the real network stack and SDK.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -136,6 +137,11 @@ def slow(delay_s: float, reply: Reply | None = None) -> Reply:
     return Reply(status=base.status, body=base.body, headers=dict(base.headers), delay_s=delay_s)
 
 
+def hang() -> Reply:
+    """No answer until the server stops: the client times out whatever its timeout and the load."""
+    return Reply(delay_s=math.inf)
+
+
 def json_schema_rejected() -> Reply:
     """What llama-cpp-python's server answers to response_format json_schema (a 500 with its validation)."""
     return error(
@@ -229,7 +235,8 @@ class FakeOpenAI:
                 return req
 
             def _send(self, reply: Reply) -> None:
-                if reply.delay_s and fake._stopping.wait(reply.delay_s):
+                delay = None if math.isinf(reply.delay_s) else reply.delay_s  # None: until stopped
+                if reply.delay_s and fake._stopping.wait(delay):
                     return
                 payload = reply.body if isinstance(reply.body, str) else json.dumps(reply.body or {})
                 data = payload.encode("utf-8")

@@ -51,3 +51,17 @@ def pending(*candidates: tuple[str, float]) -> Classification:
         candidates=[Candidate(category=c, score=s, evidence=[f"embedding: {c}"]) for c, s in candidates],
     )
     return Classification(status=Status.PENDING, stages=[trace])
+
+
+def compile_gbnf(grammar: str) -> None:
+    """Parse `grammar` with llama.cpp's own GBNF parser, as its server does when a request carries one.
+
+    LlamaGrammar.from_string only stores the text (llama-cpp-python 0.3): the parse happens when the
+    grammar sampler is built. No vocabulary is needed for grammars without token literals (<[id]>).
+    llama_cpp is part of the dev install: a missing one fails the test at the import.
+    """
+    import llama_cpp
+
+    sampler = llama_cpp.llama_sampler_init_grammar(None, grammar.encode("utf-8"), b"root")
+    assert sampler, f"llama.cpp refuses the grammar (its parse error is on stderr):\n{grammar}"
+    llama_cpp.llama_sampler_free(sampler)

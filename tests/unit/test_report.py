@@ -24,7 +24,7 @@ from gifcat.config import LabelPolicy, Settings, Thresholds
 from gifcat.domain.cascade import Cascade, Step
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
 from gifcat.domain.records import LabelledRecord
-from gifcat_tooling.cli import _llm_answers
+from gifcat_tooling.cli import _llm_answers, main
 from gifcat_tooling.evaluation import Report, cv_operating_curve, evaluate, operating_curve, reliability
 from gifcat_tooling.report import render_html, render_text, write_report
 
@@ -380,25 +380,21 @@ def test_confusion_matrix_has_gold_rows_only(summary: dict[str, Any]) -> None:
     assert '<td class="diag">2</td>' in table  # food: r01 and r05
 
 
-@pytest.mark.parametrize(
-    "drop",
-    [
-        ("operating_curve", "operating_point", "baselines"),
-        ("cost", "confusion", "command", "kinds", "reliability"),
-        ("stages", "latency_ms", "micro_f1", "llm_share", "undecided"),
-    ],
-)
-def test_missing_optional_keys_do_not_crash(
-    tmp_path: Path, drop: tuple[str, ...], summary: dict[str, Any]
-) -> None:
-    for key in drop:
-        summary.pop(key)
-    paths = write_report(summary, tmp_path)
-    assert paths["html"].read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    for key in ("png", "reliability_png", "kinds_png"):
-        with Image.open(paths[key]) as img:
-            img.verify()
-    assert f"accuracy: {summary['accuracy']:.3f}" in render_text(summary)
+def test_summary_without_curve_or_costs_renders(tmp_path: Path, settings: Settings) -> None:
+    """The shapes real runs produce short of the full report: `--until embedding --report` (baselines,
+    no operating curve) and a summary built without settings (no costs)."""
+    report = run(records(), until=StageName.EMBEDDING)
+    no_curve = report.summary(settings) | {"baselines": real_summary(settings)["baselines"], "command": None}
+    no_costs = report.summary(None)
+    assert "operating_curve" not in no_curve and "cost" not in no_costs
+    for i, summary in enumerate((no_curve, no_costs)):
+        paths = write_report(summary, tmp_path / str(i))
+        page = paths["html"].read_text(encoding="utf-8")
+        assert page.startswith("<!DOCTYPE html>") and f"{summary['accuracy']:.3f}" in page
+        for key in ("png", "reliability_png", "kinds_png"):
+            with Image.open(paths[key]) as img:
+                img.verify()
+        assert f"accuracy: {summary['accuracy']:.3f}" in render_text(summary)
 
 
 def test_triage_only_summary(tmp_path: Path, settings: Settings) -> None:
@@ -421,3 +417,51 @@ def test_render_text_table(summary: dict[str, Any]) -> None:
     assert any(line.split()[1] == "4" for line in stage_lines)
     assert "gpt-4.1-mini" in text
     assert "gifcat eval --data" in text
+
+
+# -- `gifcat eval --report` itself: the summary the command computed, as it writes and renders it ---------
+CLI_RECORDS = [
+    {"id": "c1", "title": "Pizza GIF", "tags": ["pizza", "food", "yum"], "labels": ["food"],
+     "primary": "food", "kind": "plain"},
+    {"id": "c2", "title": "Kiss", "tags": ["kiss", "love", "mwah"], "labels": ["love"], "primary": "love"},
+    {"id": "c3", "description": "A herd of cows turns to stare at the camera.", "labels": ["animals"],
+     "primary": "animals", "kind": "plain"},
+    {"id": "c4", "title": "Pizza Rat", "tags": ["pizza", "cheese", "food"], "labels": ["funny", "animals"],
+     "primary": "funny", "kind": "homonym"},
+]
+
+
+def test_eval_report_command_renders_what_it_computed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real command on a few records, triage stages only (fast): the bundled tag and rule stages
+    decide; nothing here is scripted or written by hand but the records."""
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in CLI_RECORDS), encoding="utf-8")
+    out = tmp_path / "report"
+    args = ["eval", "--data", str(data), "--until", "triage", "--baseline", "tags", "--report", str(out)]
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert json.loads((out / "report.json").read_text(encoding="utf-8")) == summary
+    # Worked by hand: the tags decide c1 food and c2 love (right) and c4 food (wrong: a homonym);
+    # nothing in c3 names a category for triage.
+    assert (summary["n"], summary["accuracy"], summary["undecided"], summary["llm_share"]) == (4, 0.5, 1, 0.0)
+    assert (summary["stages"]["tags"]["decided"], summary["stages"]["tags"]["accuracy"]) == (3, 0.6667)
+    assert summary["micro_f1"] == 0.5  # tp 2, fp 1 (c4 food), fn 3 (c4 funny, animals; c3 animals)
+    assert summary["kinds"]["homonym"] == {"n": 1, "accuracy": 0.0,
+                                           "stages": {"tags": {"decided": 1, "accuracy": 0.0}}}
+    assert summary["baselines"]["tags"]["accuracy"] == 0.5
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert re.search(r">0\.500<[^>]*>[^>]*>accuracy<", page)
+    # stage, decided, share, accuracy on what it decided
+    cells = r'<td class="l">tags</td><td class="">3</td><td class="">75\.0%</td><td class="">0\.667</td>'
+    assert re.search(cells, page)
+    matrix = page.split("Confusion matrix", 1)[1].split("</table>", 1)[0]
+    header = re.findall(r"<th[^>]*>([^<]*)</th>", matrix.split("</thead>", 1)[0])
+    assert header[1:] == ["animals", "food", "funny", "love", "undecided", "total"]
+    funny = re.search(r'<th class="l">funny</th>(.*?)</tr>', matrix)  # c4: gold funny, predicted food
+    assert funny and re.findall(r"<td[^>]*>(\d+)</td>", funny.group(1)) == ["0", "1", "0", "0", "0", "1"]
+    for name in ("operating_curve.png", "reliability.png", "kinds.png"):
+        with Image.open(out / name) as img:
+            img.verify()
+    assert re.search(r"^homonym\s+1\s+0\.000", render_text(summary), re.M)  # printed without --json

@@ -9,16 +9,32 @@ from pathlib import Path
 import pytest
 
 from gifcat.adapters.embeddings import artefacts
-from gifcat.adapters.embeddings.artefacts import ArtefactError, locate_clip, locate_minilm, verify_manifest
-from tests.unit.embeddings.conftest import load_script
+from gifcat.adapters.embeddings.artefacts import (
+    ArtefactError,
+    locate_clip,
+    locate_minilm,
+    sha256_file,
+    verify_manifest,
+)
+from tests.support.models import load_script
 
 
 def test_build_writes_manifest_and_identity(minilm_root: Path) -> None:
-    manifest = json.loads((minilm_root / "minilm" / "manifest.json").read_text())
-    assert set(manifest["files"]) >= {"model.onnx", "tokenizer.json"}
-    assert manifest["files"]["model.onnx"]["sha256"].startswith("8199be6f")  # the package's pinned sha256
+    directory = minilm_root / "minilm"
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert set(manifest["files"]) >= {"model.onnx", "tokenizer.json", "model.pc.onnx"}
+    # The manifest records what the build wrote, byte for byte...
+    for name, meta in manifest["files"].items():
+        path = directory / name
+        assert (meta["sha256"], meta["bytes"]) == (sha256_file(path), path.stat().st_size), name
+    # ...and the model is the source package's file, unchanged.
+    source, _ = load_script("build_models")._model_source()
+    assert manifest["files"]["model.onnx"]["sha256"] == sha256_file(source)
     files = locate_minilm(minilm_root)
-    assert files.identity == "minilm-l6-v2-int8@8199be6f"
+    assert files.identity == f"minilm-l6-v2-int8@{sha256_file(directory / 'model.onnx')[:8]}"
+    assert files.identity_of("model.pc.onnx") == (
+        f"minilm-l6-v2-int8pc@{sha256_file(directory / 'model.pc.onnx')[:8]}"
+    )
 
 
 def test_rerun_verifies_and_repairs(tmp_path: Path, minilm_root: Path) -> None:

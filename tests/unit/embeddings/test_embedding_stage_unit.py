@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gifcat.adapters.embeddings.artefacts import ArtefactError, locate_clip
+from gifcat.adapters.embeddings.artefacts import ArtefactError, locate_clip, sha256_file
 from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.config import Settings, load_settings
 from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, Status
@@ -94,7 +94,7 @@ def clip_stage(clip_root: Path) -> EmbeddingStage:
     return build_embedding_stage(settings_with(), TAXONOMY, models_dir=clip_root, labelled=LABELLED)
 
 
-def test_text_only_scores_every_category(text_stage: EmbeddingStage) -> None:
+def test_text_only_scores_every_category(text_stage: EmbeddingStage, minilm_root: Path) -> None:
     out = text_stage.score(item("Cheesy pizza slice", ("#foodporn", "#viral")), SO_FAR)
     assert out.stage is StageName.EMBEDDING and out.error is None
     assert {c.category for c in out.candidates} == {"food", "animals", "sports"}
@@ -105,7 +105,9 @@ def test_text_only_scores_every_category(text_stage: EmbeddingStage) -> None:
     assert any(e.startswith("text≈") for e in best.evidence)
     assert any(e.startswith("knn: ") for e in best.evidence)
     assert "image: no CLIP artefacts, text only" in out.notes
-    assert out.model == "minilm-l6-v2-int8pc@9e802515"  # the per-channel graph the settings name
+    # the per-channel graph the settings name, identified by the file the build wrote
+    graph = minilm_root / "minilm" / "model.pc.onnx"
+    assert out.model == f"minilm-l6-v2-int8pc@{sha256_file(graph)[:8]}"
 
 
 def test_leave_one_out(text_stage: EmbeddingStage) -> None:

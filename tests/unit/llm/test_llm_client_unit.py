@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,25 @@ def test_local_server_command_uses_the_alias_and_chat_format(tmp_path: Path) -> 
     flags = dict(zip(cmd[3::2], cmd[4::2], strict=True))
     assert flags["--model_alias"] == opts.model_name and flags["--chat_format"] == "gemma"
     assert flags["--host"] == "127.0.0.1" and flags["--port"] == "8123"
-    assert llama_cpp_missing() is None or "build_llama_wheel.sh" in (llama_cpp_missing() or "")
+
+
+def test_the_dev_install_can_run_the_local_server() -> None:
+    # The local model is gifcat's default LLM: the dev install has llama_cpp and its server extras.
+    missing = llama_cpp_missing()
+    assert missing is None, f"the local LLM server cannot run: {missing}"
+
+
+def test_a_missing_server_package_is_named_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gifcat_tooling import llama_server as local_server
+
+    # Every other package present, fastapi absent, whatever this machine has installed.
+    def find_spec(name: str, *args: object) -> ModuleSpec | None:
+        return None if name == "fastapi" else ModuleSpec(name, None)
+
+    monkeypatch.setattr(local_server.importlib.util, "find_spec", find_spec)
+    missing = llama_cpp_missing()
+    assert missing is not None and missing.startswith("python package 'fastapi' is not installed in ")
+    assert missing.endswith(local_server.BUILD_HINT) and "scripts/build_llama_wheel.sh" in missing
 
 
 def test_local_server_that_dies_on_start_fails_with_its_log(

@@ -79,7 +79,7 @@ def test_missing_secret_names_the_id_not_a_value() -> None:
 @mock_aws
 def test_json_secret_without_our_key_fails_without_echoing_it() -> None:
     boto3.client("secretsmanager").create_secret(Name="gifcat/wrong", SecretString=json.dumps({"x": KEY}))
-    with pytest.raises(CredentialsError) as info:
+    with pytest.raises(CredentialsError, match="OPENAI_API_KEY") as info:  # names the key it looked for
         resolve_api_key(env_var="OPENAI_API_KEY", secret_id="gifcat/wrong", environ={})
     assert KEY not in str(info.value)
 
