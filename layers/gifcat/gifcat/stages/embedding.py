@@ -180,6 +180,11 @@ class EmbeddingStage:
     def phrase_vectors(self) -> np.ndarray:
         return self._phrase_vecs
 
+    @property
+    def text_prototypes(self) -> np.ndarray:
+        """One unit vector per category (taxonomy order): the normalised mean of its phrases' vectors."""
+        return self._text_protos
+
     def with_learned(self, learned: Learned) -> EmbeddingStage:
         """The same models with another memory and classifier (cross-validation swaps them per fold)."""
         other = copy.copy(self)
