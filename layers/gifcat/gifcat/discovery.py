@@ -44,7 +44,7 @@ class DiscoveryOptions:
     # Clusters smaller than this are listed but never candidates: one odd item is not a category.
     min_size: int = 2
     # A cluster whose centroid is less similar than this to every category prototype is a candidate.
-    new_below: float = 0.33
+    new_below: float = 0.26
     terms: int = 5  # distinctive words reported per cluster
     # Average linkage keeps an n x n distance matrix (5,000 items: 200 MB); refuse more than this.
     max_items: int = 5000
@@ -284,6 +284,15 @@ def analyse(
     return clusters, centred, assignment
 
 
+def text_prototypes(stage: Any) -> np.ndarray:
+    """The embedding stage's text prototypes (each category's phrase vectors, mean, normalised), every
+    phrase embedded on its own: the int8 MiniLM quantises activations per batch, so a batched vector moves
+    (up to 0.05) with its batch mates, and taking a category out would move the other prototypes."""
+    vectors = stage.text.encode(stage.phrases, batch_size=1)
+    owners = np.asarray(stage.phrase_owners)
+    return _unit(np.stack([vectors[owners == i].mean(axis=0) for i in range(len(stage.taxonomy.names))]))
+
+
 def discover(
     items: Sequence[Item],
     stage: Any,
@@ -294,9 +303,10 @@ def discover(
     """Embed the items with the embedding stage's text encoder and analyse them against its prototypes."""
     if len(items) < 2:  # before loading anything heavy
         raise DiscoveryError(f"discover needs at least 2 items with text to cluster, got {len(items)}")
-    vectors = stage.text.encode([i.text for i in items])
+    # One text per run, as the stage embeds an upload: a vector does not depend on the other items.
+    vectors = stage.text.encode([i.text for i in items], batch_size=1)
     clusters, centred, assignment = analyse(
-        items, vectors, stage.text_prototypes, stage.taxonomy.names, options, n_clusters
+        items, vectors, text_prototypes(stage), stage.taxonomy.names, options, n_clusters
     )
     return Discovery(
         clusters=clusters,
