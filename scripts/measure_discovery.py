@@ -28,7 +28,10 @@ from typing import Any
 import numpy as np
 
 from gifcat.config import load_settings
-from gifcat.discovery import (
+from gifcat.domain.records import read_records
+from gifcat.domain.stages.embedding import EmbeddingStage, item_text
+from gifcat.domain.taxonomy import load_taxonomy
+from gifcat_tooling.discovery import (
     DiscoveryOptions,
     _unit,
     centre,
@@ -37,9 +40,6 @@ from gifcat.discovery import (
     nearest,
     text_prototypes,
 )
-from gifcat.records import read_records
-from gifcat.stages.embedding import EmbeddingStage, item_text
-from gifcat.taxonomy import load_taxonomy
 
 TAUS = np.round(np.arange(0.0, 0.61, 0.01), 2)
 
@@ -144,7 +144,7 @@ def main() -> int:
     by_id = {r.id: r for r in records}
     primary = np.array([by_id[i.id].primary or by_id[i.id].labels[0] for i in items])
     gold = [set(by_id[i.id].labels) for i in items]
-    vectors = stage.text.encode([i.text for i in items], batch_size=1)  # as gifcat.discovery.discover
+    vectors = stage.text.encode([i.text for i in items], batch_size=1)  # as gifcat_tooling.discovery.discover
     centred, mean = centre(vectors.astype(np.float64))
     # Dropping a category from the taxonomy drops its prototype: each is built from its own phrases only.
     protos = _unit(text_prototypes(stage).astype(np.float64) - mean)

@@ -19,14 +19,14 @@ import pytest
 import yaml
 
 from gifcat.config import bundled_text, load_settings
-from gifcat.discovery import Discovery, DiscoveryOptions, discover, items_from_metadata
-from gifcat.records import read_records
-from gifcat.stages.embedding import EmbeddingStage, item_text
-from gifcat.taxonomy import load_taxonomy
-from gifcat.training import CachingEncoder
+from gifcat.domain.records import read_records
+from gifcat.domain.stages.embedding import EmbeddingStage, item_text
+from gifcat.domain.taxonomy import load_taxonomy
+from gifcat_tooling.discovery import Discovery, DiscoveryOptions, discover, items_from_metadata
+from gifcat_tooling.training import CachingEncoder
 from tests.conftest import DEV_DATA, ROOT
 
-GIFCAT = [sys.executable, "-m", "gifcat.cli"]
+GIFCAT = [sys.executable, "-m", "gifcat_tooling.cli"]
 CATEGORIES = load_taxonomy().names
 # Measured (scripts/measure_discovery.py, README "Discovering new categories"): taken out, these feelings'
 # records spread over clusters near the other feelings (angry near sad, cute near animals), and under half

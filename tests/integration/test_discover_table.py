@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from gifcat.adapters.dynamodb import ResultsTable
-from gifcat.cli import main
-from gifcat.local.aws import EmbeddedAws
-from gifcat.model import Classification, GifMetadata, StageName, Status
-from gifcat.result import ObjectRef, result_item
+from gifcat.domain.model import Classification, GifMetadata, StageName, Status
+from gifcat.domain.result import ObjectRef, result_item
+from gifcat_tooling.cli import main
+from gifcat_tooling.local.aws import EmbeddedAws
 
 # Two topics the taxonomy knows (food, sports) and one it does not (tax paperwork), three uploads each.
 UPLOADS = {

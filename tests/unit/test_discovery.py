@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from gifcat.config import load_settings
-from gifcat.discovery import (
+from gifcat.domain.model import GifMetadata
+from gifcat.domain.stages.embedding import item_text
+from gifcat_tooling.discovery import (
     Discovery,
     DiscoveryError,
     DiscoveryOptions,
@@ -16,8 +18,6 @@ from gifcat.discovery import (
     items_from_metadata,
     write_report,
 )
-from gifcat.model import GifMetadata
-from gifcat.stages.embedding import item_text
 
 DIM = 32
 

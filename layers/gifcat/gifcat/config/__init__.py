@@ -81,7 +81,7 @@ class Settings(BaseModel):
     stages: dict[str, Thresholds]
     limits: Limits = Limits()
     prices: Prices
-    # `gifcat discover`'s knobs; gifcat.discovery.DiscoveryOptions checks them when discovery runs.
+    # `gifcat discover`'s knobs; gifcat_tooling.discovery.DiscoveryOptions checks them when discovery runs.
     discovery: dict[str, Any] = Field(default_factory=dict)
 
     def thresholds(self, stage: str) -> Thresholds:
