@@ -1,4 +1,5 @@
-"""The `gifcat` command: classify a file, run the local demo, evaluate and calibrate on labelled data."""
+"""The `gifcat` command: classify a file, run the local demo, evaluate and calibrate on labelled data,
+find candidate new categories."""
 
 from __future__ import annotations
 
@@ -369,6 +370,60 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_discover(args: argparse.Namespace) -> int:
+    """Cluster the items' embeddings; name each cluster, give its nearest category, flag new ones."""
+    from gifcat.adapters.embeddings.factory import build_embedding_stage
+    from gifcat.domain.records import RecordError, iter_records
+    from gifcat.domain.stages.embedding import item_text
+    from gifcat_tooling.discovery import (
+        DiscoveryError,
+        DiscoveryOptions,
+        discover,
+        items_from_metadata,
+        metadata_of_result,
+        render_text,
+        write_report,
+    )
+
+    settings, taxonomy = _load(args)
+    try:
+        options = DiscoveryOptions.from_mapping(settings.discovery)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+    if args.table:
+        from gifcat.adapters.dynamodb import ResultsTable
+
+        rows = [(str(r["pk"]), metadata_of_result(r)) for r in ResultsTable(args.table).scan()]
+    else:
+        try:
+            rows = [(r.id, r.item().metadata) for r in iter_records(args.data, require_labels=False)]
+        except (OSError, RecordError) as exc:
+            print(f"gifcat discover: {exc}", file=sys.stderr)
+            return 2
+    generic = taxonomy.normalised_generic_tags
+    items, skipped = items_from_metadata(
+        rows, lambda m: item_text(m.title, m.tags, m.description, generic)
+    )
+    for s in skipped:
+        print(f"gifcat discover: skipped {s['id']}: {s['reason']}", file=sys.stderr)
+    try:
+        if len(items) < 2 or (args.clusters is not None and args.clusters > len(items)):
+            raise DiscoveryError(  # said before the models load
+                f"{len(items)} item(s) with text from {len(rows)} read: too few to cluster"
+                + (f" into {args.clusters} clusters" if args.clusters is not None else " (at least 2)")
+            )
+        stage = build_embedding_stage(settings, taxonomy, labelled=[])
+        result = discover(items, stage, options, n_clusters=args.clusters, skipped=skipped)
+    except DiscoveryError as exc:
+        print(f"gifcat discover: {exc}", file=sys.stderr)
+        return 2
+    if args.report:
+        paths = write_report(result, Path(args.report))
+        print(f"report: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    print(json.dumps(result.to_public(), indent=2, ensure_ascii=False) if args.json else render_text(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gifcat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -440,6 +495,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="JSON Lines file to write")
     p.add_argument("--decided-by", help="keep only these deciders, comma-separated (e.g. llm)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "discover",
+        help="cluster items' embeddings, name the clusters, flag those far from every category as new",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="JSON Lines of items (the TAXONOMY.md record format; labels unused)")
+    source.add_argument("--table", help="the results table (AWS_ENDPOINT_URL for a local one)")
+    p.add_argument("--json", action="store_true", help="print {\"clusters\": [...]} as JSON")
+    p.add_argument("--report", metavar="DIR", help="write map.png, index.md, index.html, discovery.json")
+    p.add_argument(
+        "--clusters", type=int, metavar="K",
+        help="exactly K clusters instead of the settings' distance threshold (discovery.distance_threshold)",
+    )
+    _common(p)
+    p.set_defaults(func=cmd_discover)
     return parser
 
 

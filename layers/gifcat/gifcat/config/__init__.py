@@ -87,6 +87,8 @@ class Settings(BaseModel):
     stages: dict[str, Thresholds]
     limits: Limits = Limits()
     prices: Prices
+    # `gifcat discover`'s knobs; gifcat_tooling.discovery.DiscoveryOptions checks them when discovery runs.
+    discovery: dict[str, Any] = Field(default_factory=dict)
 
     def thresholds(self, stage: str) -> Thresholds:
         try:

@@ -173,6 +173,16 @@ class EmbeddingStage:
     def phrase_vectors(self) -> np.ndarray:
         return self._phrase_vecs
 
+    @property
+    def phrase_owners(self) -> list[int]:
+        """The index (taxonomy order) of the category each of `phrases` belongs to."""
+        return [int(i) for i in self._phrase_owner]
+
+    @property
+    def text_prototypes(self) -> np.ndarray:
+        """One unit vector per category (taxonomy order): the normalised mean of its phrases' vectors."""
+        return self._text_protos
+
     def with_learned(self, learned: Learned) -> EmbeddingStage:
         """The same models with another memory and classifier (cross-validation swaps them per fold)."""
         other = copy.copy(self)
