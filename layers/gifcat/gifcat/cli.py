@@ -352,6 +352,52 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aws_client(service: str, endpoint: str | None) -> Any:
+    import boto3
+
+    return boto3.client(service, endpoint_url=endpoint) if endpoint else boto3.client(service)
+
+
+def _results_table_name(args: argparse.Namespace) -> str:
+    """--table, else RESULTS_TABLE, else (with --endpoint) the local stack's table from template.yaml."""
+    import os
+
+    if args.table or os.environ.get("RESULTS_TABLE"):
+        return str(args.table or os.environ["RESULTS_TABLE"])
+    if args.endpoint:
+        from gifcat.local.template import Stack, load_template
+
+        root = find_root()
+        return Stack(load_template(root / "template.yaml"), root).physical_name("ResultsTable")
+    raise SystemExit("gifcat: name the results table with --table (or RESULTS_TABLE)")
+
+
+def cmd_correct(args: argparse.Namespace) -> int:
+    from gifcat.adapters.dynamodb import ResultsTable
+    from gifcat.adapters.s3 import S3Objects
+    from gifcat.corrections import CorrectionError, correct
+
+    settings = load_settings(args.settings)
+    taxonomy = load_taxonomy(args.taxonomy or settings.taxonomy)
+    labels = [s.strip() for s in (args.labels or "").split(",") if s.strip()]
+    try:
+        written = correct(
+            args.uri,
+            args.category,
+            labels,
+            taxonomy=taxonomy,
+            source=S3Objects(_aws_client("s3", args.endpoint)),
+            store=ResultsTable(_results_table_name(args), _aws_client("dynamodb", args.endpoint)),
+            version_id=args.version_id,
+            by=args.by,
+        )
+    except CorrectionError as exc:
+        print(f"gifcat correct: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(written, ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gifcat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -423,6 +469,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="JSON Lines file to write")
     p.add_argument("--decided-by", help="keep only these deciders, comma-separated (e.g. llm)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "correct", help="record a person's answer for one object (decided_by: human) on its result item"
+    )
+    p.add_argument("uri", help="s3://BUCKET/KEY of the object")
+    p.add_argument("--category", required=True, help="the primary category (one of the taxonomy's)")
+    p.add_argument("--labels", help="all the labels, comma-separated (the category is always one)")
+    p.add_argument("--version-id", help="the object version the answer is for (versioned buckets)")
+    p.add_argument("--by", help="who corrects (recorded as corrected_by)")
+    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    _common(p)
+    p.set_defaults(func=cmd_correct)
     return parser
 
 

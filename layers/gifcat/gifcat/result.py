@@ -35,6 +35,7 @@ UNFINISHED = (Status.PENDING, Status.FAILED, Status.UNDECIDED)
 
 
 NO_SEQUENCER = "-"  # an event without a sequencer (not from S3), or a rerun of an unknown object
+HUMAN = "human"  # `decided_by` of a person's correction: no machine write replaces it for the same upload
 
 
 def sortable_sequencer(sequencer: str | None) -> str:
@@ -192,6 +193,9 @@ def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
 
 WriteKind = Literal["result", "pending"]
 
+# With "#decided_by" and ":human" defined: the item is not a person's answer.
+NOT_HUMAN = "(attribute_not_exists(#decided_by) OR #decided_by <> :human)"
+
 
 def put_request(item: dict[str, Any], *, kind: WriteKind = "result") -> dict[str, Any]:
     """PutItem parameters (without TableName) for triage's write of an upload's result.
@@ -222,7 +226,7 @@ def takeover_request(item: dict[str, Any], stored: dict[str, Any] | None, *, for
 
     The rerun has no S3 event, so it keeps the stored item's order (object_seq, sequencer): a rerun
     never outranks an upload, and an upload that lands during the rerun still wins. Without force it
-    takes over only an unfinished item.
+    takes over only an unfinished item. It never takes over a human answer (`correction_request`).
     """
     item = {k: v for k, v in item.items() if k not in ("object_seq", "sequencer")}
     if stored is None:
@@ -230,9 +234,10 @@ def takeover_request(item: dict[str, Any], stored: dict[str, Any] | None, *, for
         return {"Item": to_attribute_values(_known(item)), "ConditionExpression": "attribute_not_exists(pk)"}
     item["object_seq"] = stored.get("object_seq") or NO_SEQUENCER
     item["sequencer"] = stored.get("sequencer")
-    names = {"#seq": "object_seq"}
-    values: dict[str, Any] = {":seq": item["object_seq"]}
-    condition = "#seq = :seq"
+    names = {"#seq": "object_seq", "#decided_by": "decided_by"}
+    values: dict[str, Any] = {":seq": item["object_seq"], ":human": HUMAN}
+    # A person's answer for this upload stays, force or not: only a newer upload replaces it.
+    condition = "#seq = :seq AND " + NOT_HUMAN
     if not force:
         names["#status"] = "status"
         values |= {f":{s.value}": s.value for s in UNFINISHED}
@@ -268,7 +273,11 @@ def record_request(
             sets.append(f"#f{i} = :f{i}")
             values[f":f{i}"] = value
     expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-    condition = "#execution = :execution"
+    # A correction also drops `execution`; the guard holds should an item keep both. (The name that
+    # the update gives decided_by is reused: one placeholder per attribute.)
+    decided_by = next(k for k, v in names.items() if v == "decided_by")
+    values[":human"] = HUMAN
+    condition = "#execution = :execution AND " + NOT_HUMAN.replace("#decided_by", decided_by)
     if only_pending:
         names["#status"] = "status"
         values[":pending"] = Status.PENDING.value
@@ -276,6 +285,38 @@ def record_request(
     return {
         "Key": {"pk": {"S": pk}},
         "UpdateExpression": expression,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": to_attribute_values(values),
+    }
+
+
+def correction_request(
+    pk: str, fields: dict[str, Any], *, object_seq: str, etag: str | None
+) -> dict[str, Any]:
+    """UpdateItem parameters that record a person's answer on the result of one upload.
+
+    Sets `fields` (decided_by human, the answer, who and when) and removes `reason` (of a failure) and
+    `execution`: a run still
+    going for this upload no longer owns the item, so its Record and RecordFailure write nothing. The
+    condition is that the item still describes the upload that was checked (same object_seq and ETag):
+    a newer upload's triage, landed meanwhile, wins.
+    """
+    names = {"#seq": "object_seq", "#etag": "etag", "#execution": "execution", "#reason": "reason"}
+    values: dict[str, Any] = {":seq": object_seq, ":etag": etag or ""}
+    sets = []
+    for i, (name, value) in enumerate(fields.items()):
+        names[f"#f{i}"] = name
+        values[f":f{i}"] = value
+        sets.append(f"#f{i} = :f{i}")
+    condition = "attribute_exists(pk) AND #seq = :seq AND " + (
+        "#etag = :etag" if etag else "attribute_not_exists(#etag)"
+    )
+    if not etag:
+        del values[":etag"]
+    return {
+        "Key": {"pk": {"S": pk}},
+        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE #execution, #reason",
         "ConditionExpression": condition,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": to_attribute_values(values),

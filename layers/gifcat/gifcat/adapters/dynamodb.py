@@ -8,7 +8,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from gifcat.result import WriteKind, put_request, record_request, takeover_request
+from gifcat.result import WriteKind, correction_request, put_request, record_request, takeover_request
 
 
 def _condition_failed(exc: ClientError) -> bool:
@@ -42,6 +42,10 @@ class ResultsTable:
         return self._write(
             "update_item", record_request(pk, fields, execution=execution, only_pending=only_pending)
         )
+
+    def correct(self, pk: str, fields: dict[str, Any], *, object_seq: str, etag: str | None) -> bool:
+        """A person's answer on the result of the upload that was checked; False when it changed since."""
+        return self._write("update_item", correction_request(pk, fields, object_seq=object_seq, etag=etag))
 
     def get(self, pk: str) -> dict[str, Any] | None:
         got = self._ddb.get_item(TableName=self.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True)
