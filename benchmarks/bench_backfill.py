@@ -28,10 +28,10 @@ from typing import Any
 from common import DEV_DATA, REPO, dev_records, stdout_to_devnull, write_result
 
 from gifcat.adapters.dynamodb import ResultsTable
-from gifcat.backfill import BackfillRequest, render, run_backfill
-from gifcat.embeddings.artefacts import models_dir
-from gifcat.local.aws import EmbeddedAws
-from gifcat.local.demo import draw_gif, upload
+from gifcat.adapters.embeddings.artefacts import models_dir
+from gifcat_tooling.backfill import BackfillRequest, render, run_backfill
+from gifcat_tooling.local.aws import EmbeddedAws
+from gifcat_tooling.local.demo import draw_gif, upload
 
 BODIES = 6
 PREFIX = "uploads/backfill/"
@@ -56,7 +56,7 @@ def run(n: int, concurrency: int, llm: str, timeout_s: float) -> dict[str, Any]:
     with ExitStack() as stack:
         if llm == "local":
             from gifcat.config import load_settings
-            from gifcat.llm.local_server import local_llm_endpoint
+            from gifcat_tooling.llama_server import local_llm_endpoint
 
             ep = stack.enter_context(local_llm_endpoint(load_settings()))
             base_url, model, llm_kind = ep.base_url, ep.model, "local llama-cpp server (Gemma 3 270M)"

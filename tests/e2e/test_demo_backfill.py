@@ -14,9 +14,9 @@ import pytest
 
 @pytest.mark.slow
 def test_backfill_scenario_gives_every_sample_a_result(root: Path) -> None:
-    samples = json.loads(resources.files("gifcat.local").joinpath("demo_samples.json").read_text())["samples"]
+    samples = json.loads(resources.files("gifcat_tooling.local").joinpath("demo_samples.json").read_text())["samples"]
     run = subprocess.run(
-        [sys.executable, "-m", "gifcat.cli", "demo", "--scenario", "backfill"],
+        [sys.executable, "-m", "gifcat_tooling.cli", "demo", "--scenario", "backfill"],
         capture_output=True, text=True, cwd=root, timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from gifcat.cli import main
-from gifcat.local.aws import EmbeddedAws
-from gifcat.local.demo import upload
-from gifcat.local.moto_itemreader import list_all
-from gifcat.local.template import ACCOUNT
+from gifcat_tooling.cli import main
+from gifcat_tooling.local.aws import EmbeddedAws
+from gifcat_tooling.local.demo import upload
+from gifcat_tooling.local.moto_itemreader import list_all
+from gifcat_tooling.local.template import ACCOUNT
 from tests.integration.conftest import TEST_OVERRIDES
 from tests.support.fake_openai import DEFAULT_MODEL, FakeOpenAI, first_category
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from gifcat.cli import main
-from gifcat.local.aws import EmbeddedAws
-from gifcat.local.demo import upload
+from gifcat_tooling.cli import main
+from gifcat_tooling.local.aws import EmbeddedAws
+from gifcat_tooling.local.demo import upload
 from tests.integration.conftest import s3_event, wait_item
 from tests.support.fake_openai import FakeOpenAI, answer, first_category, slow
 
@@ -204,7 +204,7 @@ def test_cli_subprocess_against_the_embedded_aws(
     wait_item(aws, key)
     table = aws.outputs["ResultsTableName"]
     run = subprocess.run(
-        [sys.executable, "-m", "gifcat.cli", "correct", f"s3://{bucket}/{key}", "--category", "cute",
+        [sys.executable, "-m", "gifcat_tooling.cli", "correct", f"s3://{bucket}/{key}", "--category", "cute",
          "--endpoint", aws.endpoint, "--table", table],
         capture_output=True, text=True, timeout=120,
     )

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from gifcat.cascade import Cascade
 from gifcat.config import Settings, load_settings
-from gifcat.model import GifItem, GifMetadata, StageName, Status
-from gifcat.stages.embedding import EmbeddingStage, read_labelled
-from gifcat.stages.llm import LlmStage
-from gifcat.taxonomy import Taxonomy
+from gifcat.domain.cascade import Cascade
+from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
+from gifcat.domain.stages.embedding import EmbeddingStage, read_labelled
+from gifcat.domain.stages.llm import LlmStage
+from gifcat.domain.taxonomy import Taxonomy
 
 SPACE = {
     "name": "space",
