@@ -1,5 +1,6 @@
 """TriageStepFunction: the state machine's first step when an execution starts without a triage
-result, e.g. a console rerun started with only {"bucket": ..., "key": ..., "force": true}."""
+result, e.g. a console rerun started with only {"bucket": ..., "key": ..., "force": true}, and the
+backfill state machine's children."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ triage = build_triage(with_escalation=False)
 def handler(event: TriageStepEvent, context: LambdaContext) -> dict[str, Any]:
     request = event.request
     ref = request.object_ref()
-    state = triage.prepare(ref, force=request.force, execution=event.execution_name)
+    state = triage.prepare(
+        ref, force=request.force, execution=event.execution_name, stale_only=request.stale_only
+    )
     logger.info("rerun triaged", extra={"pk": ref.pk, "status": state.classification.status.value})
     return state.model_dump(mode="json")

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from gifcat.adapters.dynamodb import put_request, record_request, takeover_request
+from gifcat.adapters.dynamodb import correction_request, put_request, record_request, takeover_request
 from gifcat.config import Settings
 from gifcat.domain.model import Candidate, Classification, GifMetadata, StageName, StageTrace, Status
 from gifcat.domain.result import NO_SEQUENCER, ObjectRef, classification_fields, result_item
@@ -118,7 +118,10 @@ def test_record_sets_the_answer_on_the_executions_own_item() -> None:
     failed = Classification(status=Status.FAILED, reason="llm: timed out")
     request = record_request(REF.pk, classification_fields(failed, execution="x-1"), execution="x-1")
     assert request["Key"] == {"pk": {"S": REF.pk}}
-    assert request["ConditionExpression"] == "#execution = :execution"
+    decided_by = next(k for k, v in request["ExpressionAttributeNames"].items() if v == "decided_by")
+    assert request["ConditionExpression"] == (
+        f"#execution = :execution AND (attribute_not_exists({decided_by}) OR {decided_by} <> :human)"
+    )
     names, values = request["ExpressionAttributeNames"], request["ExpressionAttributeValues"]
     sets, _, removes = request["UpdateExpression"].removeprefix("SET ").partition(" REMOVE ")
     set_fields = {names[part.split(" = ")[0]] for part in sets.split(", ")}
@@ -136,7 +139,11 @@ def test_rerun_keeps_the_stored_order() -> None:
     stored = {"object_seq": REF.object_seq, "sequencer": "0A"}
     forced = takeover_request(item, stored, force=True)
     assert forced["Item"]["object_seq"] == {"S": REF.object_seq}
-    assert forced["ConditionExpression"] == "#seq = :seq"
+    # Force takes over a finished item, never a person's answer.
+    assert forced["ConditionExpression"] == (
+        "#seq = :seq AND (attribute_not_exists(#decided_by) OR #decided_by <> :human)"
+    )
+    assert forced["ExpressionAttributeValues"][":human"] == {"S": "human"}
     assert "#status IN" in takeover_request(item, stored, force=False)["ConditionExpression"]
     fresh = takeover_request(item, None, force=True)
     assert fresh["ConditionExpression"] == "attribute_not_exists(pk)"
@@ -152,3 +159,18 @@ def test_estimated_cost_counts_llm_lambda_and_step_functions(settings: Settings)
     sfn = settings.prices.stepfunctions
     assert cost["stepfunctions_usd"] == pytest.approx(sfn.transitions_per_execution * sfn.transition_usd)
     assert item["cost_usd"] == pytest.approx(cost["llm_usd"] + cost["lambda_usd"] + cost["stepfunctions_usd"])
+
+
+def test_correction_writes_only_over_the_upload_that_was_checked() -> None:
+    request = correction_request(
+        REF.pk, {"primary": "funny", "decided_by": "human"}, object_seq=REF.object_seq, etag="abc"
+    )
+    assert request["ConditionExpression"] == "attribute_exists(pk) AND #seq = :seq AND #etag = :etag"
+    assert request["ExpressionAttributeValues"][":seq"] == {"S": REF.object_seq}
+    # A run still going for this upload no longer owns the item: its Record cannot write.
+    assert request["UpdateExpression"].endswith(" REMOVE #execution, #reason")
+    names = request["ExpressionAttributeNames"]
+    assert {names[n] for n in ("#f0", "#f1")} == {"primary", "decided_by"}
+    no_etag = correction_request(REF.pk, {"primary": "funny"}, object_seq="-", etag=None)
+    assert no_etag["ConditionExpression"].endswith("attribute_not_exists(#etag)")
+    assert ":etag" not in no_etag["ExpressionAttributeValues"]

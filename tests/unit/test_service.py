@@ -225,10 +225,53 @@ def test_rerun_takes_the_item_over_and_records_on_it(make: Callable, gif: Callab
     assert (seen, force) == (stored, True)
     assert item["execution"] == "console-1" and item["status"] == "pending"
     assert not state.superseded and state.record is not None
-    assert state.record["ConditionExpression"] == "#execution = :execution"
+    assert state.record["ConditionExpression"].startswith("#execution = :execution AND ")
     assert state.record["ExpressionAttributeValues"][":execution"] == {"S": "console-1"}
 
 
 def test_rerun_superseded_by_a_newer_upload(make: Callable, gif: Callable[..., bytes]) -> None:
     triage, _, _ = make(Objects(gif(), {"title": "Mood"}), Store(accept=False))
     assert triage.prepare(REF, force=True, execution="console-2").superseded
+
+
+def stored_item(taxonomy: Taxonomy, **fields: Any) -> dict[str, Any]:
+    """A result item as the table holds it for the object Objects serves (ETag e1)."""
+    return {"pk": REF.pk, "object_seq": "-", "etag": "e1", "status": "classified", "primary": "food",
+            "decided_by": "tags", "taxonomy_version": taxonomy.version, **fields}
+
+
+@pytest.mark.parametrize(
+    ("fields", "stale_only", "kept"),
+    [
+        ({}, True, "fresh: classified"),
+        ({"status": "skipped", "decided_by": None}, True, "fresh: skipped"),
+        ({}, False, None),  # without stale_only everything is classified again...
+        ({"decided_by": "human"}, False, "a person's answer (food)"),  # ...but a person's answer
+        ({"decided_by": "human", "taxonomy_version": "old"}, True, "a person's answer (food)"),
+        ({"status": "failed"}, True, None),
+        ({"status": "pending"}, True, None),
+        ({"taxonomy_version": "2020-01-01.1"}, True, None),
+        ({"etag": "e0"}, True, None),  # the result of an older upload of the key
+        ({"etag": "e0", "decided_by": "human"}, False, None),  # a newer upload is classified as usual
+    ],
+)
+def test_backfill_child_keeps_only_fresh_results_and_human_answers(
+    make: Callable, gif: Callable[..., bytes], taxonomy: Taxonomy, fields: dict[str, Any], stale_only: bool,
+    kept: str | None,
+) -> None:
+    store = Store(stored=stored_item(taxonomy, **fields))
+    triage, _, _ = make(Objects(gif(), {"tags": "pizza,food"}), store)
+    state = triage.prepare(REF, force=True, execution="run/1", stale_only=stale_only)
+    if kept is None:
+        assert state.kept is None and len(store.takeovers) == 1
+    else:
+        assert state.kept is not None and state.kept.startswith(kept) and not store.takeovers
+        assert state.record is None  # nothing for the state machine to write
+
+
+def test_backfill_child_classifies_an_object_without_a_result(
+    make: Callable, gif: Callable[..., bytes]
+) -> None:
+    triage, _, _ = make(Objects(gif(), {"tags": "pizza,food"}), Store(stored=None))
+    state = triage.prepare(REF, force=True, execution="run/2", stale_only=True)
+    assert state.kept is None and state.classification.primary == "food" and state.record is not None

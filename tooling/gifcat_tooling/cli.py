@@ -309,6 +309,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from gifcat_tooling.local.hostile import run_hostile
 
         return run_hostile(find_root(), timeout_s=args.timeout, verbose=args.verbose)
+    if args.scenario == "backfill":
+        from gifcat_tooling.local.demo_backfill import run_backfill_demo
+
+        return run_backfill_demo(find_root(), timeout_s=args.timeout, verbose=args.verbose)
     from gifcat_tooling.local.demo import run_demo
 
     return run_demo(find_root(), timeout_s=args.timeout, verbose=args.verbose)
@@ -424,6 +428,86 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aws_client(service: str, endpoint: str | None) -> Any:
+    import boto3
+
+    return boto3.client(service, endpoint_url=endpoint) if endpoint else boto3.client(service)
+
+
+def _results_table_name(args: argparse.Namespace) -> str:
+    """--table, else RESULTS_TABLE, else (with --endpoint) the local stack's table from template.yaml."""
+    import os
+
+    if args.table or os.environ.get("RESULTS_TABLE"):
+        return str(args.table or os.environ["RESULTS_TABLE"])
+    if args.endpoint:
+        from gifcat_tooling.local.template import Stack, load_template
+
+        root = find_root()
+        return Stack(load_template(root / "template.yaml"), root).physical_name("ResultsTable")
+    raise SystemExit("gifcat: name the results table with --table (or RESULTS_TABLE)")
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import os
+
+    from gifcat.adapters.dynamodb import ResultsTable
+    from gifcat_tooling.backfill import BackfillRequest, render, run_backfill
+
+    arn = args.state_machine or os.environ.get("BACKFILL_STATE_MACHINE_ARN")
+    if not arn and args.endpoint:
+        from gifcat_tooling.local.template import Stack, load_template
+
+        root = find_root()
+        arn = Stack(load_template(root / "template.yaml"), root).arn("BackfillStateMachine")
+    if not arn:
+        raise SystemExit("gifcat backfill: name the state machine with --state-machine "
+                         "(the stack's BackfillStateMachineArn output) or BACKFILL_STATE_MACHINE_ARN")
+    summary = run_backfill(
+        sfn=_aws_client("stepfunctions", args.endpoint),
+        s3=_aws_client("s3", args.endpoint),
+        table=ResultsTable(_results_table_name(args), _aws_client("dynamodb", args.endpoint)),
+        state_machine_arn=arn,
+        request=BackfillRequest(
+            bucket=args.bucket,
+            prefix=args.prefix,
+            stale_only=args.stale_only,
+            max_concurrency=args.max_concurrency,
+            tolerated_failure_percentage=args.tolerated_failure_percentage,
+        ),
+        suffix=args.suffix,
+        timeout_s=args.timeout,
+    )
+    print(json.dumps(summary.as_dict(), indent=2) if args.json else render(summary))
+    return 0 if summary.complete else 1
+
+
+def cmd_correct(args: argparse.Namespace) -> int:
+    from gifcat.adapters.dynamodb import ResultsTable
+    from gifcat.adapters.s3 import S3Objects
+    from gifcat_tooling.corrections import CorrectionError, correct
+
+    settings = load_settings(args.settings)
+    taxonomy = load_taxonomy(args.taxonomy or settings.taxonomy)
+    labels = [s.strip() for s in (args.labels or "").split(",") if s.strip()]
+    try:
+        written = correct(
+            args.uri,
+            args.category,
+            labels,
+            taxonomy=taxonomy,
+            source=S3Objects(_aws_client("s3", args.endpoint)),
+            store=ResultsTable(_results_table_name(args), _aws_client("dynamodb", args.endpoint)),
+            version_id=args.version_id,
+            by=args.by,
+        )
+    except CorrectionError as exc:
+        print(f"gifcat correct: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(written, ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gifcat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -471,10 +555,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="show the handlers' log lines and metrics")
     p.add_argument(
         "--scenario",
-        choices=["samples", "hostile"],
+        choices=["samples", "hostile", "backfill"],
         default="samples",
         help="samples: the sample uploads; hostile: those plus every hostile case (re-uploads, bogus "
-        "metadata, huge frames, a dripping LLM endpoint...), checked for lost or stale results",
+        "metadata, huge frames, a dripping LLM endpoint...), checked for lost or stale results; "
+        "backfill: the samples put with the upload trigger off, then classified by the backfill",
     )
     p.set_defaults(func=cmd_demo)
 
@@ -511,6 +596,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.set_defaults(func=cmd_discover)
+
+    p = sub.add_parser(
+        "backfill", help="classify the objects under a prefix with the backfill state machine, and wait"
+    )
+    p.add_argument("--bucket", required=True)
+    p.add_argument("--prefix", default="", help="only keys under this prefix (default: the whole bucket)")
+    p.add_argument(
+        "--stale-only", action="store_true",
+        help="only objects whose result is missing, failed, or made with another taxonomy version",
+    )
+    p.add_argument("--max-concurrency", type=int, help="children at once (default 10)")
+    p.add_argument("--tolerated-failure-percentage", type=float, help="default 5")
+    p.add_argument("--suffix", default=".gif", help="keys that are uploads (the stack's UploadSuffix)")
+    p.add_argument("--state-machine", help="its ARN (default: BACKFILL_STATE_MACHINE_ARN, or the local one)")
+    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser(
+        "correct", help="record a person's answer for one object (decided_by: human) on its result item"
+    )
+    p.add_argument("uri", help="s3://BUCKET/KEY of the object")
+    p.add_argument("--category", required=True, help="the primary category (one of the taxonomy's)")
+    p.add_argument("--labels", help="all the labels, comma-separated (the category is always one)")
+    p.add_argument("--version-id", help="the object version the answer is for (versioned buckets)")
+    p.add_argument("--by", help="who corrects (recorded as corrected_by)")
+    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    _common(p)
+    p.set_defaults(func=cmd_correct)
     return parser
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 
 from gifcat.adapters.embeddings.artefacts import models_dir
-from gifcat_tooling.local import moto_speedups
+from gifcat_tooling.local import moto_itemreader, moto_speedups
 from gifcat_tooling.local.lambda_runner import LambdaRunner, LocalFunction
 from gifcat_tooling.local.template import REGION, Stack, load_template
 
@@ -61,12 +61,14 @@ class EmbeddedAws:
         function_env: dict[str, str] | None = None,
         workers: int = 4,
         containers_per_function: int = 4,
+        upload_trigger: bool = True,
     ) -> None:
         self.root = root
         self.parameters = parameters or {}
         self.function_env = function_env or {}
         self.workers = workers
         self.containers_per_function = containers_per_function
+        self.upload_trigger = upload_trigger  # False: uploads start nothing (objects to backfill later)
         self.outputs: dict[str, str] = {}
         self._env_saved: dict[str, str | None] = {}
 
@@ -85,6 +87,7 @@ class EmbeddedAws:
         self._moto_api("reset", None)
         self._moto_api("config", {"stepfunctions": {"execute_state_machine": True}})
         moto_speedups.install()
+        moto_itemreader.install()  # the Distributed Map reads the whole listing, as on AWS
         self.runner = LambdaRunner(self.endpoint, workers=self.workers).__enter__()
         try:
             self.deploy()
@@ -153,7 +156,7 @@ class EmbeddedAws:
         notifications: dict[str, list[dict[str, Any]]] = {}
         for lid in stack.of_type("AWS::Serverless::Function"):
             self._deploy_function(stack, lid, role, notifications)
-        for bucket, configs in notifications.items():
+        for bucket, configs in notifications.items() if self.upload_trigger else ():
             s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
             )

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from gifcat.domain.model import Status
 from gifcat.domain.result import (
     CLASSIFICATION_FIELDS,
+    HUMAN,
     NO_SEQUENCER,
     UNFINISHED,
     WriteKind,
@@ -39,6 +40,10 @@ def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
     """Plain dict to DynamoDB JSON ({"S": ...}, {"N": ...}), as the low-level API and ASL take it."""
     serializer = TypeSerializer()
     return {k: serializer.serialize(_to_dynamo(v)) for k, v in item.items()}
+
+
+# With "#decided_by" and ":human" defined: the item is not a person's answer.
+NOT_HUMAN = "(attribute_not_exists(#decided_by) OR #decided_by <> :human)"
 
 
 def put_request(item: dict[str, Any], *, kind: WriteKind = "result") -> dict[str, Any]:
@@ -70,7 +75,7 @@ def takeover_request(item: dict[str, Any], stored: dict[str, Any] | None, *, for
 
     The rerun has no S3 event, so it keeps the stored item's order (object_seq, sequencer): a rerun
     never outranks an upload, and an upload that lands during the rerun still wins. Without force it
-    takes over only an unfinished item.
+    takes over only an unfinished item. It never takes over a human answer (`correction_request`).
     """
     item = {k: v for k, v in item.items() if k not in ("object_seq", "sequencer")}
     if stored is None:
@@ -81,9 +86,10 @@ def takeover_request(item: dict[str, Any], stored: dict[str, Any] | None, *, for
         }
     item["object_seq"] = stored.get("object_seq") or NO_SEQUENCER
     item["sequencer"] = stored.get("sequencer")
-    names = {"#seq": "object_seq"}
-    values: dict[str, Any] = {":seq": item["object_seq"]}
-    condition = "#seq = :seq"
+    names = {"#seq": "object_seq", "#decided_by": "decided_by"}
+    values: dict[str, Any] = {":seq": item["object_seq"], ":human": HUMAN}
+    # A person's answer for this upload stays, force or not: only a newer upload replaces it.
+    condition = "#seq = :seq AND " + NOT_HUMAN
     if not force:
         names["#status"] = "status"
         values |= {f":{s.value}": s.value for s in UNFINISHED}
@@ -119,7 +125,11 @@ def record_request(
             sets.append(f"#f{i} = :f{i}")
             values[f":f{i}"] = value
     expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-    condition = "#execution = :execution"
+    # A correction also drops `execution`; the guard holds should an item keep both. (The name that
+    # the update gives decided_by is reused: one placeholder per attribute.)
+    decided_by = next(k for k, v in names.items() if v == "decided_by")
+    values[":human"] = HUMAN
+    condition = "#execution = :execution AND " + NOT_HUMAN.replace("#decided_by", decided_by)
     if only_pending:
         names["#status"] = "status"
         values[":pending"] = Status.PENDING.value
@@ -135,6 +145,39 @@ def record_request(
 
 def _condition_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+
+def correction_request(
+    pk: str, fields: dict[str, Any], *, object_seq: str, etag: str | None
+) -> dict[str, Any]:
+    """UpdateItem parameters that record a person's answer on the result of one upload.
+
+    Sets `fields` (decided_by human, the answer, who and when) and removes `reason` (of a failure) and
+    `execution`: a run still
+    going for this upload no longer owns the item, so its Record and RecordFailure write nothing. The
+    condition is that the item still describes the upload that was checked (same object_seq and ETag):
+    a newer upload's triage, landed meanwhile, wins.
+    """
+    names = {"#seq": "object_seq", "#etag": "etag", "#execution": "execution", "#reason": "reason"}
+    values: dict[str, Any] = {":seq": object_seq, ":etag": etag or ""}
+    sets = []
+    for i, (name, value) in enumerate(fields.items()):
+        names[f"#f{i}"] = name
+        values[f":f{i}"] = value
+        sets.append(f"#f{i} = :f{i}")
+    condition = "attribute_exists(pk) AND #seq = :seq AND " + (
+        "#etag = :etag" if etag else "attribute_not_exists(#etag)"
+    )
+    if not etag:
+        del values[":etag"]
+    return {
+        "Key": {"pk": {"S": pk}},
+        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE #execution, #reason",
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": to_attribute_values(values),
+    }
 
 
 class ResultsTable:
@@ -164,6 +207,10 @@ class ResultsTable:
         return self._write(
             "update_item", record_request(pk, fields, execution=execution, only_pending=only_pending)
         )
+
+    def correct(self, pk: str, fields: dict[str, Any], *, object_seq: str, etag: str | None) -> bool:
+        """A person's answer on the result of the upload that was checked; False when it changed since."""
+        return self._write("update_item", correction_request(pk, fields, object_seq=object_seq, etag=etag))
 
     def get(self, pk: str) -> dict[str, Any] | None:
         got = self._ddb.get_item(TableName=self.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True)

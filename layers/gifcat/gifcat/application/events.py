@@ -56,12 +56,14 @@ class S3UploadEvent(BaseModel):
 
 
 class RerunRequest(BaseModel):
-    """A console rerun: {"bucket", "key"} and optionally "version_id" and "force"."""
+    """A console rerun: {"bucket", "key"} and optionally "version_id" and "force"; a backfill child
+    adds "stale_only" (classify only when the result is missing, failed or of another taxonomy)."""
 
     bucket: str
     key: str
     version_id: str | None = None
     force: bool = False
+    stale_only: bool = False
 
     def object_ref(self) -> ObjectRef:
         return ObjectRef(bucket=self.bucket, key=self.key, version_id=self.version_id)

@@ -27,7 +27,7 @@ from gifcat.application.ports import (
 from gifcat.config import Prices, Settings
 from gifcat.domain.cascade import TRIAGE, Cascade
 from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, StageTrace, Status
-from gifcat.domain.result import ObjectRef, classification_fields, result_item
+from gifcat.domain.result import HUMAN, ObjectRef, classification_fields, result_item
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,8 @@ class StepState(BaseModel):
     upstream_error: dict[str, Any] | None = None
     # A rerun that found the item changed under it (a newer upload): it ends without writing.
     superseded: bool = False
+    # A backfill child that leaves the item as it is, and why (a person's answer, a fresh result).
+    kept: str | None = None
 
     @property
     def decided(self) -> bool:
@@ -208,16 +210,25 @@ class Triage:
             pk=ref.pk, status=pending.status, written=True, execution=name, started=started == "started"
         )
 
-    def prepare(self, ref: ObjectRef, *, force: bool, execution: str | None) -> StepState:
-        """The state machine's triage step, for executions started without a triage result (reruns).
+    def prepare(
+        self, ref: ObjectRef, *, force: bool, execution: str | None, stale_only: bool = False
+    ) -> StepState:
+        """The state machine's triage step, for executions started without a triage result (reruns and
+        backfill children).
 
         Takes the item over for this execution (a pending item naming it, with the full metadata),
-        so that Record, which finishes only its own execution's item, can write the answer.
+        so that Record, which finishes only its own execution's item, can write the answer. Leaves it
+        alone (`kept`) when it holds a person's answer for the object as it is now, and with
+        `stale_only` when its result is fresh (see `_kept`).
         """
         if self.store is None or not execution:
             raise RuntimeError("prepare needs a result store and the execution's name")
-        ref, metadata, classification = self._classify(ref)
         stored = self.store.get(ref.pk)
+        kept = self._kept(ref, stored, stale_only=stale_only)
+        if kept:
+            return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=kept)
+        ref, metadata, classification = self._classify(ref)
+        stored = self.store.get(ref.pk)  # again: what the take-over's condition must see
         pending = classification.model_copy(update={"status": Status.PENDING})
         item = result_item(ref, pending, metadata=metadata, execution=execution, prices=self.settings.prices)
         owned = self.store.take_over(item, stored, force=force)
@@ -230,6 +241,33 @@ class Triage:
             superseded=not owned,
         )
         return state.with_record(self.record_request, self.settings.prices)
+
+    def _kept(self, ref: ObjectRef, stored: dict[str, Any] | None, *, stale_only: bool) -> str | None:
+        """Why the stored result stays as it is, or None to classify the object.
+
+        A result is fresh when it is finished (classified or skipped), made with this taxonomy version,
+        and about the object as it is now (same ETag): a missing, pending, failed or undecided result,
+        one of another taxonomy, or one of an older upload of the key, is stale. A person's answer for
+        the object as it is now always stays (the take-over's condition holds that too).
+        """
+        if stored is None:
+            return None
+        human = stored.get("decided_by") == HUMAN
+        if not (human or stale_only):
+            return None
+        try:
+            current, _ = self.source.head(ref)
+        except ObjectGone:
+            return None  # classified as a rejected upload: "deleted before it was read"
+        if (stored.get("etag") or None) != current.etag:
+            return None
+        if human:
+            return f"a person's answer ({stored.get('primary')})"
+        version = self.cascade.taxonomy_version
+        finished = stored.get("status") in (Status.CLASSIFIED.value, Status.SKIPPED.value)
+        if finished and stored.get("taxonomy_version") == version:
+            return f"fresh: {stored['status']} with taxonomy {version}"
+        return None
 
 
 class StageStep:

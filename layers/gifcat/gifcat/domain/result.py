@@ -30,6 +30,7 @@ UNFINISHED = (Status.PENDING, Status.FAILED, Status.UNDECIDED)
 
 
 NO_SEQUENCER = "-"  # an event without a sequencer (not from S3), or a rerun of an unknown object
+HUMAN = "human"  # `decided_by` of a person's correction: no machine write replaces it for the same upload
 
 
 def sortable_sequencer(sequencer: str | None) -> str:

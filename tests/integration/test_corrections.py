@@ -1,0 +1,212 @@
+"""Human corrections on the embedded AWS: `gifcat correct` records `decided_by: human`, no machine write
+replaces it for the same upload (duplicate events, running executions, forced console reruns), and a newer
+upload is classified as usual. Bad requests fail with a message and write nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from gifcat_tooling.cli import main
+from gifcat_tooling.local.aws import EmbeddedAws
+from gifcat_tooling.local.demo import upload
+from tests.integration.conftest import s3_event, wait_item
+from tests.support.fake_openai import FakeOpenAI, answer, first_category, slow
+
+
+@pytest.fixture(scope="module")
+def bucket(aws: EmbeddedAws) -> str:
+    return aws.outputs["UploadsBucketName"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_script(llm_server: FakeOpenAI) -> None:
+    llm_server.clear()
+
+
+def correct(aws: EmbeddedAws, uri: str, *args: str) -> int:
+    """`gifcat correct` in-process against the embedded AWS (its endpoint and the stack's table)."""
+    return main(["correct", uri, *args, "--endpoint", aws.endpoint])
+
+
+def rerun(aws: EmbeddedAws, bucket: str, key: str, force: bool = True) -> dict[str, Any]:
+    sfn = aws.client("stepfunctions")
+    arn = sfn.start_execution(
+        stateMachineArn=aws.outputs["StateMachineArn"],
+        input=json.dumps({"bucket": bucket, "key": key, "force": force}),
+        name=str(uuid.uuid4()),
+    )["executionArn"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.1)
+    raise AssertionError(f"{arn} still running")
+
+
+def test_correction_is_recorded_as_human(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "uploads/fix-me.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    machine = wait_item(aws, key)
+    assert (machine["primary"], machine["decided_by"]) == ("food", "tags")
+    assert correct(aws, f"s3://{bucket}/{key}", "--category", "funny", "--labels", "funny,food") == 0
+    out = capsys.readouterr().out  # the handlers' log lines go to stdout here too: the JSON printed last
+    printed = json.loads(out[out.rindex('{\n  "pk"'):])
+    item = wait_item(aws, key)
+    assert printed["primary"] == item["primary"] == "funny"
+    assert (item["status"], item["decided_by"], item["labels"]) == ("classified", "human", ["funny", "food"])
+    assert item["confidence"] == 1
+    assert item["taxonomy_version"] == machine["taxonomy_version"]
+    # The machine's answer is kept beside it (what a learner compares), and so is the object's order.
+    assert item["corrected_from"]["primary"] == "food" and item["corrected_from"]["decided_by"] == "tags"
+    assert (item["object_seq"], item["etag"]) == (machine["object_seq"], machine["etag"])
+    assert "execution" not in item and item["updated_at"] > machine["updated_at"]
+
+
+def human_item(aws: EmbeddedAws, key: str, category: str = "sad") -> dict[str, Any]:
+    assert correct(aws, f"s3://{aws.outputs['UploadsBucketName']}/{key}", "--category", category) == 0
+    item = wait_item(aws, key)
+    assert (item["decided_by"], item["primary"]) == ("human", category)
+    return item
+
+
+def test_forced_console_rerun_keeps_the_human_answer(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI
+) -> None:
+    key = "uploads/rerun-human.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    wait_item(aws, key)
+    before = human_item(aws, key)
+    for force in (True, False):
+        execution = rerun(aws, bucket, key, force=force)
+        assert execution["status"] == "SUCCEEDED"
+        after = wait_item(aws, key)
+        assert (after["decided_by"], after["primary"], after["updated_at"]) == (
+            "human", "sad", before["updated_at"]
+        )
+
+
+def test_repeated_upload_event_keeps_the_human_answer(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
+    key = "uploads/dup-human.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Kiss", "tags": ["kiss", "love"]})
+    machine = wait_item(aws, key)
+    before = human_item(aws, key, "funny")
+    fn = aws.runner.functions[aws.stack.physical_name("TriageFunction")]
+    aws.runner.submit(fn, s3_event(bucket, key, etag=machine["etag"], sequencer=machine["sequencer"]))
+    after = wait_item(aws, key)
+    assert (after["decided_by"], after["updated_at"]) == ("human", before["updated_at"])
+
+
+def test_running_execution_does_not_overwrite_a_correction(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The LLM answers slowly: the person corrects the item while its execution is still running.
+    monkeypatch.setattr(llm_server, "responder", lambda request: slow(1.5, first_category(request)))
+    key = "uploads/race-human.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#mood"]})
+    pending = wait_item(aws, key, finished=False)
+    assert pending["status"] == "pending"
+    assert correct(aws, f"s3://{bucket}/{key}", "--category", "love") == 0
+    arn = aws.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + ":" + pending["execution"]
+    sfn = aws.client("stepfunctions")
+    deadline = time.monotonic() + 60
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    item = wait_item(aws, key)
+    assert (item["decided_by"], item["primary"]) == ("human", "love")
+    events = sfn.get_execution_history(executionArn=arn)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    assert entered[-2:] == ["Record", "NewerResultKept"]  # it answered, and its write was refused
+
+
+def test_a_newer_upload_is_classified_as_usual(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
+    key = "uploads/new-version.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    wait_item(aws, key)
+    human = human_item(aws, key, "funny")
+    upload(aws.s3, bucket, key, gif(frames=2), {"title": "Dance", "tags": ["dance", "dancing"]})
+    deadline = time.monotonic() + 60
+    item = wait_item(aws, key)
+    while item["decided_by"] == "human" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        item = wait_item(aws, key)
+    assert (item["decided_by"], item["primary"]) == ("tags", "dance")
+    assert item["object_seq"] > human["object_seq"]
+
+
+def test_unknown_category_fails_and_writes_nothing(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "uploads/bad-category.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    before = wait_item(aws, key)
+    assert correct(aws, f"s3://{bucket}/{key}", "--category", "pizza_party") == 2
+    err = capsys.readouterr().err
+    assert "unknown category 'pizza_party'" in err and "funny" in err  # names the categories there are
+    assert correct(aws, f"s3://{bucket}/{key}", "--category", "food", "--labels", "food,yum") == 2
+    assert "unknown label 'yum'" in capsys.readouterr().err
+    assert wait_item(aws, key) == before
+
+
+def test_missing_object_or_result_fails_and_writes_nothing(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert correct(aws, f"s3://{bucket}/uploads/nope.gif", "--category", "funny") == 2
+    assert "does not exist" in capsys.readouterr().err
+    aws.s3.put_object(Bucket=bucket, Key="elsewhere/untriaged.gif", Body=gif())  # outside the trigger
+    assert correct(aws, f"s3://{bucket}/elsewhere/untriaged.gif", "--category", "funny") == 2
+    assert "no result" in capsys.readouterr().err
+    assert correct(aws, "not-a-uri", "--category", "funny") == 2
+    assert "s3://BUCKET/KEY" in capsys.readouterr().err
+    keys = {r["key"] for r in aws.results()}
+    assert not keys & {"uploads/nope.gif", "elsewhere/untriaged.gif"}
+
+
+def test_result_of_an_older_version_is_not_corrected(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = "uploads/old-version.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    before = wait_item(aws, key)
+    # The next upload's triage has not written yet (here: it fails): the result describes the old bytes.
+    triage = aws.runner.functions[aws.stack.physical_name("TriageFunction")]
+    monkeypatch.setattr(triage, "invoke", lambda event: ({"errorType": "Boom", "errorMessage": "x"}, True))
+    upload(aws.s3, bucket, key, gif(frames=5), {"title": "Pizza again", "tags": ["pizza"]})
+    assert aws.runner.drain(30)
+    assert correct(aws, f"s3://{bucket}/{key}", "--category", "funny") == 2
+    assert "older version" in capsys.readouterr().err
+    assert wait_item(aws, key) == before
+
+
+def test_cli_subprocess_against_the_embedded_aws(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI
+) -> None:
+    llm_server.push(answer("surprised"))
+    key = "uploads/cli-correct.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Kiss", "tags": ["kiss", "love"]})
+    wait_item(aws, key)
+    table = aws.outputs["ResultsTableName"]
+    run = subprocess.run(
+        [sys.executable, "-m", "gifcat_tooling.cli", "correct", f"s3://{bucket}/{key}", "--category", "cute",
+         "--endpoint", aws.endpoint, "--table", table],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (json.loads(run.stdout)["decided_by"], wait_item(aws, key)["primary"]) == ("human", "cute")

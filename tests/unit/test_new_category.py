@@ -1,0 +1,94 @@
+"""A new category in an afternoon: a taxonomy entry with a description and a few example phrases (no
+aliases, no rules, no labelled examples) is offered to the LLM at once, and the embedding stage takes it
+over once labelled examples of it exist. Uses the real MiniLM and the bundled memory artefact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gifcat.adapters.embeddings.factory import build_embedding_stage
+from gifcat.adapters.llm.factory import build_llm_stage
+from gifcat.config import Settings, load_settings
+from gifcat.domain.cascade import Cascade
+from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
+from gifcat.domain.stages.embedding import EmbeddingStage, read_labelled
+from gifcat.domain.stages.llm import LlmStage
+from gifcat.domain.taxonomy import Taxonomy
+
+SPACE = {
+    "name": "space",
+    "description": "space flight and astronomy: rockets, astronauts, planets, the moon and the stars",
+    "examples": [
+        "a rocket launch at the end of the countdown",
+        "an astronaut floating inside the space station",
+        "the planets of the solar system turning",
+    ],
+}
+ITEM = GifItem(
+    id="new-1",
+    metadata=GifMetadata(
+        title="Liftoff", tags=("#nasa",), description="The rocket clears the tower at ignition"
+    ),
+)
+# What a few days of answers would give: people's corrections and confident LLM answers, exported.
+SPACE_EXAMPLES = [
+    ("Falcon landing", ["spacex", "booster"], "the first stage lands upright on the drone ship"),
+    ("Moonwalk", ["apollo", "moon"], "an astronaut bounces across the lunar surface"),
+    ("Saturn rings", ["planets", "telescope"], "the rings of saturn through a backyard telescope"),
+    ("ISS flyover", ["iss", "orbit"], "the space station crosses the night sky"),
+    ("Launch day", ["rocket", "launch"], "a rocket lifts off in a cloud of smoke and fire"),
+    ("Mars rover", ["mars", "rover"], "the rover drives over red martian dust"),
+]
+
+
+@pytest.fixture(scope="module")
+def with_space(taxonomy: Taxonomy) -> Taxonomy:
+    doc = taxonomy.model_dump()
+    return Taxonomy.model_validate(
+        {**doc, "version": f"{taxonomy.version}+space", "categories": [*doc["categories"], SPACE]}
+    )
+
+
+def llm_stage(settings: Settings, taxonomy: Taxonomy) -> LlmStage:
+    local = load_settings(overrides={"stages": {"llm": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}}})
+    return build_llm_stage(local, taxonomy)
+
+
+def embedded(settings: Settings, taxonomy: Taxonomy, labelled: Any = None) -> tuple[EmbeddingStage, Any]:
+    stage = build_embedding_stage(settings, taxonomy, labelled=labelled)
+    cascade = Cascade.from_settings(settings, [stage], taxonomy.version)
+    return stage, cascade.run(ITEM, cascade.start(), only=(StageName.EMBEDDING,))
+
+
+def test_a_new_category_is_offered_to_the_llm_at_once(settings: Settings, with_space: Taxonomy) -> None:
+    stage, result = embedded(settings, with_space)  # the bundled memory and classifier: no space in them
+    assert stage.head is not None and "space" not in stage.head.categories
+    # No example of it yet: the embedding stage ranks it first but leaves the decision to the LLM.
+    assert result.status is Status.UNDECIDED
+    assert result.top_candidates(1)[0].category == "space"
+    llm = llm_stage(settings, with_space)
+    choices = llm.choices(result)
+    assert "space" in choices and len(choices) <= 4
+    system = llm.prompt.messages(ITEM, result.top_candidates(), [], choices)[0]["content"]
+    assert f"- space: {SPACE['description']}" in system and SPACE["examples"][0] in system
+    assert result.taxonomy_version == with_space.version  # the result names the taxonomy it was made with
+
+
+def test_the_embedding_stage_takes_it_over_once_examples_exist(
+    settings: Settings, with_space: Taxonomy
+) -> None:
+    records = read_labelled("bundled") + [
+        {"id": f"space-{i}", "title": t, "tags": tags, "description": d, "labels": ["space"],
+         "primary": "space"}
+        for i, (t, tags, d) in enumerate(SPACE_EXAMPLES)
+    ]
+    stage, result = embedded(settings, with_space, labelled=records)
+    out = stage.score(ITEM)
+    assert out.abstained is None
+    assert (result.status, result.decided_by, result.primary) == (
+        Status.CLASSIFIED, StageName.EMBEDDING, "space"
+    )
+    space = next(c for c in out.candidates if c.category == "space")
+    assert any(e.startswith("knn:") for e in space.evidence)  # its own examples voted for it
