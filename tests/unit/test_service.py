@@ -8,10 +8,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from gifcat.adapters.dynamodb import record_request
+from gifcat.application.events import TriageStepEvent
 from gifcat.application.ports import ObjectGone, SourceUnavailable, StartOutcome
-from gifcat.application.service import STATE_METADATA_BUDGET, StageStep, StepState, Triage, state_metadata
+from gifcat.application.service import (
+    STATE_METADATA_BUDGET,
+    RerunTriage,
+    StageStep,
+    StepState,
+    Triage,
+    state_metadata,
+)
 from gifcat.config import Settings
 from gifcat.domain.cascade import Cascade
 from gifcat.domain.model import GifMetadata, StageName, Status
@@ -87,15 +96,7 @@ def make(settings: Settings, taxonomy: Taxonomy) -> Callable[..., tuple[Triage, 
         cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
         store, starter = store or Store(), starter or Starter()
         return (
-            Triage(
-                settings,
-                cascade,
-                objects,
-                store,
-                starter,
-                lambda ref, meta: f"name-{ref.etag}",
-                record_request=record_request,
-            ),
+            Triage(settings, cascade, objects, store, starter, lambda ref, meta: f"name-{ref.etag}"),
             store,
             starter,
         )
@@ -151,7 +152,7 @@ def test_stage_step_records_an_upstream_failure(settings: Settings, taxonomy: Ta
         upstream_error={"stage": "embedding", "Error": "MemoryError", "Cause": "out of memory"},
         execution="exec-1",
     )
-    out = StageStep(cascade, StageName.TAGS, None, settings, record_request).run(state)
+    out = StageStep(cascade, StageName.TAGS, Objects(None), settings, record_request).run(state)
     assert out.upstream_error is None
     assert out.classification.stages[0].error == "MemoryError: out of memory"
     assert out.record is None  # still undecided: the next stage runs, there is nothing to record yet
@@ -217,10 +218,19 @@ def test_state_metadata_keeps_small_metadata_whole() -> None:
     assert cut.tags == big.tags[: len(cut.tags)]  # the first tags, in order
 
 
-def test_rerun_takes_the_item_over_and_records_on_it(make: Callable, gif: Callable[..., bytes]) -> None:
+def rerun(settings: Settings, taxonomy: Taxonomy, objects: Objects, store: Store) -> RerunTriage:
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    return RerunTriage(settings, cascade, objects, store, record_request)
+
+
+def test_rerun_takes_the_item_over_and_records_on_it(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
     stored = {"pk": REF.pk, "object_seq": "00AB".ljust(40, "0"), "sequencer": "00AB", "status": "classified"}
-    triage, store, _ = make(Objects(gif(), {"tags": "pizza,food"}), Store(stored=stored))
-    state = triage.prepare(REF, force=True, execution="console-1")
+    store = Store(stored=stored)
+    state = rerun(settings, taxonomy, Objects(gif(), {"tags": "pizza,food"}), store).prepare(
+        REF, force=True, execution="console-1"
+    )
     ((item, seen, force),) = store.takeovers
     assert (seen, force) == (stored, True)
     assert item["execution"] == "console-1" and item["status"] == "pending"
@@ -229,6 +239,19 @@ def test_rerun_takes_the_item_over_and_records_on_it(make: Callable, gif: Callab
     assert state.record["ExpressionAttributeValues"][":execution"] == {"S": "console-1"}
 
 
-def test_rerun_superseded_by_a_newer_upload(make: Callable, gif: Callable[..., bytes]) -> None:
-    triage, _, _ = make(Objects(gif(), {"title": "Mood"}), Store(accept=False))
+def test_rerun_superseded_by_a_newer_upload(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
+    triage = rerun(settings, taxonomy, Objects(gif(), {"title": "Mood"}), Store(accept=False))
     assert triage.prepare(REF, force=True, execution="console-2").superseded
+
+
+def test_rerun_event_without_its_execution_is_refused_when_parsed() -> None:
+    # The rerun's item must name its execution: an event without one fails at the handler's parser,
+    # not later inside the service.
+    with pytest.raises(ValidationError, match="execution"):
+        TriageStepEvent.model_validate({"request": {"bucket": "b", "key": "uploads/x.gif"}})
+    event = TriageStepEvent.model_validate(
+        {"request": {"bucket": "b", "key": "k"}, "execution": "arn:aws:states:r:1:execution:sm:console-3"}
+    )
+    assert event.execution_name == "console-3"

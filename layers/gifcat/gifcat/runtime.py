@@ -16,7 +16,7 @@ from typing import Any
 from gifcat.adapters.dynamodb import ResultsTable, record_request
 from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
-from gifcat.application.service import StageStep, Triage
+from gifcat.application.service import RerunTriage, StageStep, Triage
 from gifcat.config import Settings, load_settings
 from gifcat.domain.cascade import Cascade
 from gifcat.domain.stages import Stage
@@ -45,18 +45,33 @@ def settings_and_taxonomy() -> tuple[Settings, Taxonomy]:
     return settings, taxonomy
 
 
-def build_triage(with_escalation: bool = True) -> Triage:
+def build_triage() -> Triage:
+    """The triage function's service: S3 upload -> a result, or pending and an execution."""
     settings, taxonomy = settings_and_taxonomy()
-    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
     return Triage(
         settings,
-        cascade,
+        _triage_cascade(settings, taxonomy),
         S3Objects(),
-        ResultsTable(os.environ["RESULTS_TABLE"]),  # reruns' triage step takes the item over too
-        Escalations(os.environ["STATE_MACHINE_ARN"]) if with_escalation else None,
+        ResultsTable(os.environ["RESULTS_TABLE"]),
+        Escalations(os.environ["STATE_MACHINE_ARN"]),
         execution_name,
-        record_request=record_request,
     )
+
+
+def build_rerun_triage() -> RerunTriage:
+    """The state machine's triage step (console reruns): takes the item over, no execution to start."""
+    settings, taxonomy = settings_and_taxonomy()
+    return RerunTriage(
+        settings,
+        _triage_cascade(settings, taxonomy),
+        S3Objects(),
+        ResultsTable(os.environ["RESULTS_TABLE"]),
+        record_request,
+    )
+
+
+def _triage_cascade(settings: Settings, taxonomy: Taxonomy) -> Cascade:
+    return Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
 
 
 def build_embedding_step() -> StageStep:

@@ -4,8 +4,10 @@ gifcat.adapters implement them on S3, DynamoDB and Step Functions; tests may imp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
+from gifcat.domain.model import GifMetadata
 from gifcat.domain.result import ObjectRef, WriteKind
 
 
@@ -42,6 +44,10 @@ StartOutcome = Literal["started", "running", "closed"]
 
 class Escalator(Protocol):
     def start(self, name: str, payload: dict[str, Any]) -> StartOutcome: ...
+
+
+# One state machine execution name per upload event (gifcat.adapters.stepfunctions.execution_name).
+ExecutionNamer = Callable[[ObjectRef, GifMetadata], str]
 
 
 class RecordEncoder(Protocol):

@@ -2,7 +2,7 @@
 
 - `Triage.handle_upload`: an S3 upload, end to end: check, read metadata, run tag and rule triage,
   record a decided result, or record `pending` and hand the item to the state machine.
-- `Triage.prepare`: the state machine's first step for a console rerun ({"bucket", "key", "force"}).
+- `RerunTriage.prepare`: the state machine's first step for a console rerun ({"bucket", "key", "force"}).
 - `StageStep.run`: one later stage (embedding, llm) on the state the previous step passed on.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.application.ports import (
     Escalator,
+    ExecutionNamer,
     ObjectGone,
     ObjectSource,
     RecordEncoder,
@@ -114,27 +114,15 @@ class UploadOutcome(BaseModel):
     started: bool = False
 
 
-class Triage:
-    def __init__(
-        self,
-        settings: Settings,
-        cascade: Cascade,
-        source: ObjectSource,
-        store: ResultStore | None = None,
-        escalator: Escalator | None = None,
-        execution_name: Callable[[ObjectRef, GifMetadata], str] | None = None,
-        *,
-        record_request: RecordEncoder,
-    ) -> None:
+class UploadTriage:
+    """Checks an upload and runs the cheap stages on it: what the upload path and a rerun share."""
+
+    def __init__(self, settings: Settings, cascade: Cascade, source: ObjectSource) -> None:
         self.settings = settings
         self.cascade = cascade
         self.source = source
-        self.store = store
-        self.escalator = escalator
-        self.execution_name = execution_name
-        self.record_request = record_request
 
-    def _classify(self, ref: ObjectRef) -> tuple[ObjectRef, GifMetadata, Classification]:
+    def classify(self, ref: ObjectRef) -> tuple[ObjectRef, GifMetadata, Classification]:
         """Check the upload and run triage; rejected uploads come back as failed/skipped results.
 
         Anything unexpected while reading the upload or triaging it (a parser bug on hostile metadata,
@@ -161,23 +149,40 @@ class Triage:
             item = GifItem(id=ref.pk, metadata=metadata)
             return ref, metadata, self.cascade.run(item, only=TRIAGE)
         except ObjectGone as exc:
-            return ref, metadata, self._rejected("skipped", f"object deleted before it was read: {exc}")
+            return ref, metadata, self.rejected("skipped", f"object deleted before it was read: {exc}")
         except RejectedUpload as exc:
-            return ref, metadata, self._rejected(exc.status, exc.reason)
+            return ref, metadata, self.rejected(exc.status, exc.reason)
         except SourceUnavailable:
             raise
         except Exception as exc:
             log.exception("unexpected error reading or triaging %s", ref.pk)
             reason = f"unexpected error reading the upload: {type(exc).__name__}: {exc}"
-            return ref, metadata, self._rejected("failed", reason[:500])
+            return ref, metadata, self.rejected("failed", reason[:500])
 
-    def _rejected(self, status: str, reason: str) -> Classification:
+    def rejected(self, status: str, reason: str) -> Classification:
         return self.cascade.start().model_copy(update={"status": Status(status), "reason": reason})
 
+
+
+class Triage(UploadTriage):
+    """An S3 upload, end to end: a decided result, or `pending` and the state machine's execution."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        cascade: Cascade,
+        source: ObjectSource,
+        store: ResultStore,
+        escalator: Escalator,
+        execution_name: ExecutionNamer,
+    ) -> None:
+        super().__init__(settings, cascade, source)
+        self.store = store
+        self.escalator = escalator
+        self.execution_name = execution_name
+
     def handle_upload(self, ref: ObjectRef) -> UploadOutcome:
-        if self.store is None or self.escalator is None or self.execution_name is None:
-            raise RuntimeError("handle_upload needs a result store, an escalator and an execution namer")
-        ref, metadata, classification = self._classify(ref)
+        ref, metadata, classification = self.classify(ref)
         prices = self.settings.prices
         if classification.status is not Status.UNDECIDED:
             item = result_item(ref, classification, metadata=metadata, prices=prices)
@@ -208,15 +213,27 @@ class Triage:
             pk=ref.pk, status=pending.status, written=True, execution=name, started=started == "started"
         )
 
-    def prepare(self, ref: ObjectRef, *, force: bool, execution: str | None) -> StepState:
-        """The state machine's triage step, for executions started without a triage result (reruns).
 
-        Takes the item over for this execution (a pending item naming it, with the full metadata),
-        so that Record, which finishes only its own execution's item, can write the answer.
-        """
-        if self.store is None or not execution:
-            raise RuntimeError("prepare needs a result store and the execution's name")
-        ref, metadata, classification = self._classify(ref)
+
+class RerunTriage(UploadTriage):
+    """The state machine's triage step, for executions started without a triage result (reruns)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        cascade: Cascade,
+        source: ObjectSource,
+        store: ResultStore,
+        record_request: RecordEncoder,
+    ) -> None:
+        super().__init__(settings, cascade, source)
+        self.store = store
+        self.record_request = record_request
+
+    def prepare(self, ref: ObjectRef, *, force: bool, execution: str) -> StepState:
+        """Take the item over for this execution (a pending item naming it, with the full metadata),
+        so that Record, which finishes only its own execution's item, can write the answer."""
+        ref, metadata, classification = self.classify(ref)
         stored = self.store.get(ref.pk)
         pending = classification.model_copy(update={"status": Status.PENDING})
         item = result_item(ref, pending, metadata=metadata, execution=execution, prices=self.settings.prices)
@@ -239,7 +256,7 @@ class StageStep:
         self,
         cascade: Cascade,
         stage: StageName,
-        source: ObjectSource | None,
+        source: ObjectSource,
         settings: Settings,
         record_request: RecordEncoder,
     ) -> None:
@@ -257,7 +274,7 @@ class StageStep:
                 update={"stages": [*classification.stages, failed_trace(state.upstream_error)]}
             )
         gif = None
-        if self.stage is StageName.EMBEDDING and self.source is not None and state.object.size:
+        if self.stage is StageName.EMBEDDING and state.object.size:  # the image path reads the GIF
             gif = (
                 self.source.read(state.object)
                 if state.object.size <= self.settings.limits.max_gif_bytes
