@@ -20,6 +20,7 @@ from gifcat.config import LabelPolicy, Settings, Thresholds
 from gifcat.domain.cascade import Cascade, Step
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
 from gifcat.domain.records import LabelledRecord
+from gifcat.domain.stages import Stage
 from gifcat_tooling.cli import _llm_answers
 from gifcat_tooling.evaluation import Report, cv_operating_curve, evaluate, operating_curve, reliability
 from gifcat_tooling.report import render_html, render_text, write_report
@@ -65,7 +66,7 @@ def records(ids: Sequence[str] | None = None) -> list[LabelledRecord]:
     ]
 
 
-class Scripted:
+class Scripted(Stage):
     """A stage answering from CASES by record id, as the real stages answer from the metadata."""
 
     def __init__(self, name: StageName) -> None:

@@ -85,10 +85,8 @@ class Cascade:
                 continue
             started = time.perf_counter()
             try:
-                prepare = getattr(step.stage, "prepare", None)
-                if prepare is not None:  # one-time loading (models, servers) is not the item's latency
-                    prepare()
-                    started = time.perf_counter()
+                step.stage.prepare()  # one-time loading (models, servers) is not the item's latency
+                started = time.perf_counter()
                 output = step.stage.score(item, result)
             except Exception as exc:  # a stage that breaks is recorded; later stages may still decide
                 output = StageOutput(stage=step.stage.name, error=f"{type(exc).__name__}: {exc}")

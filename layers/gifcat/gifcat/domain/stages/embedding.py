@@ -24,6 +24,7 @@ from gifcat.domain.memory import Learned, LinearHead, Memory
 from gifcat.domain.model import Candidate, Classification, GifItem, Neighbour, StageName, StageOutput
 from gifcat.domain.normalise import normalise_tag, words
 from gifcat.domain.ports import FrameLimits, GifDecodeError, ImageEncoder, TextEncoder
+from gifcat.domain.stages import Stage
 from gifcat.domain.taxonomy import Taxonomy
 
 # "Happy Dance GIF by Originals" -> "Happy Dance": the "GIF by <brand>" suffix says nothing of content.
@@ -100,7 +101,7 @@ def read_labelled(source: str | Path | Iterable[Mapping[str, Any]]) -> list[dict
     return [dict(r) for r in source]
 
 
-class EmbeddingStage:
+class EmbeddingStage(Stage):
     name = StageName.EMBEDDING
 
     def __init__(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
 from gifcat.domain.normalise import normalise_tag, normalise_text, words
+from gifcat.domain.stages import Stage
 from gifcat.domain.taxonomy import Taxonomy
 
 MAX_NOTES = 6  # evidence notes kept per candidate
@@ -210,7 +211,7 @@ def _quote(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-class TagStage:
+class TagStage(Stage):
     """Tags that name a category outright (aliases, after normalisation), weighed against the rest."""
 
     name = StageName.TAGS
@@ -224,7 +225,7 @@ class TagStage:
         return StageOutput(stage=self.name, candidates=self.evidence.candidates(evidence), notes=notes)
 
 
-class RuleStage:
+class RuleStage(Stage):
     """Rules and alias words of the title and description, added to the tag evidence."""
 
     name = StageName.RULES
