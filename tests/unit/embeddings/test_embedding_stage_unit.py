@@ -11,7 +11,7 @@ import pytest
 
 from gifcat.adapters.embeddings.artefacts import ArtefactError, locate_clip
 from gifcat.adapters.embeddings.factory import build_embedding_stage
-from gifcat.config import Settings, load_settings
+from gifcat.config import ConfigError, Settings, load_settings
 from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, Status
 from gifcat.domain.stages.embedding import EmbeddingStage, item_text
 from gifcat.domain.taxonomy import Category, Taxonomy
@@ -184,7 +184,7 @@ def test_missing_per_channel_variant_says_how_to_build(minilm_root: Path, tmp_pa
 
 
 def test_unknown_option_is_rejected(minilm_root: Path) -> None:
-    with pytest.raises(ValueError, match=r"unknown stages\.embedding option"):
+    with pytest.raises(ConfigError, match=r"settings: stages\.embedding: wieghts: Extra inputs"):
         build_embedding_stage(settings_with(wieghts={}), TAXONOMY, models_dir=minilm_root)
 
 

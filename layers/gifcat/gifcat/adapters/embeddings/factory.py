@@ -33,7 +33,7 @@ def build_embedding_stage(
 ) -> EmbeddingStage:
     """Load the models named by settings from `models_dir` (else $GIFCAT_MODELS_DIR, else the repo's
     .artifacts/models). `labelled` (records or a JSONL path) overrides the `labelled` option."""
-    options = EmbeddingOptions.from_mapping(settings.stage_options("embedding"))
+    options = settings.options("embedding", EmbeddingOptions)
     root = resolve_models_dir(models_dir)
     minilm = locate_minilm(root, verify=options.verify_checksums)
     text = _load_text(minilm, options)

@@ -13,13 +13,14 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
+from gifcat.config import StageOptions
 from gifcat.domain.memory import Learned, LinearHead, Memory
 from gifcat.domain.model import Candidate, Classification, GifItem, Neighbour, StageName, StageOutput
 from gifcat.domain.normalise import normalise_tag, words
@@ -31,17 +32,16 @@ from gifcat.domain.taxonomy import Taxonomy
 _TITLE_NOISE = re.compile(r"\s*\b(gifs?|animated gif)\b(\s+by\s+.*)?\s*$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class EmbeddingOptions:
+class EmbeddingOptions(StageOptions):
     """The knobs under `stages.embedding` in settings.yaml (beside min_score/min_margin)."""
 
     text_model: str = "model.onnx"  # graph in <models>/minilm: model.onnx (shipped int8) or model.pc.onnx
     image_model: str = "image.onnx"  # graph in <models>/clip: image.onnx (fp32) or image.int8.onnx
-    threads: int = 2  # onnxruntime intra-op threads (Lambda at 3538 MB+ has 2 vCPUs)
-    frames: int = 4  # GIF frames CLIP sees (one batch)
-    k: int = 11  # neighbours in the kNN vote
+    threads: int = Field(2, ge=0)  # onnxruntime intra-op threads (0: one per core; Lambda at 3538 MB+ has 2)
+    frames: int = Field(4, ge=1)  # GIF frames CLIP sees (one batch)
+    k: int = Field(11, ge=1)  # neighbours in the kNN vote
     # Tuned on dev.jsonl with leave-one-out kNN (text 0.853 alone, 0.863 with kNN); image is untuned.
-    weights: Mapping[str, float] = field(
+    weights: dict[str, float] = Field(
         default_factory=lambda: {"text": 0.4, "knn": 0.3, "classifier": 0.3, "image": 0.15}
     )
     # Decide only when the text prototypes, the neighbours and the classifier name the same category:
@@ -49,27 +49,17 @@ class EmbeddingOptions:
     require_agreement: bool = True
     # ...and only when the tags read alone and the description read alone name the same category.
     require_field_agreement: bool = True
-    text_temperature: float = 0.03  # softmax over prototype cosines (MiniLM cosines span ~0.1-0.7)
-    knn_temperature: float = 0.1  # neighbour weight exp(cos / T): close neighbours count more
-    image_temperature: float = 0.01  # CLIP's own logit scale is 100
+    text_temperature: float = Field(0.03, gt=0)  # softmax over prototype cosines (MiniLM's span ~0.1-0.7)
+    knn_temperature: float = Field(0.1, gt=0)  # neighbour weight exp(cos / T): close neighbours count more
+    image_temperature: float = Field(0.01, gt=0)  # CLIP's own logit scale is 100
     labelled: str | None = None  # JSONL (dev.jsonl format) for the kNN vote; none: no vote
     # The memory artefact (<models>/memory/memory.npz: the labelled examples embedded at build time and
     # the trained classifier). "auto": use it when `labelled` is "bundled" and it exists.
     memory: str = "auto"
     verify_checksums: bool = True  # hash the artefacts against their manifest at load (~30 ms)
-    max_canvas_pixels: int = FrameLimits.max_canvas_pixels
-    max_frames_decoded: int = FrameLimits.max_frames_decoded
-    max_decode_pixels: int = FrameLimits.max_decode_pixels
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> EmbeddingOptions:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"settings: unknown stages.embedding option(s) {unknown}; known: {sorted(known)}"
-            )
-        return cls(**dict(data))
+    max_canvas_pixels: int = Field(FrameLimits.max_canvas_pixels, gt=0)
+    max_frames_decoded: int = Field(FrameLimits.max_frames_decoded, gt=0)
+    max_decode_pixels: int = Field(FrameLimits.max_decode_pixels, gt=0)
 
 
 def item_text(title: str, tags: Sequence[str], description: str, generic: frozenset[str]) -> str:
@@ -111,12 +101,12 @@ class EmbeddingStage(Stage):
         text_identity: str,
         clip: ImageEncoder | None = None,
         labelled: Iterable[Mapping[str, Any]] | None = None,
-        options: EmbeddingOptions = EmbeddingOptions(),
+        options: EmbeddingOptions | None = None,
         clip_note: str | None = None,
         learned: Learned | None = None,
     ) -> None:
         self.taxonomy = taxonomy
-        self.options = options
+        self.options = options or EmbeddingOptions()
         self.text = text_encoder
         self.clip = clip
         self._clip_note = clip_note

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from gifcat.config import StageOptions
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
 from gifcat.domain.normalise import normalise_tag, normalise_text, words
 from gifcat.domain.stages import Stage
@@ -70,8 +71,7 @@ class Evidence:
         return out
 
 
-@dataclass(frozen=True)
-class TriageWeights:
+class TriageWeights(StageOptions):
     """Evidence weights (settings under stages.tags); the same for both triage stages."""
 
     tag_weight: float = 0.8  # a plain tag that is an alias
