@@ -257,5 +257,5 @@ def test_hostile_metadata_becomes_a_failed_result_not_a_crash(
     outcome = triage.handle_upload(REF)
     assert outcome.status is Status.FAILED and outcome.written
     (item,) = store.items
-    assert item["status"] == "failed" and item["reason"].startswith("user metadata ")
+    assert item.status == "failed" and item.reason.startswith("user metadata ")
     assert starter.started == []

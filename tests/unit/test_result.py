@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from gifcat.adapters.dynamodb import put_request, record_request, takeover_request
+from gifcat.adapters.dynamodb import from_attribute_values, put_request, record_request, takeover_request
 from gifcat.config import Settings
 from gifcat.domain.model import Candidate, Classification, GifMetadata, StageName, StageTrace, Status
 from gifcat.domain.result import NO_SEQUENCER, ObjectRef, classification_fields, result_item
@@ -69,19 +69,28 @@ def classified() -> Classification:
 
 def test_item_holds_every_documented_field() -> None:
     item = result_item(REF, classified(), metadata=GifMetadata(title="T", tags=("a",)))
-    assert set(item) >= DOCUMENTED
-    assert item["pk"] == "s3://b/uploads/a b+c.gif"
-    assert item["models"] == {"llm": "gpt-4o-mini"}
-    assert item["prompt_version"] == "classify-v1"
-    assert item["timings_ms"] == {"llm": 512.0}
-    assert item["cost_usd"] == 0.00002
+    assert set(item.stored()) >= DOCUMENTED
+    assert item.pk == "s3://b/uploads/a b+c.gif"
+    assert item.models == {"llm": "gpt-4o-mini"}
+    assert item.prompt_version == "classify-v1"
+    assert item.timings_ms == {"llm": 512.0}
+    assert item.cost_usd == 0.00002
+    assert item.stored()["updated_at"] == item.updated_at.isoformat()  # stored as isoformat writes it
 
 
 def test_failed_item_has_reason_and_no_category() -> None:
     failed = Classification(status=Status.SKIPPED, reason="not a GIF")
     item = result_item(REF, failed)
-    assert item["status"] == "skipped" and item["reason"] == "not a GIF"
-    assert "primary" not in item and "decided_by" not in item
+    assert item.status is Status.SKIPPED and item.reason == "not a GIF"
+    assert "primary" not in item.stored() and "decided_by" not in item.stored()
+
+
+def test_a_stored_item_reads_back_as_the_same_result() -> None:
+    item = result_item(
+        REF, classified(), metadata=GifMetadata(title="T", tags=("a",)), execution="x-1", prices=None
+    )
+    raw = put_request(item)["Item"]  # DynamoDB JSON, numbers as strings
+    assert from_attribute_values(raw) == item
 
 
 def test_attribute_values_are_dynamodb_typed() -> None:
@@ -133,7 +142,7 @@ def test_record_sets_the_answer_on_the_executions_own_item() -> None:
 
 def test_rerun_keeps_the_stored_order() -> None:
     item = result_item(REF.model_copy(update={"sequencer": None}), classified(), execution="console-1")
-    stored = {"object_seq": REF.object_seq, "sequencer": "0A"}
+    stored = result_item(REF, classified())
     forced = takeover_request(item, stored, force=True)
     assert forced["Item"]["object_seq"] == {"S": REF.object_seq}
     assert forced["ConditionExpression"] == "#seq = :seq"
@@ -144,11 +153,12 @@ def test_rerun_keeps_the_stored_order() -> None:
 
 def test_estimated_cost_counts_llm_lambda_and_step_functions(settings: Settings) -> None:
     item = result_item(REF, classified(), prices=settings.prices)
-    cost = item["cost"]
+    cost = item.cost
+    assert cost is not None
     assert cost["llm_usd"] == 0.00002
     # 512 ms of the 256 MB escalate function, one request, and one execution's transitions.
     lam = settings.prices.lambda_
     assert cost["lambda_usd"] == pytest.approx(0.512 * 0.25 * lam.gb_second_usd + lam.request_usd)
     sfn = settings.prices.stepfunctions
     assert cost["stepfunctions_usd"] == pytest.approx(sfn.transitions_per_execution * sfn.transition_usd)
-    assert item["cost_usd"] == pytest.approx(cost["llm_usd"] + cost["lambda_usd"] + cost["stepfunctions_usd"])
+    assert item.cost_usd == pytest.approx(cost["llm_usd"] + cost["lambda_usd"] + cost["stepfunctions_usd"])

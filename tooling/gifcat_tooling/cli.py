@@ -364,7 +364,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     records = from_results(ResultsTable(args.table).scan(), decided_by or None)
     with Path(args.out).open("w", encoding="utf-8") as fh:
         for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.write(record.model_dump_json(exclude_none=True) + "\n")
     print(f"wrote {len(records)} labelled records to {args.out}", file=sys.stderr)
     return 0
 

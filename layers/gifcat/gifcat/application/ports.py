@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from gifcat.domain.model import GifMetadata
-from gifcat.domain.result import ObjectRef, WriteKind
+from gifcat.domain.result import ObjectRef, ResultAnswer, ResultItem, WriteKind
 
 
 class ObjectGone(LookupError):
@@ -29,11 +29,11 @@ class ObjectSource(Protocol):
 
 
 class ResultStore(Protocol):
-    def put(self, item: dict[str, Any], *, kind: WriteKind = "result") -> bool: ...
-    def get(self, pk: str) -> dict[str, Any] | None: ...
-    def take_over(self, item: dict[str, Any], stored: dict[str, Any] | None, *, force: bool) -> bool: ...
+    def put(self, item: ResultItem, *, kind: WriteKind = "result") -> bool: ...
+    def get(self, pk: str) -> ResultItem | None: ...
+    def take_over(self, item: ResultItem, stored: ResultItem | None, *, force: bool) -> bool: ...
     def record(
-        self, pk: str, fields: dict[str, Any], *, execution: str, only_pending: bool = False
+        self, pk: str, answer: ResultAnswer, *, execution: str, only_pending: bool = False
     ) -> bool: ...
 
 
@@ -57,5 +57,5 @@ class RecordEncoder(Protocol):
     it without a store (gifcat.adapters.dynamodb.record_request)."""
 
     def __call__(
-        self, pk: str, fields: dict[str, Any], *, execution: str, only_pending: bool = False
+        self, pk: str, answer: ResultAnswer, *, execution: str, only_pending: bool = False
     ) -> dict[str, Any]: ...

@@ -101,8 +101,8 @@ class StepState(BaseModel):
         """Attach the Record state's request once decided (undecided states go to the next stage)."""
         if not self.decided or not self.execution:
             return self.model_copy(update={"record": None})
-        fields = classification_fields(self.classification, execution=self.execution, prices=prices)
-        request = encode(self.object.pk, fields, execution=self.execution)
+        answer = classification_fields(self.classification, execution=self.execution, prices=prices)
+        request = encode(self.object.pk, answer, execution=self.execution)
         return self.model_copy(update={"record": request})
 
 
@@ -206,8 +206,8 @@ class Triage(UploadTriage):
                     "reason": f"execution {name} ended without recording a result; rerun to retry",
                 }
             )
-            fields = classification_fields(failed, execution=name, prices=prices)
-            written = self.store.record(ref.pk, fields, execution=name, only_pending=True)
+            answer = classification_fields(failed, execution=name, prices=prices)
+            written = self.store.record(ref.pk, answer, execution=name, only_pending=True)
             return UploadOutcome(pk=ref.pk, status=Status.FAILED, written=written, execution=name)
         return UploadOutcome(
             pk=ref.pk, status=pending.status, written=True, execution=name, started=started == "started"

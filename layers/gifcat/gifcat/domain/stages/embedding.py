@@ -10,12 +10,8 @@ in the constructor; `score` costs one MiniLM run (~1-3 ms) plus, with a GIF, one
 from __future__ import annotations
 
 import copy
-import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 from pydantic import Field
@@ -25,6 +21,7 @@ from gifcat.domain.memory import Learned, LinearHead, Memory
 from gifcat.domain.model import Candidate, Classification, GifItem, Neighbour, StageName, StageOutput
 from gifcat.domain.normalise import normalise_tag, words
 from gifcat.domain.ports import FrameLimits, GifDecodeError, ImageEncoder, TextEncoder
+from gifcat.domain.records import LabelledRecord
 from gifcat.domain.stages import Stage
 from gifcat.domain.taxonomy import Taxonomy
 
@@ -80,17 +77,6 @@ def _softmax(x: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum()
 
 
-def read_labelled(source: str | Path | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Labelled examples: records, a JSONL path, or "bundled" (the examples shipped with gifcat)."""
-    if source == "bundled":
-        text = resources.files("gifcat.config").joinpath("examples.jsonl").read_text(encoding="utf-8")
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    if isinstance(source, str | Path):
-        lines = Path(source).read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
-    return [dict(r) for r in source]
-
-
 class EmbeddingStage(Stage):
     name = StageName.EMBEDDING
 
@@ -100,7 +86,7 @@ class EmbeddingStage(Stage):
         text_encoder: TextEncoder,
         text_identity: str,
         clip: ImageEncoder | None = None,
-        labelled: Iterable[Mapping[str, Any]] | None = None,
+        labelled: Sequence[LabelledRecord] | None = None,
         options: EmbeddingOptions | None = None,
         clip_note: str | None = None,
         learned: Learned | None = None,
@@ -150,7 +136,7 @@ class EmbeddingStage(Stage):
         if learned is not None:
             self.labelled, self.head = learned.memory, learned.head
         elif labelled is not None:
-            self.labelled = self.embed_labelled(list(labelled))
+            self.labelled = self.embed_labelled(labelled)
 
     @property
     def text_identity(self) -> str:
@@ -170,15 +156,15 @@ class EmbeddingStage(Stage):
         other.labelled, other.head = learned.memory, learned.head
         return other
 
-    def embed_labelled(self, records: list[dict[str, Any]]) -> Memory:
+    def embed_labelled(self, records: Sequence[LabelledRecord]) -> Memory:
+        """The records that carry a label of this taxonomy, embedded as the kNN vote's memory."""
         known = set(self._categories)
-        kept = [r for r in records if set(r.get("labels", ())) & known]
-        texts = [item_text(r.get("title", ""), r.get("tags", ()), r.get("description", ""), self._generic)
-                 for r in kept]
+        kept = [r for r in records if set(r.labels) & known]
+        texts = [item_text(r.title, r.tags, r.description, self._generic) for r in kept]
         return Memory(
-            ids=[str(r["id"]) for r in kept],
-            labels=[tuple(lbl for lbl in r["labels"] if lbl in known) for r in kept],
-            primaries=[r.get("primary") or r["labels"][0] for r in kept],
+            ids=[r.id for r in kept],
+            labels=[tuple(lbl for lbl in r.labels if lbl in known) for r in kept],
+            primaries=[r.primary or r.labels[0] for r in kept],
             vectors=self.text.encode(texts),
             texts=texts,
         )
