@@ -21,7 +21,7 @@ STAGE_CHOICES = {"triage": StageName.RULES, "embedding": StageName.EMBEDDING, "l
 
 def find_root(start: Path | None = None) -> Path:
     """The checkout holding template.yaml: from the working directory up, else beside the package."""
-    candidates = [start or Path.cwd(), Path(__file__).resolve().parents[3]]
+    candidates = [start or Path.cwd(), Path(__file__).resolve().parents[2]]  # tooling/gifcat_tooling/cli.py
     for base in candidates:
         for folder in (base, *base.parents):
             if (folder / "template.yaml").is_file() and (folder / "functions").is_dir():
