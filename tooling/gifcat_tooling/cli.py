@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,10 @@ from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:  # imported where used: `gifcat classify` needs none of the evaluation
+    from gifcat.domain.model import Classification
+    from gifcat.domain.records import LabelledRecord
     from gifcat_tooling.evaluation import EvalSummary, Report
+    from gifcat_tooling.pipeline import LocalPipeline
 
 STAGE_CHOICES = {"triage": StageName.RULES, "embedding": StageName.EMBEDDING, "llm": StageName.LLM}
 
@@ -246,7 +250,7 @@ def _fitted_eval(
 
     until = STAGE_CHOICES[args.until]
     base = build_embedding_stage(settings, taxonomy, labelled=[])
-    base.text = CachingEncoder(base.text)  # type: ignore[assignment]  # each text is embedded once
+    base.text = CachingEncoder(base.text)  # each text is embedded once
     llm = None
     if until is StageName.LLM:
         with LocalPipeline(settings, taxonomy, StageName.LLM) as probe:
@@ -270,7 +274,7 @@ def _fitted_eval(
         pipeline = LocalPipeline(
             fold_settings, taxonomy, until, embedding=base.with_learned(fitted.learned), llm=llm
         )
-        part = evaluate(test, lambda r, p=pipeline: p.classify(r.item()), progress(f"fold {i + 1}"))
+        part = evaluate(test, partial(_classify, pipeline), progress(f"fold {i + 1}"))
         report.predictions += part.predictions
         fold = part.summary(fold_settings)
         folds.append(FoldSummary(
@@ -285,6 +289,10 @@ def _fitted_eval(
         "fitting": fitting, "folds": folds, "fold_spread": None if args.train else fold_spread(folds)
     })
     return report, summary
+
+
+def _classify(pipeline: LocalPipeline, record: LabelledRecord) -> Classification:
+    return pipeline.classify(record.item())
 
 
 def _llm_answers(report: Any, llm: Any, progress: Any) -> dict[str, bool]:

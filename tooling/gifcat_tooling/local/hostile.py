@@ -194,7 +194,7 @@ def upload_all(sc: Scenario, wait_first: Callable[[set[str]], dict[str, ResultIt
     sc.put(newmeta, "new metadata, identical bytes", same_bytes, {"title": "Kiss", "tags": ["kiss", "love"]})
 
 
-def settle(aws: Any, sc: Scenario, timeout_s: float) -> list[dict[str, Any]]:
+def settle(aws: Any, sc: Scenario, timeout_s: float) -> list[ResultItem]:
     """Wait until no event is queued, no execution runs and no item is pending (or the timeout)."""
     sfn = aws.client("stepfunctions")
     arn = aws.outputs["StateMachineArn"]

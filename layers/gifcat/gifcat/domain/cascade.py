@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gifcat.config import LabelPolicy, Settings, Thresholds
 from gifcat.domain.instructions import InstructionScreen
@@ -116,7 +117,7 @@ class Cascade:
             neighbours=output.neighbours[:NEIGHBOURS_KEPT],
             abstained=output.abstained,
         )
-        update: dict = {"stages": [*result.stages, trace]}
+        update: dict[str, Any] = {"stages": [*result.stages, trace]}
         if decided:
             best = ranked[0]
             update |= {

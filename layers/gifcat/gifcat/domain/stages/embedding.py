@@ -248,7 +248,7 @@ class EmbeddingStage(Stage):
         total = sum(weights.values())
         if total <= 0:  # all present signals weighted 0: fall back to an even mix rather than divide by 0
             weights, total = {k: 1.0 for k in dists}, float(len(dists))
-        combined = sum(weights[k] * d for k, d in dists.items()) / total
+        combined = np.sum([weights[k] * d for k, d in dists.items()], axis=0) / total
         model = self._text_identity + (f",{self.clip.identity}" if used_clip and self.clip else "")
         candidates = [
             Candidate(category=cat, score=float(np.clip(combined[i], 0.0, 1.0)), evidence=evidence[i])
@@ -307,8 +307,8 @@ class EmbeddingStage(Stage):
                 counts[i] += 1
         if votes.sum() <= 0:
             return None
-        for i in np.flatnonzero(counts):
-            evidence[i].append(f"knn: {counts[i]}/{k} neighbours {self._categories[i]}")
+        for c in np.flatnonzero(counts):
+            evidence[c].append(f"knn: {counts[c]}/{k} neighbours {self._categories[c]}")
         return votes / votes.sum()
 
 

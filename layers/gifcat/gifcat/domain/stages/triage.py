@@ -171,14 +171,14 @@ class TriageEvidence:
                 if name == "description":
                     described.add(cat)
         fields = self._fields(item)
-        for cat in self.taxonomy.categories:
-            for rule in cat.rules:
+        for category in self.taxonomy.categories:
+            for rule in category.rules:
                 for name in rule.fields:
                     match = rule.regex.search(fields[name])
                     if match:
-                        add(cat.name, rule.weight, f"rule {rule.id}: {_quote(match.group(0))} in {name}")
+                        add(category.name, rule.weight, f"rule {rule.id}: {_quote(match.group(0))} in {name}")
                         if name == "description":
-                            described.add(cat.name)
+                            described.add(category.name)
                         break  # a rule counts once, whichever field it matched first
         if described:
             evidence.vetoed = {c for c in evidence.weights if c not in described}
