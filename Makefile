@@ -14,10 +14,12 @@ demo: $(VENV)/.run
 
 test: $(VENV)/.dev $(SAMENV)/.ok
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	SAM_CLI=$(abspath $(SAMENV)/bin/sam) $(BIN)/pytest
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 eval: $(VENV)/.run
 	$(BIN)/gifcat eval --data ../shared/data/dev.jsonl --report reports/dev
@@ -42,7 +44,7 @@ $(VENV)/.run: pyproject.toml scripts/build_models.py scripts/build_memory.py scr
 	$(BIN)/python scripts/build_memory.py
 	touch $@
 
-# What the tests need besides: pytest, ruff, statelint, cfn-lint, torch (CPU, for the tiny CLIP).
+# What the tests need besides: pytest, ruff, mypy, statelint, cfn-lint, torch (CPU, for the tiny CLIP).
 $(VENV)/.dev: $(VENV)/.run
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
@@ -54,4 +56,4 @@ $(SAMENV)/.ok:
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(SAMENV) .artifacts reports .pytest_cache
+	rm -rf $(VENV) $(SAMENV) .artifacts reports .pytest_cache .mypy_cache

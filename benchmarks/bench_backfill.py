@@ -101,10 +101,10 @@ def run(n: int, concurrency: int, llm: str, timeout_s: float) -> dict[str, Any]:
         )
         cpu_s = time.process_time() - cpu0
         load_after = os.getloadavg()
-        items = [i for i in aws.results() if i["key"].startswith(PREFIX)]
+        items = [i for i in aws.results() if i.key.startswith(PREFIX)]
         stage_ms: dict[str, list[float]] = {}
         for item in items:
-            for stage, ms in (item.get("timings_ms") or {}).items():
+            for stage, ms in item.timings_ms.items():
                 stage_ms.setdefault(stage, []).append(float(ms))
         return {
             "n": n,
@@ -115,13 +115,13 @@ def run(n: int, concurrency: int, llm: str, timeout_s: float) -> dict[str, Any]:
             "put_s": round(put_s, 2),
             "summary": summary.as_dict(),
             "lost": len(summary.missing),
-            "pending": sum(1 for i in items if i.get("status") == "pending"),
+            "pending": sum(1 for i in items if i.status == "pending"),
             "objects_per_s": round(summary.rate, 2),
             "process_cpu_s": round(cpu_s, 1),
             "cpu_per_object_ms": round(1000 * cpu_s / max(n, 1), 1),
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in load_after],
-            "decided_by": dict(Counter(i.get("decided_by") or i.get("status") for i in items)),
+            "decided_by": dict(Counter(str(i.decided_by or i.status) for i in items)),
             "stage_ms_mean": {k: round(sum(v) / len(v), 1) for k, v in stage_ms.items()},
             "_render": render(summary),
         }

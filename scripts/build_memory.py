@@ -18,8 +18,7 @@ from gifcat.adapters.embeddings.artefacts import models_dir
 from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.config import load_settings
 from gifcat.domain.memory import ARTEFACT
-from gifcat.domain.records import LabelledRecord
-from gifcat.domain.stages.embedding import read_labelled
+from gifcat.domain.records import load_labelled
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.training import learn
 
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     taxonomy = load_taxonomy(settings.taxonomy)
     stage = build_embedding_stage(settings, taxonomy, models_dir=root, labelled=[])
-    records = [LabelledRecord.model_validate(r) for r in read_labelled(args.data)]
+    records = load_labelled(args.data)
     learned = learn(stage, records)
     path = root / ARTEFACT
     learned.save(path)

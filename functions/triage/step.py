@@ -11,11 +11,11 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gifcat.application.events import TriageStepEvent
-from gifcat.runtime import build_triage
+from gifcat.runtime import build_rerun_triage
 
 logger = Logger()
 tracer = Tracer()
-triage = build_triage(with_escalation=False)
+triage = build_rerun_triage()
 
 
 @logger.inject_lambda_context

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from gifcat.domain.model import Status
+from gifcat.domain.result import ResultItem
 from gifcat_tooling.local.aws import EmbeddedAws
 from tests.support.fake_openai import DEFAULT_MODEL, FakeOpenAI
 
@@ -63,12 +65,12 @@ def s3_event(
     }
 
 
-def wait_item(aws: EmbeddedAws, key: str, timeout_s: float = 60.0, finished: bool = True) -> dict[str, Any]:
+def wait_item(aws: EmbeddedAws, key: str, timeout_s: float = 60.0, finished: bool = True) -> ResultItem:
     assert aws.runner.drain(timeout_s)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        item = next((r for r in aws.results() if r.get("key") == key), None)
-        if item and (not finished or item["status"] != "pending"):
+        item = next((r for r in aws.results() if r.key == key), None)
+        if item and (not finished or item.status is not Status.PENDING):
             return item
         time.sleep(0.1)
     raise AssertionError(f"no {'finished ' if finished else ''}result for {key}")

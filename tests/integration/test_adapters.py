@@ -6,7 +6,6 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import boto3
 import pytest
@@ -18,7 +17,7 @@ from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.application.ports import ObjectGone
 from gifcat.config import ConfigError
 from gifcat.domain.model import Classification, GifMetadata, StageName, Status
-from gifcat.domain.result import ObjectRef, classification_fields, result_item
+from gifcat.domain.result import ObjectRef, ResultItem, classification_fields, result_item
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat.runtime import settings_and_taxonomy
 
@@ -101,7 +100,7 @@ def _item(
     etag: str = "e1",
     primary: str | None = None,
     execution: str | None = None,
-) -> dict[str, Any]:
+) -> ResultItem:
     ref = ObjectRef(
         bucket="b", key="k.gif", etag=etag, sequencer=seq, last_modified=datetime(2026, 1, 1, tzinfo=UTC)
     )
@@ -120,7 +119,7 @@ def test_conditional_writes_follow_the_upload_order(table: ResultsTable) -> None
     assert not table.put(_item(Status.CLASSIFIED, seq="0A", etag="e2", primary="sad"))  # an older upload
     assert not table.put(_item(Status.CLASSIFIED, seq=None, primary="sad"))  # no sequencer: never replaces
     stored = table.get("s3://b/k.gif")
-    assert stored is not None and (stored["primary"], stored["title"]) == ("dance", "v0B")
+    assert stored is not None and (stored.primary, stored.title) == ("dance", "v0B")
 
 
 def test_record_finishes_only_the_executions_own_item(table: ResultsTable) -> None:
@@ -131,10 +130,10 @@ def test_record_finishes_only_the_executions_own_item(table: ResultsTable) -> No
     # A newer upload's triage took the item over (another execution): the older answer is refused.
     assert table.put(_item(Status.PENDING, seq="0B", execution="x-0B"), kind="pending")
     assert not table.record("s3://b/k.gif", answer, execution="x-0A")
-    assert table.record("s3://b/k.gif", {**answer, "primary": "dance"}, execution="x-0B")
+    assert table.record("s3://b/k.gif", answer.model_copy(update={"primary": "dance"}), execution="x-0B")
     stored = table.get("s3://b/k.gif")
     assert stored is not None
-    assert (stored["status"], stored["primary"], stored["title"], stored["execution"]) == (
+    assert (stored.status, stored.primary, stored.title, stored.execution) == (
         "classified",
         "dance",
         "v0B",  # the metadata triage wrote stays
@@ -152,8 +151,8 @@ def test_rerun_takes_over_in_place(table: ResultsTable) -> None:
     assert not table.take_over(rerun, stored, force=False)  # without force, only an unfinished item
     assert table.take_over(rerun, stored, force=True)
     after = table.get("s3://b/k.gif")
-    assert stored is not None and after is not None and after["execution"] == "console-1"
-    assert after["object_seq"] == stored["object_seq"]  # the order of the upload it describes
+    assert stored is not None and after is not None and after.execution == "console-1"
+    assert after.object_seq == stored.object_seq  # the order of the upload it describes
     assert table.put(_item(Status.CLASSIFIED, seq="0C", primary="dance"))  # an upload during the rerun wins
     assert not table.take_over(rerun, after, force=True)
 

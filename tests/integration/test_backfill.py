@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gifcat.domain.result import ResultItem
 from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
@@ -52,8 +53,8 @@ def backfill(aws: EmbeddedAws, bucket: str, prefix: str, *args: str) -> tuple[in
     return code, json.loads(text[text.rindex('{\n  "execution"'):])
 
 
-def items(aws: EmbeddedAws, prefix: str) -> dict[str, dict[str, Any]]:
-    return {r["key"]: r for r in aws.results() if r["key"].startswith(prefix)}
+def items(aws: EmbeddedAws, prefix: str) -> dict[str, ResultItem]:
+    return {r.key: r for r in aws.results() if r.key.startswith(prefix)}
 
 
 def put_samples(aws: EmbeddedAws, bucket: str, prefix: str, gif: Callable[..., bytes]) -> list[str]:
@@ -75,13 +76,13 @@ def test_backfill_gives_every_object_a_result(
     assert code == 0, summary
     got = items(aws, prefix)
     assert set(got) == set(keys)  # the sidecar (mood.gif.json) is listed but is not an upload
-    assert (got[f"{prefix}pizza.gif"]["decided_by"], got[f"{prefix}pizza.gif"]["primary"]) == ("tags", "food")
-    assert got[f"{prefix}mood.gif"]["status"] == "classified"
-    assert got[f"{prefix}fake.gif"]["status"] == "skipped"
-    assert all(i["taxonomy_version"] for i in got.values())
+    assert (got[f"{prefix}pizza.gif"].decided_by, got[f"{prefix}pizza.gif"].primary) == ("tags", "food")
+    assert got[f"{prefix}mood.gif"].status == "classified"
+    assert got[f"{prefix}fake.gif"].status == "skipped"
+    assert all(i.taxonomy_version for i in got.values())
     assert (summary["objects"], summary["with_result"], summary["written_by_run"]) == (4, 4, 4)
     assert summary["missing"] == [] and summary["status"] == "SUCCEEDED"
-    assert "elsewhere/outside.gif" not in {r["key"] for r in aws.results()}
+    assert "elsewhere/outside.gif" not in {r.key for r in aws.results()}
     # The map ran as a Distributed Map with the run's parameters.
     sfn = aws.client("stepfunctions")
     runs = sfn.list_map_runs(executionArn=summary["execution"])["mapRuns"]
@@ -121,22 +122,22 @@ def test_stale_only_reclassifies_only_what_is_stale(
     assert code == 0, summary
     after = items(aws, prefix)
     run = summary["execution"].rsplit(":", 1)[-1] + "/"
-    written = {k for k, i in after.items() if i.get("execution", "").startswith(run)}
+    written = {k for k, i in after.items() if (i.execution or "").startswith(run)}
     stale = {f"{prefix}{n}.gif" for n in ("old-taxonomy", "failed", "deleted-result", "reuploaded")}
     assert written == stale and summary["written_by_run"] == 4
-    assert after[f"{prefix}failed.gif"]["status"] == "classified"
-    assert after[f"{prefix}reuploaded.gif"]["primary"] == "dance"
-    assert after[f"{prefix}old-taxonomy.gif"]["taxonomy_version"] != "2020-01-01.1"
+    assert after[f"{prefix}failed.gif"].status == "classified"
+    assert after[f"{prefix}reuploaded.gif"].primary == "dance"
+    assert after[f"{prefix}old-taxonomy.gif"].taxonomy_version != "2020-01-01.1"
     # A person's answer stays, whatever its taxonomy; fresh results are untouched.
     human = after[f"{prefix}human.gif"]
-    assert (human["decided_by"], human["primary"]) == ("human", "funny")
+    assert (human.decided_by, human.primary) == ("human", "funny")
     for name in ("human", "fresh", "pizza"):
         key = f"{prefix}{name}.gif"
-        assert after[key]["updated_at"] == before[key]["updated_at"]
+        assert after[key].updated_at == before[key].updated_at
     # Without --stale-only everything is classified again, except the person's answer.
     code, full = backfill(aws, bucket, prefix)
     assert code == 0 and full["written_by_run"] == 9 and full["kept"] == 1
-    assert items(aws, prefix)[f"{prefix}human.gif"]["decided_by"] == "human"
+    assert items(aws, prefix)[f"{prefix}human.gif"].decided_by == "human"
 
 
 def test_a_failing_child_is_recorded_and_the_map_goes_on(
@@ -163,11 +164,11 @@ def test_a_failing_child_is_recorded_and_the_map_goes_on(
     assert set(got) == set(keys)
     pizza, mood = got[f"{prefix}pizza.gif"], got[f"{prefix}mood.gif"]
     # No item before, the step failed before taking it over: a failed item is created (nothing lost).
-    assert pizza["status"] == "failed" and pizza["reason"].startswith("backfill: Boom: ")
-    assert pizza["object_seq"] == "-"  # an upload's triage may still replace it
+    assert pizza.status == "failed" and (pizza.reason or "").startswith("backfill: Boom: ")
+    assert pizza.object_seq == "-"  # an upload's triage may still replace it
     # The LLM step failed on an item the child owned: its failure is recorded on it.
-    assert mood["status"] == "failed" and mood["reason"].startswith("backfill: Timeout")
-    assert got[f"{prefix}dance.gif"]["status"] == "classified"
+    assert mood.status == "failed" and (mood.reason or "").startswith("backfill: Timeout")
+    assert got[f"{prefix}dance.gif"].status == "classified"
     assert {f["key"] for f in summary["failed"]} == {f"{prefix}pizza.gif", f"{prefix}mood.gif"}
     sfn = aws.client("stepfunctions")
     run = sfn.list_map_runs(executionArn=summary["execution"])["mapRuns"][0]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gifcat.domain.result import ResultItem
 from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
@@ -58,25 +59,27 @@ def test_correction_is_recorded_as_human(
     key = "uploads/fix-me.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
     machine = wait_item(aws, key)
-    assert (machine["primary"], machine["decided_by"]) == ("food", "tags")
+    assert (machine.primary, machine.decided_by) == ("food", "tags")
     assert correct(aws, f"s3://{bucket}/{key}", "--category", "funny", "--labels", "funny,food") == 0
     out = capsys.readouterr().out  # the handlers' log lines go to stdout here too: the JSON printed last
     printed = json.loads(out[out.rindex('{\n  "pk"'):])
     item = wait_item(aws, key)
-    assert printed["primary"] == item["primary"] == "funny"
-    assert (item["status"], item["decided_by"], item["labels"]) == ("classified", "human", ["funny", "food"])
-    assert item["confidence"] == 1
-    assert item["taxonomy_version"] == machine["taxonomy_version"]
+    assert printed["primary"] == item.primary == "funny"
+    assert (item.status, item.decided_by, item.labels) == ("classified", "human", ["funny", "food"])
+    assert item.confidence == 1
+    assert item.taxonomy_version == machine.taxonomy_version
     # The machine's answer is kept beside it (what a learner compares), and so is the object's order.
-    assert item["corrected_from"]["primary"] == "food" and item["corrected_from"]["decided_by"] == "tags"
-    assert (item["object_seq"], item["etag"]) == (machine["object_seq"], machine["etag"])
-    assert "execution" not in item and item["updated_at"] > machine["updated_at"]
+    assert item.corrected_from is not None
+    assert (item.corrected_from.primary, item.corrected_from.decided_by) == ("food", "tags")
+    assert (item.object_seq, item.etag) == (machine.object_seq, machine.etag)
+    assert item.execution is None and item.updated_at > machine.updated_at
+    assert item.corrected_at == item.updated_at
 
 
-def human_item(aws: EmbeddedAws, key: str, category: str = "sad") -> dict[str, Any]:
+def human_item(aws: EmbeddedAws, key: str, category: str = "sad") -> ResultItem:
     assert correct(aws, f"s3://{aws.outputs['UploadsBucketName']}/{key}", "--category", category) == 0
     item = wait_item(aws, key)
-    assert (item["decided_by"], item["primary"]) == ("human", category)
+    assert (item.decided_by, item.primary) == ("human", category)
     return item
 
 
@@ -91,9 +94,7 @@ def test_forced_console_rerun_keeps_the_human_answer(
         execution = rerun(aws, bucket, key, force=force)
         assert execution["status"] == "SUCCEEDED"
         after = wait_item(aws, key)
-        assert (after["decided_by"], after["primary"], after["updated_at"]) == (
-            "human", "sad", before["updated_at"]
-        )
+        assert (after.decided_by, after.primary, after.updated_at) == ("human", "sad", before.updated_at)
 
 
 def test_repeated_upload_event_keeps_the_human_answer(
@@ -104,9 +105,10 @@ def test_repeated_upload_event_keeps_the_human_answer(
     machine = wait_item(aws, key)
     before = human_item(aws, key, "funny")
     fn = aws.runner.functions[aws.stack.physical_name("TriageFunction")]
-    aws.runner.submit(fn, s3_event(bucket, key, etag=machine["etag"], sequencer=machine["sequencer"]))
+    assert machine.etag is not None and machine.sequencer is not None
+    aws.runner.submit(fn, s3_event(bucket, key, etag=machine.etag, sequencer=machine.sequencer))
     after = wait_item(aws, key)
-    assert (after["decided_by"], after["updated_at"]) == ("human", before["updated_at"])
+    assert (after.decided_by, after.updated_at) == ("human", before.updated_at)
 
 
 def test_running_execution_does_not_overwrite_a_correction(
@@ -118,16 +120,16 @@ def test_running_execution_does_not_overwrite_a_correction(
     key = "uploads/race-human.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#mood"]})
     pending = wait_item(aws, key, finished=False)
-    assert pending["status"] == "pending"
+    assert pending.status == "pending" and pending.execution
     assert correct(aws, f"s3://{bucket}/{key}", "--category", "love") == 0
-    arn = aws.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + ":" + pending["execution"]
+    arn = aws.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + ":" + pending.execution
     sfn = aws.client("stepfunctions")
     deadline = time.monotonic() + 60
     while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     item = wait_item(aws, key)
-    assert (item["decided_by"], item["primary"]) == ("human", "love")
+    assert (item.decided_by, item.primary) == ("human", "love")
     events = sfn.get_execution_history(executionArn=arn)["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     assert entered[-2:] == ["Record", "NewerResultKept"]  # it answered, and its write was refused
@@ -143,11 +145,12 @@ def test_a_newer_upload_is_classified_as_usual(
     upload(aws.s3, bucket, key, gif(frames=2), {"title": "Dance", "tags": ["dance", "dancing"]})
     deadline = time.monotonic() + 60
     item = wait_item(aws, key)
-    while item["decided_by"] == "human" and time.monotonic() < deadline:
+    while item.decided_by == "human" and time.monotonic() < deadline:
         time.sleep(0.1)
         item = wait_item(aws, key)
-    assert (item["decided_by"], item["primary"]) == ("tags", "dance")
-    assert item["object_seq"] > human["object_seq"]
+    assert (item.decided_by, item.primary) == ("tags", "dance")
+    assert item.object_seq > human.object_seq
+    assert item.corrected_from is None and item.corrected_by is None  # the new upload's own result
 
 
 def test_unknown_category_fails_and_writes_nothing(
@@ -174,7 +177,7 @@ def test_missing_object_or_result_fails_and_writes_nothing(
     assert "no result" in capsys.readouterr().err
     assert correct(aws, "not-a-uri", "--category", "funny") == 2
     assert "s3://BUCKET/KEY" in capsys.readouterr().err
-    keys = {r["key"] for r in aws.results()}
+    keys = {r.key for r in aws.results()}
     assert not keys & {"uploads/nope.gif", "elsewhere/untriaged.gif"}
 
 
@@ -209,4 +212,4 @@ def test_cli_subprocess_against_the_embedded_aws(
         capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    assert (json.loads(run.stdout)["decided_by"], wait_item(aws, key)["primary"]) == ("human", "cute")
+    assert (json.loads(run.stdout)["decided_by"], wait_item(aws, key).primary) == ("human", "cute")

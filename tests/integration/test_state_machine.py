@@ -83,9 +83,9 @@ def test_console_rerun_decided_at_triage(aws: EmbeddedAws, bucket: str, gif: Cal
         "Recorded",
     ]
     item = wait_item(aws, key)
-    assert (item["primary"], item["decided_by"]) == ("food", "tags")
-    assert item["execution"] == execution["name"]
-    assert item["updated_at"] > first["updated_at"]  # the forced rerun replaced the result
+    assert (item.primary, item.decided_by) == ("food", "tags")
+    assert item.execution == execution["name"]
+    assert item.updated_at > first.updated_at  # the forced rerun replaced the result
 
 
 def test_decided_at_embedding(
@@ -100,9 +100,9 @@ def test_decided_at_embedding(
     }
     upload(aws.s3, bucket, key, gif(), meta, via="sidecar")
     item = wait_item(aws, key)
-    assert (item["status"], item["decided_by"], item["primary"]) == ("classified", "embedding", "animals")
-    assert [s["stage"] for s in item["stages"]] == ["tags", "rules", "embedding"]
-    assert item["models"]["embedding"].startswith("minilm-l6-v2")
+    assert (item.status, item.decided_by, item.primary) == ("classified", "embedding", "animals")
+    assert [s.stage for s in item.stages] == ["tags", "rules", "embedding"]
+    assert item.models["embedding"].startswith("minilm-l6-v2")
     assert len(llm_server.chat_requests) == calls  # the LLM was not asked
 
 
@@ -114,18 +114,18 @@ def test_escalated_to_the_llm(
     key = "uploads/hmm.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#reaction"]})
     item = wait_item(aws, key)
-    assert (item["status"], item["decided_by"], item["primary"]) == ("classified", "llm", "surprised")
-    assert item["labels"] == ["surprised", "funny"]
-    llm_trace = item["stages"][-1]
-    assert llm_trace["usage"]["prompt_tokens"] > 0
-    assert item["prompt_version"] == load_settings().stages["llm"].model_extra["prompt"] == "classify-v2"
-    assert item["models"]["llm"] == "fake-gpt-1"
-    assert "llm: a double take" in item["evidence"]
+    assert (item.status, item.decided_by, item.primary) == ("classified", "llm", "surprised")
+    assert item.labels == ["surprised", "funny"]
+    llm_trace = item.stages[-1]
+    assert llm_trace.usage["prompt_tokens"] > 0
+    assert item.prompt_version == load_settings().stages["llm"].model_extra["prompt"] == "classify-v2"
+    assert item.models["llm"] == "fake-gpt-1"
+    assert "llm: a double take" in item.evidence
     # The prompt carried what the embedding stage found, inside its data block.
     prompt = "".join(m["content"] for m in llm_server.chat_requests[-1].messages)
     earlier = prompt.split("<earlier_stages>")[-1].split("</earlier_stages>")[0]
-    embedding_trace = next(s for s in item["stages"] if s["stage"] == "embedding")
-    assert embedding_trace["candidates"][0]["category"] in earlier
+    embedding_trace = next(s for s in item.stages if s.stage == "embedding")
+    assert embedding_trace.candidates[0].category in earlier
 
 
 def test_llm_failure_is_recorded_then_a_rerun_fixes_it(
@@ -135,14 +135,14 @@ def test_llm_failure_is_recorded_then_a_rerun_fixes_it(
     key = "uploads/llm fails.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#mood"]})
     item = wait_item(aws, key)
-    assert item["status"] == "failed"
-    assert "llm" in item["reason"]
-    assert "primary" not in item
+    assert item.status == "failed"
+    assert "llm" in item.reason
+    assert item.primary is None
     llm_server.push(answer("funny"))
     execution = run_execution(aws, rerun_input(bucket, key))
     assert execution["status"] == "SUCCEEDED"
     fixed = wait_item(aws, key)
-    assert (fixed["status"], fixed["primary"]) == ("classified", "funny")
+    assert (fixed.status, fixed.primary) == ("classified", "funny")
 
 
 def test_embedding_failure_is_caught_and_the_llm_still_decides(
@@ -162,9 +162,9 @@ def test_embedding_failure_is_caught_and_the_llm_still_decides(
     key = "uploads/embed breaks.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Nobody Came", "tags": ["#mood"]})
     item = wait_item(aws, key)
-    assert (item["decided_by"], item["primary"]) == ("llm", "sad")
-    embed_trace = next(s for s in item["stages"] if s["stage"] == "embedding")
-    assert embed_trace["error"].startswith("MemoryError")
+    assert (item.decided_by, item.primary) == ("llm", "sad")
+    embed_trace = next(s for s in item.stages if s.stage == "embedding")
+    assert (embed_trace.error or "").startswith("MemoryError")
 
 
 def test_a_failing_step_records_a_failed_result_and_the_execution_fails(
@@ -177,12 +177,12 @@ def test_a_failing_step_records_a_failed_result_and_the_execution_fails(
     key = "uploads/escalate breaks.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#fyp"]})
     item = wait_item(aws, key)
-    assert item["status"] == "failed"
-    assert item["reason"].startswith("Timeout")
+    assert item.status == "failed"
+    assert item.reason.startswith("Timeout")
     described = aws.client("stepfunctions").describe_execution(
         executionArn=aws.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:")
         + ":"
-        + item["execution"]
+        + item.execution
     )
     assert described["status"] == "FAILED"
 
@@ -191,7 +191,7 @@ def test_rerun_of_a_missing_object_records_skipped(aws: EmbeddedAws, bucket: str
     execution = run_execution(aws, rerun_input(bucket, "uploads/never uploaded.gif"))
     assert execution["status"] == "SUCCEEDED"
     item = wait_item(aws, "uploads/never uploaded.gif")
-    assert item["status"] == "skipped" and "deleted before it was read" in item["reason"]
+    assert item.status == "skipped" and "deleted before it was read" in item.reason
 
 
 def test_duplicate_start_runs_once(
@@ -258,9 +258,9 @@ def test_a_64_kb_emoji_sidecar_keeps_every_state_small(
     key = "uploads/emoji sidecar.gif"
     upload(aws.s3, bucket, key, gif(), None, via="sidecar", sidecar_body=sidecar)
     item = wait_item(aws, key)
-    assert item["status"] == "classified", item.get("reason")
-    assert item["tags"] == tags  # the item keeps the metadata whole; the state needed only a part
-    arn = aws.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + ":" + item["execution"]
+    assert item.status == "classified", item.reason
+    assert item.tags == tags  # the item keeps the metadata whole; the state needed only a part
+    arn = aws.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + ":" + item.execution
     sizes = state_sizes(aws, arn)
     assert {"Embed", "Record"} <= set(sizes), sizes  # it went through the state machine
     assert max(sizes.values()) < 64 * 1024, sizes  # a quarter of the limit, escaped
@@ -283,15 +283,15 @@ def test_a_step_past_its_timeout_fails_into_the_catch(
     started = time.monotonic()
     upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#reaction"]})
     item = wait_item(aws, key)
-    assert item["status"] == "failed"
+    assert item.status == "failed"
     assert (
-        item["reason"].startswith("Sandbox.Timedout: ") and "timed out after 1.00 seconds" in item["reason"]
+        item.reason.startswith("Sandbox.Timedout: ") and "timed out after 1.00 seconds" in item.reason
     )
     assert time.monotonic() - started < 20.0  # cut at the function's timeout, not at the client's
     monkeypatch.undo()
     key = "uploads/llm answers.gif"  # the function serves the next item as usual
     upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#reaction"]})
-    assert wait_item(aws, key)["status"] == "classified"
+    assert wait_item(aws, key).status == "classified"
 
 
 def test_results_export_as_labelled_examples(
@@ -307,7 +307,7 @@ def test_results_export_as_labelled_examples(
         {"title": "Reply All", "tags": ["#work"], "description": "The floor groans."},
         via="sidecar",
     )
-    assert wait_item(aws, key)["decided_by"] == "llm"
+    assert wait_item(aws, key).decided_by == "llm"
     out = tmp_path / "labelled.jsonl"
     env = {**os.environ, "AWS_ENDPOINT_URL": aws.endpoint}
     run = subprocess.run(

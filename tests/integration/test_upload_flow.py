@@ -46,10 +46,10 @@ def test_upload_decided_by_tags(aws: EmbeddedAws, bucket: str, gif: Callable[...
     key = "uploads/pizza time.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "cheese", "food"]})
     item = wait_item(aws, key)
-    assert (item["status"], item["primary"], item["decided_by"]) == ("classified", "food", "tags")
-    assert item["pk"] == f"s3://{bucket}/{key}"
-    assert "tag 'pizza'" in item["evidence"]
-    assert item["taxonomy_version"] and item["timings_ms"]["tags"] >= 0
+    assert (item.status, item.primary, item.decided_by) == ("classified", "food", "tags")
+    assert item.pk == f"s3://{bucket}/{key}"
+    assert "tag 'pizza'" in item.evidence
+    assert item.taxonomy_version and item.timings_ms["tags"] >= 0
 
 
 def test_unicode_key_with_plus_and_sidecar(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
@@ -57,15 +57,15 @@ def test_unicode_key_with_plus_and_sidecar(aws: EmbeddedAws, bucket: str, gif: C
     meta = {"title": "Joyeux anniversaire 🎉", "tags": ["birthday", "🎂", "party"]}
     upload(aws.s3, bucket, key, gif(), meta, via="sidecar")
     item = wait_item(aws, key)
-    assert item["primary"] == "celebration"
-    assert item["title"] == "Joyeux anniversaire 🎉"
+    assert item.primary == "celebration"
+    assert item.title == "Joyeux anniversaire 🎉"
 
 
 def test_non_ascii_user_metadata(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
     key = "uploads/wut.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "wütend 😡", "tags": ["wütend", "sauer", "grr"]})
     item = wait_item(aws, key)
-    assert (item["primary"], item["title"]) == ("angry", "wütend 😡")
+    assert (item.primary, item.title) == ("angry", "wütend 😡")
 
 
 def test_objects_outside_the_filter_do_not_trigger(
@@ -74,7 +74,7 @@ def test_objects_outside_the_filter_do_not_trigger(
     aws.s3.put_object(Bucket=bucket, Key="elsewhere/cat.gif", Body=gif())
     aws.s3.put_object(Bucket=bucket, Key="uploads/cat.png", Body=gif())
     assert aws.runner.drain(10)
-    keys = {r["key"] for r in aws.results()}
+    keys = {r.key for r in aws.results()}
     assert not keys & {"elsewhere/cat.gif", "uploads/cat.png"}
 
 
@@ -109,16 +109,16 @@ def test_bad_input_is_recorded(
     else:
         aws.s3.put_object(Bucket=bucket, Key=key, Body=body)
     item = wait_item(aws, key)
-    assert item["status"] == status
-    assert reason in item["reason"]
+    assert item.status == status
+    assert reason in item.reason
 
 
 def test_object_deleted_before_it_is_read(aws: EmbeddedAws, bucket: str) -> None:
     fn = aws.runner.functions[aws.stack.physical_name("TriageFunction")]
     aws.runner.submit(fn, s3_event(bucket, "uploads/gone.gif", size=100))
     item = wait_item(aws, "uploads/gone.gif")
-    assert item["status"] == "skipped"
-    assert "deleted before it was read" in item["reason"]
+    assert item.status == "skipped"
+    assert "deleted before it was read" in item.reason
 
 
 def test_ambiguous_upload_starts_one_named_execution(
@@ -128,21 +128,21 @@ def test_ambiguous_upload_starts_one_named_execution(
     upload(aws.s3, bucket, key, gif(), {"title": "Mood", "tags": ["#mood", "#fyp"]})
     pending = wait_item(aws, key, finished=False)
     etag = aws.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-    assert pending["sequencer"]  # the embedded AWS's S3 events carry one, as AWS's do
-    ref = ObjectRef(bucket=bucket, key=key, etag=etag, sequencer=pending["sequencer"])
+    assert pending.sequencer  # the embedded AWS's S3 events carry one, as AWS's do
+    ref = ObjectRef(bucket=bucket, key=key, etag=etag, sequencer=pending.sequencer)
     expected = execution_name(ref, GifMetadata(title="Mood", tags=("#mood", "#fyp")))
-    assert pending["execution"] == expected
+    assert pending.execution == expected
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,80}", expected)
     # The same event again, twice: no second execution, still one result.
     fn = aws.runner.functions[aws.stack.physical_name("TriageFunction")]
     for _ in range(2):
         aws.runner.submit(
-            fn, s3_event(bucket, key, etag=etag, size=len(gif()), sequencer=pending["sequencer"])
+            fn, s3_event(bucket, key, etag=etag, size=len(gif()), sequencer=pending.sequencer)
         )
     final = wait_item(aws, key)
     assert [e["name"] for e in executions(aws)].count(expected) == 1
-    assert sum(r["key"] == key for r in aws.results()) == 1
-    assert final["status"] == "classified"  # by the scripted LLM's default answer, if not before
+    assert sum(r.key == key for r in aws.results()) == 1
+    assert final.status == "classified"  # by the scripted LLM's default answer, if not before
 
 
 def test_s3_events_carry_increasing_sequencers(
@@ -152,7 +152,7 @@ def test_s3_events_carry_increasing_sequencers(
     seen = []
     for frames in (2, 3):
         upload(aws.s3, bucket, key, gif(frames=frames), {"title": "Pizza", "tags": ["pizza", "food"]})
-        seen.append(wait_item(aws, key)["sequencer"])
+        seen.append(wait_item(aws, key).sequencer)
     assert seen[0] < seen[1] and all(re.fullmatch(r"[0-9A-F]{16}", s) for s in seen)
 
 
@@ -178,20 +178,20 @@ def test_reupload_of_identical_bytes_is_classified_again(
     body, meta = gif(), {"title": "Mood", "tags": ["#mood", "#fyp"]}
     upload(aws.s3, bucket, key, body, meta)
     first = wait_settled(aws, key)
-    assert first["status"] == "classified" and first["execution"]
+    assert first.status == "classified" and first.execution
     # At once, most likely within the same Last-Modified second: the S3 event's sequencer tells the
     # uploads apart, not the clock (the ten quick uploads below rely on it too).
     upload(aws.s3, bucket, key, body, meta)
     second = wait_settled(aws, key)
-    assert (second["status"], second["etag"]) == ("classified", first["etag"])
-    assert second["execution"] != first["execution"] and second["updated_at"] > first["updated_at"]
+    assert (second.status, second.etag) == ("classified", first.etag)
+    assert second.execution != first.execution and second.updated_at > first.updated_at
     # Only the metadata changes: a new upload too, and the result describes the new metadata.
     upload(aws.s3, bucket, key, body, {"title": "Mood again", "tags": ["#mood"]})
     third = wait_settled(aws, key)
-    assert (third["status"], third["title"], third["tags"]) == ("classified", "Mood again", ["#mood"])
-    assert third["execution"] not in (first["execution"], second["execution"])
+    assert (third.status, third.title, third.tags) == ("classified", "Mood again", ["#mood"])
+    assert third.execution not in (first.execution, second.execution)
     names = {e["name"] for e in executions(aws)}
-    assert {first["execution"], second["execution"], third["execution"]} <= names
+    assert {first.execution, second.execution, third.execution} <= names
 
 
 def test_unexpected_error_reading_metadata_is_recorded_not_dead_lettered(
@@ -207,8 +207,8 @@ def test_unexpected_error_reading_metadata_is_recorded_not_dead_lettered(
     failures = len(aws.runner.async_failures)
     upload(aws.s3, bucket, key, gif(), {"title": "Boom"})
     item = wait_item(aws, key)
-    assert item["status"] == "failed"
-    assert item["reason"].startswith("unexpected error reading the upload: RecursionError")
+    assert item.status == "failed"
+    assert item.reason.startswith("unexpected error reading the upload: RecursionError")
     assert len(aws.runner.async_failures) == failures
 
 
@@ -242,9 +242,9 @@ def test_ten_quick_uploads_of_one_key_keep_the_last(
             )
             etags.append(put["ETag"].strip('"'))
         final = wait_settled(aws, key)
-        assert (final["etag"], final["title"]) == (etags[-1], "Pizza 9" if last_is == "tags" else "Mood 9")
-        assert final["status"] == "classified"
-        assert final["decided_by"] == "tags" if last_is == "tags" else final["decided_by"] != "tags"
+        assert (final.etag, final.title) == (etags[-1], "Pizza 9" if last_is == "tags" else "Mood 9")
+        assert final.status == "classified"
+        assert final.decided_by == "tags" if last_is == "tags" else final.decided_by != "tags"
 
 
 def test_duplicate_event_after_a_result_changes_nothing(
@@ -256,7 +256,7 @@ def test_duplicate_event_after_a_result_changes_nothing(
     fn = aws.runner.functions[aws.stack.physical_name("TriageFunction")]
     aws.runner.submit(fn, s3_event(bucket, key))
     again = wait_item(aws, key)
-    assert again["updated_at"] == first["updated_at"]
+    assert again.updated_at == first.updated_at
 
 
 def test_late_event_never_replaces_a_newer_result(
@@ -264,7 +264,7 @@ def test_late_event_never_replaces_a_newer_result(
 ) -> None:
     key = "uploads/overwritten.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Pizza", "tags": ["pizza", "food"]})
-    assert wait_item(aws, key)["primary"] == "food"
+    assert wait_item(aws, key).primary == "food"
     old_event = s3_event(bucket, key)
     upload(
         aws.s3, bucket, key, gif(frames=2), {"title": "Dance", "tags": ["dance", "dancing", "choreography"]}
@@ -272,12 +272,12 @@ def test_late_event_never_replaces_a_newer_result(
     newer = wait_item(aws, key)
     for _ in range(50):  # the second put's result may take a moment
         newer = wait_item(aws, key)
-        if newer["primary"] == "dance":
+        if newer.primary == "dance":
             break
-    assert newer["primary"] == "dance"
+    assert newer.primary == "dance"
     fn = aws.runner.functions[aws.stack.physical_name("TriageFunction")]
     aws.runner.submit(fn, old_event)  # the first upload's event, delivered late
-    assert wait_item(aws, key)["primary"] == "dance"
+    assert wait_item(aws, key).primary == "dance"
 
 
 def test_failing_invocations_retry_then_reach_the_dead_letter_queue(aws: EmbeddedAws) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from gifcat.config import LabelPolicy, Thresholds
 from gifcat.domain.cascade import Cascade, Step, labels_for, passes
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput, Status
+from gifcat.domain.stages import Stage
 
 
-class Scripted:
+class Scripted(Stage):
     def __init__(
         self, name: StageName, scores: dict[str, float], error: str | None = None, cost: float = 0.0
     ):
@@ -84,3 +85,25 @@ def test_only_runs_the_named_stages_and_continues_from_so_far() -> None:
     final = c.run(GifItem(id="x"), so_far, only=[StageName.EMBEDDING])
     assert tags.calls == 1 and final.decided_by is StageName.EMBEDDING
     assert [t.stage for t in final.stages] == [StageName.TAGS, StageName.EMBEDDING]
+
+
+def test_prepare_runs_before_a_stage_scores_and_a_failure_there_is_the_stage_error() -> None:
+    events: list[str] = []
+
+    class Loading(Scripted):
+        def prepare(self) -> None:
+            events.append("prepare")
+            if self.error == "load":
+                raise OSError("server did not start")
+
+        def score(self, item: GifItem, so_far: Classification) -> StageOutput:
+            events.append("score")
+            return super().score(item, so_far)
+
+    loaded = Loading(StageName.EMBEDDING, {"a": 0.9})
+    assert cascade(loaded).run(GifItem(id="x")).decided_by is StageName.EMBEDDING
+    assert events == ["prepare", "score"]
+    unloadable = Loading(StageName.LLM, {"a": 0.9}, error="load")
+    result = cascade(Scripted(StageName.TAGS, {}), unloadable).run(GifItem(id="x"))
+    assert result.status is Status.FAILED and unloadable.calls == 0
+    assert result.stages[-1].error == "OSError: server did not start"

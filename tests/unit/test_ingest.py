@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import pytest
 
-from gifcat.adapters.dynamodb import record_request
 from gifcat.application.events import S3UploadEvent
 from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.application.service import Triage
@@ -254,10 +253,9 @@ def test_hostile_metadata_becomes_a_failed_result_not_a_crash(
         store,
         starter,
         lambda ref, meta: "name",
-        record_request=record_request,
     )
     outcome = triage.handle_upload(REF)
     assert outcome.status is Status.FAILED and outcome.written
     (item,) = store.items
-    assert item["status"] == "failed" and item["reason"].startswith("user metadata ")
+    assert item.status == "failed" and item.reason.startswith("user metadata ")
     assert starter.started == []

@@ -265,3 +265,10 @@ def test_zip_handlers_import_without_what_only_the_image_has(function: str, modu
     }
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "True", run.stderr[-2000:]
+
+
+def test_the_cli_finds_the_checkout_from_anywhere(tmp_path: Path) -> None:
+    """`gifcat demo` run outside the checkout finds template.yaml beside its own package."""
+    from gifcat_tooling.cli import find_root
+
+    assert find_root(tmp_path) == ROOT

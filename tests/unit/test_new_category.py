@@ -13,7 +13,8 @@ from gifcat.adapters.llm.factory import build_llm_stage
 from gifcat.config import Settings, load_settings
 from gifcat.domain.cascade import Cascade
 from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
-from gifcat.domain.stages.embedding import EmbeddingStage, read_labelled
+from gifcat.domain.records import LabelledRecord, load_labelled
+from gifcat.domain.stages.embedding import EmbeddingStage
 from gifcat.domain.stages.llm import LlmStage
 from gifcat.domain.taxonomy import Taxonomy
 
@@ -79,9 +80,8 @@ def test_a_new_category_is_offered_to_the_llm_at_once(settings: Settings, with_s
 def test_the_embedding_stage_takes_it_over_once_examples_exist(
     settings: Settings, with_space: Taxonomy
 ) -> None:
-    records = read_labelled("bundled") + [
-        {"id": f"space-{i}", "title": t, "tags": tags, "description": d, "labels": ["space"],
-         "primary": "space"}
+    records = load_labelled("bundled") + [
+        LabelledRecord(id=f"space-{i}", title=t, tags=tags, description=d, labels=["space"], primary="space")
         for i, (t, tags, d) in enumerate(SPACE_EXAMPLES)
     ]
     stage, result = embedded(settings, with_space, labelled=records)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from gifcat.domain.records import RecordError, from_results, read_records
+from gifcat.domain.model import Classification, GifMetadata, StageName, Status
+from gifcat.domain.records import LabelledRecord, RecordError, from_results, read_records
+from gifcat.domain.result import ObjectRef, ResultItem, result_item
 
 
 def test_bad_lines_are_named(tmp_path: Path) -> None:
@@ -20,30 +23,37 @@ def test_bad_lines_are_named(tmp_path: Path) -> None:
 
 
 def test_only_classified_results_of_the_chosen_deciders_become_examples() -> None:
+    def item(n: int, classification: Classification, metadata: GifMetadata | None = None) -> ResultItem:
+        return result_item(ObjectRef(bucket="b", key=str(n)), classification, metadata=metadata)
+
     items = [
-        {
-            "pk": "s3://b/1",
-            "status": "classified",
-            "primary": "sad",
-            "labels": ["sad"],
-            "decided_by": "llm",
-            "title": "T",
-            "tags": ["x"],
-            "description": "D",
-        },
-        {
-            "pk": "s3://b/2",
-            "status": "classified",
-            "primary": "food",
-            "labels": ["food"],
-            "decided_by": "tags",
-        },
-        {"pk": "s3://b/3", "status": "failed", "reason": "bad"},
-        {"pk": "s3://b/4", "status": "pending"},
+        item(
+            1,
+            Classification(status=Status.CLASSIFIED, primary="sad", labels=["sad"], decided_by=StageName.LLM),
+            GifMetadata(title="T", tags=("x",), description="D"),
+        ),
+        item(
+            2,
+            Classification(
+                status=Status.CLASSIFIED, primary="food", labels=["food"], decided_by=StageName.TAGS
+            ),
+        ),
+        item(3, Classification(status=Status.FAILED, reason="bad")),
+        item(4, Classification(status=Status.PENDING)),
     ]
-    assert [r["id"] for r in from_results(items)] == ["s3://b/1", "s3://b/2"]
+    assert [r.id for r in from_results(items)] == ["s3://b/1", "s3://b/2"]
     (only_llm,) = from_results(items, ["llm"])
-    assert only_llm == {
+    assert only_llm == LabelledRecord(
+        id="s3://b/1",
+        title="T",
+        tags=["x"],
+        description="D",
+        labels=["sad"],
+        primary="sad",
+        difficulty="exported:llm",
+    )
+    # what `gifcat export` writes: the dev.jsonl format
+    assert json.loads(only_llm.model_dump_json(exclude_none=True)) == {
         "id": "s3://b/1",
         "title": "T",
         "tags": ["x"],

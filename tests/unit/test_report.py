@@ -5,7 +5,6 @@ scripted so that the reliability bins, the ECE and the operating points can be w
 from __future__ import annotations
 
 import base64
-import copy
 import fnmatch
 import json
 import re
@@ -24,8 +23,22 @@ from gifcat.config import LabelPolicy, Settings, Thresholds
 from gifcat.domain.cascade import Cascade, Step
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
 from gifcat.domain.records import LabelledRecord
+from gifcat.domain.stages import Stage
 from gifcat_tooling.cli import _llm_answers, main
-from gifcat_tooling.evaluation import Report, cv_operating_curve, evaluate, operating_curve, reliability
+from gifcat_tooling.evaluation import (
+    BaselineSummary,
+    Confusion,
+    CurvePoint,
+    EvalSummary,
+    FoldSummary,
+    KindStage,
+    KindSummary,
+    Report,
+    cv_operating_curve,
+    evaluate,
+    operating_curve,
+    reliability,
+)
 from gifcat_tooling.report import render_html, render_text, write_report
 
 TAGS = Thresholds(min_score=0.6, min_margin=0.0)
@@ -69,7 +82,7 @@ def records(ids: Sequence[str] | None = None) -> list[LabelledRecord]:
     ]
 
 
-class Scripted:
+class Scripted(Stage):
     """A stage answering from CASES by record id, as the real stages answer from the metadata."""
 
     def __init__(self, name: StageName) -> None:
@@ -111,22 +124,27 @@ def run(
     return evaluate(recs, lambda r: c.run(r.item()))
 
 
-def real_summary(settings: Settings) -> dict[str, Any]:
+def real_summary(settings: Settings) -> EvalSummary:
     """As `gifcat eval --report` builds it: the run's summary, the curve, the baselines."""
     report = run(records())
     summary = report.summary(settings)
     llm_correct = _llm_answers(report, Scripted(StageName.LLM), None)
     curve, point = operating_curve(report, llm_correct, 0.0, EMB_MARGIN)
-    summary |= {"operating_curve": curve, "operating_point": point}
     llm_only = Cascade([Step(Scripted(StageName.LLM), LLM)], LabelPolicy(), "v1")
     base = evaluate(records(), lambda r: llm_only.run(r.item())).summary(settings)
-    keys = ("accuracy", "micro_f1", "llm_share", "cost_per_1000_usd")
-    summary["baselines"] = {"llm": {k: base[k] for k in keys}}
-    summary["command"] = "gifcat eval --data dev.jsonl --report out/ --tags '<b>'"
-    return summary
+    baseline = BaselineSummary(
+        accuracy=base.accuracy, micro_f1=base.micro_f1, llm_share=base.llm_share,
+        cost_per_1000_usd=base.cost_per_1000_usd,
+    )
+    return summary.model_copy(update={
+        "operating_curve": curve,
+        "operating_point": point,
+        "baselines": {"llm": baseline},
+        "command": "gifcat eval --data dev.jsonl --report out/ --tags '<b>'",
+    })
 
 
-def cv_summary(settings: Settings) -> tuple[dict[str, Any], Report]:
+def cv_summary(settings: Settings) -> tuple[EvalSummary, Report]:
     """As `gifcat eval --cv 2 --report` builds it: each fold run with its own fitted margin."""
     report = Report()
     folds = []
@@ -136,125 +154,133 @@ def cv_summary(settings: Settings) -> tuple[dict[str, Any], Report]:
         part = run(records(ids), margin)
         report.predictions += part.predictions
         s = part.summary(settings)
-        folds.append({"fold": i + 1, "n": s["n"], "accuracy": s["accuracy"], "stages": s["stages"],
-                      "thresholds": {"tags": {"min_score": 0.6, "min_margin": 0.0},
-                                     "embedding": {"min_score": 0.0, "min_margin": margin}}})
-    summary = report.summary(settings) | {"folds": folds}
-    summary |= cv_operating_curve(report, _llm_answers(report, Scripted(StageName.LLM), None), folds)
+        folds.append(FoldSummary(fold=i + 1, n=s.n, accuracy=s.accuracy, stages=s.stages,
+                                 thresholds={"tags": {"min_score": 0.6, "min_margin": 0.0},
+                                             "embedding": {"min_score": 0.0, "min_margin": margin}}))
+    llm_correct = _llm_answers(report, Scripted(StageName.LLM), None)
+    curve, point, marks = cv_operating_curve(report, llm_correct, folds)
+    summary = report.summary(settings).model_copy(update={
+        "folds": folds, "operating_curve": curve, "operating_point": point, "operating_folds": marks
+    })
     return summary, report
 
 
 @pytest.fixture
-def summary(settings: Settings) -> dict[str, Any]:
+def summary(settings: Settings) -> EvalSummary:
     return real_summary(settings)
 
 
 # -- what the summary holds ------------------------------------------------------------------------
-def test_the_summary_is_the_run_worked_by_hand(summary: dict[str, Any]) -> None:
-    assert summary["n"] == 11
-    assert summary["accuracy"] == round(8 / 11, 4)
-    assert summary["llm_share"] == round(4 / 11, 4)
-    assert {k: s["decided"] for k, s in summary["stages"].items()} == {"tags": 4, "embedding": 3, "llm": 4}
-    assert summary["kinds"]["homonym"] == {
-        "n": 3, "accuracy": 0.6667,
-        "stages": {"tags": {"decided": 2, "accuracy": 0.5}, "embedding": {"decided": 1, "accuracy": 1.0}},
-    }
-    assert summary["kinds"]["irony"]["accuracy"] == 0.3333
-    assert set(summary["kinds"]) == {"homonym", "irony"}  # records without a kind are in no group
+def test_the_summary_is_the_run_worked_by_hand(summary: EvalSummary) -> None:
+    assert summary.n == 11
+    assert summary.accuracy == round(8 / 11, 4)
+    assert summary.llm_share == round(4 / 11, 4)
+    assert {k: s.decided for k, s in summary.stages.items()} == {"tags": 4, "embedding": 3, "llm": 4}
+    assert summary.kinds["homonym"] == KindSummary(
+        n=3, accuracy=0.6667,
+        stages={"tags": KindStage(decided=2, accuracy=0.5), "embedding": KindStage(decided=1, accuracy=1.0)},
+    )
+    assert summary.kinds["irony"].accuracy == 0.3333
+    assert set(summary.kinds) == {"homonym", "irony"}  # records without a kind are in no group
 
 
-def test_reliability_bins_and_ece_from_known_predictions(summary: dict[str, Any]) -> None:
-    rel = summary["reliability"]
+def test_reliability_bins_and_ece_from_known_predictions(summary: EvalSummary) -> None:
+    rel = summary.reliability
     assert rel == reliability(run(records()))
     # tags decided 0.95 right, 0.92 right, 0.95 wrong, 0.65 right
-    assert [(b["lo"], b["hi"], b["n"], b["confidence"], b["accuracy"]) for b in rel["tags"]["bins"]] == [
+    assert [(b.lo, b.hi, b.n, b.confidence, b.accuracy) for b in rel["tags"].bins] == [
         (0.6, 0.7, 1, 0.65, 1.0),
         (0.9, 1.0, 3, 0.94, 0.6667),
     ]
-    assert rel["tags"]["ece"] == pytest.approx((0.35 + 3 * (0.94 - 2 / 3)) / 4, abs=1e-4)
-    assert rel["tags"]["n"] == 4
+    assert rel["tags"].ece == pytest.approx((0.35 + 3 * (0.94 - 2 / 3)) / 4, abs=1e-4)
+    assert rel["tags"].n == 4
     # embedding decided 0.8 right, 0.7 wrong, 0.75 right
-    assert [(b["n"], b["confidence"], b["accuracy"]) for b in rel["embedding"]["bins"]] == [
+    assert [(b.n, b.confidence, b.accuracy) for b in rel["embedding"].bins] == [
         (2, 0.725, 0.5), (1, 0.8, 1.0)
     ]
-    assert rel["embedding"]["ece"] == pytest.approx((2 * 0.225 + 0.2) / 3, abs=1e-4)
+    assert rel["embedding"].ece == pytest.approx((2 * 0.225 + 0.2) / 3, abs=1e-4)
     # llm decided 0.6, 0.7, 0.85 right and 0.9 wrong: one per bin
-    assert rel["llm"]["ece"] == pytest.approx((0.4 + 0.3 + 0.15 + 0.9) / 4, abs=1e-4)
+    assert rel["llm"].ece == pytest.approx((0.4 + 0.3 + 0.15 + 0.9) / 4, abs=1e-4)
     # Reached: every item the embedding stage scored, decided or not (the abstention and those it left
     # to the LLM too), by its best candidate; the failed one had nothing to score.
-    reached = rel["embedding"]["reached"]
-    assert reached["n"] == 6
-    assert sum(b["n"] for b in reached["bins"]) == 6
-    assert [(b["lo"], b["n"], b["accuracy"]) for b in reached["bins"]][-1] == (0.9, 1, 1.0)  # r08
+    reached = rel["embedding"].reached
+    assert reached.n == 6
+    assert sum(b.n for b in reached.bins) == 6
+    assert [(b.lo, b.n, b.accuracy) for b in reached.bins][-1] == (0.9, 1, 1.0)  # r08
 
 
-def test_operating_point_is_where_the_run_landed(summary: dict[str, Any]) -> None:
+def test_operating_point_is_where_the_run_landed(summary: EvalSummary) -> None:
     """The curve's chosen point replays the run: an item the embedding stage abstained on went to the
     LLM, whatever its margin (it used to be counted as the embedding stage's answer)."""
-    point = summary["operating_point"]
-    assert (point["accuracy"], point["llm_share"]) == (summary["accuracy"], summary["llm_share"])
+    point = summary.operating_point
+    assert point is not None and (point.accuracy, point.llm_share) == (summary.accuracy, summary.llm_share)
 
 
 def test_cv_curve_marks_each_folds_threshold(settings: Settings) -> None:
     summary, _ = cv_summary(settings)
     # The cross-validated point is the run itself: each fold at its own margin.
-    point = summary["operating_point"]
-    assert (point["accuracy"], point["llm_share"]) == (summary["accuracy"], summary["llm_share"])
-    assert (point["accuracy"], point["llm_share"]) == (round(7 / 11, 4), round(5 / 11, 4))
-    assert point["fold_thresholds"] == [EMB_MARGIN, EMB_MARGIN_FOLD2]
+    point = summary.operating_point
+    assert point is not None and (point.accuracy, point.llm_share) == (summary.accuracy, summary.llm_share)
+    assert (point.accuracy, point.llm_share) == (round(7 / 11, 4), round(5 / 11, 4))
+    assert point.fold_thresholds == [EMB_MARGIN, EMB_MARGIN_FOLD2]
     # Each fold's margin, applied to every out-of-fold item, is a point on the pooled curve.
-    marks = {m["fold"]: (m["threshold"], m["accuracy"], m["llm_share"]) for m in summary["operating_folds"]}
+    marks = {m.fold: (m.threshold, m.accuracy, m.llm_share) for m in summary.operating_folds or []}
     assert marks == {
         1: (0.3, round(8 / 11, 4), round(4 / 11, 4)),
         2: (0.5, round(8 / 11, 4), round(6 / 11, 4)),
     }
-    curve = {c["threshold"]: c for c in summary["operating_curve"]}
+    curve = {c.threshold: c for c in summary.operating_curve or []}
     for threshold, acc, share in marks.values():
-        assert (curve[threshold]["accuracy"], curve[threshold]["llm_share"]) == (acc, share)
-    shares = [c["llm_share"] for c in summary["operating_curve"]]
+        assert (curve[threshold].accuracy, curve[threshold].llm_share) == (acc, share)
+    shares = [c.llm_share for c in summary.operating_curve or []]
     assert shares == sorted(shares)  # a higher margin never sends fewer items to the LLM
 
 
 def test_train_split_is_one_fold(settings: Settings) -> None:
     report = run(records(), EMB_MARGIN)
-    folds = [{"fold": 1, "n": 11, "thresholds": {"embedding": {"min_score": 0.0, "min_margin": EMB_MARGIN}}}]
+    folds = [
+        FoldSummary(
+            fold=1, n=11, accuracy=0.0, stages={},
+            thresholds={"embedding": {"min_score": 0.0, "min_margin": EMB_MARGIN}},
+        )
+    ]
     llm_correct = _llm_answers(report, Scripted(StageName.LLM), None)
-    out = cv_operating_curve(report, llm_correct, folds)
-    def points(curve: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        return [(c["threshold"], c["llm_share"], c["accuracy"], c["chosen"]) for c in curve]
+    cv_curve, cv_point, _ = cv_operating_curve(report, llm_correct, folds)
+
+    def points(curve: list[CurvePoint]) -> list[tuple[Any, ...]]:
+        return [(c.threshold, c.llm_share, c.accuracy, c.chosen) for c in curve]
 
     curve, point = operating_curve(report, llm_correct, 0.0, EMB_MARGIN)
-    assert points(out["operating_curve"]) == points(curve)
-    assert (out["operating_point"]["accuracy"], out["operating_point"]["llm_share"]) == (
-        point["accuracy"], point["llm_share"])
+    assert points(cv_curve) == points(curve)
+    assert (cv_point.accuracy, cv_point.llm_share) == (point.accuracy, point.llm_share)
 
 
 def test_cv_curve_refuses_folds_that_do_not_cover_the_predictions(settings: Settings) -> None:
     summary, report = cv_summary(settings)
     with pytest.raises(ValueError, match="11 predictions"):
-        cv_operating_curve(report, {}, summary["folds"][:1])
+        cv_operating_curve(report, {}, (summary.folds or [])[:1])
 
 
 # -- the artefacts ---------------------------------------------------------------------------------
-def test_report_renders_every_artefact(tmp_path: Path, summary: dict[str, Any]) -> None:
+def test_report_renders_every_artefact(tmp_path: Path, summary: EvalSummary) -> None:
     paths = write_report(summary, tmp_path / "out")
     assert set(paths) == {"json", "png", "reliability_png", "kinds_png", "html"}
-    assert json.loads(paths["json"].read_text(encoding="utf-8")) == json.loads(json.dumps(summary))
+    assert EvalSummary.model_validate_json(paths["json"].read_text(encoding="utf-8")) == summary
     for key in ("png", "reliability_png", "kinds_png"):
         with Image.open(paths[key]) as img:
             img.verify()
             assert img.format == "PNG"
 
     page = paths["html"].read_text(encoding="utf-8")
-    assert f"{summary['accuracy']:.3f}" in page and f"{summary['micro_f1']:.3f}" in page
+    assert f"{summary.accuracy:.3f}" in page and f"{summary.micro_f1:.3f}" in page
     for stage, decided in (("tags", 4), ("embedding", 3), ("llm", 4)):
         assert re.search(rf'<td class="l">{stage}</td><td class="">{decided}</td>', page)
-    assert f"${summary['cost']['per_1000_usd']:.4f}" in page
+    assert summary.cost is not None and f"${summary.cost.per_1000_usd:.4f}" in page
     assert "36.4%" in page  # LLM share
     assert ">undecided<" in page
 
 
-def test_kind_table_in_html_and_text(summary: dict[str, Any]) -> None:
+def test_kind_table_in_html_and_text(summary: EvalSummary) -> None:
     page = render_html(summary, None)  # the tables only: no plotting
     table = page.split("Accuracy by kind", 1)[1].split("</table>", 1)[0]
     rows = re.findall(r"<tr>(.*?)</tr>", table)
@@ -268,7 +294,7 @@ def test_kind_table_in_html_and_text(summary: dict[str, Any]) -> None:
     assert homonym.split()[:3] == ["homonym", "3", "0.667"]
 
 
-def test_reliability_table_in_html_and_text(summary: dict[str, Any]) -> None:
+def test_reliability_table_in_html_and_text(summary: EvalSummary) -> None:
     page = render_html(summary, None)  # the tables only: no plotting
     section = page.split("Reliability", 1)[1]
     # ECE 0.2925, shown to three places
@@ -292,7 +318,7 @@ def test_cv_report_marks_the_folds(tmp_path: Path, settings: Settings) -> None:
     assert "thresholds per fold 0.300, 0.500" in render_text(summary)
 
 
-def test_html_is_self_contained_with_the_embedded_pngs(tmp_path: Path, summary: dict[str, Any]) -> None:
+def test_html_is_self_contained_with_the_embedded_pngs(tmp_path: Path, summary: EvalSummary) -> None:
     paths = write_report(summary, tmp_path)
     page = paths["html"].read_text(encoding="utf-8")
     found = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
@@ -304,7 +330,7 @@ def test_html_is_self_contained_with_the_embedded_pngs(tmp_path: Path, summary: 
     assert "<link" not in page and "<script" not in page
 
 
-def test_strings_are_escaped(summary: dict[str, Any]) -> None:
+def test_strings_are_escaped(summary: EvalSummary) -> None:
     page = render_html(summary, None)  # the tables only: no plotting
     assert "&lt;script&gt;" in page  # a category name, in the confusion matrix
     assert "<script>" not in page
@@ -344,19 +370,19 @@ SECTIONS = [
 HOSTILE = """<script>alert("x")</script><img src=x onerror='alert(1)'>"""
 
 
-def test_hostile_text_is_shown_as_text_and_every_section_remains(summary: dict[str, Any]) -> None:
+def test_hostile_text_is_shown_as_text_and_every_section_remains(summary: EvalSummary) -> None:
     """Every string the summary carries, put where a browser would run it, stays text."""
-    summary["generated_at"] = HOSTILE
-    summary["command"] = f"gifcat eval --title {HOSTILE}"
-    summary["stages"][HOSTILE] = summary["stages"]["llm"]  # a stage the report does not know
-    summary["kinds"][HOSTILE] = summary["kinds"]["irony"]
-    summary["reliability"][HOSTILE] = summary["reliability"]["tags"]
-    summary["baselines"][HOSTILE] = summary["baselines"]["llm"]
-    summary["cost"]["by_model_per_1000_usd"] = {HOSTILE: 0.01}
-    summary["confusion"]["labels"][0] = HOSTILE
+    assert summary.baselines is not None and summary.cost is not None
+    summary.command = f"gifcat eval --title {HOSTILE}"
+    summary.stages[HOSTILE] = summary.stages["llm"]  # a stage the report does not know
+    summary.kinds[HOSTILE] = summary.kinds["irony"]
+    summary.reliability[HOSTILE] = summary.reliability["tags"]
+    summary.baselines[HOSTILE] = summary.baselines["llm"]
+    summary.cost.by_model_per_1000_usd = {HOSTILE: 0.01}
+    summary.confusion.labels[0] = HOSTILE
     page = Page(render_html(summary, b"curve", {"kinds": b"kinds", "reliability": b"reliability"}))
     assert "script" not in page.tags and page.tags.count("img") == 3  # the three plots, no fourth
-    assert f"generated {HOSTILE}" in page.texts and f"LLM: {HOSTILE}" in page.texts
+    assert f"LLM: {HOSTILE}" in page.texts
     assert f"gifcat eval --title {HOSTILE}" in page.texts
     # stage, kind, reliability (and its 2 bins), baseline rows; the confusion matrix's column and row
     assert page.texts.count(HOSTILE) == 8
@@ -370,7 +396,7 @@ def test_the_page_template_ships_as_package_data(root: Path) -> None:
     assert any(fnmatch.fnmatch("templates/report.html.j2", p) for p in patterns["gifcat_tooling"])
 
 
-def test_confusion_matrix_has_gold_rows_only(summary: dict[str, Any]) -> None:
+def test_confusion_matrix_has_gold_rows_only(summary: EvalSummary) -> None:
     page = render_html(summary, None)  # the tables only: no plotting
     table = page.split("Confusion matrix", 1)[1].split("</table>", 1)[0]
     gold = {r.primary for r in records()}
@@ -384,35 +410,57 @@ def test_summary_without_curve_or_costs_renders(tmp_path: Path, settings: Settin
     """The shapes real runs produce short of the full report: `--until embedding --report` (baselines,
     no operating curve) and a summary built without settings (no costs)."""
     report = run(records(), until=StageName.EMBEDDING)
-    no_curve = report.summary(settings) | {"baselines": real_summary(settings)["baselines"], "command": None}
+    no_curve = report.summary(settings).model_copy(
+        update={"baselines": real_summary(settings).baselines, "command": None}
+    )
     no_costs = report.summary(None)
-    assert "operating_curve" not in no_curve and "cost" not in no_costs
+    assert no_curve.operating_curve is None and no_costs.cost is None
     for i, summary in enumerate((no_curve, no_costs)):
         paths = write_report(summary, tmp_path / str(i))
         page = paths["html"].read_text(encoding="utf-8")
-        assert page.startswith("<!DOCTYPE html>") and f"{summary['accuracy']:.3f}" in page
+        assert page.startswith("<!DOCTYPE html>") and f"{summary.accuracy:.3f}" in page
         for key in ("png", "reliability_png", "kinds_png"):
             with Image.open(paths[key]) as img:
                 img.verify()
-        assert f"accuracy: {summary['accuracy']:.3f}" in render_text(summary)
+        assert f"accuracy: {summary.accuracy:.3f}" in render_text(summary)
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        {"operating_curve": None, "operating_point": None, "baselines": None},
+        {"cost": None, "cost_per_1000_usd": None, "command": None, "kinds": {}, "reliability": {}},
+        {"stages": {}, "confusion": Confusion(labels=[], matrix=[])},
+    ],
+)
+def test_missing_optional_parts_do_not_crash(
+    tmp_path: Path, missing: dict[str, Any], summary: EvalSummary
+) -> None:
+    summary = summary.model_copy(update=missing)
+    paths = write_report(summary, tmp_path)
+    assert paths["html"].read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    for key in ("png", "reliability_png", "kinds_png"):
+        with Image.open(paths[key]) as img:
+            img.verify()
+    assert f"accuracy: {summary.accuracy:.3f}" in render_text(summary)
 
 
 def test_triage_only_summary(tmp_path: Path, settings: Settings) -> None:
     """`--until triage`: no embedding or LLM stage, no curve, no baselines; no kinds in the records."""
     recs = [r.model_copy(update={"kind": None}) for r in records()]
     summary = run(recs, until=StageName.TAGS).summary(settings)
-    assert set(summary["reliability"]) == {"tags"} and summary["kinds"] == {}
-    paths = write_report(copy.deepcopy(summary), tmp_path)
-    assert json.loads(paths["json"].read_text(encoding="utf-8")) == json.loads(json.dumps(summary))
+    assert set(summary.reliability) == {"tags"} and summary.kinds == {}
+    paths = write_report(summary, tmp_path)
+    assert EvalSummary.model_validate_json(paths["json"].read_text(encoding="utf-8")) == summary
     page = paths["html"].read_text(encoding="utf-8")
     assert "No record carries a kind" in page
     assert "data:image/png;base64," in page
 
 
-def test_render_text_table(summary: dict[str, Any]) -> None:
+def test_render_text_table(summary: EvalSummary) -> None:
     text = render_text(summary)
-    assert f"accuracy: {summary['accuracy']:.3f}" in text
-    assert f"cost / 1,000 GIFs: ${summary['cost']['per_1000_usd']:.4f}" in text
+    assert f"accuracy: {summary.accuracy:.3f}" in text
+    assert summary.cost is not None and f"cost / 1,000 GIFs: ${summary.cost.per_1000_usd:.4f}" in text
     stage_lines = [line for line in text.splitlines() if line.split()[:1] in (["tags"], ["llm"])]
     assert any(line.split()[1] == "4" for line in stage_lines)
     assert "gpt-4.1-mini" in text
@@ -464,4 +512,17 @@ def test_eval_report_command_renders_what_it_computed(
     for name in ("operating_curve.png", "reliability.png", "kinds.png"):
         with Image.open(out / name) as img:
             img.verify()
-    assert re.search(r"^homonym\s+1\s+0\.000", render_text(summary), re.M)  # printed without --json
+    printed = render_text(EvalSummary.model_validate(summary))  # printed without --json
+    assert re.search(r"^homonym\s+1\s+0\.000", printed, re.M)
+
+
+def test_the_summaries_in_docs_read_as_the_summary_type(root: Path) -> None:
+    """The JSON that `gifcat eval --json` wrote for README's results is an EvalSummary, key for key."""
+    # discovery.json is `gifcat discover`'s output, not an evaluation's
+    saved = sorted(p for p in (root / "docs" / "results").rglob("*.json") if p.name != "discovery.json")
+    assert saved
+    for path in saved:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        summary = EvalSummary.model_validate(data)  # extra keys are refused: the type says it all
+        assert summary.n == data["n"] and summary.folds and len(summary.folds) == len(data["folds"])
+        assert f"accuracy: {summary.accuracy:.3f}" in render_text(summary)

@@ -7,10 +7,17 @@ from decimal import Decimal
 
 import pytest
 
-from gifcat.adapters.dynamodb import correction_request, put_request, record_request, takeover_request
+from gifcat.adapters.dynamodb import (
+    correction_request,
+    from_attribute_values,
+    put_request,
+    record_request,
+    takeover_request,
+    to_attribute_values,
+)
 from gifcat.config import Settings
 from gifcat.domain.model import Candidate, Classification, GifMetadata, StageName, StageTrace, Status
-from gifcat.domain.result import NO_SEQUENCER, ObjectRef, classification_fields, result_item
+from gifcat.domain.result import HUMAN, NO_SEQUENCER, ObjectRef, classification_fields, result_item
 
 REF = ObjectRef(
     bucket="b",
@@ -69,19 +76,28 @@ def classified() -> Classification:
 
 def test_item_holds_every_documented_field() -> None:
     item = result_item(REF, classified(), metadata=GifMetadata(title="T", tags=("a",)))
-    assert set(item) >= DOCUMENTED
-    assert item["pk"] == "s3://b/uploads/a b+c.gif"
-    assert item["models"] == {"llm": "gpt-4o-mini"}
-    assert item["prompt_version"] == "classify-v1"
-    assert item["timings_ms"] == {"llm": 512.0}
-    assert item["cost_usd"] == 0.00002
+    assert set(item.stored()) >= DOCUMENTED
+    assert item.pk == "s3://b/uploads/a b+c.gif"
+    assert item.models == {"llm": "gpt-4o-mini"}
+    assert item.prompt_version == "classify-v1"
+    assert item.timings_ms == {"llm": 512.0}
+    assert item.cost_usd == 0.00002
+    assert item.stored()["updated_at"] == item.updated_at.isoformat()  # stored as isoformat writes it
 
 
 def test_failed_item_has_reason_and_no_category() -> None:
     failed = Classification(status=Status.SKIPPED, reason="not a GIF")
     item = result_item(REF, failed)
-    assert item["status"] == "skipped" and item["reason"] == "not a GIF"
-    assert "primary" not in item and "decided_by" not in item
+    assert item.status is Status.SKIPPED and item.reason == "not a GIF"
+    assert "primary" not in item.stored() and "decided_by" not in item.stored()
+
+
+def test_a_stored_item_reads_back_as_the_same_result() -> None:
+    item = result_item(
+        REF, classified(), metadata=GifMetadata(title="T", tags=("a",)), execution="x-1", prices=None
+    )
+    raw = put_request(item)["Item"]  # DynamoDB JSON, numbers as strings
+    assert from_attribute_values(raw) == item
 
 
 def test_attribute_values_are_dynamodb_typed() -> None:
@@ -136,7 +152,7 @@ def test_record_sets_the_answer_on_the_executions_own_item() -> None:
 
 def test_rerun_keeps_the_stored_order() -> None:
     item = result_item(REF.model_copy(update={"sequencer": None}), classified(), execution="console-1")
-    stored = {"object_seq": REF.object_seq, "sequencer": "0A"}
+    stored = result_item(REF, classified())
     forced = takeover_request(item, stored, force=True)
     assert forced["Item"]["object_seq"] == {"S": REF.object_seq}
     # Force takes over a finished item, never a person's answer.
@@ -151,14 +167,15 @@ def test_rerun_keeps_the_stored_order() -> None:
 
 def test_estimated_cost_counts_llm_lambda_and_step_functions(settings: Settings) -> None:
     item = result_item(REF, classified(), prices=settings.prices)
-    cost = item["cost"]
+    cost = item.cost
+    assert cost is not None
     assert cost["llm_usd"] == 0.00002
     # 512 ms of the 256 MB escalate function, one request, and one execution's transitions.
     lam = settings.prices.lambda_
     assert cost["lambda_usd"] == pytest.approx(0.512 * 0.25 * lam.gb_second_usd + lam.request_usd)
     sfn = settings.prices.stepfunctions
     assert cost["stepfunctions_usd"] == pytest.approx(sfn.transitions_per_execution * sfn.transition_usd)
-    assert item["cost_usd"] == pytest.approx(cost["llm_usd"] + cost["lambda_usd"] + cost["stepfunctions_usd"])
+    assert item.cost_usd == pytest.approx(cost["llm_usd"] + cost["lambda_usd"] + cost["stepfunctions_usd"])
 
 
 def test_correction_writes_only_over_the_upload_that_was_checked() -> None:
@@ -174,3 +191,26 @@ def test_correction_writes_only_over_the_upload_that_was_checked() -> None:
     no_etag = correction_request(REF.pk, {"primary": "funny"}, object_seq="-", etag=None)
     assert no_etag["ConditionExpression"].endswith("attribute_not_exists(#etag)")
     assert ":etag" not in no_etag["ExpressionAttributeValues"]
+
+
+def test_a_corrected_item_reads_back_as_the_result_model() -> None:
+    """What `gifcat correct` sets on a stored item (correction_request) is part of the result model: the
+    table's get and scan read a person's answer, who gave it and the machine's answer it replaced."""
+    stored = put_request(result_item(REF, classified(), execution="x-1"))["Item"]
+    fields = {
+        "status": "classified", "primary": "love", "labels": ["love"], "decided_by": HUMAN, "confidence": 1.0,
+        "corrected_by": "ana", "corrected_at": "2026-11-29T10:00:00+00:00",
+        "corrected_from": {
+            "status": "classified", "primary": "funny", "decided_by": "tags", "confidence": 0.8
+        },
+    }
+    request = correction_request(REF.pk, fields, object_seq=REF.object_seq, etag="e1")
+    names, values = request["ExpressionAttributeNames"], request["ExpressionAttributeValues"]
+    corrected = {k: v for k, v in stored.items() if k not in ("execution", "reason")}
+    corrected |= {names[f"#f{i}"]: values[f":f{i}"] for i in range(len(fields))}
+    item = from_attribute_values(corrected)
+    assert (item.decided_by, item.primary, item.corrected_by) == ("human", "love", "ana")
+    assert item.corrected_at == datetime(2026, 11, 29, 10, tzinfo=UTC)
+    assert item.corrected_from is not None and item.corrected_from.decided_by is StageName.TAGS
+    assert item.corrected_from.confidence == 0.8 and item.execution is None
+    assert to_attribute_values(item.stored()) == corrected  # and writes back as it was read

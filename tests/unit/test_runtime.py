@@ -11,6 +11,7 @@ from gifcat.runtime import (
     HandlerEnvironment,
     TriageEnvironment,
     build_llm_step,
+    build_rerun_triage,
     build_triage,
 )
 
@@ -45,8 +46,14 @@ def test_escalating_triage_without_state_machine_names_the_variable(monkeypatch:
     with pytest.raises(ConfigError, match=r"^environment: STATE_MACHINE_ARN is not set$"):
         build_triage()
     # The reruns' triage step does not escalate: it needs the table only.
-    triage = build_triage(with_escalation=False)
-    assert triage.escalator is None and triage.store.table_name == "gifcat-results"
+    rerun = build_rerun_triage()
+    assert not hasattr(rerun, "escalator") and rerun.store.table_name == "gifcat-results"
+
+
+def test_rerun_triage_without_results_table_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_MACHINE_ARN", ARN)
+    with pytest.raises(ConfigError, match=r"^environment: RESULTS_TABLE is not set$"):
+        build_rerun_triage()
 
 
 def test_every_problem_is_named_at_once_and_blank_counts_as_unset() -> None:
@@ -67,7 +74,7 @@ def test_triage_is_built_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("STATE_MACHINE_ARN", ARN)
     triage = build_triage()
     assert triage.store.table_name == "gifcat-results"
-    assert triage.escalator is not None and triage.escalator.state_machine_arn == ARN
+    assert triage.escalator.state_machine_arn == ARN
 
 
 def test_values_are_stripped_and_unknown_variables_ignored() -> None:

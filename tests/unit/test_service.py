@@ -8,14 +8,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from gifcat.adapters.dynamodb import record_request
+from gifcat.application.events import TriageStepEvent
 from gifcat.application.ports import ObjectGone, SourceUnavailable, StartOutcome
-from gifcat.application.service import STATE_METADATA_BUDGET, StageStep, StepState, Triage, state_metadata
+from gifcat.application.service import (
+    STATE_METADATA_BUDGET,
+    RerunTriage,
+    StageStep,
+    StepState,
+    Triage,
+    state_metadata,
+)
 from gifcat.config import Settings
 from gifcat.domain.cascade import Cascade
-from gifcat.domain.model import GifMetadata, StageName, Status
-from gifcat.domain.result import ObjectRef
+from gifcat.domain.model import Classification, GifMetadata, StageName, Status
+from gifcat.domain.result import ObjectRef, ResultAnswer, ResultItem, WriteKind, result_item
 from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.taxonomy import Taxonomy
 
@@ -43,26 +52,26 @@ class Objects:
 
 
 class Store:
-    def __init__(self, accept: bool = True, stored: dict[str, Any] | None = None) -> None:
-        self.items: list[dict[str, Any]] = []
-        self.records: list[tuple[str, dict[str, Any], str, bool]] = []
-        self.takeovers: list[tuple[dict[str, Any], dict[str, Any] | None, bool]] = []
+    def __init__(self, accept: bool = True, stored: ResultItem | None = None) -> None:
+        self.items: list[ResultItem] = []
+        self.records: list[tuple[str, ResultAnswer, str, bool]] = []
+        self.takeovers: list[tuple[ResultItem, ResultItem | None, bool]] = []
         self.accept = accept
         self.stored = stored
 
-    def put(self, item: dict[str, Any], *, kind: str = "result") -> bool:
+    def put(self, item: ResultItem, *, kind: WriteKind = "result") -> bool:
         self.items.append(item)
         return self.accept
 
-    def get(self, pk: str) -> dict[str, Any] | None:
+    def get(self, pk: str) -> ResultItem | None:
         return self.stored
 
-    def take_over(self, item: dict[str, Any], stored: dict[str, Any] | None, *, force: bool) -> bool:
+    def take_over(self, item: ResultItem, stored: ResultItem | None, *, force: bool) -> bool:
         self.takeovers.append((item, stored, force))
         return self.accept
 
-    def record(self, pk: str, fields: dict[str, Any], *, execution: str, only_pending: bool = False) -> bool:
-        self.records.append((pk, fields, execution, only_pending))
+    def record(self, pk: str, answer: ResultAnswer, *, execution: str, only_pending: bool = False) -> bool:
+        self.records.append((pk, answer, execution, only_pending))
         return True
 
 
@@ -87,15 +96,7 @@ def make(settings: Settings, taxonomy: Taxonomy) -> Callable[..., tuple[Triage, 
         cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
         store, starter = store or Store(), starter or Starter()
         return (
-            Triage(
-                settings,
-                cascade,
-                objects,
-                store,
-                starter,
-                lambda ref, meta: f"name-{ref.etag}",
-                record_request=record_request,
-            ),
+            Triage(settings, cascade, objects, store, starter, lambda ref, meta: f"name-{ref.etag}"),
             store,
             starter,
         )
@@ -108,7 +109,7 @@ def test_decided_upload_writes_once_and_starts_nothing(make: Callable, gif: Call
     triage, store, starter = make(objects)
     outcome = triage.handle_upload(REF)
     assert (outcome.status, outcome.written) == (Status.CLASSIFIED, True)
-    assert [i["primary"] for i in store.items] == ["food"] and starter.started == []
+    assert [i.primary for i in store.items] == ["food"] and starter.started == []
     assert objects.reads == [triage.settings.limits.sniff_bytes]  # only the first bytes were read
 
 
@@ -116,7 +117,7 @@ def test_undecided_upload_is_pending_and_handed_on(make: Callable, gif: Callable
     triage, store, starter = make(Objects(gif(), {"title": "Mood"}))
     outcome = triage.handle_upload(REF)
     assert outcome.status is Status.PENDING and outcome.execution == "name-e1"
-    assert store.items[0]["status"] == "pending" and store.items[0]["execution"] == "name-e1"
+    assert store.items[0].status == "pending" and store.items[0].execution == "name-e1"
     ((name, payload),) = starter.started
     assert name == "name-e1"
     state = StepState.model_validate(payload)
@@ -140,7 +141,7 @@ def test_duplicate_of_a_finished_upload_starts_nothing(make: Callable, gif: Call
 def test_rejected_uploads_are_recorded(make: Callable, objects: Objects, status: str, reason: str) -> None:
     triage, store, starter = make(objects)
     assert triage.handle_upload(REF).status.value == status
-    assert reason in store.items[0]["reason"] and starter.started == []
+    assert reason in (store.items[0].reason or "") and starter.started == []
 
 
 def test_stage_step_records_an_upstream_failure(settings: Settings, taxonomy: Taxonomy) -> None:
@@ -151,7 +152,7 @@ def test_stage_step_records_an_upstream_failure(settings: Settings, taxonomy: Ta
         upstream_error={"stage": "embedding", "Error": "MemoryError", "Cause": "out of memory"},
         execution="exec-1",
     )
-    out = StageStep(cascade, StageName.TAGS, None, settings, record_request).run(state)
+    out = StageStep(cascade, StageName.TAGS, Objects(None), settings, record_request).run(state)
     assert out.upstream_error is None
     assert out.classification.stages[0].error == "MemoryError: out of memory"
     assert out.record is None  # still undecided: the next stage runs, there is nothing to record yet
@@ -168,8 +169,9 @@ def test_unexpected_error_reading_metadata_is_a_failed_result(
     outcome = triage.handle_upload(REF)
     assert (outcome.status, outcome.written) == (Status.FAILED, True)
     (item,) = store.items
-    assert item["status"] == "failed" and starter.started == []
-    assert item["reason"].startswith("unexpected error reading the upload: RecursionError: maximum recursion")
+    assert item.status == "failed" and starter.started == []
+    assert item.reason is not None
+    assert item.reason.startswith("unexpected error reading the upload: RecursionError: maximum recursion")
 
 
 def test_storage_outage_is_not_a_result_but_a_retry(make: Callable, gif: Callable[..., bytes]) -> None:
@@ -190,7 +192,7 @@ def test_a_closed_execution_never_leaves_the_item_pending(make: Callable, gif: C
     assert outcome.status is Status.FAILED
     ((pk, fields, execution, only_pending),) = store.records
     assert (pk, execution, only_pending) == (REF.pk, "name-e1", True)
-    assert fields["status"] == "failed" and "ended without recording" in fields["reason"]
+    assert fields.status == "failed" and "ended without recording" in (fields.reason or "")
 
 
 def test_state_carries_bounded_metadata_and_the_item_all_of_it(
@@ -199,7 +201,7 @@ def test_state_carries_bounded_metadata_and_the_item_all_of_it(
     tags = ["🎉" * 2000] * 30  # 60,000 emoji: 720 KB once JSON-escaped
     triage, store, starter = make(Objects(gif(), {}, sidecar=json.dumps({"tags": tags}).encode()))
     triage.handle_upload(REF)
-    assert store.items[0]["status"] == "pending" and len(store.items[0]["tags"]) == len(tags)
+    assert store.items[0].status == "pending" and len(store.items[0].tags or []) == len(tags)
     ((_, payload),) = starter.started
     assert len(json.dumps(payload)) < 16 * 1024  # escaped, as Step Functions' local interpreter counts
     state = StepState.model_validate(payload)
@@ -217,27 +219,42 @@ def test_state_metadata_keeps_small_metadata_whole() -> None:
     assert cut.tags == big.tags[: len(cut.tags)]  # the first tags, in order
 
 
-def test_rerun_takes_the_item_over_and_records_on_it(make: Callable, gif: Callable[..., bytes]) -> None:
-    stored = {"pk": REF.pk, "object_seq": "00AB".ljust(40, "0"), "sequencer": "00AB", "status": "classified"}
-    triage, store, _ = make(Objects(gif(), {"tags": "pizza,food"}), Store(stored=stored))
-    state = triage.prepare(REF, force=True, execution="console-1")
+def rerun(settings: Settings, taxonomy: Taxonomy, objects: Objects, store: Store) -> RerunTriage:
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    return RerunTriage(settings, cascade, objects, store, record_request)
+
+
+def test_rerun_takes_the_item_over_and_records_on_it(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
+    classified = Classification(status=Status.CLASSIFIED, primary="food", decided_by=StageName.TAGS)
+    stored = result_item(REF.model_copy(update={"sequencer": "00AB"}), classified)
+    store = Store(stored=stored)
+    state = rerun(settings, taxonomy, Objects(gif(), {"tags": "pizza,food"}), store).prepare(
+        REF, force=True, execution="console-1"
+    )
     ((item, seen, force),) = store.takeovers
     assert (seen, force) == (stored, True)
-    assert item["execution"] == "console-1" and item["status"] == "pending"
+    assert item.execution == "console-1" and item.status == "pending"
     assert not state.superseded and state.record is not None
     assert state.record["ConditionExpression"].startswith("#execution = :execution AND ")
     assert state.record["ExpressionAttributeValues"][":execution"] == {"S": "console-1"}
 
 
-def test_rerun_superseded_by_a_newer_upload(make: Callable, gif: Callable[..., bytes]) -> None:
-    triage, _, _ = make(Objects(gif(), {"title": "Mood"}), Store(accept=False))
+def test_rerun_superseded_by_a_newer_upload(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
+    triage = rerun(settings, taxonomy, Objects(gif(), {"title": "Mood"}), Store(accept=False))
     assert triage.prepare(REF, force=True, execution="console-2").superseded
 
 
-def stored_item(taxonomy: Taxonomy, **fields: Any) -> dict[str, Any]:
+def stored_item(taxonomy: Taxonomy, **fields: Any) -> ResultItem:
     """A result item as the table holds it for the object Objects serves (ETag e1)."""
-    return {"pk": REF.pk, "object_seq": "-", "etag": "e1", "status": "classified", "primary": "food",
-            "decided_by": "tags", "taxonomy_version": taxonomy.version, **fields}
+    classified = Classification(
+        status=Status.CLASSIFIED, primary="food", decided_by=StageName.TAGS, taxonomy_version=taxonomy.version
+    )
+    item = result_item(REF.model_copy(update={"etag": "e1"}), classified)
+    return ResultItem.model_validate(item.model_dump() | fields)  # validated: "human" is a decider
 
 
 @pytest.mark.parametrize(
@@ -256,11 +273,11 @@ def stored_item(taxonomy: Taxonomy, **fields: Any) -> dict[str, Any]:
     ],
 )
 def test_backfill_child_keeps_only_fresh_results_and_human_answers(
-    make: Callable, gif: Callable[..., bytes], taxonomy: Taxonomy, fields: dict[str, Any], stale_only: bool,
-    kept: str | None,
+    settings: Settings, gif: Callable[..., bytes], taxonomy: Taxonomy, fields: dict[str, Any],
+    stale_only: bool, kept: str | None,
 ) -> None:
     store = Store(stored=stored_item(taxonomy, **fields))
-    triage, _, _ = make(Objects(gif(), {"tags": "pizza,food"}), store)
+    triage = rerun(settings, taxonomy, Objects(gif(), {"tags": "pizza,food"}), store)
     state = triage.prepare(REF, force=True, execution="run/1", stale_only=stale_only)
     if kept is None:
         assert state.kept is None and len(store.takeovers) == 1
@@ -270,8 +287,19 @@ def test_backfill_child_keeps_only_fresh_results_and_human_answers(
 
 
 def test_backfill_child_classifies_an_object_without_a_result(
-    make: Callable, gif: Callable[..., bytes]
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
 ) -> None:
-    triage, _, _ = make(Objects(gif(), {"tags": "pizza,food"}), Store(stored=None))
+    triage = rerun(settings, taxonomy, Objects(gif(), {"tags": "pizza,food"}), Store(stored=None))
     state = triage.prepare(REF, force=True, execution="run/2", stale_only=True)
     assert state.kept is None and state.classification.primary == "food" and state.record is not None
+
+
+def test_rerun_event_without_its_execution_is_refused_when_parsed() -> None:
+    # The rerun's item must name its execution: an event without one fails at the handler's parser,
+    # not later inside the service.
+    with pytest.raises(ValidationError, match="execution"):
+        TriageStepEvent.model_validate({"request": {"bucket": "b", "key": "uploads/x.gif"}})
+    event = TriageStepEvent.model_validate(
+        {"request": {"bucket": "b", "key": "k"}, "execution": "arn:aws:states:r:1:execution:sm:console-3"}
+    )
+    assert event.execution_name == "console-3"

@@ -4,7 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from gifcat.config import ConfigError, load_settings
+from gifcat.config import ConfigError, StageOptions, load_settings
+from gifcat.domain.llm.options import LlmOptions
+from gifcat.domain.stages.embedding import EmbeddingOptions
+from gifcat.domain.stages.factory import triage_stages
+from gifcat.domain.stages.triage import TriageWeights
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy, parse_taxonomy
 
 REFERENCE = [
@@ -111,3 +115,26 @@ def test_settings_overrides_merge_and_validate(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("GIFCAT_OVERRIDES", "{not json")
     with pytest.raises(ConfigError, match="GIFCAT_OVERRIDES"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("stage", "model", "knob"),
+    [
+        ("tags", TriageWeights, "tag_wieght"),
+        ("embedding", EmbeddingOptions, "frame"),
+        ("llm", LlmOptions, "modle"),
+    ],
+)
+def test_every_stage_reads_its_options_one_way(stage: str, model: type[StageOptions], knob: str) -> None:
+    """A misspelt knob in any stage's section is a ConfigError naming the stage and the knob."""
+    settings = load_settings()
+    assert isinstance(settings.options(stage, model), model)
+    bad = load_settings(overrides={"stages": {stage: {knob: 1}}})
+    with pytest.raises(ConfigError, match=rf"settings: stages\.{stage}: {knob}: Extra inputs are not"):
+        bad.options(stage, model)
+
+
+def test_a_misspelt_triage_weight_fails_where_the_stages_are_built(taxonomy: Taxonomy) -> None:
+    bad = load_settings(overrides={"stages": {"tags": {"hashtag_wieght": 0.2}}})
+    with pytest.raises(ConfigError, match=r"stages\.tags: hashtag_wieght"):
+        triage_stages(bad, taxonomy)

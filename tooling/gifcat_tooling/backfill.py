@@ -14,9 +14,18 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+
+from gifcat.domain.model import Status
+from gifcat.domain.result import ResultItem
 
 DEFAULT_SUFFIX = ".gif"
+
+
+class ResultScanner(Protocol):
+    """The results table as the summary reads it (gifcat.adapters.dynamodb.ResultsTable)."""
+
+    def scan(self) -> list[ResultItem]: ...
 
 
 @dataclass
@@ -100,7 +109,7 @@ def listed_keys(s3: Any, bucket: str, prefix: str, suffix: str = DEFAULT_SUFFIX)
 
 
 def summarise(
-    described: dict[str, Any], seconds: float, keys: list[str], items: dict[str, dict[str, Any]]
+    described: dict[str, Any], seconds: float, keys: list[str], items: dict[str, ResultItem]
 ) -> BackfillSummary:
     """What the run left in the table for the listed keys (`items` by key)."""
     name = described.get("name") or described["executionArn"].rsplit(":", 1)[-1]
@@ -114,12 +123,12 @@ def summarise(
         if item is None:
             missing.append(key)
             continue
-        by_status[item.get("status", "?")] += 1
-        if item.get("decided_by"):
-            by_decider[item["decided_by"]] += 1
-        if item.get("status") == "failed":
-            failed.append({"key": key, "reason": str(item.get("reason") or "")[:300]})
-        if str(item.get("execution") or "").startswith(mine):
+        by_status[item.status.value] += 1
+        if item.decided_by:
+            by_decider[str(item.decided_by)] += 1
+        if item.status is Status.FAILED:
+            failed.append({"key": key, "reason": (item.reason or "")[:300]})
+        if (item.execution or "").startswith(mine):
             written += 1
         else:
             kept += 1
@@ -143,7 +152,7 @@ def run_backfill(
     *,
     sfn: Any,
     s3: Any,
-    table: Any,
+    table: ResultScanner,
     state_machine_arn: str,
     request: BackfillRequest,
     suffix: str = DEFAULT_SUFFIX,
@@ -158,7 +167,7 @@ def run_backfill(
     described = wait(sfn, arn, timeout_s)
     seconds = time.perf_counter() - started
     keys = listed_keys(s3, request.bucket, request.prefix, suffix)
-    items = {i["key"]: i for i in table.scan() if i.get("bucket") == request.bucket and "key" in i}
+    items = {i.key: i for i in table.scan() if i.bucket == request.bucket}
     return summarise(described, seconds, keys, items)
 
 

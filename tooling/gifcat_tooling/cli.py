@@ -8,8 +8,9 @@ import json
 import signal
 import sys
 import threading
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gifcat.application.ingest import RejectedUpload, sniff_gif
 from gifcat.config import ConfigError, Settings, UriReader, load_settings
@@ -17,12 +18,18 @@ from gifcat.domain.cascade import TRIAGE
 from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 
+if TYPE_CHECKING:  # imported where used: `gifcat classify` needs none of the evaluation
+    from gifcat.domain.model import Classification
+    from gifcat.domain.records import LabelledRecord
+    from gifcat_tooling.evaluation import EvalSummary, Report
+    from gifcat_tooling.pipeline import LocalPipeline
+
 STAGE_CHOICES = {"triage": StageName.RULES, "embedding": StageName.EMBEDDING, "llm": StageName.LLM}
 
 
 def find_root(start: Path | None = None) -> Path:
     """The checkout holding template.yaml: from the working directory up, else beside the package."""
-    candidates = [start or Path.cwd(), Path(__file__).resolve().parents[3]]
+    candidates = [start or Path.cwd(), Path(__file__).resolve().parents[2]]  # tooling/gifcat_tooling/cli.py
     for base in candidates:
         for folder in (base, *base.parents):
             if (folder / "template.yaml").is_file() and (folder / "functions").is_dir():
@@ -118,7 +125,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from gifcat.domain.records import read_records
-    from gifcat_tooling.evaluation import cv_operating_curve, evaluate, operating_curve
+    from gifcat_tooling.evaluation import BaselineSummary, cv_operating_curve, evaluate, operating_curve
     from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
     from gifcat_tooling.pipeline import LocalPipeline
 
@@ -171,10 +178,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     settings, taxonomy, StageName.LLM, skip=(*TRIAGE, StageName.EMBEDDING)
                 ) as only_llm:
                     llm_correct = _llm_answers(report, only_llm.stage(StageName.LLM), progress("llm (curve)"))
-                summary |= cv_operating_curve(report, llm_correct, summary["folds"])
+                curve, point, marks = cv_operating_curve(report, llm_correct, summary.folds or [])
+                summary = summary.model_copy(
+                    update={"operating_curve": curve, "operating_point": point, "operating_folds": marks}
+                )
         elif args.baseline and not args.report:  # one baseline instead of the cascade
             report, _ = run(_baseline_pipeline(baselines[0], settings, taxonomy, args.labelled), baselines[0])
-            summary = {"baseline": baselines[0], **report.summary(settings)}
+            summary = report.summary(settings).model_copy(update={"baseline": baselines[0]})
         else:
             cascade = LocalPipeline(settings, taxonomy, STAGE_CHOICES[args.until], labelled=args.labelled)
             with cascade:
@@ -184,20 +194,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     llm_correct = _llm_answers(report, cascade.stage(StageName.LLM), progress("llm (curve)"))
                     emb = settings.thresholds("embedding")
                     curve, point = operating_curve(report, llm_correct, emb.min_score, emb.min_margin)
-                    summary |= {"operating_curve": curve, "operating_point": point}
+                    summary = summary.model_copy(update={"operating_curve": curve, "operating_point": point})
             if args.report:
-                summary["baselines"] = {}
+                compared = {}
                 for name in baselines:
                     base, _ = run(_baseline_pipeline(name, settings, taxonomy, args.labelled), name)
                     b = base.summary(settings)
-                    summary["baselines"][name] = {
-                        "accuracy": b["accuracy"],
-                        "micro_f1": b["micro_f1"],
-                        "llm_share": b["llm_share"],
-                        "cost_per_1000_usd": b["cost_per_1000_usd"],
-                        "cost": b["cost"],
-                    }
-        summary["command"] = "gifcat " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("gifcat") else None
+                    compared[name] = BaselineSummary(
+                        accuracy=b.accuracy,
+                        micro_f1=b.micro_f1,
+                        llm_share=b.llm_share,
+                        cost_per_1000_usd=b.cost_per_1000_usd,
+                        cost=b.cost,
+                    )
+                summary = summary.model_copy(update={"baselines": compared})
+        command = "gifcat " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("gifcat") else None
+        summary = summary.model_copy(update={"command": command})
     if args.predictions:
         report.write_predictions(Path(args.predictions))
     if args.report:
@@ -208,38 +220,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.json:
             print(render_text(summary))
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(summary.to_json())
     elif not args.report:
         print(
-            f"records: {summary['n']}  accuracy: {summary['accuracy']:.3f}"
-            f"  micro-F1: {summary['micro_f1']:.3f}  cost per 1,000: ${summary['cost_per_1000_usd']:.4f}"
+            f"records: {summary.n}  accuracy: {summary.accuracy:.3f}"
+            f"  micro-F1: {summary.micro_f1:.3f}  cost per 1,000: ${summary.cost_per_1000_usd or 0.0:.4f}"
         )
-        for stage, s in summary["stages"].items():
+        for stage, s in summary.stages.items():
             print(
-                f"  {stage:<10} decided {s['decided']:>4} ({s['share']:.1%})  accuracy {s['accuracy']:.3f}"
-                f"  p50 {s['latency_ms']['p50']:.2f} ms"
+                f"  {stage:<10} decided {s.decided:>4} ({s.share:.1%})  accuracy {s.accuracy:.3f}"
+                f"  p50 {s.latency_ms.p50:.2f} ms"
             )
-        print(f"  undecided  {summary['undecided']:>4}   reached the LLM: {summary['llm_share']:.1%}")
+        print(f"  undecided  {summary.undecided:>4}   reached the LLM: {summary.llm_share:.1%}")
     return 0
 
 
 def _fitted_eval(
     args: argparse.Namespace, records: list[Any], settings: Any, taxonomy: Any, overrides: dict[str, Any],
     progress: Any,
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Report, EvalSummary]:
     """`--cv K`: each fold classified by a cascade fitted on the other folds. `--train B`: the records
     classified by a cascade fitted on B. Fitting (gifcat_tooling.training.fit) learns the embedding
     memory, the classifier and every stage's threshold; the LLM stage learns nothing and is shared."""
     from gifcat.adapters.embeddings.factory import build_embedding_stage
     from gifcat.config import merge
     from gifcat.domain.records import read_records
-    from gifcat_tooling.evaluation import Report, evaluate, fold_spread
+    from gifcat_tooling.evaluation import Calibration, Fitting, FoldSummary, Report, evaluate, fold_spread
     from gifcat_tooling.pipeline import LocalPipeline
     from gifcat_tooling.training import CachingEncoder, fit, stratified_folds
 
     until = STAGE_CHOICES[args.until]
     base = build_embedding_stage(settings, taxonomy, labelled=[])
-    base.text = CachingEncoder(base.text)  # type: ignore[assignment]  # each text is embedded once
+    base.text = CachingEncoder(base.text)  # each text is embedded once
     llm = None
     if until is StageName.LLM:
         with LocalPipeline(settings, taxonomy, StageName.LLM) as probe:
@@ -263,23 +275,25 @@ def _fitted_eval(
         pipeline = LocalPipeline(
             fold_settings, taxonomy, until, embedding=base.with_learned(fitted.learned), llm=llm
         )
-        part = evaluate(test, lambda r, p=pipeline: p.classify(r.item()), progress(f"fold {i + 1}"))
+        part = evaluate(test, partial(_classify, pipeline), progress(f"fold {i + 1}"))
         report.predictions += part.predictions
         fold = part.summary(fold_settings)
-        folds.append({
-            "fold": i + 1, "n": fold["n"], "accuracy": fold["accuracy"], "stages": fold["stages"],
-            "thresholds": fitted.thresholds,
-            "calibration": {k: c.as_dict() for k, c in fitted.choices.items()},
-        })
-    summary = report.summary(settings)
-    summary["fitting"] = (
-        {"train": args.train, "n_train": len(splits[0][0])} if args.train
-        else {"cv": args.cv, "seed": args.seed}
+        folds.append(FoldSummary(
+            fold=i + 1, n=fold.n, accuracy=fold.accuracy, stages=fold.stages,
+            thresholds=fitted.thresholds,
+            calibration={k: Calibration.model_validate(c.as_dict()) for k, c in fitted.choices.items()},
+        ))
+    fitting = Fitting(train=args.train, n_train=len(splits[0][0])) if args.train else Fitting(
+        cv=args.cv, seed=args.seed
     )
-    summary["folds"] = folds
-    if not args.train:
-        summary["fold_spread"] = fold_spread(folds)
+    summary = report.summary(settings).model_copy(update={
+        "fitting": fitting, "folds": folds, "fold_spread": None if args.train else fold_spread(folds)
+    })
     return report, summary
+
+
+def _classify(pipeline: LocalPipeline, record: LabelledRecord) -> Classification:
+    return pipeline.classify(record.item())
 
 
 def _llm_answers(report: Any, llm: Any, progress: Any) -> dict[str, bool]:
@@ -369,7 +383,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     records = from_results(ResultsTable(args.table).scan(), decided_by or None)
     with Path(args.out).open("w", encoding="utf-8") as fh:
         for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.write(record.model_dump_json(exclude_none=True) + "\n")
     print(f"wrote {len(records)} labelled records to {args.out}", file=sys.stderr)
     return 0
 
@@ -397,7 +411,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     if args.table:
         from gifcat.adapters.dynamodb import ResultsTable
 
-        rows = [(str(r["pk"]), metadata_of_result(r)) for r in ResultsTable(args.table).scan()]
+        rows = [(r.pk, metadata_of_result(r)) for r in ResultsTable(args.table).scan()]
     else:
         try:
             rows = [(r.id, r.item().metadata) for r in iter_records(args.data, require_labels=False)]

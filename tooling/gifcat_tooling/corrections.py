@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from gifcat.application.ports import ObjectGone, ObjectSource
 from gifcat.domain.model import Status
-from gifcat.domain.result import HUMAN, ObjectRef, now
+from gifcat.domain.result import HUMAN, MachineAnswer, ObjectRef, ResultItem, now
 from gifcat.domain.taxonomy import Taxonomy
 
 
@@ -28,7 +28,7 @@ class CorrectionError(ValueError):
 
 
 class CorrectionStore(Protocol):
-    def get(self, pk: str) -> dict[str, Any] | None: ...
+    def get(self, pk: str) -> ResultItem | None: ...
     def correct(self, pk: str, fields: dict[str, Any], *, object_seq: str, etag: str | None) -> bool: ...
 
 
@@ -57,10 +57,6 @@ def checked_labels(taxonomy: Taxonomy, category: str, labels: list[str] | None) 
         if label not in out:
             out.append(label)
     return out
-
-
-# The machine's answer kept beside the person's: what a learner compares (how often, and how, it erred).
-_MACHINE_FIELDS = ("status", "primary", "labels", "decided_by", "confidence", "reason", "taxonomy_version")
 
 
 def correct(
@@ -94,13 +90,16 @@ def correct(
     stored = store.get(asked.pk)
     if stored is None:
         raise CorrectionError(f"no result for {uri}: it has not been classified (upload it, or backfill)")
-    if stored.get("status") == Status.PENDING.value and not stored.get("etag"):
+    if stored.status is Status.PENDING and not stored.etag:
         raise CorrectionError(f"the result for {uri} is not written yet; try again in a moment")
-    if (stored.get("etag") or None) != current.etag:
+    if (stored.etag or None) != current.etag:
         raise CorrectionError(
-            f"the result for {uri} describes an older version of the object (ETag {stored.get('etag')}, "
+            f"the result for {uri} describes an older version of the object (ETag {stored.etag}, "
             f"now {current.etag}): its new upload is still being classified; try again when its result is in"
         )
+    # The machine's answer kept beside the person's: what a learner compares (how often, and how, it
+    # erred). A second correction keeps what the machine said first.
+    machine = stored.corrected_from if stored.decided_by == HUMAN else _machine_answer(stored)
     at = at or now()
     fields: dict[str, Any] = {
         "status": Status.CLASSIFIED.value,
@@ -110,16 +109,27 @@ def correct(
         "confidence": 1.0,
         "evidence": [f"human: corrected by {by}" if by else "human: corrected"],
         "taxonomy_version": taxonomy.version,
-        "corrected_from": {k: stored[k] for k in _MACHINE_FIELDS if stored.get(k) not in (None, "", [])},
+        "corrected_from": machine.model_dump(mode="json", exclude_none=True) if machine else {},
         "corrected_at": at.isoformat(),
         "updated_at": at.isoformat(),
     }
     if by:
         fields["corrected_by"] = by
-    if stored.get("decided_by") == HUMAN:  # a second correction: keep what the machine said first
-        fields["corrected_from"] = stored.get("corrected_from") or {}
-    written = store.correct(asked.pk, fields, object_seq=stored["object_seq"], etag=stored.get("etag"))
+    written = store.correct(asked.pk, fields, object_seq=stored.object_seq, etag=stored.etag)
     if not written:
         raise CorrectionError(f"the result for {uri} changed while it was being corrected (a new upload?); "
                               "nothing written: check it and try again")
     return {"pk": asked.pk, **fields}
+
+
+def _machine_answer(stored: ResultItem) -> MachineAnswer:
+    """The stored answer's fields that say what the machine decided (unknown ones left None)."""
+    return MachineAnswer(
+        status=stored.status,
+        primary=stored.primary,
+        labels=stored.labels or None,
+        decided_by=stored.decided_by,
+        confidence=stored.confidence,
+        reason=stored.reason or None,
+        taxonomy_version=stored.taxonomy_version,
+    )

@@ -29,6 +29,7 @@ import numpy as np
 from gifcat.domain.instructions import InstructionScreen
 from gifcat.domain.model import GifMetadata
 from gifcat.domain.normalise import words
+from gifcat.domain.result import ResultItem
 
 
 class DiscoveryError(ValueError):
@@ -143,12 +144,10 @@ def items_from_metadata(
     return items, skipped
 
 
-def metadata_of_result(item: Mapping[str, Any]) -> GifMetadata:
+def metadata_of_result(item: ResultItem) -> GifMetadata:
     """A results-table item's metadata (the fields `gifcat.domain.result.result_item` writes)."""
     return GifMetadata(
-        title=str(item.get("title") or ""),
-        tags=tuple(str(t) for t in (item.get("tags") or ())),
-        description=str(item.get("description") or ""),
+        title=item.title or "", tags=tuple(item.tags or ()), description=item.description or ""
     )
 
 
@@ -257,7 +256,7 @@ def analyse(
     centred, mean = centre(np.asarray(vectors, dtype=np.float64))
     protos = _unit(np.asarray(prototypes, dtype=np.float64) - mean)
     raw = cluster_labels(centred, options, n_clusters)
-    terms = cluster_terms([i.text for i in items], raw, options.terms)
+    terms = cluster_terms([i.text for i in items], raw.tolist(), options.terms)
 
     found = []
     for label, (best, similarity) in nearest(centred, raw, protos).items():
@@ -274,9 +273,9 @@ def analyse(
         clusters.append(
             Cluster(
                 id=new_id,
-                members=[items[m].id for m in members],
+                members=[items[int(m)].id for m in members],
                 terms=terms[label],
-                nearest_category=categories[best],
+                nearest_category=categories[int(best)],
                 similarity=similarity,
                 candidate_new=candidate,
             )

@@ -20,12 +20,198 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from gifcat.config import Settings
 from gifcat.domain.costs import item_cost
 from gifcat.domain.model import Classification, StageName, StageTrace
 from gifcat.domain.records import LabelledRecord
 
 UNDECIDED = "undecided"
+
+
+# -- the summary: what `gifcat eval` prints with --json and writes to report.json ---------------------
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == {} else value  # summaries written before None replaced {} (docs/results)
+
+
+class Latency(_Model):
+    p50: float
+    p95: float
+
+
+class StageSummary(_Model):
+    decided: int
+    share: float
+    reached: int
+    accuracy: float  # on what the stage decided
+    micro_f1: float
+    latency_ms: Latency
+
+
+class KindStage(_Model):
+    decided: int
+    accuracy: float
+
+
+class KindSummary(_Model):
+    n: int
+    accuracy: float
+    stages: dict[str, KindStage]
+
+
+class Confusion(_Model):
+    """Gold primary (rows, the gold categories first) against predicted primary (columns)."""
+
+    labels: list[str]  # the columns: every gold and predicted category, then "undecided"
+    matrix: list[list[int]]
+
+
+class ReliabilityBin(_Model):
+    lo: float
+    hi: float
+    n: int
+    confidence: float  # mean confidence in the bin
+    accuracy: float  # observed
+
+
+class Reliability(_Model):
+    n: int
+    ece: float | None  # None when there is nothing to bin
+    bins: list[ReliabilityBin]
+
+
+class StageReliability(Reliability):
+    reached: Reliability  # every item the stage scored, decided or not, by its best candidate
+
+
+class TokenCount(_Model):
+    prompt: int
+    completion: int
+
+
+class CostSummary(_Model):
+    per_1000_usd: float
+    llm_per_1000_usd: float
+    lambda_per_1000_usd: float
+    stepfunctions_per_1000_usd: float
+    llm_tokens: TokenCount
+    by_model_per_1000_usd: dict[str, float]  # the same LLM tokens priced as every configured model
+
+
+class CurvePoint(_Model):
+    threshold: float
+    llm_share: float
+    accuracy: float
+    chosen: bool
+    folds: list[int] | None = None  # cross-validated: the folds whose fitted margin this is
+
+
+class OperatingPoint(_Model):
+    llm_share: float
+    accuracy: float
+    threshold: float | None = None  # the margin of a run with one threshold
+    fold_thresholds: list[float] | None = None  # cross-validated or --train: each fold's fitted margin
+
+
+class FoldMark(_Model):
+    fold: int
+    threshold: float
+    llm_share: float
+    accuracy: float
+
+
+class Calibration(_Model):
+    """A stage's fitted threshold and what it decides on the training records (training.ThresholdChoice)."""
+
+    threshold: float | None
+    decided: int
+    errors: int
+    n: int
+    coverage: float
+    error_upper_bound: float
+    target: float
+    met: bool
+
+
+class FoldSummary(_Model):
+    fold: int
+    n: int
+    accuracy: float
+    stages: dict[str, StageSummary]
+    thresholds: dict[str, dict[str, float]]  # stage -> {min_score, min_margin} fitted on the other folds
+    calibration: dict[str, Calibration] = Field(default_factory=dict)
+
+
+class Spread(_Model):
+    mean: float
+    std: float
+    min: float
+    max: float
+
+
+class StageSpread(_Model):
+    accuracy: Spread | None = None  # None: the stage decided nothing in any fold
+    share: Spread | None = None
+
+    _empty = field_validator("accuracy", "share", mode="before")(_empty_is_none)
+
+
+class FoldSpread(_Model):
+    accuracy: Spread | None = None
+    stages: dict[str, StageSpread] = Field(default_factory=dict)
+
+    _empty = field_validator("accuracy", mode="before")(_empty_is_none)
+
+
+class Fitting(_Model):
+    cv: int | None = None
+    seed: int | None = None
+    train: str | None = None
+    n_train: int | None = None
+
+
+class BaselineSummary(_Model):
+    accuracy: float
+    micro_f1: float
+    llm_share: float
+    cost_per_1000_usd: float | None = None
+    cost: CostSummary | None = None
+
+
+class EvalSummary(_Model):
+    """One evaluation run. Optional parts are there when the run made them: cost with settings, the
+    curve with --until llm and --report, folds under --cv/--train, baselines with --report."""
+
+    n: int
+    accuracy: float
+    micro_f1: float
+    stages: dict[str, StageSummary]
+    undecided: int
+    statuses: dict[str, int]
+    llm_share: float
+    latency_ms: Latency
+    confusion: Confusion
+    kinds: dict[str, KindSummary]
+    reliability: dict[str, StageReliability]
+    cost: CostSummary | None = None
+    cost_per_1000_usd: float | None = None
+    baseline: str | None = None  # this summary is of that single-model baseline, not the cascade
+    baselines: dict[str, BaselineSummary] | None = None
+    operating_curve: list[CurvePoint] | None = None
+    operating_point: OperatingPoint | None = None
+    operating_folds: list[FoldMark] | None = None
+    fitting: Fitting | None = None
+    folds: list[FoldSummary] | None = None
+    fold_spread: FoldSpread | None = None
+    command: str | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2, exclude_none=True)
 
 
 @dataclass
@@ -56,15 +242,15 @@ def _ratio(a: float, b: float) -> float:
     return round(a / b, 4) if b else 0.0
 
 
-def _latency(values: Iterable[float]) -> dict[str, float]:
+def _latency(values: Iterable[float]) -> Latency:
     ordered = sorted(values)
     if not ordered:
-        return {"p50": 0.0, "p95": 0.0}
+        return Latency(p50=0.0, p95=0.0)
 
     def pct(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
-    return {"p50": pct(0.5), "p95": pct(0.95)}
+    return Latency(p50=pct(0.5), p95=pct(0.95))
 
 
 def micro_f1(preds: Sequence[Prediction]) -> float:
@@ -83,47 +269,46 @@ def micro_f1(preds: Sequence[Prediction]) -> float:
 class Report:
     predictions: list[Prediction] = field(default_factory=list)
 
-    def summary(self, settings: Settings | None = None) -> dict[str, Any]:
+    def summary(self, settings: Settings | None = None) -> EvalSummary:
         preds = self.predictions
         n = len(preds)
         by_stage: dict[str, list[Prediction]] = defaultdict(list)
         for p in preds:
             if p.result.decided and p.result.decided_by:
                 by_stage[p.result.decided_by.value].append(p)
-        stages = {}
+        stages: dict[str, StageSummary] = {}
         for name in StageName:
             decided = by_stage.get(name.value, [])
             ran = [t.elapsed_ms for p in preds if (t := p.trace(name))]
             if not ran:
                 continue
-            stages[name.value] = {
-                "decided": len(decided),
-                "share": _ratio(len(decided), n),
-                "reached": len(ran),
-                "accuracy": _ratio(sum(p.correct for p in decided), len(decided)),
-                "micro_f1": micro_f1(decided),
-                "latency_ms": _latency(ran),
-            }
+            stages[name.value] = StageSummary(
+                decided=len(decided),
+                share=_ratio(len(decided), n),
+                reached=len(ran),
+                accuracy=_ratio(sum(p.correct for p in decided), len(decided)),
+                micro_f1=micro_f1(decided),
+                latency_ms=_latency(ran),
+            )
         reached_llm = sum(p.trace(StageName.LLM) is not None for p in preds)
-        summary: dict[str, Any] = {
-            "n": n,
-            "accuracy": _ratio(sum(p.correct for p in preds), n),
-            "micro_f1": micro_f1(preds),
-            "stages": stages,
-            "undecided": n - sum(len(v) for v in by_stage.values()),
-            "statuses": dict(Counter(p.result.status.value for p in preds)),
-            "llm_share": _ratio(reached_llm, n),
-            "latency_ms": _latency(p.elapsed_ms for p in preds),
-            "confusion": self.confusion(),
-            "kinds": self.kinds(),
-            "reliability": reliability(self),
-        }
-        if settings is not None:
-            summary["cost"] = cost_summary(preds, settings)
-            summary["cost_per_1000_usd"] = summary["cost"]["per_1000_usd"]
-        return summary
+        cost = cost_summary(preds, settings) if settings is not None else None
+        return EvalSummary(
+            n=n,
+            accuracy=_ratio(sum(p.correct for p in preds), n),
+            micro_f1=micro_f1(preds),
+            stages=stages,
+            undecided=n - sum(len(v) for v in by_stage.values()),
+            statuses=dict(Counter(p.result.status.value for p in preds)),
+            llm_share=_ratio(reached_llm, n),
+            latency_ms=_latency(p.elapsed_ms for p in preds),
+            confusion=self.confusion(),
+            kinds=self.kinds(),
+            reliability=reliability(self),
+            cost=cost,
+            cost_per_1000_usd=cost.per_1000_usd if cost else None,
+        )
 
-    def kinds(self) -> dict[str, Any]:
+    def kinds(self) -> dict[str, KindSummary]:
         """Accuracy and per-stage decided/accuracy for each value of the records' `kind` field."""
         groups: dict[str, list[Prediction]] = defaultdict(list)
         for p in self.predictions:
@@ -135,15 +320,15 @@ class Report:
             for name in StageName:
                 decided = [p for p in preds if p.result.decided and p.result.decided_by is name]
                 if decided:
-                    stages[name.value] = {
-                        "decided": len(decided),
-                        "accuracy": _ratio(sum(p.correct for p in decided), len(decided)),
-                    }
-            out[kind] = {"n": len(preds), "accuracy": _ratio(sum(p.correct for p in preds), len(preds)),
-                         "stages": stages}
+                    stages[name.value] = KindStage(
+                        decided=len(decided), accuracy=_ratio(sum(p.correct for p in decided), len(decided))
+                    )
+            out[kind] = KindSummary(
+                n=len(preds), accuracy=_ratio(sum(p.correct for p in preds), len(preds)), stages=stages
+            )
         return out
 
-    def confusion(self) -> dict[str, Any]:
+    def confusion(self) -> Confusion:
         """Gold primary (rows) against predicted primary (columns), undecided as its own column."""
         gold = sorted({p.record.primary or p.record.labels[0] for p in self.predictions})
         predicted = {p.result.primary for p in self.predictions if p.result.decided and p.result.primary}
@@ -154,7 +339,7 @@ class Report:
             row = index[p.record.primary or p.record.labels[0]]
             col = index[p.result.primary] if p.result.decided and p.result.primary else index[UNDECIDED]
             matrix[row][col] += 1
-        return {"labels": labels, "matrix": matrix}
+        return Confusion(labels=labels, matrix=matrix)
 
     def write_predictions(self, path: Path) -> None:
         with path.open("w", encoding="utf-8") as fh:
@@ -162,28 +347,26 @@ class Report:
                 fh.write(json.dumps(p.line(), ensure_ascii=False) + "\n")
 
 
-def fold_spread(folds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def fold_spread(folds: Sequence[FoldSummary]) -> FoldSpread:
     """Mean, standard deviation, min and max of the folds' accuracy and of each stage's accuracy."""
 
-    def spread(values: list[float]) -> dict[str, float]:
+    def spread(values: list[float]) -> Spread | None:
         if not values:
-            return {}
+            return None
         mean = sum(values) / len(values)
         var = sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)
-        return {"mean": round(mean, 4), "std": round(var**0.5, 4), "min": min(values), "max": max(values)}
+        return Spread(mean=round(mean, 4), std=round(var**0.5, 4), min=min(values), max=max(values))
 
-    out: dict[str, Any] = {"accuracy": spread([f["accuracy"] for f in folds]), "stages": {}}
-    names = {name for f in folds for name in f["stages"]}
-    for name in sorted(names):
-        out["stages"][name] = {
-            "accuracy": spread([f["stages"][name]["accuracy"] for f in folds
-                                if name in f["stages"] and f["stages"][name]["decided"]]),
-            "share": spread([f["stages"][name]["share"] for f in folds if name in f["stages"]]),
-        }
-    return out
+    stages = {}
+    for name in sorted({name for f in folds for name in f.stages}):
+        ran = [f.stages[name] for f in folds if name in f.stages]
+        stages[name] = StageSpread(
+            accuracy=spread([s.accuracy for s in ran if s.decided]), share=spread([s.share for s in ran])
+        )
+    return FoldSpread(accuracy=spread([f.accuracy for f in folds]), stages=stages)
 
 
-def cost_summary(preds: Sequence[Prediction], settings: Settings) -> dict[str, Any]:
+def cost_summary(preds: Sequence[Prediction], settings: Settings) -> CostSummary:
     """What the run would cost on AWS, per 1,000 GIFs, from what was recorded (gifcat.domain.costs per item).
 
     LLM tokens are also priced as every configured model, to compare endpoints without re-running.
@@ -206,14 +389,14 @@ def cost_summary(preds: Sequence[Prediction], settings: Settings) -> dict[str, A
         )
         for model, price in prices.llm.items()
     }
-    return {
-        "per_1000_usd": round(totals["total_usd"] * per_1000, 6),
-        "llm_per_1000_usd": round(totals["llm_usd"] * per_1000, 6),
-        "lambda_per_1000_usd": round(totals["lambda_usd"] * per_1000, 6),
-        "stepfunctions_per_1000_usd": round(totals["stepfunctions_usd"] * per_1000, 6),
-        "llm_tokens": {"prompt": tokens_in, "completion": tokens_out},
-        "by_model_per_1000_usd": by_model,
-    }
+    return CostSummary(
+        per_1000_usd=round(totals["total_usd"] * per_1000, 6),
+        llm_per_1000_usd=round(totals["llm_usd"] * per_1000, 6),
+        lambda_per_1000_usd=round(totals["lambda_usd"] * per_1000, 6),
+        stepfunctions_per_1000_usd=round(totals["stepfunctions_usd"] * per_1000, 6),
+        llm_tokens=TokenCount(prompt=tokens_in, completion=tokens_out),
+        by_model_per_1000_usd=by_model,
+    )
 
 
 def evaluate(
@@ -232,7 +415,7 @@ def evaluate(
 RELIABILITY_BINS = 10
 
 
-def _bins(points: Sequence[tuple[float, bool]], bins: int = RELIABILITY_BINS) -> dict[str, Any]:
+def _bins(points: Sequence[tuple[float, bool]], bins: int = RELIABILITY_BINS) -> Reliability:
     """Equal-width confidence bins over [0, 1]: per non-empty bin its count, mean confidence and observed
     accuracy; and the expected calibration error, the count-weighted mean gap between the two."""
     groups: dict[int, list[tuple[float, bool]]] = defaultdict(list)
@@ -246,16 +429,16 @@ def _bins(points: Sequence[tuple[float, bool]], bins: int = RELIABILITY_BINS) ->
         conf = sum(c for c, _ in group) / len(group)
         acc = sum(ok for _, ok in group) / len(group)
         gap += len(group) * abs(acc - conf)
-        out.append({"lo": round(i / bins, 4), "hi": round((i + 1) / bins, 4), "n": len(group),
-                    "confidence": round(conf, 4), "accuracy": round(acc, 4)})
-    return {"n": len(points), "ece": round(gap / len(points), 4) if points else None, "bins": out}
+        out.append(ReliabilityBin(lo=round(i / bins, 4), hi=round((i + 1) / bins, 4), n=len(group),
+                                  confidence=round(conf, 4), accuracy=round(acc, 4)))
+    return Reliability(n=len(points), ece=round(gap / len(points), 4) if points else None, bins=out)
 
 
-def reliability(report: Report, bins: int = RELIABILITY_BINS) -> dict[str, Any]:
+def reliability(report: Report, bins: int = RELIABILITY_BINS) -> dict[str, StageReliability]:
     """Per stage, is its confidence a probability? What it decided, binned by `Classification.confidence`
     against whether the answer was right (bins, n, ece); and under `reached`, every item the stage scored,
     decided or not, by its best candidate: the decided ones alone only show scores above the threshold."""
-    out: dict[str, Any] = {}
+    out: dict[str, StageReliability] = {}
     for name in StageName:
         decided = [(p.result.confidence, p.correct) for p in report.predictions
                    if p.result.decided and p.result.decided_by is name]
@@ -265,7 +448,7 @@ def reliability(report: Report, bins: int = RELIABILITY_BINS) -> dict[str, Any]:
             if (t := p.trace(name)) is not None and t.candidates and t.error is None
         ]
         if decided or reached:
-            out[name.value] = {**_bins(decided, bins), "reached": _bins(reached, bins)}
+            out[name.value] = StageReliability(**dict(_bins(decided, bins)), reached=_bins(reached, bins))
     return out
 
 
@@ -297,7 +480,7 @@ def _curve_rows(report: Report, llm_correct: dict[str, bool]) -> list[_CurveRow]
     return rows
 
 
-def _sweep_point(rows: Sequence[_CurveRow], thresholds: Sequence[tuple[float, float]]) -> dict[str, float]:
+def _sweep_point(rows: Sequence[_CurveRow], thresholds: Sequence[tuple[float, float]]) -> tuple[float, float]:
     """Accuracy and LLM share when row i is judged by thresholds[i] = (min_score, min_margin)."""
     correct = to_llm = 0
     for row, (min_score, min_margin) in zip(rows, thresholds, strict=True):
@@ -309,7 +492,7 @@ def _sweep_point(rows: Sequence[_CurveRow], thresholds: Sequence[tuple[float, fl
             to_llm += 1
             correct += row.llm_ok
     n = max(len(rows), 1)
-    return {"llm_share": round(to_llm / n, 4), "accuracy": round(correct / n, 4)}
+    return round(to_llm / n, 4), round(correct / n, 4)  # (llm_share, accuracy)
 
 
 def _margins(extra: Iterable[float], margins: Sequence[float] | None) -> list[float]:
@@ -322,7 +505,7 @@ def operating_curve(
     min_score: float,
     chosen_margin: float,
     margins: Sequence[float] | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[CurvePoint], OperatingPoint]:
     """Accuracy against the LLM's share as the embedding margin moves: what each threshold would buy.
 
     Items triage decided keep their answer; the rest are decided by the embedding stage when its margin
@@ -330,44 +513,54 @@ def operating_curve(
     the LLM's answer was right, per id).
     """
     rows = _curve_rows(report, llm_correct)
-    curve = [
-        {"threshold": m, **_sweep_point(rows, [(min_score, m)] * len(rows)), "chosen": m == chosen_margin}
-        for m in _margins([chosen_margin], margins)
-    ]
-    chosen = next(c for c in curve if c["chosen"])
-    return curve, {k: chosen[k] for k in ("threshold", "llm_share", "accuracy")}
+    curve = []
+    for m in _margins([chosen_margin], margins):
+        share, accuracy = _sweep_point(rows, [(min_score, m)] * len(rows))
+        curve.append(CurvePoint(threshold=m, llm_share=share, accuracy=accuracy, chosen=m == chosen_margin))
+    chosen = next(c for c in curve if c.chosen)
+    point = OperatingPoint(threshold=chosen.threshold, llm_share=chosen.llm_share, accuracy=chosen.accuracy)
+    return curve, point
 
 
 def cv_operating_curve(
     report: Report,
     llm_correct: dict[str, bool],
-    folds: Sequence[dict[str, Any]],
+    folds: Sequence[FoldSummary],
     margins: Sequence[float] | None = None,
-) -> dict[str, Any]:
-    """The operating curve of a cross-validated (or --train) run, as summary keys.
+) -> tuple[list[CurvePoint], OperatingPoint, list[FoldMark]]:
+    """The operating curve of a cross-validated (or --train) run: the curve, the run's point and each
+    fold's mark on the curve (the summary's operating_curve, operating_point and operating_folds).
 
     `report` holds the out-of-fold predictions fold after fold and `folds` the summary's folds in the
     same order (each with `n` and its fitted `thresholds`). The curve sweeps one margin over every
-    out-of-fold item; `operating_folds` are the points of the curve at each fold's fitted margin, and
-    `operating_point` is the run itself, each fold's items judged at their own fold's margin.
+    out-of-fold item; the marks are the points of the curve at each fold's fitted margin, and the
+    point is the run itself, each fold's items judged at their own fold's margin.
     """
-    if sum(f["n"] for f in folds) != len(report.predictions):
+    if sum(f.n for f in folds) != len(report.predictions):
         raise ValueError(
-            f"folds cover {sum(f['n'] for f in folds)} records, the report has {len(report.predictions)} "
+            f"folds cover {sum(f.n for f in folds)} records, the report has {len(report.predictions)} "
             "predictions"
         )
     rows = _curve_rows(report, llm_correct)
-    embedding = [f["thresholds"]["embedding"] for f in folds]
+    embedding = [f.thresholds["embedding"] for f in folds]
     fitted = [(float(t["min_score"]), float(t["min_margin"])) for t in embedding]
-    own = [t for f, t in zip(folds, fitted, strict=True) for _ in range(f["n"])]
+    own = [t for f, t in zip(folds, fitted, strict=True) for _ in range(f.n)]
     curve = []
     for m in _margins((margin for _, margin in fitted), margins):
-        chosen_by = [f["fold"] for f, (_, margin) in zip(folds, fitted, strict=True) if margin == m]
+        chosen_by = [f.fold for f, (_, margin) in zip(folds, fitted, strict=True) if margin == m]
         # the sweep keeps each fold's own min_score and moves the margin only
-        point = _sweep_point(rows, [(score, m) for score, _ in own])
-        curve.append({"threshold": m, **point, "chosen": bool(chosen_by), "folds": chosen_by})
-    at = {c["threshold"]: c for c in curve}
-    marks = [{"fold": f["fold"], "threshold": margin, "llm_share": at[margin]["llm_share"],
-              "accuracy": at[margin]["accuracy"]} for f, (_, margin) in zip(folds, fitted, strict=True)]
-    point = {"fold_thresholds": [margin for _, margin in fitted], **_sweep_point(rows, own)}
-    return {"operating_curve": curve, "operating_point": point, "operating_folds": marks}
+        share, accuracy = _sweep_point(rows, [(score, m) for score, _ in own])
+        curve.append(
+            CurvePoint(
+                threshold=m, llm_share=share, accuracy=accuracy, chosen=bool(chosen_by), folds=chosen_by
+            )
+        )
+    at = {c.threshold: c for c in curve}
+    marks = [
+        FoldMark(fold=f.fold, threshold=margin, llm_share=at[margin].llm_share, accuracy=at[margin].accuracy)
+        for f, (_, margin) in zip(folds, fitted, strict=True)
+    ]
+    share, accuracy = _sweep_point(rows, own)
+    margins_used = [margin for _, margin in fitted]
+    point = OperatingPoint(llm_share=share, accuracy=accuracy, fold_thresholds=margins_used)
+    return curve, point, marks

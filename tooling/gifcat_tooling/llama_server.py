@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from gifcat.adapters.llm.credentials import api_key_configured
 from gifcat.config import Settings
-from gifcat.domain.llm.options import LlmOptions, LocalOptions, llm_options
+from gifcat.domain.llm.options import LlmOptions, LocalOptions
 
 BUILD_HINT = "run scripts/build_llama_wheel.sh (builds llama-cpp-python==0.3.36 with its server extras)"
 
@@ -90,7 +90,7 @@ def llama_cpp_missing() -> str | None:
 
 def wants_local_server(settings: Settings, *, environ: dict[str, str] | None = None) -> bool:
     """True when no base_url and no API key are configured: gifcat then runs the local model."""
-    opts = llm_options(settings)
+    opts = settings.options("llm", LlmOptions)
     has_key = api_key_configured(env_var=opts.api_key_env, secret_id=opts.api_key_secret, environ=environ)
     return opts.base_url is None and not has_key
 
@@ -247,6 +247,6 @@ class LocalServer:
 @contextlib.contextmanager
 def local_llm_endpoint(settings: Settings | LlmOptions) -> Iterator[LocalEndpoint]:
     """Start the local server for the duration of the block; yields (base_url, model)."""
-    opts = settings if isinstance(settings, LlmOptions) else llm_options(settings)
+    opts = settings if isinstance(settings, LlmOptions) else settings.options("llm", LlmOptions)
     with LocalServer(opts.local) as endpoint:
         yield endpoint

@@ -16,7 +16,7 @@ from gifcat.domain.stages.factory import ORDER, triage_stages
 from gifcat.domain.taxonomy import Taxonomy
 
 
-class LazyStage:
+class LazyStage(Stage):
     """A stage built on first use: an item decided early never pays for loading a later stage."""
 
     def __init__(self, name: StageName, build: Callable[[], Stage]) -> None:
@@ -33,7 +33,8 @@ class LazyStage:
             self._stage = self._build()
         return self._stage
 
-    prepare = build  # the cascade calls it before timing the stage
+    def prepare(self) -> None:
+        self.build()  # the cascade calls it before timing the stage: loading is not the item's latency
 
     def score(self, item: GifItem, so_far: Classification) -> StageOutput:
         return self.build().score(item, so_far)

@@ -1,64 +1,63 @@
 """The evaluation report: `report.json`, three PNGs (`operating_curve.png`, `reliability.png`,
 `kinds.png`) and one self-contained `report.html`.
 
-    paths = write_report(summary, Path("out/"))   # summary as gifcat_tooling.evaluation builds it
+    paths = write_report(summary, Path("out/"))   # an EvalSummary, as gifcat_tooling.evaluation builds it
     print(render_text(summary))
 
 The HTML is a jinja2 template (`gifcat_tooling/templates/report.html.j2`, autoescaped: every string from the
 summary is escaped by jinja2, none is marked safe); it embeds the plots as data URIs and carries its own
-CSS, so it can be mailed or attached to a CI run as a single file. Every key except `n`/`accuracy` is
-optional: a summary from `--until triage` has no LLM stage, no curve and no baselines, records may carry
-no kind, and the report says so instead of failing.
+CSS, so it can be mailed or attached to a CI run as a single file. A summary from `--until triage` has no
+LLM stage, no curve and no baselines, records may carry no kind: the optional parts of EvalSummary are
+None or empty, and the report says so.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from gifcat_tooling.evaluation import (
+    BaselineSummary,
+    CurvePoint,
+    EvalSummary,
+    KindSummary,
+    OperatingPoint,
+    StageReliability,
+    StageSummary,
+)
 
 STAGE_ORDER = ("tags", "rules", "embedding", "llm")
 BASELINE_COLOURS = ("#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
 # -- formatting helpers ----------------------------------------------------------------------------
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value * 100:.{digits}f}%"
 
 
-def _pct(value: Any, digits: int = 1) -> str:
-    v = _num(value)
-    return "-" if v is None else f"{v * 100:.{digits}f}%"
+def _fixed(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _fixed(value: Any, digits: int = 3) -> str:
-    v = _num(value)
-    return "-" if v is None else f"{v:.{digits}f}"
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
 
 
-def _usd(value: Any) -> str:
-    v = _num(value)
-    return "-" if v is None else f"${v:.4f}"
+def _int(value: float | None) -> str:
+    return "-" if value is None else str(int(value))
 
 
-def _int(value: Any) -> str:
-    v = _num(value)
-    return "-" if v is None else str(int(v))
-
-
-def _stages(summary: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+def _in_stage_order(names: Iterable[str]) -> list[str]:
     """Stages in cascade order first, then any unknown ones (a future stage still shows up)."""
-    stages = summary.get("stages") or {}
-    names = [s for s in STAGE_ORDER if s in stages] + [s for s in stages if s not in STAGE_ORDER]
-    return [(name, stages[name] or {}) for name in names]
+    names = list(names)
+    return [s for s in STAGE_ORDER if s in names] + sorted(s for s in names if s not in STAGE_ORDER)
 
 
-def _latency(stage: Mapping[str, Any]) -> Mapping[str, Any]:
-    lat = stage.get("latency_ms")
-    return lat if isinstance(lat, Mapping) else {}
+def _stages(summary: EvalSummary) -> list[tuple[str, StageSummary]]:
+    return [(name, summary.stages[name]) for name in _in_stage_order(summary.stages)]
 
 
 STAGE_COLOURS = {"tags": "#1f77b4", "rules": "#17becf", "embedding": "#2ca02c", "llm": "#9467bd"}
@@ -73,20 +72,16 @@ def _pyplot() -> Any:
     return plt
 
 
-def _kinds(summary: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    kinds = summary.get("kinds") or {}
-    return [(str(k), v) for k, v in kinds.items() if isinstance(v, Mapping)]
+def _kinds(summary: EvalSummary) -> list[tuple[str, KindSummary]]:
+    return list(summary.kinds.items())
 
 
-def _reliability(summary: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    rel = summary.get("reliability") or {}
-    names = [s for s in STAGE_ORDER if s in rel] + [s for s in rel if s not in STAGE_ORDER]
-    return [(name, rel[name]) for name in names if isinstance(rel[name], Mapping)]
+def _reliability(summary: EvalSummary) -> list[tuple[str, StageReliability]]:
+    return [(name, summary.reliability[name]) for name in _in_stage_order(summary.reliability)]
 
 
-def _stage_names(kinds: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
-    seen = {name for _, k in kinds for name in (k.get("stages") or {})}
-    return [s for s in STAGE_ORDER if s in seen] + sorted(seen - set(STAGE_ORDER))
+def _stage_names(kinds: Sequence[tuple[str, KindSummary]]) -> list[str]:
+    return _in_stage_order({name for _, k in kinds for name in k.stages})
 
 
 @contextmanager
@@ -108,7 +103,7 @@ def _no_data(ax: Any, text: str) -> None:
 
 
 # -- accuracy by kind --------------------------------------------------------------------------------
-def plot_kinds(summary: Mapping[str, Any], path: Path) -> Path:
+def plot_kinds(summary: EvalSummary, path: Path) -> Path:
     """Accuracy per record kind, each bar split by the stage that gave the right answers."""
     kinds = _kinds(summary)
     with _figure(path, figsize=(7.5, max(2.4, 0.45 * len(kinds) + 1.4)), dpi=110) as (_, ax):
@@ -120,20 +115,18 @@ def plot_kinds(summary: Mapping[str, Any], path: Path) -> Path:
         for stage in _stage_names(kinds):
             widths = []
             for _, k in kinds:
-                st = (k.get("stages") or {}).get(stage) or {}
-                n = _num(k.get("n")) or 0.0
-                right = (_num(st.get("decided")) or 0.0) * (_num(st.get("accuracy")) or 0.0)
-                widths.append(round(right) / n if n else 0.0)  # accuracy is rounded; right answers are whole
+                st = k.stages.get(stage)
+                right = st.decided * st.accuracy if st else 0.0
+                # accuracy is rounded; right answers are whole
+                widths.append(round(right) / k.n if k.n else 0.0)
             ax.barh(ys, widths, left=left, color=STAGE_COLOURS.get(stage, "#7f7f7f"),
                     label=f"right, by {stage}")
             left = [a + b for a, b in zip(left, widths, strict=True)]
         for y, (_, k) in zip(ys, kinds, strict=True):
-            label = f"{_fixed(k.get('accuracy'))} (n {_int(k.get('n'))})"
-            ax.text((_num(k.get("accuracy")) or 0.0) + 0.01, y, label, va="center", fontsize=8,
+            label = f"{_fixed(k.accuracy)} (n {k.n})"
+            ax.text(k.accuracy + 0.01, y, label, va="center", fontsize=8,
                     bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"})
-        if _num(summary.get("accuracy")) is not None:
-            ax.axvline(float(summary["accuracy"]), color="#555", linestyle="--", linewidth=1,
-                       label="all records")
+        ax.axvline(summary.accuracy, color="#555", linestyle="--", linewidth=1, label="all records")
         ax.set_yticks(ys, [name for name, _ in kinds])
         ax.set_xlim(0.0, 1.2)  # room for the labels right of a full bar
         ax.set_xticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
@@ -145,7 +138,7 @@ def plot_kinds(summary: Mapping[str, Any], path: Path) -> Path:
 
 
 # -- reliability -------------------------------------------------------------------------------------
-def plot_reliability(summary: Mapping[str, Any], path: Path) -> Path:
+def plot_reliability(summary: EvalSummary, path: Path) -> Path:
     """Per stage: observed accuracy against mean confidence per bin (on the diagonal: calibrated) above
     the count per bin; what the stage decided (filled), and every item it scored (hollow, dashed)."""
     stages = _reliability(summary)
@@ -160,21 +153,18 @@ def plot_reliability(summary: Mapping[str, Any], path: Path) -> Path:
             top, bottom = axes[0][col], axes[1][col]
             colour = STAGE_COLOURS.get(name, "#7f7f7f")
             top.plot([0, 1], [0, 1], color="#aaa", linestyle=":", linewidth=1)
-            reached = rel.get("reached") if isinstance(rel.get("reached"), Mapping) else {}
-            for data, decided, label in ((reached, False, "reached"), (rel, True, "decided")):
-                bins = [b for b in data.get("bins") or [] if _num(b.get("confidence")) is not None]
+            for data, decided, label in ((rel.reached, False, "reached"), (rel, True, "decided")):
+                bins = data.bins
                 if not bins:
                     continue
-                xs = [float(b["confidence"]) for b in bins]
-                top.plot(xs, [float(b.get("accuracy") or 0.0) for b in bins], "-" if decided else "--",
+                top.plot([b.confidence for b in bins], [b.accuracy for b in bins], "-" if decided else "--",
                          marker="o", color=colour, markersize=4, linewidth=1.3,
                          markerfacecolor=colour if decided else "white",
-                         label=f"{label} (n {_int(data.get('n'))}, ECE {_fixed(data.get('ece'))})")
-                bottom.bar([(float(b["lo"]) + float(b["hi"])) / 2 for b in bins],
-                           [b.get("n") or 0 for b in bins], width=0.09 if decided else 0.1,
-                           color=colour if decided else "none", edgecolor=colour,
-                           linestyle="-" if decided else "--")
-            title = f"ECE {_fixed(rel.get('ece'))}" if _num(rel.get("ece")) is not None else "decided nothing"
+                         label=f"{label} (n {data.n}, ECE {_fixed(data.ece)})")
+                bottom.bar([(b.lo + b.hi) / 2 for b in bins], [b.n for b in bins],
+                           width=0.09 if decided else 0.1, color=colour if decided else "none",
+                           edgecolor=colour, linestyle="-" if decided else "--")
+            title = f"ECE {_fixed(rel.ece)}" if rel.ece is not None else "decided nothing"
             top.set_title(f"{name}: {title}", fontsize=10)
             top.set_xlim(0.0, 1.0)
             top.set_ylim(0.0, 1.02)
@@ -190,53 +180,43 @@ def plot_reliability(summary: Mapping[str, Any], path: Path) -> Path:
 
 
 # -- the curve ---------------------------------------------------------------------------------------
-def plot_operating_curve(summary: Mapping[str, Any], path: Path) -> Path:
+def plot_operating_curve(summary: EvalSummary, path: Path) -> Path:
     """Accuracy against LLM share (the cost driver), the chosen point, each fold's fitted threshold under
     cross-validation, and the baselines for reference."""
     from matplotlib.ticker import PercentFormatter
 
     with _figure(path, figsize=(7.5, 4.8), dpi=110) as (_, ax):
-        curve = [p for p in summary.get("operating_curve") or [] if _num(p.get("llm_share")) is not None]
-        curve.sort(key=lambda p: float(p["llm_share"]))
+        curve = sorted(summary.operating_curve or [], key=lambda p: p.llm_share)
         if curve:
-            xs = [float(p["llm_share"]) for p in curve]
-            ys = [float(p.get("accuracy") or 0.0) for p in curve]
-            ax.plot(xs, ys, "-o", color="#1f77b4", markersize=3.5, linewidth=1.5,
-                    label="cascade (threshold sweep)")
+            ax.plot([p.llm_share for p in curve], [p.accuracy for p in curve], "-o", color="#1f77b4",
+                    markersize=3.5, linewidth=1.5, label="cascade (threshold sweep)")
         point = _chosen_point(summary, curve)
         if point is not None:
-            x, y = float(point["llm_share"]), float(point.get("accuracy") or 0.0)
+            x, y = point.llm_share, point.accuracy
             ax.plot([x], [y], marker="*", markersize=16, color="#ff7f0e", zorder=5,
-                    label="the run (fitted thresholds)" if point.get("fold_thresholds")
+                    label="the run (fitted thresholds)" if point.fold_thresholds
                     else "chosen operating point")
             label = f"chosen: accuracy {y:.3f}\nLLM share {x:.1%}"
-            if _num(point.get("threshold")) is not None:
-                label += f"\nthreshold {float(point['threshold']):.3g}"
-            elif point.get("fold_thresholds"):
-                where = "each fold at its" if len(point["fold_thresholds"]) > 1 else "at the fitted"
+            if point.threshold is not None:
+                label += f"\nthreshold {point.threshold:.3g}"
+            elif point.fold_thresholds:
+                where = "each fold at its" if len(point.fold_thresholds) > 1 else "at the fitted"
                 label = f"the run, {where} threshold\naccuracy {y:.3f}\nLLM share {x:.1%}"
             ax.annotate(
                 label, (x, y), xytext=(18, -38), textcoords="offset points", fontsize=8,
                 arrowprops={"arrowstyle": "->", "color": "#555"},
                 bbox={"boxstyle": "round", "fc": "white", "ec": "#aaa"},
             )
-        marks = [m for m in summary.get("operating_folds") or [] if _num(m.get("llm_share")) is not None]
-        for i, m in enumerate(marks):
-            x, y = float(m["llm_share"]), float(m.get("accuracy") or 0.0)
-            ax.plot([x], [y], marker="v", markersize=8, linestyle="none", color="#ffbb78", zorder=4,
-                    markeredgecolor="#333", label="a fold's threshold, pooled curve" if i == 0 else None)
+        for i, m in enumerate(summary.operating_folds or []):
+            ax.plot([m.llm_share], [m.accuracy], marker="v", markersize=8, linestyle="none",
+                    color="#ffbb78", zorder=4, markeredgecolor="#333",
+                    label="a fold's threshold, pooled curve" if i == 0 else None)
             # staggered: folds often fit nearby thresholds
-            ax.annotate(f"fold {m.get('fold')}", (x, y), xytext=(-8, 8 + 8 * (i % 3)),
+            ax.annotate(f"fold {m.fold}", (m.llm_share, m.accuracy), xytext=(-8, 8 + 8 * (i % 3)),
                         textcoords="offset points", fontsize=7, color="#555")
         for (name, base), colour in zip(_baselines(summary), BASELINE_COLOURS * 4, strict=False):
-            acc, share = _num(base.get("accuracy")), _num(base.get("llm_share"))
-            if acc is None:
-                continue
-            if share is None:  # no cost position known: a horizontal reference line
-                ax.axhline(acc, color=colour, linestyle="--", linewidth=1, label=f"baseline: {name}")
-            else:
-                ax.plot([share], [acc], marker="D", markersize=7, linestyle="none", color=colour,
-                        label=f"baseline: {name}")
+            ax.plot([base.llm_share], [base.accuracy], marker="D", markersize=7, linestyle="none",
+                    color=colour, label=f"baseline: {name}")
         ax.set_xlabel("LLM share of records (cost)")
         ax.set_ylabel("accuracy")
         ax.set_xlim(-0.02, 1.02)
@@ -252,120 +232,105 @@ def plot_operating_curve(summary: Mapping[str, Any], path: Path) -> Path:
     return path
 
 
-def _chosen_point(summary: Mapping[str, Any], curve: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    point = summary.get("operating_point")
-    if isinstance(point, Mapping) and _num(point.get("llm_share")) is not None:
-        return point
-    chosen = [p for p in curve if p.get("chosen")]
-    if chosen:
-        return chosen[0]
-    # No explicit point: the summary's own numbers are where the cascade ran.
-    if _num(summary.get("llm_share")) is not None and _num(summary.get("accuracy")) is not None:
-        return {"llm_share": summary["llm_share"], "accuracy": summary["accuracy"]}
+def _chosen_point(summary: EvalSummary, curve: Sequence[CurvePoint]) -> OperatingPoint | None:
+    """The run's point on the curve; without a curve, the summary's own figures are where it ran."""
+    if summary.operating_point is not None:
+        return summary.operating_point
+    if not curve:
+        return OperatingPoint(llm_share=summary.llm_share, accuracy=summary.accuracy)
     return None
 
 
-def _baselines(summary: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    baselines = summary.get("baselines") or {}
-    return [(str(k), v) for k, v in baselines.items() if isinstance(v, Mapping)]
+def _baselines(summary: EvalSummary) -> list[tuple[str, BaselineSummary]]:
+    return list((summary.baselines or {}).items())
 
 
 # -- HTML --------------------------------------------------------------------------------------------
-def _headline(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    cost = summary.get("cost") or {}
+def _headline(summary: EvalSummary) -> list[tuple[str, str]]:
     return [
-        ("records", _int(summary.get("n"))),
-        ("accuracy", _fixed(summary.get("accuracy"))),
-        ("micro-F1", _fixed(summary.get("micro_f1"))),
-        ("cost / 1,000 GIFs", _usd(cost.get("per_1000_usd"))),
-        ("LLM share", _pct(summary.get("llm_share"))),
-        ("undecided", _int(summary.get("undecided"))),
+        ("records", str(summary.n)),
+        ("accuracy", _fixed(summary.accuracy)),
+        ("micro-F1", _fixed(summary.micro_f1)),
+        ("cost / 1,000 GIFs", _usd(summary.cost.per_1000_usd if summary.cost else None)),
+        ("LLM share", _pct(summary.llm_share)),
+        ("undecided", str(summary.undecided)),
     ]
 
 
-def _stage_rows(summary: Mapping[str, Any]) -> list[list[str]]:
-    rows = []
-    for name, s in _stages(summary):
-        lat = _latency(s)
-        rows.append([
-            name, _int(s.get("decided")), _pct(s.get("share")), _fixed(s.get("accuracy")),
-            _fixed(s.get("micro_f1")), _fixed(lat.get("p50"), 2), _fixed(lat.get("p95"), 2),
-        ])
-    return rows
+def _stage_rows(summary: EvalSummary) -> list[list[str]]:
+    return [
+        [
+            name, str(s.decided), _pct(s.share), _fixed(s.accuracy), _fixed(s.micro_f1),
+            _fixed(s.latency_ms.p50, 2), _fixed(s.latency_ms.p95, 2),
+        ]
+        for name, s in _stages(summary)
+    ]
 
 
-def _confusion(summary: Mapping[str, Any]) -> dict[str, Any] | None:
-    conf = summary.get("confusion") or {}
-    labels = [str(x) for x in conf.get("labels") or []]
-    matrix = conf.get("matrix") or []
+def _confusion(summary: EvalSummary) -> dict[str, Any] | None:
+    labels, matrix = summary.confusion.labels, summary.confusion.matrix
     if not labels or not matrix:
         return None
     # The matrix is square over every label; a row with no record is not a gold category (undecided, or
     # a category only ever predicted): rows are the gold categories only.
-    row_labels = [str(x) for x in conf.get("row_labels") or labels[: len(matrix)]]
     rows = []
-    for gold, counts in zip(row_labels, matrix, strict=False):
-        if not any(_num(c) for c in counts):
+    for gold, counts in zip(labels, matrix, strict=True):
+        if not any(counts):
             continue
         cells = [
-            (_int(count), "diag" if col == gold and count else ("zero" if not count else ""))
-            for col, count in zip(labels, counts, strict=False)
+            (str(count), "diag" if col == gold and count else ("zero" if not count else ""))
+            for col, count in zip(labels, counts, strict=True)
         ]
-        total = sum(c for c in counts if _num(c) is not None)
-        rows.append({"gold": gold, "cells": cells, "total": _int(total)})
+        rows.append({"gold": gold, "cells": cells, "total": str(sum(counts))})
     return {"headers": ["gold \\ predicted", *labels, "total"], "rows": rows}
 
 
-def _baseline_rows(summary: Mapping[str, Any]) -> list[list[str]]:
-    cost = summary.get("cost") or {}
+def _baseline_rows(summary: EvalSummary) -> list[list[str]]:
     rows = [[
-        "cascade (this run)", _fixed(summary.get("accuracy")), _fixed(summary.get("micro_f1")),
-        _pct(summary.get("llm_share")), _usd(cost.get("per_1000_usd")),
+        "cascade (this run)", _fixed(summary.accuracy), _fixed(summary.micro_f1), _pct(summary.llm_share),
+        _usd(summary.cost_per_1000_usd),
     ]]
     for name, b in _baselines(summary):
-        rows.append([
-            name, _fixed(b.get("accuracy")), _fixed(b.get("micro_f1")), _pct(b.get("llm_share")),
-            _usd(b.get("cost_per_1000_usd", b.get("per_1000_usd"))),
-        ])
+        rows.append(
+            [name, _fixed(b.accuracy), _fixed(b.micro_f1), _pct(b.llm_share), _usd(b.cost_per_1000_usd)]
+        )
     return rows
 
 
-def _cost_rows(summary: Mapping[str, Any]) -> list[list[str]]:
-    cost = summary.get("cost") or {}
-    rows = [[label, _usd(cost.get(key))] for label, key in (
-        ("total", "per_1000_usd"), ("LLM", "llm_per_1000_usd"), ("Lambda", "lambda_per_1000_usd"),
-    ) if key in cost]
-    for model, usd in (cost.get("by_model_per_1000_usd") or {}).items():
-        rows.append([f"LLM: {model}", _usd(usd)])
+def _cost_rows(summary: EvalSummary) -> list[list[str]]:
+    cost = summary.cost
+    if cost is None:
+        return []
+    rows = [
+        ["total", _usd(cost.per_1000_usd)],
+        ["LLM", _usd(cost.llm_per_1000_usd)],
+        ["Lambda", _usd(cost.lambda_per_1000_usd)],
+        ["Step Functions", _usd(cost.stepfunctions_per_1000_usd)],
+    ]
+    rows += [[f"LLM: {model}", _usd(usd)] for model, usd in cost.by_model_per_1000_usd.items()]
     return rows
 
 
-def _kind_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+def _kind_table(summary: EvalSummary) -> tuple[list[str], list[list[str]]]:
     """Per kind: records, accuracy, then per stage "decided (accuracy on them)", then undecided."""
     kinds = _kinds(summary)
     names = _stage_names(kinds)
     rows = []
     for kind, k in kinds:
-        stages = k.get("stages") or {}
-        cells = [kind, _int(k.get("n")), _fixed(k.get("accuracy"))]
-        decided = 0
+        cells = [kind, str(k.n), _fixed(k.accuracy)]
         for name in names:
-            st = stages.get(name) or {}
-            decided += int(_num(st.get("decided")) or 0)
-            cells.append(f"{_int(st.get('decided'))} ({_fixed(st.get('accuracy'))})" if st else "-")
-        n = _num(k.get("n"))
-        cells.append(_int(n - decided) if n is not None else "-")
+            st = k.stages.get(name)
+            cells.append(f"{st.decided} ({_fixed(st.accuracy)})" if st else "-")
+        cells.append(str(k.n - sum(st.decided for st in k.stages.values())))
         rows.append(cells)
     return ["kind", "records", "accuracy", *names, "undecided"], rows
 
 
-def _reliability_rows(summary: Mapping[str, Any]) -> list[list[str]]:
-    rows = []
-    for name, rel in _reliability(summary):
-        reached = rel.get("reached") if isinstance(rel.get("reached"), Mapping) else {}
-        rows.append([name, _int(rel.get("n")), _fixed(rel.get("ece")), _int(reached.get("n")),
-                     _fixed(reached.get("ece"))])
-    return rows
+def _reliability_rows(summary: EvalSummary) -> list[list[str]]:
+    return [
+        [name, str(rel.n), _fixed(rel.ece), str(rel.reached.n), _fixed(rel.reached.ece)]
+        for name, rel in _reliability(summary)
+    ]
 
 
 STAGE_HEADERS = ["stage", "decided", "share", "accuracy (decided)", "micro-F1", "p50 ms", "p95 ms"]
@@ -373,26 +338,23 @@ RELIABILITY_HEADERS = ["stage", "decided", "ECE (decided)", "reached", "ECE (rea
 BIN_HEADERS = ["stage", "confidence", "items", "mean confidence", "accuracy"]
 
 
-def _bin_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+def _bin_rows(summary: EvalSummary) -> list[list[str]]:
     return [
-        [name, f"{_fixed(b.get('lo'), 1)}-{_fixed(b.get('hi'), 1)}", _int(b.get("n")),
-         _fixed(b.get("confidence")), _fixed(b.get("accuracy"))]
-        for name, rel in _reliability(summary) for b in rel.get("bins") or [] if isinstance(b, Mapping)
+        [name, f"{_fixed(b.lo, 1)}-{_fixed(b.hi, 1)}", str(b.n), _fixed(b.confidence), _fixed(b.accuracy)]
+        for name, rel in _reliability(summary) for b in rel.bins
     ]
 
 
-def _fold_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+def _fold_rows(summary: EvalSummary) -> list[list[str]]:
     """Each fold's own figures and fitted margin, and where that margin sits on the pooled curve."""
-    marks = {m.get("fold"): m for m in summary.get("operating_folds") or [] if isinstance(m, Mapping)}
+    marks = {m.fold: m for m in summary.operating_folds or []}
     rows = []
-    for f in summary.get("folds") or []:
-        if not isinstance(f, Mapping):
-            continue
-        emb = ((f.get("thresholds") or {}).get("embedding")) or {}
-        mark = marks.get(f.get("fold")) or {}
+    for f in summary.folds or []:
+        mark = marks.get(f.fold)
+        margin = f.thresholds.get("embedding", {}).get("min_margin")
         rows.append([
-            str(f.get("fold", "-")), _int(f.get("n")), _fixed(f.get("accuracy")),
-            _fixed(emb.get("min_margin")), _pct(mark.get("llm_share")), _fixed(mark.get("accuracy")),
+            str(f.fold), str(f.n), _fixed(f.accuracy), _fixed(margin),
+            _pct(mark.llm_share if mark else None), _fixed(mark.accuracy if mark else None),
         ])
     return rows
 
@@ -400,23 +362,23 @@ def _fold_rows(summary: Mapping[str, Any]) -> list[list[str]]:
 FOLD_HEADERS = ["fold", "records", "accuracy", "embedding margin", "LLM share at it", "accuracy at it"]
 
 
-def _spread_text(summary: Mapping[str, Any]) -> str | None:
-    acc = (summary.get("fold_spread") or {}).get("accuracy") or {}
-    if _num(acc.get("mean")) is None:
+def _spread_text(summary: EvalSummary) -> str | None:
+    acc = summary.fold_spread.accuracy if summary.fold_spread else None
+    if acc is None:
         return None
-    return (f"accuracy across folds: mean {_fixed(acc.get('mean'))}, sd {_fixed(acc.get('std'))}, "
-            f"min {_fixed(acc.get('min'))}, max {_fixed(acc.get('max'))}")
+    return (f"accuracy across folds: mean {_fixed(acc.mean)}, sd {_fixed(acc.std)}, "
+            f"min {_fixed(acc.min)}, max {_fixed(acc.max)}")
 
 
-def _point_text(point: Mapping[str, Any]) -> str:
-    thresholds = point.get("fold_thresholds")
-    if isinstance(thresholds, list) and len(thresholds) > 1:
+def _point_text(point: OperatingPoint) -> str:
+    thresholds = point.fold_thresholds
+    if thresholds is not None and len(thresholds) > 1:
         where = "thresholds per fold " + ", ".join(_fixed(t) for t in thresholds)
-    elif isinstance(thresholds, list):  # --train: one fitted threshold
+    elif thresholds is not None:  # --train: one fitted threshold
         where = f"fitted threshold {_fixed(thresholds[0] if thresholds else None)}"
     else:
-        where = f"threshold {_fixed(point.get('threshold'))}"
-    return f"{where}, LLM share {_pct(point.get('llm_share'))}, accuracy {_fixed(point.get('accuracy'))}"
+        where = f"threshold {_fixed(point.threshold)}"
+    return f"{where}, LLM share {_pct(point.llm_share)}, accuracy {_fixed(point.accuracy)}"
 
 
 def _data_uri(png: bytes | None) -> str | None:
@@ -440,19 +402,15 @@ def _template() -> Any:
     return env.get_template("report.html.j2")
 
 
-def _html_context(
-    summary: Mapping[str, Any], png: bytes | None, images: Mapping[str, bytes]
-) -> dict[str, Any]:
+def _html_context(summary: EvalSummary, png: bytes | None, images: Mapping[str, bytes]) -> dict[str, Any]:
     """Everything the template shows, as formatted strings (it formats nothing itself)."""
-    overall = summary.get("latency_ms") or {}
+    overall = summary.latency_ms
     kind_headers, kind_rows = _kind_table(summary)
-    point = summary.get("operating_point") or {}
-    what = "Operating point of the run" if point.get("fold_thresholds") else "Chosen operating point"
+    point = summary.operating_point
+    what = "Operating point of the run" if point and point.fold_thresholds else "Chosen operating point"
     return {
-        "generated_at": summary.get("generated_at"),
         "headline": _headline(summary),
-        "latency": {"p50": _fixed(overall.get("p50"), 2), "p95": _fixed(overall.get("p95"), 2)}
-        if overall else None,
+        "latency": {"p50": _fixed(overall.p50, 2), "p95": _fixed(overall.p95, 2)},
         "stages": {"headers": STAGE_HEADERS, "rows": _stage_rows(summary)},
         "kinds": {"headers": kind_headers, "rows": kind_rows},
         "reliability": {"headers": RELIABILITY_HEADERS, "rows": _reliability_rows(summary),
@@ -464,20 +422,18 @@ def _html_context(
         "point": {"what": what, "text": _point_text(point)} if point else None,
         "folds": {"headers": FOLD_HEADERS, "rows": _fold_rows(summary), "spread": _spread_text(summary)},
         "baselines": _baseline_rows(summary),
-        "command": summary.get("command"),
+        "command": summary.command,
     }
 
 
-def render_html(
-    summary: Mapping[str, Any], png: bytes | None, images: Mapping[str, bytes] | None = None
-) -> str:
+def render_html(summary: EvalSummary, png: bytes | None, images: Mapping[str, bytes] | None = None) -> str:
     """`png` is the operating curve; `images` may hold the `kinds` and `reliability` plots."""
     page: str = _template().render(_html_context(summary, png, images or {}))
     return page
 
 
 # -- entry points ------------------------------------------------------------------------------------
-def write_report(summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+def write_report(summary: EvalSummary, out_dir: Path) -> dict[str, Path]:
     """Write report.json, operating_curve.png, reliability.png, kinds.png and report.html into out_dir;
     returns them by kind (`png` is the curve)."""
     out_dir = Path(out_dir)
@@ -489,8 +445,7 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
         "kinds_png": out_dir / "kinds.png",
         "html": out_dir / "report.html",
     }
-    text = json.dumps(summary, indent=2, ensure_ascii=False, default=str)
-    paths["json"].write_text(text + "\n", encoding="utf-8")
+    paths["json"].write_text(summary.to_json() + "\n", encoding="utf-8")
     plot_operating_curve(summary, paths["png"])
     plot_reliability(summary, paths["reliability_png"])
     plot_kinds(summary, paths["kinds_png"])
@@ -499,7 +454,7 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def render_text(summary: Mapping[str, Any]) -> str:
+def render_text(summary: EvalSummary) -> str:
     """The terminal version: headline, per-stage table, accuracy by kind, reliability, cost, baselines,
     operating point and folds (no confusion matrix: too wide)."""
     lines = ["  ".join(f"{k}: {v}" for k, v in _headline(summary))]
@@ -520,16 +475,15 @@ def render_text(summary: Mapping[str, Any]) -> str:
     if _baselines(summary):
         headers = ["system", "acc", "micro-F1", "LLM share", "cost / 1,000"]
         lines += ["", _text_table(headers, _baseline_rows(summary))]
-    point = summary.get("operating_point") or {}
-    if point:
-        lines += ["", f"operating point: {_point_text(point)}"]
+    if summary.operating_point is not None:
+        lines += ["", f"operating point: {_point_text(summary.operating_point)}"]
     fold_rows = _fold_rows(summary)
     if fold_rows:
         lines += ["", _text_table(FOLD_HEADERS, fold_rows)]
         if spread := _spread_text(summary):
             lines.append(spread)
-    if summary.get("command"):
-        lines += ["", f"command: {summary['command']}"]
+    if summary.command:
+        lines += ["", f"command: {summary.command}"]
     return "\n".join(lines) + "\n"
 
 

@@ -170,7 +170,7 @@ def fit_head(
 
 def learn(stage: EmbeddingStage, records: Sequence[LabelledRecord], *, c: float = 1.0) -> Learned:
     """The memory and head for these records, made with the stage's encoder."""
-    memory: Memory = stage.embed_labelled([r.model_dump() for r in records])
+    memory: Memory = stage.embed_labelled(records)
     head = fit_head(memory.vectors, memory.primaries, stage.taxonomy.names, c=c)
     return Learned(
         memory=memory,

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gifcat.adapters.dynamodb import ResultsTable, record_request
 from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
-from gifcat.application.service import StageStep, Triage
+from gifcat.application.service import RerunTriage, StageStep, Triage
 from gifcat.config import ConfigError, Settings, load_settings
 from gifcat.domain.cascade import Cascade
 from gifcat.domain.stages import Stage
@@ -104,20 +104,36 @@ def settings_and_taxonomy(env: HandlerEnvironment | None = None) -> tuple[Settin
     return settings, taxonomy
 
 
-def build_triage(with_escalation: bool = True, environ: Mapping[str, str] | None = None) -> Triage:
-    model = EscalatingTriageEnvironment if with_escalation else TriageEnvironment
-    env = model.from_environ(environ)  # first: a missing variable fails before any file or S3 read
+def build_triage(environ: Mapping[str, str] | None = None) -> Triage:
+    """The triage function's service: S3 upload -> a result, or pending and an execution."""
+    env = EscalatingTriageEnvironment.from_environ(environ)  # first: fails before any file or S3 read
     settings, taxonomy = settings_and_taxonomy(env)
-    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
     return Triage(
         settings,
-        cascade,
+        _triage_cascade(settings, taxonomy),
         S3Objects(),
-        ResultsTable(env.results_table),  # reruns' triage step takes the item over too
-        Escalations(env.state_machine_arn) if isinstance(env, EscalatingTriageEnvironment) else None,
+        ResultsTable(env.results_table),
+        Escalations(env.state_machine_arn),
         execution_name,
-        record_request=record_request,
     )
+
+
+def build_rerun_triage(environ: Mapping[str, str] | None = None) -> RerunTriage:
+    """The state machine's triage step (reruns, backfill): takes the item over, no execution to start,
+    so it needs the table only."""
+    env = TriageEnvironment.from_environ(environ)
+    settings, taxonomy = settings_and_taxonomy(env)
+    return RerunTriage(
+        settings,
+        _triage_cascade(settings, taxonomy),
+        S3Objects(),
+        ResultsTable(env.results_table),
+        record_request,
+    )
+
+
+def _triage_cascade(settings: Settings, taxonomy: Taxonomy) -> Cascade:
+    return Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
 
 
 def build_embedding_step(environ: Mapping[str, str] | None = None) -> StageStep:

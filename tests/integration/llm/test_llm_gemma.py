@@ -12,7 +12,7 @@ import urllib.parse
 import pytest
 
 from gifcat.adapters.llm.factory import build_llm_stage
-from gifcat.domain.llm.options import llm_options
+from gifcat.domain.llm.options import LlmOptions
 from gifcat.domain.model import Classification, Status
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.llama_server import LocalServer, llama_cpp_missing
@@ -26,7 +26,7 @@ def test_local_gemma_server_end_to_end() -> None:
         pytest.fail(f"the local LLM server cannot run: {missing}")
     settings = settings_with(timeout_s=60, max_attempts=2)
     taxonomy = load_taxonomy()
-    server = LocalServer(llm_options(settings).local)
+    server = LocalServer(settings.options("llm", LlmOptions).local)
     with server as endpoint:
         assert endpoint.model == "gemma-3-270m-q4_k_m"
         stage = build_llm_stage(settings, taxonomy, base_url=endpoint.base_url, model=endpoint.model)

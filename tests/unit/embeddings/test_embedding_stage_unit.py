@@ -11,8 +11,9 @@ import pytest
 
 from gifcat.adapters.embeddings.artefacts import ArtefactError, locate_clip, sha256_file
 from gifcat.adapters.embeddings.factory import build_embedding_stage
-from gifcat.config import Settings, load_settings
+from gifcat.config import ConfigError, Settings, load_settings
 from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, Status
+from gifcat.domain.records import LabelledRecord
 from gifcat.domain.stages.embedding import EmbeddingStage, item_text
 from gifcat.domain.taxonomy import Category, Taxonomy
 from tests.unit.embeddings.gif_factory import colour_frames, pillow_gif, raw_gif
@@ -40,30 +41,33 @@ TAXONOMY = Taxonomy(
     ),
 )
 LABELLED = [
-    {
-        "id": "l1",
-        "title": "Pizza",
-        "tags": ["pizza"],
-        "description": "",
-        "labels": ["food"],
-        "primary": "food",
-    },
-    {
-        "id": "l2",
-        "title": "Burger time",
-        "tags": [],
-        "description": "",
-        "labels": ["food"],
-        "primary": "food",
-    },
-    {
-        "id": "l3",
-        "title": "Dog chasing ball",
-        "tags": [],
-        "description": "",
-        "labels": ["animals"],
-        "primary": "animals",
-    },
+    LabelledRecord.model_validate(r)
+    for r in [
+        {
+            "id": "l1",
+            "title": "Pizza",
+            "tags": ["pizza"],
+            "description": "",
+            "labels": ["food"],
+            "primary": "food",
+        },
+        {
+            "id": "l2",
+            "title": "Burger time",
+            "tags": [],
+            "description": "",
+            "labels": ["food"],
+            "primary": "food",
+        },
+        {
+            "id": "l3",
+            "title": "Dog chasing ball",
+            "tags": [],
+            "description": "",
+            "labels": ["animals"],
+            "primary": "animals",
+        },
+    ]
 ]
 SO_FAR = Classification(status=Status.PENDING)
 
@@ -186,7 +190,7 @@ def test_missing_per_channel_variant_says_how_to_build(minilm_root: Path, tmp_pa
 
 
 def test_unknown_option_is_rejected(minilm_root: Path) -> None:
-    with pytest.raises(ValueError, match=r"unknown stages\.embedding option"):
+    with pytest.raises(ConfigError, match=r"settings: stages\.embedding: wieghts: Extra inputs"):
         build_embedding_stage(settings_with(wieghts={}), TAXONOMY, models_dir=minilm_root)
 
 

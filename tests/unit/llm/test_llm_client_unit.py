@@ -15,7 +15,7 @@ from gifcat.adapters.llm.client import LlmClient, parse_retry_after
 from gifcat.adapters.llm.factory import build_llm_stage
 from gifcat.config import ConfigError, TokenPrice
 from gifcat.domain.costs import cost_usd
-from gifcat.domain.llm.options import llm_options
+from gifcat.domain.llm.options import LlmOptions
 from gifcat_tooling.llama_server import LocalServer, llama_cpp_missing, wants_local_server
 from tests.support.llm import SMALL, settings_with
 
@@ -78,17 +78,17 @@ def test_call_cache_round_trip_and_torn_lines(tmp_path: Path) -> None:
 
 def test_settings_knobs_are_validated_by_name() -> None:
     with pytest.raises(ConfigError, match=r"stages.llm: timeout_z: Extra inputs"):
-        llm_options(settings_with(timeout_z=3))
+        settings_with(timeout_z=3).options("llm", LlmOptions)
     with pytest.raises(ConfigError, match=r"stages.llm: mode"):
-        llm_options(settings_with(mode="yaml"))
-    opts = llm_options(settings_with())
+        settings_with(mode="yaml").options("llm", LlmOptions)
+    opts = settings_with().options("llm", LlmOptions)
     assert opts.instructions_in_user("gemma-3-270m-q4_k_m") and not opts.instructions_in_user("gpt-4o-mini")
-    assert llm_options(settings_with(system_in_user=True)).instructions_in_user("gpt-4o-mini")
+    assert settings_with(system_in_user=True).options("llm", LlmOptions).instructions_in_user("gpt-4o-mini")
 
 
 def test_bundled_settings_price_the_local_model_at_zero() -> None:
     settings = settings_with()
-    local = llm_options(settings).local.model_name
+    local = settings.options("llm", LlmOptions).local.model_name
     assert settings.prices.llm[local].input_per_million == 0 == settings.prices.llm[local].output_per_million
 
 
@@ -110,7 +110,7 @@ def test_from_settings_without_key_or_base_url_points_at_the_local_server(
 
 
 def test_local_server_command_uses_the_alias_and_chat_format(tmp_path: Path) -> None:
-    opts = llm_options(settings_with()).local
+    opts = settings_with().options("llm", LlmOptions).local
     cmd = LocalServer(opts, python="/py").command(tmp_path / "m.gguf", 8123)
     assert cmd[:3] == ["/py", "-m", "llama_cpp.server"]
     flags = dict(zip(cmd[3::2], cmd[4::2], strict=True))
@@ -147,7 +147,8 @@ def test_local_server_that_dies_on_start_fails_with_its_log(
     fake_python = tmp_path / "python"
     fake_python.write_text("#!/bin/sh\necho 'error: cannot load model' >&2\nexit 3\n")
     fake_python.chmod(0o755)
-    server = LocalServer(llm_options(settings_with()).local, python=str(fake_python), log_dir=tmp_path)
+    local = settings_with().options("llm", LlmOptions).local
+    server = LocalServer(local, python=str(fake_python), log_dir=tmp_path)
     with pytest.raises(local_server.LocalLlmError, match=r"exited with code 3(.|\n)*cannot load model"):
         server.start()
     assert server.process is None and server.endpoint is None

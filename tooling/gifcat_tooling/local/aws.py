@@ -23,6 +23,8 @@ from typing import Any
 import boto3
 
 from gifcat.adapters.embeddings.artefacts import models_dir
+from gifcat.domain.model import Status
+from gifcat.domain.result import ResultItem
 from gifcat_tooling.local import moto_itemreader, moto_speedups
 from gifcat_tooling.local.lambda_runner import LambdaRunner, LocalFunction
 from gifcat_tooling.local.template import REGION, Stack, load_template
@@ -236,14 +238,14 @@ class EmbeddedAws:
             notifications.setdefault(ev["Bucket"], []).append(config)
 
     # -- waiting for results -----------------------------------------------------------------------
-    def results(self) -> list[dict[str, Any]]:
+    def results(self) -> list[ResultItem]:
         from gifcat.adapters.dynamodb import ResultsTable
 
         return ResultsTable(self.outputs["ResultsTableName"], self.client("dynamodb")).scan()
 
     def wait_for_results(
         self, keys: set[str], timeout_s: float = 120.0, poll_s: float = 0.1
-    ) -> dict[str, Any]:
+    ) -> dict[str, ResultItem]:
         """Wait until every key has a finished result (not pending); returns them by key.
 
         Polls only keys and statuses, backing off, so that waiting does not slow what it waits for.
@@ -264,7 +266,7 @@ class EmbeddedAws:
                 break
             time.sleep(poll_s)
             poll_s = min(poll_s * 1.5, 2.0)
-        return {r["key"]: r for r in self.results() if r.get("key") in keys and r.get("status") != "pending"}
+        return {r.key: r for r in self.results() if r.key in keys and r.status is not Status.PENDING}
 
 
 def _placeholder_zip() -> bytes:

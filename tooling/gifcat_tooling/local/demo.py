@@ -11,7 +11,6 @@ import os
 import sys
 import time
 from contextlib import ExitStack
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from urllib.parse import quote
 from PIL import Image, ImageDraw
 
 from gifcat.adapters.s3 import SIDECAR_SUFFIX
+from gifcat.domain.result import ResultItem
 
 
 def draw_gif(text: str, frames: int = 4, size: tuple[int, int] = (96, 64)) -> bytes:
@@ -133,7 +133,7 @@ def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbos
         return 0
 
 
-def print_table(out: Any, put_at: dict[str, float], results: dict[str, dict[str, Any]]) -> None:
+def print_table(out: Any, put_at: dict[str, float], results: dict[str, ResultItem]) -> None:
     header = (
         f"{'object':<34} {'status':<10} {'category':<12} {'decided_by':<10} {'conf':>5} {'ms':>7}  reason"
     )
@@ -143,11 +143,10 @@ def print_table(out: Any, put_at: dict[str, float], results: dict[str, dict[str,
         if r is None:
             print(f"{key:<34} {'MISSING':<10}", file=out)
             continue
-        done = datetime.fromisoformat(r["updated_at"]).timestamp()
-        ms = (done - put_at[key]) * 1000.0
+        ms = (r.updated_at.timestamp() - put_at[key]) * 1000.0
+        decided_by = str(r.decided_by) if r.decided_by else "-"
         print(
-            f"{key[:34]:<34} {r['status']:<10} {r.get('primary') or '-':<12} "
-            f"{r.get('decided_by') or '-':<10} "
-            f"{float(r.get('confidence') or 0):>5.2f} {ms:>7.0f}  {(r.get('reason') or '')[:60]}",
+            f"{key[:34]:<34} {r.status.value:<10} {r.primary or '-':<12} {decided_by:<10} "
+            f"{r.confidence:>5.2f} {ms:>7.0f}  {(r.reason or '')[:60]}",
             file=out,
         )

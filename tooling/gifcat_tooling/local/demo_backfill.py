@@ -61,7 +61,7 @@ def run_backfill_demo(
             suffix=aws.stack.parameters["UploadSuffix"],
             timeout_s=timeout_s,
         )
-        results = {r["key"]: r for r in aws.results() if r.get("key") in keys}
+        results = {r.key: r for r in aws.results() if r.key in keys}
         print_table(out, dict.fromkeys(keys, begun), results)
         print("\n" + render(summary), file=out)
         missing = sorted(set(keys) - set(results))

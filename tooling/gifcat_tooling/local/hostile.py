@@ -23,6 +23,8 @@ from typing import Any
 
 from PIL import Image
 
+from gifcat.domain.model import Status
+from gifcat.domain.result import ResultItem
 from gifcat_tooling.local.demo import body_for, draw_gif, samples, upload
 
 DRIP_MARKER = "slow drip"
@@ -89,19 +91,19 @@ class Scenario:
         case.versions.append({"etag": etag, "metadata": metadata, "sidecar": sidecar is not None})
 
 
-def describes(item: dict[str, Any], version: dict[str, Any]) -> bool:
+def describes(item: ResultItem, version: dict[str, Any]) -> bool:
     """The result is about this version: its ETag, and its metadata where it was readable."""
-    if item.get("etag") != version["etag"]:
+    if item.etag != version["etag"]:
         return False
     meta = version["metadata"]
-    if meta is None or version["sidecar"] or item.get("status") != "classified":
+    if meta is None or version["sidecar"] or item.status is not Status.CLASSIFIED:
         return True  # a sidecar is read anew; failed rows keep no metadata to compare
-    return item.get("title", "") == meta.get("title", "") and list(item.get("tags") or []) == list(
+    return (item.title or "") == meta.get("title", "") and list(item.tags or []) == list(
         meta.get("tags") or []
     )
 
 
-def upload_all(sc: Scenario, wait_first: Callable[[set[str]], dict[str, Any]]) -> None:
+def upload_all(sc: Scenario, wait_first: Callable[[set[str]], dict[str, ResultItem]]) -> None:
     for sample in samples():
         sidecar = b"{not json" if sample.get("kind") == "bad_sidecar" else None
         sc.put(
@@ -185,24 +187,25 @@ def upload_all(sc: Scenario, wait_first: Callable[[set[str]], dict[str, Any]]) -
     # The re-uploads come once the first versions have a result, a second or more later.
     firsts = wait_first({again, newmeta})
     for key in (again, newmeta):
-        sc.cases[key].first_execution = (firsts.get(key) or {}).get("execution")
+        first = firsts.get(key)
+        sc.cases[key].first_execution = first.execution if first else None
     time.sleep(1.1)
     sc.put(again, "identical bytes re-uploaded", same_bytes, mood)
     sc.put(newmeta, "new metadata, identical bytes", same_bytes, {"title": "Kiss", "tags": ["kiss", "love"]})
 
 
-def settle(aws: Any, sc: Scenario, timeout_s: float) -> list[dict[str, Any]]:
+def settle(aws: Any, sc: Scenario, timeout_s: float) -> list[ResultItem]:
     """Wait until no event is queued, no execution runs and no item is pending (or the timeout)."""
     sfn = aws.client("stepfunctions")
     arn = aws.outputs["StateMachineArn"]
     deadline = time.monotonic() + timeout_s
-    items: list[dict[str, Any]] = []
+    items: list[ResultItem] = []
     while time.monotonic() < deadline:
         aws.runner.drain(max(0.1, deadline - time.monotonic()))
         running = sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
-        items = [i for i in aws.results() if i.get("key") in sc.cases]
-        pending = [i for i in items if i.get("status") == "pending"]
-        if not running and not pending and {i["key"] for i in items} >= set(sc.cases):
+        items = [i for i in aws.results() if i.key in sc.cases]
+        pending = [i for i in items if i.status is Status.PENDING]
+        if not running and not pending and {i.key for i in items} >= set(sc.cases):
             break
         time.sleep(0.5)
     return items
@@ -261,11 +264,11 @@ def run_hostile(root: Path, out: Any = sys.stdout, timeout_s: float = 600.0, ver
         return 1 if failures else 0
 
 
-def print_rows(out: Any, sc: Scenario, items: list[dict[str, Any]]) -> list[str]:
+def print_rows(out: Any, sc: Scenario, items: list[ResultItem]) -> list[str]:
     """One row per key; returns what breaks the scenario's promise."""
-    by_key: dict[str, list[dict[str, Any]]] = {}
+    by_key: dict[str, list[ResultItem]] = {}
     for item in items:
-        by_key.setdefault(item["key"], []).append(item)
+        by_key.setdefault(item.key, []).append(item)
     counts = Counter({k: len(v) for k, v in by_key.items()})
     header = f"{'object':<40} {'status':<10} {'category':<12} {'by':<9} {'last':<4}  reason / case"
     print("\n" + header + "\n" + "-" * len(header), file=out)
@@ -280,18 +283,19 @@ def print_rows(out: Any, sc: Scenario, items: list[dict[str, Any]]) -> list[str]
         last = "-"
         if case.reuploaded:
             ok = describes(item, case.versions[-1])
-            fresh = case.first_execution is None or item.get("execution") != case.first_execution
+            fresh = case.first_execution is None or item.execution != case.first_execution
             last = "yes" if ok and fresh else "NO"
             if last == "NO":
                 problems.append(
                     f"{key}: the result does not describe the last of {len(case.versions)} uploads"
                 )
-        if item.get("status") == "pending":
+        if item.status is Status.PENDING:
             problems.append(f"{key}: still pending")
-        note = (item.get("reason") or case.what)[:70]
+        note = (item.reason or case.what)[:70]
+        decided_by = str(item.decided_by) if item.decided_by else "-"
         print(
-            f"{key[:40]:<40} {item['status']:<10} {item.get('primary') or '-':<12} "
-            f"{item.get('decided_by') or '-':<9} {last:<4}  {note}",
+            f"{key[:40]:<40} {item.status.value:<10} {item.primary or '-':<12} {decided_by:<9} "
+            f"{last:<4}  {note}",
             file=out,
         )
     extra = set(counts) - set(sc.cases)

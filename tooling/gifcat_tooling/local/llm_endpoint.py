@@ -84,7 +84,7 @@ class HostileLlm:
         if self._server is None:
             raise RuntimeError("HostileLlm is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}/v1"
 
     def _choose(self, raw: str) -> str:
         if self.drip_marker and self.drip_marker in raw:

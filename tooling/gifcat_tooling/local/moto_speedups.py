@@ -88,4 +88,4 @@ def _cache_module_list() -> None:
     from moto import backends
 
     modules = tuple(backends.list_of_moto_modules())  # the installed package does not change
-    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+    backends.list_of_moto_modules = lambda: modules

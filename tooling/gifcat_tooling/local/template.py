@@ -17,7 +17,7 @@ REGION = "us-east-1"
 NO_VALUE = object()
 
 
-class _CfnLoader(yaml.SafeLoader):
+class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML publishes no types
     pass
 
 

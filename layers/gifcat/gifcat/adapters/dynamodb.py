@@ -21,8 +21,9 @@ from gifcat.domain.result import (
     HUMAN,
     NO_SEQUENCER,
     UNFINISHED,
+    ResultAnswer,
+    ResultItem,
     WriteKind,
-    without_unknown,
 )
 
 
@@ -42,11 +43,18 @@ def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
     return {k: serializer.serialize(_to_dynamo(v)) for k, v in item.items()}
 
 
+def from_attribute_values(raw: dict[str, Any]) -> ResultItem:
+    """A stored item (DynamoDB JSON) as the result model; numbers come back as Decimal and are read
+    as the model's floats and ints."""
+    deserializer = TypeDeserializer()
+    return ResultItem.model_validate({k: deserializer.deserialize(v) for k, v in raw.items()})
+
+
 # With "#decided_by" and ":human" defined: the item is not a person's answer.
 NOT_HUMAN = "(attribute_not_exists(#decided_by) OR #decided_by <> :human)"
 
 
-def put_request(item: dict[str, Any], *, kind: WriteKind = "result") -> dict[str, Any]:
+def put_request(item: ResultItem, *, kind: WriteKind = "result") -> dict[str, Any]:
     """PutItem parameters (without TableName) for triage's write of an upload's result.
 
     Written when there is no item yet, or when the item is an older upload's (lower object_seq). For
@@ -54,14 +62,14 @@ def put_request(item: dict[str, Any], *, kind: WriteKind = "result") -> dict[str
     "pending" only a pending one. A pending item must always have an execution running for it, and
     the execution of an upload event that already failed or finished is not started again.
     """
-    values: dict[str, Any] = {":seq": item["object_seq"], ":pending": Status.PENDING.value}
+    values: dict[str, Any] = {":seq": item.object_seq, ":pending": Status.PENDING.value}
     if kind == "pending":
         same_upload_ok = "#status = :pending"
     else:
         same_upload_ok = "#status IN (:pending, :failed, :undecided)"
         values |= {":failed": Status.FAILED.value, ":undecided": Status.UNDECIDED.value}
     return {
-        "Item": to_attribute_values(item),
+        "Item": to_attribute_values(item.stored()),
         "ConditionExpression": (
             f"attribute_not_exists(pk) OR #seq < :seq OR (#seq = :seq AND {same_upload_ok})"
         ),
@@ -70,24 +78,24 @@ def put_request(item: dict[str, Any], *, kind: WriteKind = "result") -> dict[str
     }
 
 
-def takeover_request(item: dict[str, Any], stored: dict[str, Any] | None, *, force: bool) -> dict[str, Any]:
+def takeover_request(item: ResultItem, stored: ResultItem | None, *, force: bool) -> dict[str, Any]:
     """PutItem parameters for a console rerun's pending item, which takes over the stored one in place.
 
     The rerun has no S3 event, so it keeps the stored item's order (object_seq, sequencer): a rerun
     never outranks an upload, and an upload that lands during the rerun still wins. Without force it
     takes over only an unfinished item. It never takes over a human answer (`correction_request`).
     """
-    item = {k: v for k, v in item.items() if k not in ("object_seq", "sequencer")}
     if stored is None:
-        item["object_seq"] = NO_SEQUENCER
+        item = item.model_copy(update={"object_seq": NO_SEQUENCER, "sequencer": None})
         return {
-            "Item": to_attribute_values(without_unknown(item)),
+            "Item": to_attribute_values(item.stored()),
             "ConditionExpression": "attribute_not_exists(pk)",
         }
-    item["object_seq"] = stored.get("object_seq") or NO_SEQUENCER
-    item["sequencer"] = stored.get("sequencer")
+    item = item.model_copy(
+        update={"object_seq": stored.object_seq or NO_SEQUENCER, "sequencer": stored.sequencer}
+    )
     names = {"#seq": "object_seq", "#decided_by": "decided_by"}
-    values: dict[str, Any] = {":seq": item["object_seq"], ":human": HUMAN}
+    values: dict[str, Any] = {":seq": item.object_seq, ":human": HUMAN}
     # A person's answer for this upload stays, force or not: only a newer upload replaces it.
     condition = "#seq = :seq AND " + NOT_HUMAN
     if not force:
@@ -95,7 +103,7 @@ def takeover_request(item: dict[str, Any], stored: dict[str, Any] | None, *, for
         values |= {f":{s.value}": s.value for s in UNFINISHED}
         condition += " AND #status IN (" + ", ".join(f":{s.value}" for s in UNFINISHED) + ")"
     return {
-        "Item": to_attribute_values(without_unknown(item)),
+        "Item": to_attribute_values(item.stored()),
         "ConditionExpression": condition,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": to_attribute_values(values),
@@ -103,16 +111,17 @@ def takeover_request(item: dict[str, Any], stored: dict[str, Any] | None, *, for
 
 
 def record_request(
-    pk: str, fields: dict[str, Any], *, execution: str, only_pending: bool = False
+    pk: str, answer: ResultAnswer, *, execution: str, only_pending: bool = False
 ) -> dict[str, Any]:
     """UpdateItem parameters (without TableName) that finish an execution's own item.
 
-    Sets the answer's fields (`classification_fields`) and removes those it leaves unknown; the object
+    Sets the answer's fields (CLASSIFICATION_FIELDS) and removes those it leaves unknown; the object
     and metadata attributes stay as triage wrote them, so the state machine never carries the
     uploader's metadata whole. The condition is ownership: the item still names this execution.
     """
     names: dict[str, str] = {"#execution": "execution"}
     values: dict[str, Any] = {":execution": execution}
+    fields = answer.stored()
     sets, removes = [], []
     for i, name in enumerate(CLASSIFICATION_FIELDS):
         if name == "execution":
@@ -194,34 +203,30 @@ class ResultsTable:
             raise
         return True
 
-    def put(self, item: dict[str, Any], *, kind: WriteKind = "result") -> bool:
+    def put(self, item: ResultItem, *, kind: WriteKind = "result") -> bool:
         """Write triage's result; False when a newer (or finished) result is already there."""
         return self._write("put_item", put_request(item, kind=kind))
 
-    def take_over(self, item: dict[str, Any], stored: dict[str, Any] | None, *, force: bool) -> bool:
+    def take_over(self, item: ResultItem, stored: ResultItem | None, *, force: bool) -> bool:
         """A rerun's pending item in place of `stored`; False when the item changed since it was read."""
         return self._write("put_item", takeover_request(item, stored, force=force))
 
-    def record(self, pk: str, fields: dict[str, Any], *, execution: str, only_pending: bool = False) -> bool:
+    def record(self, pk: str, answer: ResultAnswer, *, execution: str, only_pending: bool = False) -> bool:
         """Finish the execution's own item; False when a newer upload's triage has taken it over."""
         return self._write(
-            "update_item", record_request(pk, fields, execution=execution, only_pending=only_pending)
+            "update_item", record_request(pk, answer, execution=execution, only_pending=only_pending)
         )
 
     def correct(self, pk: str, fields: dict[str, Any], *, object_seq: str, etag: str | None) -> bool:
         """A person's answer on the result of the upload that was checked; False when it changed since."""
         return self._write("update_item", correction_request(pk, fields, object_seq=object_seq, etag=etag))
 
-    def get(self, pk: str) -> dict[str, Any] | None:
+    def get(self, pk: str) -> ResultItem | None:
         got = self._ddb.get_item(TableName=self.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True)
-        if "Item" not in got:
-            return None
-        deserializer = TypeDeserializer()
-        return {k: deserializer.deserialize(v) for k, v in got["Item"].items()}
+        return from_attribute_values(got["Item"]) if "Item" in got else None
 
-    def scan(self) -> list[dict[str, Any]]:
-        deserializer = TypeDeserializer()
-        items: list[dict[str, Any]] = []
+    def scan(self) -> list[ResultItem]:
+        items: list[ResultItem] = []
         for page in self._ddb.get_paginator("scan").paginate(TableName=self.table_name, ConsistentRead=True):
-            items.extend({k: deserializer.deserialize(v) for k, v in raw.items()} for raw in page["Items"])
+            items.extend(from_attribute_values(raw) for raw in page["Items"])
         return items

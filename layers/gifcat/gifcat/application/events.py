@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import unquote_plus
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gifcat.domain.result import ObjectRef
 
@@ -73,8 +73,10 @@ class TriageStepEvent(BaseModel):
     """What the state machine's Triage step passes: the rerun request and the execution's ARN."""
 
     request: RerunRequest
-    execution: str | None = None  # $$.Execution.Id (moto leaves $$.Execution.Name empty for unnamed runs)
+    # $$.Execution.Id: the rerun's item names its execution (moto leaves $$.Execution.Name empty for
+    # unnamed runs, so the name is taken from the ARN)
+    execution: str = Field(min_length=1)
 
     @property
-    def execution_name(self) -> str | None:
-        return self.execution.rsplit(":", 1)[-1] if self.execution else None
+    def execution_name(self) -> str:
+        return self.execution.rsplit(":", 1)[-1]

@@ -106,7 +106,8 @@ def _decode_header_value(value: str, what: str) -> str:
         gap = value[pos : match.start()]
         if not (after_word and gap.isspace()):  # whitespace between two encoded words is not text
             parts.append(gap)
-        parts.append(_decode_encoded_word(*match.groups(), what))
+        charset, encoding, text = match.groups()
+        parts.append(_decode_encoded_word(charset, encoding, text, what))
         pos, after_word = match.end(), True
     value = "".join(parts) + value[pos:]
     if "%" in value:

@@ -4,9 +4,11 @@ gifcat.adapters implement them on S3, DynamoDB and Step Functions; tests may imp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
-from gifcat.domain.result import ObjectRef, WriteKind
+from gifcat.domain.model import GifMetadata
+from gifcat.domain.result import ObjectRef, ResultAnswer, ResultItem, WriteKind
 
 
 class ObjectGone(LookupError):
@@ -27,11 +29,11 @@ class ObjectSource(Protocol):
 
 
 class ResultStore(Protocol):
-    def put(self, item: dict[str, Any], *, kind: WriteKind = "result") -> bool: ...
-    def get(self, pk: str) -> dict[str, Any] | None: ...
-    def take_over(self, item: dict[str, Any], stored: dict[str, Any] | None, *, force: bool) -> bool: ...
+    def put(self, item: ResultItem, *, kind: WriteKind = "result") -> bool: ...
+    def get(self, pk: str) -> ResultItem | None: ...
+    def take_over(self, item: ResultItem, stored: ResultItem | None, *, force: bool) -> bool: ...
     def record(
-        self, pk: str, fields: dict[str, Any], *, execution: str, only_pending: bool = False
+        self, pk: str, answer: ResultAnswer, *, execution: str, only_pending: bool = False
     ) -> bool: ...
 
 
@@ -44,6 +46,10 @@ class Escalator(Protocol):
     def start(self, name: str, payload: dict[str, Any]) -> StartOutcome: ...
 
 
+# One state machine execution name per upload event (gifcat.adapters.stepfunctions.execution_name).
+ExecutionNamer = Callable[[ObjectRef, GifMetadata], str]
+
+
 class RecordEncoder(Protocol):
     """The parameters of the write that finishes an execution's own item, in the store's format.
 
@@ -51,5 +57,5 @@ class RecordEncoder(Protocol):
     it without a store (gifcat.adapters.dynamodb.record_request)."""
 
     def __call__(
-        self, pk: str, fields: dict[str, Any], *, execution: str, only_pending: bool = False
+        self, pk: str, answer: ResultAnswer, *, execution: str, only_pending: bool = False
     ) -> dict[str, Any]: ...

@@ -2,7 +2,8 @@
 
 - `Triage.handle_upload`: an S3 upload, end to end: check, read metadata, run tag and rule triage,
   record a decided result, or record `pending` and hand the item to the state machine.
-- `Triage.prepare`: the state machine's first step for a console rerun ({"bucket", "key", "force"}).
+- `RerunTriage.prepare`: the state machine's first step for a console rerun ({"bucket", "key", "force"})
+  and a backfill child (with "stale_only").
 - `StageStep.run`: one later stage (embedding, llm) on the state the previous step passed on.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.application.ports import (
     Escalator,
+    ExecutionNamer,
     ObjectGone,
     ObjectSource,
     RecordEncoder,
@@ -27,7 +28,7 @@ from gifcat.application.ports import (
 from gifcat.config import Prices, Settings
 from gifcat.domain.cascade import TRIAGE, Cascade
 from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, StageTrace, Status
-from gifcat.domain.result import HUMAN, ObjectRef, classification_fields, result_item
+from gifcat.domain.result import HUMAN, ObjectRef, ResultItem, classification_fields, result_item
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,8 @@ class StepState(BaseModel):
         """Attach the Record state's request once decided (undecided states go to the next stage)."""
         if not self.decided or not self.execution:
             return self.model_copy(update={"record": None})
-        fields = classification_fields(self.classification, execution=self.execution, prices=prices)
-        request = encode(self.object.pk, fields, execution=self.execution)
+        answer = classification_fields(self.classification, execution=self.execution, prices=prices)
+        request = encode(self.object.pk, answer, execution=self.execution)
         return self.model_copy(update={"record": request})
 
 
@@ -116,27 +117,15 @@ class UploadOutcome(BaseModel):
     started: bool = False
 
 
-class Triage:
-    def __init__(
-        self,
-        settings: Settings,
-        cascade: Cascade,
-        source: ObjectSource,
-        store: ResultStore | None = None,
-        escalator: Escalator | None = None,
-        execution_name: Callable[[ObjectRef, GifMetadata], str] | None = None,
-        *,
-        record_request: RecordEncoder,
-    ) -> None:
+class UploadTriage:
+    """Checks an upload and runs the cheap stages on it: what the upload path and a rerun share."""
+
+    def __init__(self, settings: Settings, cascade: Cascade, source: ObjectSource) -> None:
         self.settings = settings
         self.cascade = cascade
         self.source = source
-        self.store = store
-        self.escalator = escalator
-        self.execution_name = execution_name
-        self.record_request = record_request
 
-    def _classify(self, ref: ObjectRef) -> tuple[ObjectRef, GifMetadata, Classification]:
+    def classify(self, ref: ObjectRef) -> tuple[ObjectRef, GifMetadata, Classification]:
         """Check the upload and run triage; rejected uploads come back as failed/skipped results.
 
         Anything unexpected while reading the upload or triaging it (a parser bug on hostile metadata,
@@ -163,23 +152,40 @@ class Triage:
             item = GifItem(id=ref.pk, metadata=metadata)
             return ref, metadata, self.cascade.run(item, only=TRIAGE)
         except ObjectGone as exc:
-            return ref, metadata, self._rejected("skipped", f"object deleted before it was read: {exc}")
+            return ref, metadata, self.rejected("skipped", f"object deleted before it was read: {exc}")
         except RejectedUpload as exc:
-            return ref, metadata, self._rejected(exc.status, exc.reason)
+            return ref, metadata, self.rejected(exc.status, exc.reason)
         except SourceUnavailable:
             raise
         except Exception as exc:
             log.exception("unexpected error reading or triaging %s", ref.pk)
             reason = f"unexpected error reading the upload: {type(exc).__name__}: {exc}"
-            return ref, metadata, self._rejected("failed", reason[:500])
+            return ref, metadata, self.rejected("failed", reason[:500])
 
-    def _rejected(self, status: str, reason: str) -> Classification:
+    def rejected(self, status: str, reason: str) -> Classification:
         return self.cascade.start().model_copy(update={"status": Status(status), "reason": reason})
 
+
+
+class Triage(UploadTriage):
+    """An S3 upload, end to end: a decided result, or `pending` and the state machine's execution."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        cascade: Cascade,
+        source: ObjectSource,
+        store: ResultStore,
+        escalator: Escalator,
+        execution_name: ExecutionNamer,
+    ) -> None:
+        super().__init__(settings, cascade, source)
+        self.store = store
+        self.escalator = escalator
+        self.execution_name = execution_name
+
     def handle_upload(self, ref: ObjectRef) -> UploadOutcome:
-        if self.store is None or self.escalator is None or self.execution_name is None:
-            raise RuntimeError("handle_upload needs a result store, an escalator and an execution namer")
-        ref, metadata, classification = self._classify(ref)
+        ref, metadata, classification = self.classify(ref)
         prices = self.settings.prices
         if classification.status is not Status.UNDECIDED:
             item = result_item(ref, classification, metadata=metadata, prices=prices)
@@ -203,31 +209,41 @@ class Triage:
                     "reason": f"execution {name} ended without recording a result; rerun to retry",
                 }
             )
-            fields = classification_fields(failed, execution=name, prices=prices)
-            written = self.store.record(ref.pk, fields, execution=name, only_pending=True)
+            answer = classification_fields(failed, execution=name, prices=prices)
+            written = self.store.record(ref.pk, answer, execution=name, only_pending=True)
             return UploadOutcome(pk=ref.pk, status=Status.FAILED, written=written, execution=name)
         return UploadOutcome(
             pk=ref.pk, status=pending.status, written=True, execution=name, started=started == "started"
         )
 
-    def prepare(
-        self, ref: ObjectRef, *, force: bool, execution: str | None, stale_only: bool = False
-    ) -> StepState:
-        """The state machine's triage step, for executions started without a triage result (reruns and
-        backfill children).
 
-        Takes the item over for this execution (a pending item naming it, with the full metadata),
+class RerunTriage(UploadTriage):
+    """The state machine's triage step, for executions started without a triage result (reruns and
+    backfill children)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        cascade: Cascade,
+        source: ObjectSource,
+        store: ResultStore,
+        record_request: RecordEncoder,
+    ) -> None:
+        super().__init__(settings, cascade, source)
+        self.store = store
+        self.record_request = record_request
+
+    def prepare(self, ref: ObjectRef, *, force: bool, execution: str, stale_only: bool = False) -> StepState:
+        """Take the item over for this execution (a pending item naming it, with the full metadata),
         so that Record, which finishes only its own execution's item, can write the answer. Leaves it
         alone (`kept`) when it holds a person's answer for the object as it is now, and with
         `stale_only` when its result is fresh (see `_kept`).
         """
-        if self.store is None or not execution:
-            raise RuntimeError("prepare needs a result store and the execution's name")
         stored = self.store.get(ref.pk)
         kept = self._kept(ref, stored, stale_only=stale_only)
         if kept:
             return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=kept)
-        ref, metadata, classification = self._classify(ref)
+        ref, metadata, classification = self.classify(ref)
         stored = self.store.get(ref.pk)  # again: what the take-over's condition must see
         pending = classification.model_copy(update={"status": Status.PENDING})
         item = result_item(ref, pending, metadata=metadata, execution=execution, prices=self.settings.prices)
@@ -242,7 +258,7 @@ class Triage:
         )
         return state.with_record(self.record_request, self.settings.prices)
 
-    def _kept(self, ref: ObjectRef, stored: dict[str, Any] | None, *, stale_only: bool) -> str | None:
+    def _kept(self, ref: ObjectRef, stored: ResultItem | None, *, stale_only: bool) -> str | None:
         """Why the stored result stays as it is, or None to classify the object.
 
         A result is fresh when it is finished (classified or skipped), made with this taxonomy version,
@@ -252,21 +268,21 @@ class Triage:
         """
         if stored is None:
             return None
-        human = stored.get("decided_by") == HUMAN
+        human = stored.decided_by == HUMAN
         if not (human or stale_only):
             return None
         try:
             current, _ = self.source.head(ref)
         except ObjectGone:
             return None  # classified as a rejected upload: "deleted before it was read"
-        if (stored.get("etag") or None) != current.etag:
+        if (stored.etag or None) != current.etag:
             return None
         if human:
-            return f"a person's answer ({stored.get('primary')})"
+            return f"a person's answer ({stored.primary})"
         version = self.cascade.taxonomy_version
-        finished = stored.get("status") in (Status.CLASSIFIED.value, Status.SKIPPED.value)
-        if finished and stored.get("taxonomy_version") == version:
-            return f"fresh: {stored['status']} with taxonomy {version}"
+        finished = stored.status in (Status.CLASSIFIED, Status.SKIPPED)
+        if finished and stored.taxonomy_version == version:
+            return f"fresh: {stored.status.value} with taxonomy {version}"
         return None
 
 
@@ -277,7 +293,7 @@ class StageStep:
         self,
         cascade: Cascade,
         stage: StageName,
-        source: ObjectSource | None,
+        source: ObjectSource,
         settings: Settings,
         record_request: RecordEncoder,
     ) -> None:
@@ -295,7 +311,7 @@ class StageStep:
                 update={"stages": [*classification.stages, failed_trace(state.upstream_error)]}
             )
         gif = None
-        if self.stage is StageName.EMBEDDING and self.source is not None and state.object.size:
+        if self.stage is StageName.EMBEDDING and state.object.size:  # the image path reads the GIF
             gif = (
                 self.source.read(state.object)
                 if state.object.size <= self.settings.limits.max_gif_bytes

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -97,8 +97,25 @@ class Settings(BaseModel):
             raise ConfigError(f"settings: no thresholds for stage {stage!r} under 'stages'") from None
 
     def stage_options(self, stage: str) -> dict[str, Any]:
-        """A stage's own knobs (everything in its section but the thresholds)."""
+        """A stage's own knobs as written (everything in its section but the thresholds)."""
         return dict(self.thresholds(stage).model_extra or {})
+
+    def options(self, stage: str, model: type[OptionsT]) -> OptionsT:
+        """A stage's own knobs, validated by the stage's options model: a typo fails at load, by name."""
+        try:
+            return model.model_validate(self.stage_options(stage))
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(f"settings: stages.{stage}", exc)) from exc
+
+
+class StageOptions(BaseModel):
+    """The base of every stage's options model (its section of `stages`, beside the thresholds):
+    unknown names are refused, and options do not change once read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+OptionsT = TypeVar("OptionsT", bound=StageOptions)
 
 
 # Reads the document at an s3://bucket/key URI (the S3 adapter's read_s3_uri).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gifcat.config import LabelPolicy, Settings, Thresholds
 from gifcat.domain.instructions import InstructionScreen
@@ -85,10 +86,8 @@ class Cascade:
                 continue
             started = time.perf_counter()
             try:
-                prepare = getattr(step.stage, "prepare", None)
-                if prepare is not None:  # one-time loading (models, servers) is not the item's latency
-                    prepare()
-                    started = time.perf_counter()
+                step.stage.prepare()  # one-time loading (models, servers) is not the item's latency
+                started = time.perf_counter()
                 output = step.stage.score(item, result)
             except Exception as exc:  # a stage that breaks is recorded; later stages may still decide
                 output = StageOutput(stage=step.stage.name, error=f"{type(exc).__name__}: {exc}")
@@ -118,7 +117,7 @@ class Cascade:
             neighbours=output.neighbours[:NEIGHBOURS_KEPT],
             abstained=output.abstained,
         )
-        update: dict = {"stages": [*result.stages, trace]}
+        update: dict[str, Any] = {"stages": [*result.stages, trace]}
         if decided:
             best = ranked[0]
             update |= {

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from gifcat.domain.model import GifItem, GifMetadata
+from gifcat.domain.model import GifItem, GifMetadata, Status
+from gifcat.domain.result import ResultItem
 
 
 class LabelledRecord(BaseModel):
@@ -34,27 +35,28 @@ class RecordError(ValueError):
 
 
 def from_results(
-    items: Iterable[dict[str, Any]], decided_by: Iterable[str] | None = None
-) -> list[dict[str, Any]]:
+    items: Iterable[ResultItem], decided_by: Iterable[str] | None = None
+) -> list[LabelledRecord]:
     """Classified result items as labelled records (the dev.jsonl format), for the embedding stage's kNN
     vote: what the LLM decided teaches the cheaper stage (`decided_by` picks whose answers to keep)."""
     keep = set(decided_by) if decided_by else None
     records = []
     for item in items:
-        if item.get("status") != "classified" or not item.get("primary"):
+        if item.status is not Status.CLASSIFIED or not item.primary:
             continue
-        if keep is not None and item.get("decided_by") not in keep:
+        decider = str(item.decided_by) if item.decided_by else None
+        if keep is not None and decider not in keep:
             continue
         records.append(
-            {
-                "id": item["pk"],
-                "title": item.get("title") or "",
-                "tags": list(item.get("tags") or []),
-                "description": item.get("description") or "",
-                "labels": list(item.get("labels") or [item["primary"]]),
-                "primary": item["primary"],
-                "difficulty": f"exported:{item.get('decided_by')}",
-            }
+            LabelledRecord(
+                id=item.pk,
+                title=item.title or "",
+                tags=list(item.tags or []),
+                description=item.description or "",
+                labels=list(item.labels or [item.primary]),
+                primary=item.primary,
+                difficulty=f"exported:{decider}",
+            )
         )
     return records
 
@@ -65,13 +67,28 @@ def read_records(path: str | Path, *, require_labels: bool = True) -> list[Label
 
 def iter_records(path: str | Path, *, require_labels: bool = True) -> Iterator[LabelledRecord]:
     with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = LabelledRecord.model_validate(json.loads(line))
-            except (json.JSONDecodeError, ValidationError) as exc:
-                raise RecordError(f"{path}:{lineno}: not a valid record: {exc}") from exc
-            if require_labels and not record.labels:
-                raise RecordError(f"{path}:{lineno}: record {record.id!r} has no labels")
-            yield record
+        yield from parse_records(fh, str(path), require_labels=require_labels)
+
+
+def parse_records(
+    lines: Iterable[str], where: str, *, require_labels: bool = True
+) -> Iterator[LabelledRecord]:
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = LabelledRecord.model_validate(json.loads(line))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise RecordError(f"{where}:{lineno}: not a valid record: {exc}") from exc
+        if require_labels and not record.labels:
+            raise RecordError(f"{where}:{lineno}: record {record.id!r} has no labels")
+        yield record
+
+
+def load_labelled(source: str | Path) -> list[LabelledRecord]:
+    """Labelled examples for the embedding stage: "bundled" (the examples shipped with gifcat, the
+    reference dev set) or a JSONL path. A record without labels is read and later left out."""
+    if source == "bundled":
+        text = resources.files("gifcat.config").joinpath("examples.jsonl").read_text(encoding="utf-8")
+        return list(parse_records(text.splitlines(), "bundled examples.jsonl", require_labels=False))
+    return read_records(source, require_labels=False)

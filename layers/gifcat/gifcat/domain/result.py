@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from gifcat.config import Prices
 from gifcat.domain.costs import item_cost
-from gifcat.domain.model import Classification, GifMetadata, Status
+from gifcat.domain.model import Classification, GifMetadata, StageName, StageTrace, Status
 
 SCHEMA_VERSION = 2  # 2: object_seq is the S3 event sequencer; Record finishes only its own item
 SEQ_WIDTH = 40  # sequencers are hex strings of varying length (18 on AWS today)
@@ -30,7 +30,10 @@ UNFINISHED = (Status.PENDING, Status.FAILED, Status.UNDECIDED)
 
 
 NO_SEQUENCER = "-"  # an event without a sequencer (not from S3), or a rerun of an unknown object
-HUMAN = "human"  # `decided_by` of a person's correction: no machine write replaces it for the same upload
+# `decided_by` of a person's correction: no machine write replaces it for the same upload.
+HUMAN: Final = "human"
+# Who decided a result: a stage of the cascade, or a person (`gifcat correct`).
+DecidedBy = StageName | Literal["human"]
 
 
 def sortable_sequencer(sequencer: str | None) -> str:
@@ -103,39 +106,110 @@ CLASSIFICATION_FIELDS = (
 )
 
 
+# A time as the result stores it: ISO 8601 with its offset (datetime.isoformat), parsed back on read.
+IsoTime = Annotated[datetime, PlainSerializer(lambda at: at.isoformat(), return_type=str, when_used="json")]
+
+
+class ResultAnswer(BaseModel):
+    """The answer part of a result item: what triage writes and the state machine's Record sets.
+
+    A field left None is unknown: it is not stored, and Record removes it from the item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status
+    reason: str | None = None
+    primary: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)  # every candidate of the deciding stage
+    decided_by: DecidedBy | None = None
+    confidence: float = 0.0
+    evidence: list[str] = Field(default_factory=list)
+    suspicious_text: bool = False  # text addressed to a classifier was cut out before any stage read it
+    removed_text: list[str] | None = None
+    taxonomy_version: str | None = None
+    models: dict[str, str] = Field(default_factory=dict)  # model and version per stage
+    prompt_version: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    cost_usd: float = 0.0
+    cost: dict[str, float] | None = None  # llm_usd, lambda_usd, stepfunctions_usd, total_usd
+    stages: list[StageTrace] = Field(default_factory=list)
+    execution: str | None = None  # the state machine execution that owns (pending) or finished it
+    updated_at: IsoTime
+
+    def stored(self) -> dict[str, Any]:
+        """The fields as stored: JSON types, unknown (None or empty) fields left out."""
+        return without_unknown(self.model_dump(mode="json", exclude_none=True))
+
+
+class MachineAnswer(BaseModel):
+    """The machine's answer that a person's correction replaced (`corrected_from`): what a learner
+    compares with the person's."""
+
+    status: Status | None = None
+    primary: str | None = None
+    labels: list[str] | None = None
+    decided_by: DecidedBy | None = None
+    confidence: float | None = None
+    reason: str | None = None
+    taxonomy_version: str | None = None
+
+
+class ResultItem(ResultAnswer):
+    """One result item per S3 object, keyed by pk = "s3://<bucket>/<key>" (README "The result item")."""
+
+    pk: str
+    schema_version: int = SCHEMA_VERSION
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    sequencer: str | None = None  # the S3 event sequencer of the upload this result is for
+    object_seq: str  # its sortable form: the write condition
+    last_modified: IsoTime | None = None
+    metadata_digest: str | None = None
+    title: str | None = None
+    tags: list[str] | None = None
+    description: str | None = None
+    event_time: IsoTime | None = None
+    # Set by a person's correction (decided_by human): who, when, and the machine's answer it replaced.
+    corrected_by: str | None = None
+    corrected_at: IsoTime | None = None
+    corrected_from: MachineAnswer | None = None
+
+
 def classification_fields(
     classification: Classification,
     *,
     execution: str | None = None,
     at: datetime | None = None,
     prices: Prices | None = None,
-) -> dict[str, Any]:
-    """The answer part of a result item (None where unknown: Record removes those attributes)."""
-    at = at or now()
+) -> ResultAnswer:
+    """The answer part of a result item for this classification."""
     cost = item_cost(classification.stages, prices) if prices is not None else None
-    stages = [t.model_dump(mode="json", exclude_none=True) for t in classification.stages]
     prompt_versions = [t.prompt_version for t in classification.stages if t.prompt_version]
-    return {
-        "status": classification.status.value,
-        "reason": classification.reason,
-        "primary": classification.primary,
-        "labels": classification.labels,
-        "scores": classification.scores,
-        "decided_by": classification.decided_by.value if classification.decided_by else None,
-        "confidence": classification.confidence,
-        "evidence": classification.evidence,
-        "suspicious_text": classification.suspicious_text,
-        "removed_text": classification.removed_text or None,
-        "taxonomy_version": classification.taxonomy_version,
-        "models": classification.models(),
-        "prompt_version": prompt_versions[-1] if prompt_versions else None,
-        "timings_ms": {t.stage.value: t.elapsed_ms for t in classification.stages},
-        "cost_usd": cost["total_usd"] if cost else round(classification.cost_usd, 8),
-        "cost": cost,
-        "stages": stages,
-        "execution": execution,
-        "updated_at": at.isoformat(),
-    }
+    return ResultAnswer(
+        status=classification.status,
+        reason=classification.reason,
+        primary=classification.primary,
+        labels=classification.labels,
+        scores=classification.scores,
+        decided_by=classification.decided_by,
+        confidence=classification.confidence,
+        evidence=classification.evidence,
+        suspicious_text=classification.suspicious_text,
+        removed_text=classification.removed_text or None,
+        taxonomy_version=classification.taxonomy_version,
+        models=classification.models(),
+        prompt_version=prompt_versions[-1] if prompt_versions else None,
+        timings_ms={t.stage.value: t.elapsed_ms for t in classification.stages},
+        cost_usd=cost["total_usd"] if cost else round(classification.cost_usd, 8),
+        cost=cost,
+        stages=classification.stages,
+        execution=execution,
+        updated_at=at or now(),
+    )
 
 
 def without_unknown(item: dict[str, Any]) -> dict[str, Any]:
@@ -151,24 +225,24 @@ def result_item(
     execution: str | None = None,
     at: datetime | None = None,
     prices: Prices | None = None,
-) -> dict[str, Any]:
-    """The result as a plain dict (floats, lists, maps): what the README documents."""
-    item: dict[str, Any] = {
-        "pk": ref.pk,
-        "schema_version": SCHEMA_VERSION,
-        "bucket": ref.bucket,
-        "key": ref.key,
-        "version_id": ref.version_id,
-        "etag": ref.etag,
-        "size": ref.size,
-        "sequencer": ref.sequencer,
-        "object_seq": ref.object_seq,
-        "last_modified": ref.last_modified.isoformat() if ref.last_modified else None,
-        "metadata_digest": metadata_digest(metadata) if metadata is not None else None,
-        **classification_fields(classification, execution=execution, at=at, prices=prices),
-        "title": metadata.title if metadata else None,
-        "tags": list(metadata.tags) if metadata else None,
-        "description": metadata.description if metadata else None,
-        "event_time": ref.event_time.isoformat() if ref.event_time else None,
-    }
-    return without_unknown(item)
+) -> ResultItem:
+    """The result item for this object, as read, and this classification."""
+    answer = classification_fields(classification, execution=execution, at=at, prices=prices)
+    return ResultItem(
+        **dict(answer),
+        pk=ref.pk,
+        bucket=ref.bucket,
+        key=ref.key,
+        version_id=ref.version_id,
+        etag=ref.etag,
+        size=ref.size,
+        sequencer=ref.sequencer,
+        object_seq=ref.object_seq,
+        last_modified=ref.last_modified,
+        metadata_digest=metadata_digest(metadata) if metadata is not None else None,
+        # empty text is unknown: the store keeps no empty strings, so the item says None
+        title=(metadata.title or None) if metadata else None,
+        tags=list(metadata.tags) if metadata else None,
+        description=(metadata.description or None) if metadata else None,
+        event_time=ref.event_time,
+    )

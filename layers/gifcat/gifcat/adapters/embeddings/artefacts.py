@@ -61,7 +61,9 @@ def models_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return (root if root else Path.cwd()) / DEFAULT_RELATIVE
 
 
-def write_manifest(directory: Path, name: str, main_file: str, extra: dict[str, Any] | None = None) -> dict:
+def write_manifest(
+    directory: Path, name: str, main_file: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Hash every file in `directory` (except the manifest) and write manifest.json; returns it."""
     files = {
         p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}

@@ -3,9 +3,8 @@ and the build-time memory, as `stages.embedding` names them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from gifcat.adapters.embeddings.artefacts import (
     BUILD_HINT,
@@ -21,7 +20,8 @@ from gifcat.config import Settings
 from gifcat.domain.memory import ARTEFACT as MEMORY_ARTEFACT
 from gifcat.domain.memory import Learned
 from gifcat.domain.ports import FrameLimits
-from gifcat.domain.stages.embedding import EmbeddingOptions, EmbeddingStage, read_labelled
+from gifcat.domain.records import LabelledRecord, load_labelled
+from gifcat.domain.stages.embedding import EmbeddingOptions, EmbeddingStage
 from gifcat.domain.taxonomy import Taxonomy
 
 
@@ -29,11 +29,11 @@ def build_embedding_stage(
     settings: Settings,
     taxonomy: Taxonomy,
     models_dir: str | Path | None = None,
-    labelled: str | Path | Iterable[Mapping[str, Any]] | None = None,
+    labelled: str | Path | Sequence[LabelledRecord] | None = None,
 ) -> EmbeddingStage:
     """Load the models named by settings from `models_dir` (else $GIFCAT_MODELS_DIR, else the repo's
     .artifacts/models). `labelled` (records or a JSONL path) overrides the `labelled` option."""
-    options = EmbeddingOptions.from_mapping(settings.stage_options("embedding"))
+    options = settings.options("embedding", EmbeddingOptions)
     root = resolve_models_dir(models_dir)
     minilm = locate_minilm(root, verify=options.verify_checksums)
     text = _load_text(minilm, options)
@@ -55,7 +55,9 @@ def build_embedding_stage(
     source = labelled if labelled is not None else options.labelled
     identity = minilm.identity_of(options.text_model)
     learned = _load_learned(root, options, identity) if labelled is None else None
-    records = read_labelled(source) if source is not None and learned is None else None
+    records: Sequence[LabelledRecord] | None = None
+    if learned is None and source is not None:
+        records = load_labelled(source) if isinstance(source, str | Path) else source
     return EmbeddingStage(taxonomy, text, identity, clip, records, options, clip_note, learned)
 
 

@@ -284,7 +284,8 @@ class LlmClient:
 
     def _backoff(self, retry: int) -> float:
         """The wait before retry number `retry` (1-based) when the server named none."""
-        state = tenacity.RetryCallState(None, None, (), {})
+        # A bare call state: the exponential wait reads only its attempt number.
+        state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
         state.attempt_number = retry
         return self._wait.backoff(state)
 

@@ -6,7 +6,7 @@ from gifcat.adapters.llm.cache import CallCache
 from gifcat.adapters.llm.client import LlmClient
 from gifcat.adapters.llm.credentials import CredentialsError, resolve_api_key
 from gifcat.config import ConfigError, Settings
-from gifcat.domain.llm.options import LlmOptions, llm_options
+from gifcat.domain.llm.options import LlmOptions
 from gifcat.domain.llm.prompt import PromptBuilder, PromptError, load_prompt
 from gifcat.domain.stages.llm import LlmStage
 from gifcat.domain.taxonomy import Taxonomy
@@ -24,7 +24,7 @@ def build_llm_stage(
 ) -> LlmStage:
     """The LLM stage on an OpenAI-compatible endpoint, from `stages.llm`. Arguments override the
     settings (the CLI passes the local server's)."""
-    opts: LlmOptions = llm_options(settings)
+    opts: LlmOptions = settings.options("llm", LlmOptions)
     base_url = base_url or opts.base_url
     model = model or opts.model
     if api_key is None:

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gifcat.config import ConfigError, Settings, describe_validation_error
+from gifcat.config import StageOptions
 from gifcat.domain.llm.answer import ANSWER_FIELDS, check_fields
 
 
@@ -24,7 +24,7 @@ def cache_root() -> Path:
 class LocalOptions(BaseModel):
     """llama-cpp-python's OpenAI-compatible server, the default when no API key is configured."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model_name: str = "gemma-3-270m-q4_k_m"
     model_dir: str | None = None
@@ -47,8 +47,8 @@ class LocalOptions(BaseModel):
         return Path(self.model_dir).expanduser() if self.model_dir else cache_root() / "models"
 
 
-class LlmOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LlmOptions(StageOptions):
+    """The knobs under `stages.llm` in settings.yaml (beside min_score/min_margin)."""
 
     base_url: str | None = None
     model: str = "gpt-4o-mini"
@@ -97,10 +97,3 @@ class LlmOptions(BaseModel):
         if isinstance(self.system_in_user, bool):
             return self.system_in_user
         return "gemma" in model.lower()
-
-
-def llm_options(settings: Settings) -> LlmOptions:
-    try:
-        return LlmOptions.model_validate(settings.stage_options("llm"))
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error("settings: stages.llm", exc)) from exc

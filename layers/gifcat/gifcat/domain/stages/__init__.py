@@ -1,6 +1,7 @@
 """Stages: small objects with one job each, to score an item and return candidates with evidence.
 
 A stage never decides; the cascade compares its candidates with that stage's thresholds.
+Stages subclass `Stage` to inherit its no-op `prepare`; any object with the same members is one too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ from gifcat.domain.model import Classification, GifItem, StageName, StageOutput
 
 class Stage(Protocol):
     name: StageName
+
+    def prepare(self) -> None:
+        """One-time loading (models, a server) before the first item; called before each item is timed,
+        so it must be cheap once done. What it raises is the stage's error for that item."""
+        return None
 
     def score(self, item: GifItem, so_far: Classification) -> StageOutput:
         """Score `item`. `so_far` holds what earlier stages found (their traces and top candidates)."""

@@ -10,37 +10,35 @@ in the constructor; `score` costs one MiniLM run (~1-3 ms) plus, with a GIF, one
 from __future__ import annotations
 
 import copy
-import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
+from pydantic import Field
 
+from gifcat.config import StageOptions
 from gifcat.domain.memory import Learned, LinearHead, Memory
 from gifcat.domain.model import Candidate, Classification, GifItem, Neighbour, StageName, StageOutput
 from gifcat.domain.normalise import normalise_tag, words
 from gifcat.domain.ports import FrameLimits, GifDecodeError, ImageEncoder, TextEncoder
+from gifcat.domain.records import LabelledRecord
+from gifcat.domain.stages import Stage
 from gifcat.domain.taxonomy import Taxonomy
 
 # "Happy Dance GIF by Originals" -> "Happy Dance": the "GIF by <brand>" suffix says nothing of content.
 _TITLE_NOISE = re.compile(r"\s*\b(gifs?|animated gif)\b(\s+by\s+.*)?\s*$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class EmbeddingOptions:
+class EmbeddingOptions(StageOptions):
     """The knobs under `stages.embedding` in settings.yaml (beside min_score/min_margin)."""
 
     text_model: str = "model.onnx"  # graph in <models>/minilm: model.onnx (shipped int8) or model.pc.onnx
     image_model: str = "image.onnx"  # graph in <models>/clip: image.onnx (fp32) or image.int8.onnx
-    threads: int = 2  # onnxruntime intra-op threads (Lambda at 3538 MB+ has 2 vCPUs)
-    frames: int = 4  # GIF frames CLIP sees (one batch)
-    k: int = 11  # neighbours in the kNN vote
+    threads: int = Field(2, ge=0)  # onnxruntime intra-op threads (0: one per core; Lambda at 3538 MB+ has 2)
+    frames: int = Field(4, ge=1)  # GIF frames CLIP sees (one batch)
+    k: int = Field(11, ge=1)  # neighbours in the kNN vote
     # Tuned on dev.jsonl with leave-one-out kNN (text 0.853 alone, 0.863 with kNN); image is untuned.
-    weights: Mapping[str, float] = field(
+    weights: dict[str, float] = Field(
         default_factory=lambda: {"text": 0.4, "knn": 0.3, "classifier": 0.3, "image": 0.15}
     )
     # Decide only when the text prototypes, the neighbours and the classifier name the same category:
@@ -48,27 +46,17 @@ class EmbeddingOptions:
     require_agreement: bool = True
     # ...and only when the tags read alone and the description read alone name the same category.
     require_field_agreement: bool = True
-    text_temperature: float = 0.03  # softmax over prototype cosines (MiniLM cosines span ~0.1-0.7)
-    knn_temperature: float = 0.1  # neighbour weight exp(cos / T): close neighbours count more
-    image_temperature: float = 0.01  # CLIP's own logit scale is 100
+    text_temperature: float = Field(0.03, gt=0)  # softmax over prototype cosines (MiniLM's span ~0.1-0.7)
+    knn_temperature: float = Field(0.1, gt=0)  # neighbour weight exp(cos / T): close neighbours count more
+    image_temperature: float = Field(0.01, gt=0)  # CLIP's own logit scale is 100
     labelled: str | None = None  # JSONL (dev.jsonl format) for the kNN vote; none: no vote
     # The memory artefact (<models>/memory/memory.npz: the labelled examples embedded at build time and
     # the trained classifier). "auto": use it when `labelled` is "bundled" and it exists.
     memory: str = "auto"
     verify_checksums: bool = True  # hash the artefacts against their manifest at load (~30 ms)
-    max_canvas_pixels: int = FrameLimits.max_canvas_pixels
-    max_frames_decoded: int = FrameLimits.max_frames_decoded
-    max_decode_pixels: int = FrameLimits.max_decode_pixels
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> EmbeddingOptions:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"settings: unknown stages.embedding option(s) {unknown}; known: {sorted(known)}"
-            )
-        return cls(**dict(data))
+    max_canvas_pixels: int = Field(FrameLimits.max_canvas_pixels, gt=0)
+    max_frames_decoded: int = Field(FrameLimits.max_frames_decoded, gt=0)
+    max_decode_pixels: int = Field(FrameLimits.max_decode_pixels, gt=0)
 
 
 def item_text(title: str, tags: Sequence[str], description: str, generic: frozenset[str]) -> str:
@@ -89,18 +77,7 @@ def _softmax(x: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum()
 
 
-def read_labelled(source: str | Path | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Labelled examples: records, a JSONL path, or "bundled" (the examples shipped with gifcat)."""
-    if source == "bundled":
-        text = resources.files("gifcat.config").joinpath("examples.jsonl").read_text(encoding="utf-8")
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    if isinstance(source, str | Path):
-        lines = Path(source).read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
-    return [dict(r) for r in source]
-
-
-class EmbeddingStage:
+class EmbeddingStage(Stage):
     name = StageName.EMBEDDING
 
     def __init__(
@@ -109,13 +86,13 @@ class EmbeddingStage:
         text_encoder: TextEncoder,
         text_identity: str,
         clip: ImageEncoder | None = None,
-        labelled: Iterable[Mapping[str, Any]] | None = None,
-        options: EmbeddingOptions = EmbeddingOptions(),
+        labelled: Sequence[LabelledRecord] | None = None,
+        options: EmbeddingOptions | None = None,
         clip_note: str | None = None,
         learned: Learned | None = None,
     ) -> None:
         self.taxonomy = taxonomy
-        self.options = options
+        self.options = options or EmbeddingOptions()
         self.text = text_encoder
         self.clip = clip
         self._clip_note = clip_note
@@ -159,7 +136,7 @@ class EmbeddingStage:
         if learned is not None:
             self.labelled, self.head = learned.memory, learned.head
         elif labelled is not None:
-            self.labelled = self.embed_labelled(list(labelled))
+            self.labelled = self.embed_labelled(labelled)
 
     @property
     def text_identity(self) -> str:
@@ -189,15 +166,15 @@ class EmbeddingStage:
         other.labelled, other.head = learned.memory, learned.head
         return other
 
-    def embed_labelled(self, records: list[dict[str, Any]]) -> Memory:
+    def embed_labelled(self, records: Sequence[LabelledRecord]) -> Memory:
+        """The records that carry a label of this taxonomy, embedded as the kNN vote's memory."""
         known = set(self._categories)
-        kept = [r for r in records if set(r.get("labels", ())) & known]
-        texts = [item_text(r.get("title", ""), r.get("tags", ()), r.get("description", ""), self._generic)
-                 for r in kept]
+        kept = [r for r in records if set(r.labels) & known]
+        texts = [item_text(r.title, r.tags, r.description, self._generic) for r in kept]
         return Memory(
-            ids=[str(r["id"]) for r in kept],
-            labels=[tuple(lbl for lbl in r["labels"] if lbl in known) for r in kept],
-            primaries=[r.get("primary") or r["labels"][0] for r in kept],
+            ids=[r.id for r in kept],
+            labels=[tuple(lbl for lbl in r.labels if lbl in known) for r in kept],
+            primaries=[r.primary or r.labels[0] for r in kept],
             vectors=self.text.encode(texts),
             texts=texts,
         )
@@ -281,7 +258,7 @@ class EmbeddingStage:
         total = sum(weights.values())
         if total <= 0:  # all present signals weighted 0: fall back to an even mix rather than divide by 0
             weights, total = {k: 1.0 for k in dists}, float(len(dists))
-        combined = sum(weights[k] * d for k, d in dists.items()) / total
+        combined = np.sum([weights[k] * d for k, d in dists.items()], axis=0) / total
         model = self._text_identity + (f",{self.clip.identity}" if used_clip and self.clip else "")
         candidates = [
             Candidate(category=cat, score=float(np.clip(combined[i], 0.0, 1.0)), evidence=evidence[i])
@@ -340,8 +317,8 @@ class EmbeddingStage:
                 counts[i] += 1
         if votes.sum() <= 0:
             return None
-        for i in np.flatnonzero(counts):
-            evidence[i].append(f"knn: {counts[i]}/{k} neighbours {self._categories[i]}")
+        for c in np.flatnonzero(counts):
+            evidence[c].append(f"knn: {counts[c]}/{k} neighbours {self._categories[c]}")
         return votes / votes.sum()
 
 

@@ -13,5 +13,5 @@ ORDER = (StageName.TAGS, StageName.RULES, StageName.EMBEDDING, StageName.LLM)
 
 
 def triage_stages(settings: Settings, taxonomy: Taxonomy) -> list[Stage]:
-    evidence = TriageEvidence(taxonomy, TriageWeights(**settings.stage_options("tags")))
+    evidence = TriageEvidence(taxonomy, settings.options("tags", TriageWeights))
     return [TagStage(evidence), RuleStage(evidence)]

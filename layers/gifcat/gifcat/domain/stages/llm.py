@@ -15,13 +15,14 @@ from gifcat.domain.llm.answer import AnswerError, LlmAnswer, answer_grammar, ans
 from gifcat.domain.llm.prompt import PromptBuilder
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
 from gifcat.domain.ports import ChatClient, LlmCallError, LlmReply
+from gifcat.domain.stages import Stage
 
 LABEL_STEP = 0.01  # other labels score just below the primary, in the model's order
 CHOSEN = 1.0  # the primary's score when the answer format asks for no confidence: chosen, not "how sure"
 NEIGHBOURS_READ = 8  # nearest labelled examples read from the trace (the item's own id may be one)
 
 
-class LlmStage:
+class LlmStage(Stage):
     name = StageName.LLM
 
     def __init__(

@@ -20,8 +20,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from gifcat.config import StageOptions
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
 from gifcat.domain.normalise import normalise_tag, normalise_text, words
+from gifcat.domain.stages import Stage
 from gifcat.domain.taxonomy import Taxonomy
 
 MAX_NOTES = 6  # evidence notes kept per candidate
@@ -69,8 +71,7 @@ class Evidence:
         return out
 
 
-@dataclass(frozen=True)
-class TriageWeights:
+class TriageWeights(StageOptions):
     """Evidence weights (settings under stages.tags); the same for both triage stages."""
 
     tag_weight: float = 0.8  # a plain tag that is an alias
@@ -170,14 +171,14 @@ class TriageEvidence:
                 if name == "description":
                     described.add(cat)
         fields = self._fields(item)
-        for cat in self.taxonomy.categories:
-            for rule in cat.rules:
+        for category in self.taxonomy.categories:
+            for rule in category.rules:
                 for name in rule.fields:
                     match = rule.regex.search(fields[name])
                     if match:
-                        add(cat.name, rule.weight, f"rule {rule.id}: {_quote(match.group(0))} in {name}")
+                        add(category.name, rule.weight, f"rule {rule.id}: {_quote(match.group(0))} in {name}")
                         if name == "description":
-                            described.add(cat.name)
+                            described.add(category.name)
                         break  # a rule counts once, whichever field it matched first
         if described:
             evidence.vetoed = {c for c in evidence.weights if c not in described}
@@ -210,7 +211,7 @@ def _quote(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-class TagStage:
+class TagStage(Stage):
     """Tags that name a category outright (aliases, after normalisation), weighed against the rest."""
 
     name = StageName.TAGS
@@ -224,7 +225,7 @@ class TagStage:
         return StageOutput(stage=self.name, candidates=self.evidence.candidates(evidence), notes=notes)
 
 
-class RuleStage:
+class RuleStage(Stage):
     """Rules and alias words of the title and description, added to the tag evidence."""
 
     name = StageName.RULES
