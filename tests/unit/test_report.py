@@ -499,6 +499,8 @@ def test_eval_report_command_renders_what_it_computed(
     assert summary["kinds"]["homonym"] == {"n": 1, "accuracy": 0.0,
                                            "stages": {"tags": {"decided": 1, "accuracy": 0.0}}}
     assert summary["baselines"]["tags"]["accuracy"] == 0.5
+    # The rules decided nothing: their ECE is null, not left out (a part the run did not make is).
+    assert summary["reliability"]["rules"]["ece"] is None and "operating_curve" not in summary
     page = (out / "report.html").read_text(encoding="utf-8")
     assert re.search(r">0\.500<[^>]*>[^>]*>accuracy<", page)
     # stage, decided, share, accuracy on what it decided

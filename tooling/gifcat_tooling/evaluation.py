@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from gifcat.config import Settings
 from gifcat.domain.costs import item_cost
@@ -33,6 +40,14 @@ UNDECIDED = "undecided"
 # -- the summary: what `gifcat eval` prints with --json and writes to report.json ---------------------
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_serializer(mode="wrap")
+    def _leave_out_absent_parts(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """An optional part the run did not make (default None) is left out; a field that is always
+        there says null when it has no value (a threshold no margin met, the ECE of nothing)."""
+        data: dict[str, Any] = handler(self)
+        fields = type(self).model_fields
+        return {k: v for k, v in data.items() if v is not None or k not in fields or fields[k].is_required()}
 
 
 def _empty_is_none(value: Any) -> Any:
@@ -211,7 +226,7 @@ class EvalSummary(_Model):
     command: str | None = None
 
     def to_json(self) -> str:
-        return self.model_dump_json(indent=2, exclude_none=True)
+        return self.model_dump_json(indent=2)
 
 
 @dataclass
