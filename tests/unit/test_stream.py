@@ -30,7 +30,7 @@ from gifcat.stream import (
     run_stream,
 )
 from gifcat.taxonomy import Category, Taxonomy
-from gifcat.training import clopper_pearson_upper
+from gifcat.training import clopper_pearson_upper, fit
 
 TAXONOMY = Taxonomy(
     version="test-1",
@@ -330,3 +330,21 @@ def test_not_worse_compares_artefacts_on_held_out_records(settings: Settings) ->
     assert not_worse(bad, None, held_out, stage())  # nothing to be worse than
     with pytest.raises(ValueError, match="held-out"):
         not_worse(good, bad, [], stage())
+
+
+def test_fit_keeps_given_triage_thresholds_and_calibrates_on_what_they_leave(settings: Settings) -> None:
+    # Examples a stream learns from include what the tag stage decided (its own answers, so never
+    # "wrong"): choosing triage thresholds on them would certify one and leave the embedding stage
+    # almost nothing to be calibrated on. Given thresholds are kept, the residue is what they leave.
+    from threadpoolctl import threadpool_limits
+
+    tagged = [record(f"t-{i}", "food", f"pizza night {i}", tags=["pizza", "lasagne"]) for i in range(30)]
+    records = tagged + topical("r", 45)
+    configured = {name: {"min_score": settings.stages[name].min_score, "min_margin": 0.0}
+                  for name in ("tags", "rules")}
+    with threadpool_limits(limits=1):  # small matrices: threaded BLAS only contends (see learn_from)
+        fitted = fit(records, settings, TAXONOMY, stage(), triage=configured)
+        chosen = fit(records, settings, TAXONOMY, stage())  # the default still chooses them on the records
+    assert {k: fitted.thresholds[k] for k in ("tags", "rules")} == configured
+    assert set(fitted.choices) == {"embedding"} and fitted.choices["embedding"].n == 45
+    assert chosen.choices["tags"].n == len(records)

@@ -170,8 +170,9 @@ def learn_from(
 ) -> Fitted | None:
     """A new embedding artefact (memory and head) and its margin threshold, fitted on `examples` only
     (gifcat.training.fit). None when there are too few to fit (fewer than `min_examples`, or a single
-    category): the caller keeps what it has. `thresholds` and `choices` hold the embedding stage's alone;
-    the tag and rule thresholds are configuration (see the module docstring)."""
+    category): the caller keeps what it has. The tag and rule thresholds are kept as `settings` has them
+    (see the module docstring) and the margin is calibrated on the examples they leave; `thresholds` and
+    `choices` hold the embedding stage's alone."""
     categories = {r.primary or r.labels[0] for r in examples}
     if len(examples) < max(min_examples, 5) or len(categories) < 2:
         return None
@@ -182,7 +183,9 @@ def learn_from(
     # the fit is still sound.
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
-        fitted = fit(examples, settings, taxonomy, stage, seed=seed)
+        triage = {name: {"min_score": settings.stages[name].min_score,
+                         "min_margin": settings.stages[name].min_margin} for name in ("tags", "rules")}
+        fitted = fit(examples, settings, taxonomy, stage, seed=seed, triage=triage)
     return Fitted(
         fitted.learned,
         {"embedding": fitted.thresholds["embedding"]},
