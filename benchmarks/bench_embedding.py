@@ -29,10 +29,10 @@ sys.path.insert(0, str(REPO / "layers" / "gifcat"))
 
 import numpy as np  # noqa: E402
 
-from gifcat.embeddings.artefacts import locate_clip, locate_minilm, models_dir  # noqa: E402
-from gifcat.embeddings.frames import sample_frames  # noqa: E402
-from gifcat.embeddings.image import ClipEncoder  # noqa: E402
-from gifcat.embeddings.text import TextEncoder  # noqa: E402
+from gifcat.adapters.embeddings.artefacts import locate_clip, locate_minilm, models_dir  # noqa: E402
+from gifcat.adapters.embeddings.frames import sample_frames  # noqa: E402
+from gifcat.adapters.embeddings.image import ClipEncoder  # noqa: E402
+from gifcat.adapters.embeddings.text import TextEncoder  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -54,7 +54,7 @@ def timed(fn: Any, repeat: int) -> float:
 
 
 def dev_texts(path: Path) -> list[str]:
-    from gifcat.stages.embedding import item_text
+    from gifcat.domain.stages.embedding import item_text
 
     recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [item_text(r["title"], r["tags"], r["description"], frozenset()) for r in recs]
@@ -110,8 +110,8 @@ def import_and_load(root: Path) -> dict[str, float]:
     """A fresh interpreter: import the stage module, then build it from settings (cold start minus I/O)."""
     code = (
         "import time,sys; t=time.perf_counter(); sys.path.insert(0,'layers/gifcat');"
-        "from gifcat.stages.embedding import EmbeddingStage; from gifcat.config import load_settings;"
-        "from gifcat.taxonomy import load_taxonomy; i=time.perf_counter();"
+        "from gifcat.domain.stages.embedding import EmbeddingStage; from gifcat.config import load_settings;"
+        "from gifcat.domain.taxonomy import load_taxonomy; i=time.perf_counter();"
         f"EmbeddingStage.from_settings(load_settings(), load_taxonomy(), models_dir={str(root)!r});"
         "l=time.perf_counter(); print((i-t)*1000,(l-i)*1000)"
     )

@@ -27,9 +27,9 @@ from urllib.parse import quote_plus
 from common import DEV_DATA, REPO, dev_records, percentiles, stdout_to_devnull, table, write_result
 
 from gifcat.config import load_settings
-from gifcat.model import StageName, Status
-from gifcat.pipeline import LocalPipeline
-from gifcat.taxonomy import load_taxonomy
+from gifcat.domain.model import StageName, Status
+from gifcat.domain.taxonomy import load_taxonomy
+from gifcat_tooling.pipeline import LocalPipeline
 
 
 def bench_in_process(records: list[Any], target: int) -> dict[str, Any]:
@@ -73,8 +73,8 @@ def s3_event(bucket: str, key: str, size: int) -> dict[str, Any]:
 
 
 def bench_handler(records: list[Any], invocations: int, pool: int = 40) -> dict[str, Any]:
-    from gifcat.local.aws import EmbeddedAws
-    from gifcat.local.demo import draw_gif, upload
+    from gifcat_tooling.local.aws import EmbeddedAws
+    from gifcat_tooling.local.demo import draw_gif, upload
 
     settings = load_settings()
     taxonomy = load_taxonomy(settings.taxonomy)

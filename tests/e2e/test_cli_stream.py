@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import DEV_DATA
 from tests.support.fake_openai import FakeOpenAI
 
-GIFCAT = [sys.executable, "-m", "gifcat.cli"]
+GIFCAT = [sys.executable, "-m", "gifcat_tooling.cli"]
 
 
 def gifcat(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,7 @@
 """gifcat stream: windows, corrections, the gate on LLM answers, relearning, not_worse.
 
 A bag-of-words encoder stands in for MiniLM and a scripted stage for the LLM: the replay, the gate and
-the relearning (gifcat.training.fit, scikit-learn) are the real code.
+the relearning (gifcat_tooling.training.fit, scikit-learn) are the real code.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from gifcat.config import Settings, load_settings
-from gifcat.model import Candidate, Classification, GifItem, StageName, StageOutput
-from gifcat.records import LabelledRecord
-from gifcat.stages.embedding import EmbeddingOptions, EmbeddingStage
-from gifcat.stream import (
+from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
+from gifcat.domain.records import LabelledRecord
+from gifcat.domain.stages.embedding import EmbeddingOptions, EmbeddingStage
+from gifcat.domain.taxonomy import Category, Taxonomy
+from gifcat_tooling.stream import (
     HUMAN,
     Gate,
     GatePair,
@@ -29,8 +30,7 @@ from gifcat.stream import (
     not_worse,
     run_stream,
 )
-from gifcat.taxonomy import Category, Taxonomy
-from gifcat.training import clopper_pearson_upper, fit
+from gifcat_tooling.training import clopper_pearson_upper, fit
 
 TAXONOMY = Taxonomy(
     version="test-1",
@@ -288,7 +288,7 @@ def test_llm_answers_the_gate_admits_are_learned_without_any_person(settings: Se
 def test_a_holdout_keeps_the_current_artefact_when_not_worse_says_so(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gifcat.stream as stream
+    import gifcat_tooling.stream as stream
 
     verdicts: list[int] = []
 
