@@ -522,6 +522,85 @@ def cmd_correct(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stream(args: argparse.Namespace) -> int:
+    """Replay labelled records in file order through the cascade, relearning every window
+    (gifcat_tooling.stream)."""
+    from contextlib import ExitStack
+
+    from gifcat.adapters.embeddings.factory import build_embedding_stage
+    from gifcat.adapters.llm.factory import build_llm_stage
+    from gifcat.domain.records import load_labelled, read_records
+    from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
+    from gifcat_tooling.stream import StreamOptions, check_unique_ids, plot_stream, run_stream
+    from gifcat_tooling.training import CachingEncoder
+
+    overrides: dict[str, Any] = {}
+    if args.llm_cache:
+        overrides = {"stages": {"llm": {"cache_path": args.llm_cache}}}
+    settings = load_settings(args.settings, overrides=overrides)
+    taxonomy = load_taxonomy(args.taxonomy or settings.taxonomy)
+    records = [r for path in args.data for r in read_records(path)]
+    try:
+        options = StreamOptions(
+            window=args.window, learn=args.learn, corrections=args.corrections, seed=args.seed,
+            start=args.start, until=STAGE_CHOICES[args.until], holdout=args.holdout,
+            gate_target=args.gate_target, learn_triage=not args.no_triage_examples,
+        )
+        check_unique_ids(records)  # before any model loads
+    except ValueError as exc:
+        raise SystemExit(f"gifcat stream: {exc}") from None
+    if args.start == "bundled":
+        stage = build_embedding_stage(settings, taxonomy)
+        base = load_labelled("bundled")
+    else:
+        stage = build_embedding_stage(settings, taxonomy, labelled=[])
+        base = []
+    stage.text = CachingEncoder(stage.text)  # each text is embedded once
+
+    def progress(items: Any, label: str) -> Any:
+        if args.json or not sys.stderr.isatty():
+            return items
+        from tqdm import tqdm
+
+        return tqdm(items, desc=label, unit="record", file=sys.stderr)
+
+    with ExitStack() as stack:
+        llm = None
+        if options.until is StageName.LLM:
+            if wants_local_server(settings):  # one local server for the whole replay
+                endpoint = stack.enter_context(local_llm_endpoint(settings))
+                llm = build_llm_stage(settings, taxonomy, base_url=endpoint.base_url, model=endpoint.model)
+            else:
+                llm = build_llm_stage(settings, taxonomy)
+        try:
+            run = run_stream(records, settings, taxonomy, stage, llm, options, base_examples=base,
+                             progress=progress)
+        except ValueError as exc:
+            raise SystemExit(f"gifcat stream: {exc}") from None
+    summary = run.summary()
+    summary["data"] = list(args.data)
+    if args.report:
+        out = Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "stream.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        png = plot_stream(summary, out / "stream.png")
+        print(f"report: {out / 'stream.json'}, {png}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"records: {summary['n']}  accuracy: {summary['accuracy']:.3f}  "
+              f"LLM share: {summary['llm_share']:.1%}  corrections: {summary['corrections']}")
+        for w in summary["windows"]:
+            print(f"  window at {w['start']:>4}: n {w['n']:>3}  accuracy {w['accuracy']:.3f}  "
+                  f"LLM share {w['llm_share']:.1%}  embedding margin {w['embedding_margin']:.3f}  "
+                  f"examples {w['examples']}")
+        if "goal" in summary:
+            goal = summary["goal"]
+            print(f"  last/first LLM share: {goal['llm_share_ratio']}  accuracy drop: "
+                  f"{goal['accuracy_drop']:+.3f}  goal met: {goal['met']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gifcat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -642,6 +721,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
     _common(p)
     p.set_defaults(func=cmd_correct)
+
+    p = sub.add_parser(
+        "stream",
+        help="replay labelled records in order through the cascade, relearning every window; print the "
+        "learning curve",
+    )
+    p.add_argument("--data", required=True, action="append",
+                   help="JSON Lines of labelled records; repeat to replay several files one after another")
+    p.add_argument("--learn", action="store_true",
+                   help="relearn the embedding stage (memory, classifier, margin) after every window")
+    p.add_argument("--window", type=int, default=50, help="records per window (default 50)")
+    p.add_argument("--corrections", type=float, default=0.0, metavar="RATE",
+                   help="share of LLM-bound records a person answers with the gold label (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the corrections draw and of fitting")
+    p.add_argument("--start", choices=["empty", "bundled"], default="empty",
+                   help="empty: no memory, no classifier, no certified margin (default); bundled: the "
+                   "shipped memory (the dev set: in-sample on dev)")
+    p.add_argument("--until", choices=["embedding", "llm"], default="llm",
+                   help="embedding: no LLM calls, the LLM-bound records stay undecided (fast)")
+    p.add_argument("--holdout", type=float, default=0.0, metavar="SHARE",
+                   help="hold this share of examples out and adopt a relearned artefact only when it is "
+                   "not worse on them (default 0: always adopt)")
+    p.add_argument("--no-triage-examples", action="store_true",
+                   help="learn from human and gated LLM answers only, not from what the tag and rule "
+                   "stages decided")
+    p.add_argument("--gate-target", type=float, default=0.15,
+                   help="error bound of the LLM answers the gate admits for learning (default 0.15)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--report", metavar="DIR", help="write stream.json and stream.png (LLM share, accuracy)")
+    p.add_argument("--llm-cache", metavar="FILE", help="cache LLM answers by prompt hash in FILE")
+    _common(p)
+    p.set_defaults(func=cmd_stream)
     return parser
 
 

@@ -242,8 +242,13 @@ def fit(
     folds: int = 5,
     seed: int = 0,
     targets: dict[str, float] | None = None,
+    triage: dict[str, dict[str, float]] | None = None,
 ) -> Fitted:
-    """Fit memory, head and thresholds on `records` only (nothing else is looked at)."""
+    """Fit memory, head and thresholds on `records` only (nothing else is looked at).
+
+    `triage`: the tag and rule stages' thresholds to keep as they are (a stream's examples are mostly
+    what those stages left or decided themselves, and cannot calibrate them); the embedding stage is
+    then calibrated on what they leave. None: they are chosen on the records too."""
     configured = {k: t.target for k, t in settings.stages.items() if t.target}
     targets = {**DEFAULT_TARGETS, **configured, **(targets or {})}
     choices: dict[str, ThresholdChoice] = {}
@@ -254,6 +259,12 @@ def fit(
     tri = triage_outcomes(records, settings, taxonomy)
     left = list(range(len(records)))
     for name in ("tags", "rules"):
+        if triage is not None:
+            thresholds[name] = dict(triage[name])
+            if thresholds[name].get("min_margin", 0.0):  # the outcomes hold the top score, not the margin
+                raise ValueError(f"fit: cannot keep a {name} threshold with a min_margin above 0")
+            left = [i for i in left if tri[name][i][0] < thresholds[name]["min_score"]]
+            continue
         choice = choose_threshold([tri[name][i] for i in left], targets[name])
         choices[name] = choice
         threshold = min(choice.threshold, 1.0) if math.isfinite(choice.threshold) else 1.0
