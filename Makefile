@@ -1,5 +1,6 @@
 # gifcat on one machine. `make demo` runs the local demo, `make test` runs every test; both set up
-# what they need first (a virtual environment, the local LLM wheel, the model artefacts).
+# what they need first (a virtual environment, the local LLM wheel, the model artefacts). Packages
+# install through scripts/pip_install.sh (uv, configured like pip).
 PYTHON ?= python3
 VENV   ?= .venv
 SAMENV ?= .venv-sam
@@ -29,30 +30,30 @@ setup: $(VENV)/.run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip wheel
+	$(BIN)/pip install --quiet --upgrade pip wheel uv
 
 # What the demo needs: the package, the llama.cpp server (built once into ~/.cache/gifcat/wheels, in the
 # background while the rest installs), and the MiniLM artefacts (checksummed, in .artifacts/models).
-$(VENV)/.run: pyproject.toml scripts/setup_venv.sh scripts/build_models.py scripts/build_memory.py \
-    scripts/build_llama_wheel.sh scripts/llama_server_only.cmake layers/gifcat/gifcat/config/examples.jsonl \
-    | $(BIN)/python
+$(VENV)/.run: pyproject.toml scripts/setup_venv.sh scripts/pip_install.sh scripts/build_models.py \
+    scripts/build_memory.py scripts/build_llama_wheel.sh scripts/llama_server_only.cmake \
+    layers/gifcat/gifcat/config/examples.jsonl | $(BIN)/python
 	bash scripts/setup_venv.sh $(VENV)
 	touch $@
 
 # What the tests need besides: pytest, ruff, statelint, cfn-lint, torch (CPU, for the tiny CLIP).
 $(VENV)/.dev: $(VENV)/.run
-	$(BIN)/pip install --quiet -e '.[dev]'
+	bash scripts/pip_install.sh $(VENV) --quiet -e '.[dev]'
 	touch $@
 
 # The benchmarks' references besides: sentence-transformers on torch for MiniLM.
 $(VENV)/.bench: $(VENV)/.dev
-	$(BIN)/pip install --quiet -e '.[bench]'
+	bash scripts/pip_install.sh $(VENV) --quiet -e '.[bench]'
 	touch $@
 
 # SAM CLI lives in its own environment: it pins click below what transformers' hub client needs.
-$(SAMENV)/.ok:
+$(SAMENV)/.ok: | $(BIN)/python
 	$(PYTHON) -m venv $(SAMENV)
-	$(SAMENV)/bin/pip install --quiet aws-sam-cli
+	UV=$(abspath $(BIN)/uv) bash scripts/pip_install.sh $(SAMENV) --quiet aws-sam-cli
 	touch $@
 
 clean:

