@@ -31,8 +31,8 @@ from typing import Any
 
 from common import REPO, ratio, table, write_result
 
-from gifcat.embeddings.artefacts import models_dir
-from gifcat.local.template import REGION, Stack, load_template
+from gifcat.adapters.embeddings.artefacts import models_dir
+from gifcat_tooling.local.template import REGION, Stack, load_template
 
 # name -> (logical id in template.yaml, handler file relative to the repo)
 FUNCTIONS: dict[str, tuple[str, str]] = {

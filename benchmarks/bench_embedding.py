@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 from common import REPO, machine_label, ratio, write_result
 
-from gifcat.embeddings.artefacts import locate_clip, locate_minilm, models_dir
-from gifcat.embeddings.frames import sample_frames
-from gifcat.embeddings.image import ClipEncoder
-from gifcat.embeddings.text import TextEncoder
+from gifcat.adapters.embeddings.artefacts import locate_clip, locate_minilm, models_dir
+from gifcat.adapters.embeddings.frames import sample_frames
+from gifcat.adapters.embeddings.image import ClipEncoder
+from gifcat.adapters.embeddings.text import TextEncoder
 
 
 def rss_mb() -> float:
@@ -63,7 +63,7 @@ def timed(fn: Any, repeat: int) -> float:
 
 
 def dev_texts(path: Path) -> list[str]:
-    from gifcat.stages.embedding import item_text
+    from gifcat.domain.stages.embedding import item_text
 
     recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [item_text(r["title"], r["tags"], r["description"], frozenset()) for r in recs]
@@ -212,8 +212,8 @@ def import_and_load(root: Path) -> dict[str, float]:
     """A fresh interpreter: import the stage module, then build it from settings (cold start minus I/O)."""
     code = (
         "import time,sys; t=time.perf_counter(); sys.path.insert(0,'layers/gifcat');"
-        "from gifcat.stages.embedding import EmbeddingStage; from gifcat.config import load_settings;"
-        "from gifcat.taxonomy import load_taxonomy; i=time.perf_counter();"
+        "from gifcat.domain.stages.embedding import EmbeddingStage; from gifcat.config import load_settings;"
+        "from gifcat.domain.taxonomy import load_taxonomy; i=time.perf_counter();"
         f"EmbeddingStage.from_settings(load_settings(), load_taxonomy(), models_dir={str(root)!r});"
         "l=time.perf_counter(); print((i-t)*1000,(l-i)*1000)"
     )

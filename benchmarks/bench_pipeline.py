@@ -5,7 +5,7 @@ notifications -> TriageFunction -> DynamoDB, or the state machine -> embed -> LL
     python benchmarks/bench_pipeline.py [--n 100] [--n 1000] [--workers 4] [--containers 4]
                                         [--llm fake|local] [--profile] [--faults]
 
-Metadata cycles over dev.jsonl; GIF bodies are a few pre-drawn gifcat.local.demo.draw_gif images.
+Metadata cycles over dev.jsonl; GIF bodies are a few pre-drawn gifcat_tooling.local.demo.draw_gif images.
 The clock runs from the first put to the moment every key has a finished result (not "pending");
 keys without one by --timeout are "lost". By default the LLM is tests/support/fake_openai.py's scripted
 server answering at once, so the number is the pipeline's; --llm local uses the real local Gemma server.
@@ -19,7 +19,7 @@ prints where the threads are: the leaf frames and the busiest repo/moto function
 in the hostile run every tenth upload is a hostile case (a sidecar nested 30,000 deep, bogus RFC 2047
 metadata, a 1x1 GIF with 4000x4000 frames, a 64 KB emoji sidecar, a BOM sidecar, control characters,
 a re-upload of identical bytes, new metadata on identical bytes, not a GIF, an empty object), and the
-LLM endpoint (gifcat.local.llm_endpoint) answers 10% of calls with 429, 10% with 500 and leaves 5%
+LLM endpoint (gifcat_tooling.local.llm_endpoint) answers 10% of calls with 429, 10% with 500 and leaves 5%
 hanging past the client's timeout. It checks that no key is lost, none stays pending, and every
 re-uploaded key's result describes its last upload (ETag, title).
 
@@ -50,10 +50,10 @@ from typing import Any
 
 from common import DEV_DATA, REPO, dev_records, percentiles, ratio, stdout_to_devnull, table, write_result
 
-from gifcat.embeddings.artefacts import models_dir
-from gifcat.local.aws import EmbeddedAws
-from gifcat.local.demo import draw_gif, upload
-from gifcat.local.hostile import deep_json, emoji_sidecar, huge_frame_gif
+from gifcat.adapters.embeddings.artefacts import models_dir
+from gifcat_tooling.local.aws import EmbeddedAws
+from gifcat_tooling.local.demo import draw_gif, upload
+from gifcat_tooling.local.hostile import deep_json, emoji_sidecar, huge_frame_gif
 
 BODIES = 6  # distinct GIF bodies, reused: drawing is not what is measured
 
@@ -151,14 +151,14 @@ def llm_endpoint(
 ) -> tuple[str, str, str, collections.Counter[str] | None]:
     """(base URL, model, description, the calls served by kind when the endpoint counts them)."""
     if faults:
-        from gifcat.local.llm_endpoint import MODEL, HostileLlm
+        from gifcat_tooling.local.llm_endpoint import MODEL, HostileLlm
 
         hostile = stack.enter_context(HostileLlm(faults=LLM_FAULTS, hang_s=60.0))
         shares = ", ".join(f"{k} {v:.0%}" for k, v in LLM_FAULTS.items())
         return hostile.base_url, MODEL, f"scripted endpoint with faults ({shares})", hostile.counts
     if kind == "local":
         from gifcat.config import load_settings
-        from gifcat.llm.local_server import local_llm_endpoint
+        from gifcat_tooling.llama_server import local_llm_endpoint
 
         ep = stack.enter_context(local_llm_endpoint(load_settings()))
         return ep.base_url, ep.model, "local llama-cpp server (Gemma 3 270M)", None

@@ -31,9 +31,9 @@ from urllib.parse import quote_plus
 from common import DEV_DATA, REPO, dev_records, percentiles, ratio, stdout_to_devnull, table, write_result
 
 from gifcat.config import load_settings
-from gifcat.model import StageName, Status
-from gifcat.pipeline import LocalPipeline
-from gifcat.taxonomy import load_taxonomy
+from gifcat.domain.model import StageName, Status
+from gifcat.domain.taxonomy import load_taxonomy
+from gifcat_tooling.pipeline import LocalPipeline
 
 
 def bench_in_process(records: list[Any], target: int) -> dict[str, Any]:
@@ -68,9 +68,9 @@ def bench_in_process(records: list[Any], target: int) -> dict[str, Any]:
 
 def bench_embedding_call(records: list[Any], repeat: int = 2) -> dict[str, Any]:
     """The reference: one MiniLM call per record, as the embedding stage makes it."""
-    from gifcat.embeddings.artefacts import locate_minilm, models_dir
-    from gifcat.embeddings.text import TextEncoder
-    from gifcat.stages.embedding import item_text
+    from gifcat.adapters.embeddings.artefacts import locate_minilm, models_dir
+    from gifcat.adapters.embeddings.text import TextEncoder
+    from gifcat.domain.stages.embedding import item_text
 
     options = load_settings().stage_options("embedding")
     model = options.get("text_model", "model.onnx")
@@ -102,8 +102,8 @@ def s3_event(bucket: str, key: str, size: int) -> dict[str, Any]:
 
 
 def bench_handler(records: list[Any], invocations: int, pool: int = 40) -> dict[str, Any]:
-    from gifcat.local.aws import EmbeddedAws
-    from gifcat.local.demo import draw_gif, upload
+    from gifcat_tooling.local.aws import EmbeddedAws
+    from gifcat_tooling.local.demo import draw_gif, upload
 
     settings = load_settings()
     taxonomy = load_taxonomy(settings.taxonomy)

@@ -134,7 +134,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def dev_records(path: Path = DEV_DATA) -> list[Any]:
-    from gifcat.records import read_records
+    from gifcat.domain.records import read_records
 
     return read_records(path)
 

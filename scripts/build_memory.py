@@ -2,7 +2,7 @@
 
     python scripts/build_memory.py [--out .artifacts/models] [--data FILE.jsonl]
 
-Writes <out>/memory/memory.npz (gifcat.embeddings.memory): the examples' MiniLM vectors for the kNN vote
+Writes <out>/memory/memory.npz (gifcat.domain.memory): the examples' MiniLM vectors for the kNN vote
 and the LLM's few-shot examples, and the logistic-regression head with its out-of-fold temperature. The
 embed function loads it instead of embedding the examples at every cold start. Needs scikit-learn
 (build time only) and the MiniLM artefacts (scripts/build_models.py first). Deterministic: same data,
@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gifcat.adapters.embeddings.artefacts import models_dir
 from gifcat.config import load_settings
-from gifcat.embeddings.artefacts import models_dir
-from gifcat.embeddings.memory import ARTEFACT
-from gifcat.records import LabelledRecord
-from gifcat.stages.embedding import EmbeddingStage, read_labelled
-from gifcat.taxonomy import load_taxonomy
-from gifcat.training import learn
+from gifcat.domain.memory import ARTEFACT
+from gifcat.domain.records import LabelledRecord
+from gifcat.domain.stages.embedding import EmbeddingStage, read_labelled
+from gifcat.domain.taxonomy import load_taxonomy
+from gifcat_tooling.training import learn
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "layers" / "gifcat"))
 
-from gifcat.embeddings.artefacts import (  # noqa: E402  (path set up above: the script runs from a checkout)
+from gifcat.adapters.embeddings.artefacts import (  # noqa: E402  (path set up above: the script runs from a checkout)
     MANIFEST,
     MINILM_DIR,
     ArtefactError,

@@ -24,8 +24,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "layers" / "gifcat"))
 
-from gifcat.embeddings.artefacts import CLIP_DIR, models_dir, write_manifest  # noqa: E402
-from gifcat.embeddings.frames import CLIP_MEAN, CLIP_STD  # noqa: E402
+from gifcat.adapters.embeddings.artefacts import CLIP_DIR, models_dir, write_manifest  # noqa: E402
+from gifcat.adapters.embeddings.frames import CLIP_MEAN, CLIP_STD  # noqa: E402
 
 OPSET = 17
 BOS, EOS, UNK = "<|startoftext|>", "<|endoftext|>", "<|unk|>"
@@ -139,7 +139,7 @@ def _default_words() -> list[str]:
     import re
 
     try:
-        from gifcat.taxonomy import load_taxonomy
+        from gifcat.domain.taxonomy import load_taxonomy
 
         tax = load_taxonomy()
         text = " ".join(f"{c.name} {c.description} {' '.join(c.prompts())} {' '.join(c.examples)}"

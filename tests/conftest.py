@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from gifcat.config import Settings, load_settings
-from gifcat.taxonomy import Taxonomy, load_taxonomy
+from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"

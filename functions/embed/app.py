@@ -8,9 +8,9 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gifcat.model import StageName
+from gifcat.application.service import StepState
+from gifcat.domain.model import StageName
 from gifcat.runtime import build_stage_step
-from gifcat.service import StepState
 
 logger = Logger()
 tracer = Tracer()

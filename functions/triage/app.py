@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gifcat.events import S3UploadEvent
+from gifcat.application.events import S3UploadEvent
 from gifcat.runtime import build_triage
 
 logger = Logger()

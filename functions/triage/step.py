@@ -9,8 +9,8 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gifcat.events import TriageStepEvent
-from gifcat.result import ObjectRef
+from gifcat.application.events import TriageStepEvent
+from gifcat.domain.result import ObjectRef
 from gifcat.runtime import build_triage
 
 logger = Logger()

@@ -16,7 +16,7 @@ from gifcat.config import load_settings
 from tests.conftest import DEV_DATA, make_gif
 from tests.support.fake_openai import FakeOpenAI
 
-GIFCAT = [sys.executable, "-m", "gifcat.cli"]
+GIFCAT = [sys.executable, "-m", "gifcat_tooling.cli"]
 
 RECORDS = [
     {

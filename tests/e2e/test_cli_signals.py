@@ -126,7 +126,7 @@ def start_gifcat(env: dict[str, str], tmp_path: Path, mode: str) -> subprocess.P
     )
     # --baseline llm sends every record to the LLM: gifcat starts the local server for it.
     return subprocess.Popen(
-        [sys.executable, "-m", "gifcat.cli", "eval", "--data", str(data), "--baseline", "llm", "--json"],
+        [sys.executable, "-m", "gifcat_tooling.cli", "eval", "--data", str(data), "--baseline", "llm", "--json"],
         env={**env, "STAND_IN_MODE": mode},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

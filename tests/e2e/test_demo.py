@@ -14,9 +14,9 @@ import pytest
 
 @pytest.mark.slow
 def test_demo_records_a_result_for_every_upload(root: Path) -> None:
-    samples = json.loads(resources.files("gifcat.local").joinpath("demo_samples.json").read_text())["samples"]
+    samples = json.loads(resources.files("gifcat_tooling.local").joinpath("demo_samples.json").read_text())["samples"]
     run = subprocess.run(
-        [sys.executable, "-m", "gifcat.cli", "demo"], capture_output=True, text=True, cwd=root, timeout=900
+        [sys.executable, "-m", "gifcat_tooling.cli", "demo"], capture_output=True, text=True, cwd=root, timeout=900
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"{len(samples)}/{len(samples)} uploads have a result item" in run.stdout

@@ -27,7 +27,7 @@ HOSTILE_KEYS = (
 @pytest.mark.slow
 def test_hostile_scenario_loses_nothing_and_keeps_the_last_upload(root: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "gifcat.cli", "demo", "--scenario", "hostile"],
+        [sys.executable, "-m", "gifcat_tooling.cli", "demo", "--scenario", "hostile"],
         capture_output=True,
         text=True,
         cwd=root,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gifcat.local.aws import EmbeddedAws
+from gifcat_tooling.local.aws import EmbeddedAws
 from tests.support.fake_openai import DEFAULT_MODEL, FakeOpenAI
 
 # Small limits so the oversized case needs no 25 MB upload; thresholds stay the bundled ones.

@@ -15,10 +15,10 @@ from moto import mock_aws
 from gifcat.adapters.dynamodb import ResultsTable
 from gifcat.adapters.s3 import S3Objects
 from gifcat.adapters.stepfunctions import Escalations, execution_name
-from gifcat.model import Classification, GifMetadata, StageName, Status
-from gifcat.ports import ObjectGone
-from gifcat.result import ObjectRef, classification_fields, result_item
-from gifcat.taxonomy import load_taxonomy
+from gifcat.application.ports import ObjectGone
+from gifcat.domain.model import Classification, GifMetadata, StageName, Status
+from gifcat.domain.result import ObjectRef, classification_fields, result_item
+from gifcat.domain.taxonomy import load_taxonomy
 
 REGION = "us-east-1"
 

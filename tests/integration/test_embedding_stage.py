@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from gifcat.adapters.embeddings.text import TextEncoder
 from gifcat.config import load_settings
-from gifcat.embeddings.text import TextEncoder
-from gifcat.model import Classification, GifItem, Status
-from gifcat.records import LabelledRecord
-from gifcat.stages.embedding import EmbeddingStage
-from gifcat.taxonomy import load_taxonomy
-from gifcat.training import embedding_outcomes, fit, learn, stratified_folds
+from gifcat.domain.model import Classification, GifItem, Status
+from gifcat.domain.records import LabelledRecord
+from gifcat.domain.stages.embedding import EmbeddingStage
+from gifcat.domain.taxonomy import load_taxonomy
+from gifcat_tooling.training import embedding_outcomes, fit, learn, stratified_folds
 from tests.conftest import DEV_DATA
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,11 +17,11 @@ import pytest
 
 from gifcat.adapters.stepfunctions import Escalations
 from gifcat.config import load_settings
-from gifcat.local.aws import EmbeddedAws
-from gifcat.local.demo import upload
-from gifcat.records import read_records
-from gifcat.stages.embedding import EmbeddingStage
-from gifcat.taxonomy import load_taxonomy
+from gifcat.domain.records import read_records
+from gifcat.domain.stages.embedding import EmbeddingStage
+from gifcat.domain.taxonomy import load_taxonomy
+from gifcat_tooling.local.aws import EmbeddedAws
+from gifcat_tooling.local.demo import upload
 from tests.conftest import load_event
 from tests.integration.conftest import wait_item
 from tests.support.fake_openai import FakeOpenAI, answer, completion, slow
@@ -299,7 +299,7 @@ def test_results_export_as_labelled_examples(
         [
             sys.executable,
             "-m",
-            "gifcat.cli",
+            "gifcat_tooling.cli",
             "export",
             "--table",
             aws.outputs["ResultsTableName"],

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gifcat.events import RerunRequest, S3UploadEvent, TriageStepEvent
-from gifcat.local.template import Stack, load_template
-from gifcat.service import StepState
+from gifcat.application.events import RerunRequest, S3UploadEvent, TriageStepEvent
+from gifcat.application.service import StepState
+from gifcat_tooling.local.template import Stack, load_template
 from tests.conftest import load_event
 
 ASL = "statemachine/classify.asl.json"

@@ -11,10 +11,10 @@ from collections.abc import Callable
 import pytest
 
 from gifcat.adapters.stepfunctions import execution_name
-from gifcat.local.aws import EmbeddedAws
-from gifcat.local.demo import upload
-from gifcat.model import GifMetadata
-from gifcat.result import ObjectRef
+from gifcat.domain.model import GifMetadata
+from gifcat.domain.result import ObjectRef
+from gifcat_tooling.local.aws import EmbeddedAws
+from gifcat_tooling.local.demo import upload
 from tests.integration.conftest import s3_event, wait_item
 from tests.support.fake_openai import FakeOpenAI, first_category, slow
 
@@ -204,7 +204,7 @@ def test_unexpected_error_reading_metadata_is_recorded_not_dead_lettered(
     def explode(user_metadata: dict[str, str], sidecar: bytes | None) -> None:
         raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
 
-    monkeypatch.setattr("gifcat.service.metadata_from", explode)
+    monkeypatch.setattr("gifcat.application.service.metadata_from", explode)
     key = "uploads/explodes.gif"
     failures = len(aws.runner.async_failures)
     upload(aws.s3, bucket, key, gif(), {"title": "Boom"})

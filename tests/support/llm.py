@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gifcat.config import Settings, bundled_text, parse_yaml
-from gifcat.model import Candidate, Classification, GifItem, GifMetadata, StageName, StageTrace, Status
-from gifcat.taxonomy import Category, Taxonomy
+from gifcat.domain.model import Candidate, Classification, GifItem, GifMetadata, StageName, StageTrace, Status
+from gifcat.domain.taxonomy import Category, Taxonomy
 
 SMALL = Taxonomy(
     version="test-1",

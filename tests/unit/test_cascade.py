@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gifcat.cascade import Cascade, Step, labels_for, passes
 from gifcat.config import LabelPolicy, Thresholds
-from gifcat.model import Candidate, Classification, GifItem, StageName, StageOutput, Status
+from gifcat.domain.cascade import Cascade, Step, labels_for, passes
+from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput, Status
 
 
 class Scripted:

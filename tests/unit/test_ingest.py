@@ -8,14 +8,14 @@ from collections.abc import Callable
 
 import pytest
 
-from gifcat.cascade import Cascade
+from gifcat.application.events import S3UploadEvent
+from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
+from gifcat.application.service import Triage
 from gifcat.config import Settings
-from gifcat.events import S3UploadEvent
-from gifcat.ingest import RejectedUpload, metadata_from, sniff_gif
-from gifcat.model import Status
-from gifcat.service import Triage
-from gifcat.stages.factory import triage_stages
-from gifcat.taxonomy import Taxonomy
+from gifcat.domain.cascade import Cascade
+from gifcat.domain.model import Status
+from gifcat.domain.stages.factory import triage_stages
+from gifcat.domain.taxonomy import Taxonomy
 
 
 def test_sniff_reads_signature_and_screen(gif: Callable[..., bytes]) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gifcat.instructions import InstructionScreen
-from gifcat.model import GifMetadata
-from gifcat.records import read_records
+from gifcat.domain.instructions import InstructionScreen
+from gifcat.domain.model import GifMetadata
+from gifcat.domain.records import read_records
 from tests.conftest import DEV_DATA
 
 screen = InstructionScreen()

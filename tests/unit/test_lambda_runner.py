@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gifcat.local.lambda_runner import LambdaRunner, LocalFunction, Sequencer
+from gifcat_tooling.local.lambda_runner import LambdaRunner, LocalFunction, Sequencer
 
 HANDLER = """
 import threading

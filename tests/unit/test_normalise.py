@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gifcat.normalise import normalise_tag, normalise_text, singular
+from gifcat.domain.normalise import normalise_tag, normalise_text, singular
 
 
 @pytest.mark.parametrize(

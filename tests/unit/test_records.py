@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gifcat.records import RecordError, from_results, read_records
+from gifcat.domain.records import RecordError, from_results, read_records
 
 
 def test_bad_lines_are_named(tmp_path: Path) -> None:

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from gifcat.cascade import Cascade, Step
-from gifcat.cli import _llm_answers
 from gifcat.config import LabelPolicy, Settings, Thresholds
-from gifcat.evaluation import Report, cv_operating_curve, evaluate, operating_curve, reliability
-from gifcat.model import Candidate, Classification, GifItem, StageName, StageOutput
-from gifcat.records import LabelledRecord
-from gifcat.report import render_html, render_text, write_report
+from gifcat.domain.cascade import Cascade, Step
+from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
+from gifcat.domain.records import LabelledRecord
+from gifcat_tooling.cli import _llm_answers
+from gifcat_tooling.evaluation import Report, cv_operating_curve, evaluate, operating_curve, reliability
+from gifcat_tooling.report import render_html, render_text, write_report
 
 TAGS = Thresholds(min_score=0.6, min_margin=0.0)
 LLM = Thresholds(min_score=0.0, min_margin=0.0)

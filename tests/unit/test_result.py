@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from gifcat.config import Settings
-from gifcat.model import Candidate, Classification, GifMetadata, StageName, StageTrace, Status
-from gifcat.result import (
+from gifcat.domain.model import Candidate, Classification, GifMetadata, StageName, StageTrace, Status
+from gifcat.domain.result import (
     NO_SEQUENCER,
     ObjectRef,
     classification_fields,

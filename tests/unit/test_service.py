@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from gifcat.cascade import Cascade
+from gifcat.application.ports import ObjectGone, SourceUnavailable, StartOutcome
+from gifcat.application.service import STATE_METADATA_BUDGET, StageStep, StepState, Triage, state_metadata
 from gifcat.config import Settings
-from gifcat.model import GifMetadata, StageName, Status
-from gifcat.ports import ObjectGone, SourceUnavailable, StartOutcome
-from gifcat.result import ObjectRef
-from gifcat.service import STATE_METADATA_BUDGET, StageStep, StepState, Triage, state_metadata
-from gifcat.stages.factory import triage_stages
-from gifcat.taxonomy import Taxonomy
+from gifcat.domain.cascade import Cascade
+from gifcat.domain.model import GifMetadata, StageName, Status
+from gifcat.domain.result import ObjectRef
+from gifcat.domain.stages.factory import triage_stages
+from gifcat.domain.taxonomy import Taxonomy
 
 
 class Objects:
@@ -154,7 +154,7 @@ def test_unexpected_error_reading_metadata_is_a_failed_result(
     def explode(user_metadata: dict[str, str], sidecar: bytes | None) -> None:
         raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
 
-    monkeypatch.setattr("gifcat.service.metadata_from", explode)
+    monkeypatch.setattr("gifcat.application.service.metadata_from", explode)
     triage, store, starter = make(Objects(gif(), {"title": "Mood"}))
     outcome = triage.handle_upload(REF)
     assert (outcome.status, outcome.written) == (Status.FAILED, True)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from gifcat.config import ConfigError, load_settings
-from gifcat.taxonomy import Taxonomy, load_taxonomy, parse_taxonomy
+from gifcat.domain.taxonomy import Taxonomy, load_taxonomy, parse_taxonomy
 
 REFERENCE = [
     "funny",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from gifcat.cascade import TRIAGE, Cascade
 from gifcat.config import Settings
-from gifcat.model import GifItem, GifMetadata, StageName, Status
-from gifcat.stages.factory import triage_stages
-from gifcat.taxonomy import Taxonomy
+from gifcat.domain.cascade import TRIAGE, Cascade
+from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
+from gifcat.domain.stages.factory import triage_stages
+from gifcat.domain.taxonomy import Taxonomy
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,12 @@ from typing import Any
 from gifcat.adapters.dynamodb import ResultsTable
 from gifcat.adapters.s3 import S3Objects
 from gifcat.adapters.stepfunctions import Escalations, execution_name
-from gifcat.cascade import Cascade
+from gifcat.application.service import StageStep, Triage
 from gifcat.config import Settings, load_settings
-from gifcat.model import StageName
-from gifcat.service import StageStep, Triage
-from gifcat.stages.factory import triage_stages
-from gifcat.taxonomy import Taxonomy, load_taxonomy
+from gifcat.domain.cascade import Cascade
+from gifcat.domain.model import StageName
+from gifcat.domain.stages.factory import triage_stages
+from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 
 
 def _llm_overrides() -> dict[str, Any]:
@@ -59,11 +59,11 @@ def build_triage(with_escalation: bool = True) -> Triage:
 def build_stage_step(stage: StageName, **stage_options: Any) -> StageStep:
     settings, taxonomy = settings_and_taxonomy()
     if stage is StageName.EMBEDDING:
-        from gifcat.stages.embedding import EmbeddingStage
+        from gifcat.domain.stages.embedding import EmbeddingStage
 
         built: Any = EmbeddingStage.from_settings(settings, taxonomy, **stage_options)
     else:
-        from gifcat.stages.llm import LlmStage
+        from gifcat.domain.stages.llm import LlmStage
 
         built = LlmStage.from_settings(settings, taxonomy, **stage_options)
     cascade = Cascade.from_settings(settings, [built], taxonomy.version)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gifcat.llm.client import LlmCallError, LlmClient
+from gifcat.adapters.llm.client import LlmCallError, LlmClient
 from tests.support.fake_openai import FakeOpenAI, Reply, answer
 
 MESSAGES = [{"role": "user", "content": "Pizza GIF"}]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from gifcat.config import ConfigError
-from gifcat.model import Classification, Neighbour, Status
-from gifcat.stages.llm import LlmStage
+from gifcat.domain.model import Classification, Neighbour, Status
+from gifcat.domain.stages.llm import LlmStage
 from tests.support.fake_openai import (
     FakeOpenAI,
     RecordedRequest,

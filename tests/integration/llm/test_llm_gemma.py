@@ -11,11 +11,11 @@ import urllib.parse
 
 import pytest
 
-from gifcat.llm.local_server import LocalServer, llama_cpp_missing
-from gifcat.llm.options import llm_options
-from gifcat.model import Classification, Status
-from gifcat.stages.llm import LlmStage
-from gifcat.taxonomy import load_taxonomy
+from gifcat.domain.llm.options import llm_options
+from gifcat.domain.model import Classification, Status
+from gifcat.domain.stages.llm import LlmStage
+from gifcat.domain.taxonomy import load_taxonomy
+from gifcat_tooling.llama_server import LocalServer, llama_cpp_missing
 from tests.support.llm import item, settings_with
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gifcat.embeddings import artefacts
-from gifcat.embeddings.artefacts import ArtefactError, locate_clip, locate_minilm, verify_manifest
+from gifcat.adapters.embeddings import artefacts
+from gifcat.adapters.embeddings.artefacts import ArtefactError, locate_clip, locate_minilm, verify_manifest
 from tests.unit.embeddings.conftest import load_script
 
 

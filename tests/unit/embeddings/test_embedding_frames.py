@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import GifImagePlugin, Image
 
-from gifcat.embeddings.frames import (
+from gifcat.adapters.embeddings.frames import (
     CLIP_MEAN,
     CLIP_STD,
     FrameLimits,

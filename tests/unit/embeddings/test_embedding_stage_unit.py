@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from gifcat.adapters.embeddings.artefacts import ArtefactError, locate_clip
 from gifcat.config import Settings, load_settings
-from gifcat.embeddings.artefacts import ArtefactError, locate_clip
-from gifcat.model import Classification, GifItem, GifMetadata, StageName, Status
-from gifcat.stages.embedding import EmbeddingStage, item_text
-from gifcat.taxonomy import Category, Taxonomy
+from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, Status
+from gifcat.domain.stages.embedding import EmbeddingStage, item_text
+from gifcat.domain.taxonomy import Category, Taxonomy
 from tests.unit.embeddings.gif_factory import colour_frames, pillow_gif, raw_gif
 
 TAXONOMY = Taxonomy(
@@ -198,8 +198,8 @@ def test_item_text_drops_generic_tags_and_brand_suffix() -> None:
 
 
 def test_image_graph_is_a_setting(clip_root: Path) -> None:
-    from gifcat.embeddings.frames import sample_frames
-    from gifcat.embeddings.image import ClipEncoder
+    from gifcat.adapters.embeddings.frames import sample_frames
+    from gifcat.adapters.embeddings.image import ClipEncoder
 
     files = locate_clip(clip_root)
     assert files is not None and {"image.onnx", "image.int8.onnx"} <= set(files.manifest["files"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gifcat.embeddings.text import TextEncoder
+from gifcat.adapters.embeddings.text import TextEncoder
 
 
 @pytest.fixture(scope="module")

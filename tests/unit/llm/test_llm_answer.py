@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from gifcat.llm.answer import (
+from gifcat.domain.llm.answer import (
     AnswerError,
     answer_grammar,
     answer_schema,

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from gifcat.adapters.llm.cache import CachedCall, CallCache, call_key
+from gifcat.adapters.llm.client import LlmClient, cost_usd, parse_retry_after
 from gifcat.config import ConfigError, TokenPrice
-from gifcat.llm.cache import CachedCall, CallCache, call_key
-from gifcat.llm.client import LlmClient, cost_usd, parse_retry_after
-from gifcat.llm.local_server import LocalServer, llama_cpp_missing, wants_local_server
-from gifcat.llm.options import llm_options
-from gifcat.stages.llm import LlmStage
+from gifcat.domain.llm.options import llm_options
+from gifcat.domain.stages.llm import LlmStage
+from gifcat_tooling.llama_server import LocalServer, llama_cpp_missing, wants_local_server
 from tests.support.llm import SMALL, settings_with
 
 PRICES = {
@@ -120,7 +120,7 @@ def test_local_server_command_uses_the_alias_and_chat_format(tmp_path: Path) -> 
 def test_local_server_that_dies_on_start_fails_with_its_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gifcat.llm import local_server
+    from gifcat_tooling import llama_server as local_server
 
     monkeypatch.setattr(local_server, "ensure_model_file", lambda opts: tmp_path / "m.gguf")
     monkeypatch.setattr(local_server, "llama_cpp_missing", lambda: None)

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from gifcat.llm import credentials
-from gifcat.llm.credentials import CredentialsError, api_key_configured, is_ssm_name, resolve_api_key
+from gifcat.adapters.llm import credentials
+from gifcat.adapters.llm.credentials import CredentialsError, api_key_configured, is_ssm_name, resolve_api_key
 
 KEY = "sk-test-0123456789abcdef"
 

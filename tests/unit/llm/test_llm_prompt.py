@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from gifcat.llm.prompt import PromptBuilder, PromptError, encode_data, fill, load_prompt, parse_prompt
-from gifcat.model import Candidate, Neighbour
+from gifcat.domain.llm.prompt import PromptBuilder, PromptError, encode_data, fill, load_prompt, parse_prompt
+from gifcat.domain.model import Candidate, Neighbour
 from tests.support.llm import SMALL, item
 
 
@@ -31,7 +31,7 @@ def test_bundled_prompt_has_version_and_sections() -> None:
 
 
 def test_unknown_or_bad_prompt_names_fail_clearly() -> None:
-    with pytest.raises(PromptError, match=r"no gifcat/prompts/classify-v999\.txt"):
+    with pytest.raises(PromptError, match=r"no gifcat/config/prompts/classify-v999\.txt"):
         load_prompt("classify-v999")
     with pytest.raises(PromptError, match="not a prompt version"):
         load_prompt("../../etc/passwd")

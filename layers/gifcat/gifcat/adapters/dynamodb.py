@@ -8,7 +8,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from gifcat.result import WriteKind, put_request, record_request, takeover_request
+from gifcat.domain.result import WriteKind, put_request, record_request, takeover_request
 
 
 def _condition_failed(exc: ClientError) -> bool:

@@ -7,8 +7,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gifcat.ports import ObjectGone, SourceUnavailable
-from gifcat.result import ObjectRef
+from gifcat.application.ports import ObjectGone, SourceUnavailable
+from gifcat.domain.result import ObjectRef
 
 SIDECAR_SUFFIX = ".json"
 

@@ -10,9 +10,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from gifcat.model import GifMetadata
-from gifcat.ports import StartOutcome
-from gifcat.result import ObjectRef, metadata_digest
+from gifcat.application.ports import StartOutcome
+from gifcat.domain.model import GifMetadata
+from gifcat.domain.result import ObjectRef, metadata_digest
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 

@@ -1,0 +1,1 @@
+"""The LLM endpoint: an OpenAI-compatible client, its credentials and its call cache."""

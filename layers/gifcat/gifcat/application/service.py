@@ -1,0 +1,269 @@
+"""Application services: what each handler does, written against ports, not boto3.
+
+- `Triage.handle_upload`: an S3 upload, end to end: check, read metadata, run tag and rule triage,
+  record a decided result, or record `pending` and hand the item to the state machine.
+- `Triage.prepare`: the state machine's first step for a console rerun ({"bucket", "key", "force"}).
+- `StageStep.run`: one later stage (embedding, llm) on the state the previous step passed on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
+from gifcat.application.ports import Escalator, ObjectGone, ObjectSource, ResultStore, SourceUnavailable
+from gifcat.config import Prices, Settings
+from gifcat.domain.cascade import TRIAGE, Cascade
+from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, StageTrace, Status
+from gifcat.domain.result import ObjectRef, classification_fields, record_request, result_item
+
+log = logging.getLogger(__name__)
+
+# What of the metadata travels through the state machine, in escaped JSON characters (\uXXXX counts 6,
+# an emoji 12): the later stages read no more than this (the LLM prompt cuts fields to 500 characters
+# and 20 tags; MiniLM reads 256 tokens), and Step Functions refuses states over 256 KB. The result
+# item keeps the metadata whole: triage wrote it, and Record only sets the answer's fields.
+STATE_METADATA_BUDGET = {"title": 2048, "description": 4096, "tags": 6144}
+STATE_TAG_CHARS = 512  # escaped characters per tag
+
+
+def _escaped_len(text: str) -> int:
+    return len(json.dumps(text))
+
+
+def _cut_escaped(text: str, budget: int) -> str:
+    """The longest prefix of `text` whose JSON string (escaped) fits in `budget` characters."""
+    if _escaped_len(text) <= budget:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:  # binary search on the prefix length: escaping is monotonic in it
+        mid = (lo + hi + 1) // 2
+        if _escaped_len(text[:mid]) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
+
+
+def state_metadata(metadata: GifMetadata) -> GifMetadata:
+    """The metadata bounded for the state machine's state (see STATE_METADATA_BUDGET)."""
+    tags: list[str] = []
+    left = STATE_METADATA_BUDGET["tags"]
+    for tag in metadata.tags:
+        cut = _cut_escaped(tag, STATE_TAG_CHARS)  # a long tag is cut; the list stops at one that won't fit
+        size = _escaped_len(cut) + 1  # 1: the separator
+        if not cut or size > left:
+            break
+        tags.append(cut)
+        left -= size
+    return GifMetadata(
+        title=_cut_escaped(metadata.title, STATE_METADATA_BUDGET["title"]),
+        tags=tuple(tags),
+        description=_cut_escaped(metadata.description, STATE_METADATA_BUDGET["description"]),
+    )
+
+
+class StepState(BaseModel):
+    """What flows between the state machine's steps (and what the Record state writes).
+
+    Kept small: `metadata` is bounded (state_metadata), and `record` (set once the item is decided)
+    holds only the answer's fields, as UpdateItem parameters for the Record state.
+    """
+
+    object: ObjectRef
+    force: bool = False
+    metadata: GifMetadata = GifMetadata()
+    classification: Classification
+    execution: str | None = None
+    record: dict[str, Any] | None = None  # UpdateItem parameters (no TableName) for the Record state
+    # Set by the state machine's Catch on a stage ({"stage", "Error", "Cause"}); the next step records it.
+    upstream_error: dict[str, Any] | None = None
+    # A rerun that found the item changed under it (a newer upload): it ends without writing.
+    superseded: bool = False
+
+    @property
+    def decided(self) -> bool:
+        return self.classification.status in (Status.CLASSIFIED, Status.FAILED, Status.SKIPPED)
+
+    def with_record(self, prices: Prices | None = None) -> StepState:
+        """Attach the Record state's request once decided (undecided states go to the next stage)."""
+        if not self.decided or not self.execution:
+            return self.model_copy(update={"record": None})
+        fields = classification_fields(self.classification, execution=self.execution, prices=prices)
+        request = record_request(self.object.pk, fields, execution=self.execution)
+        return self.model_copy(update={"record": request})
+
+
+class UploadOutcome(BaseModel):
+    pk: str
+    status: Status
+    written: bool
+    execution: str | None = None
+    started: bool = False
+
+
+class Triage:
+    def __init__(
+        self,
+        settings: Settings,
+        cascade: Cascade,
+        source: ObjectSource,
+        store: ResultStore | None = None,
+        escalator: Escalator | None = None,
+        execution_name: Callable[[ObjectRef, GifMetadata], str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cascade = cascade
+        self.source = source
+        self.store = store
+        self.escalator = escalator
+        self.execution_name = execution_name
+
+    def _classify(self, ref: ObjectRef) -> tuple[ObjectRef, GifMetadata, Classification]:
+        """Check the upload and run triage; rejected uploads come back as failed/skipped results.
+
+        Anything unexpected while reading the upload or triaging it (a parser bug on hostile metadata,
+        say) is a `failed` result with the error, not a failed invocation: retries would fail alike
+        and the upload would end in the dead-letter queue without a result. Storage that cannot be
+        reached (SourceUnavailable) is the exception: that is worth retrying.
+        """
+        limits = self.settings.limits
+        metadata = GifMetadata()
+        try:
+            ref, user_metadata = self.source.head(ref)
+            if not ref.size:
+                raise RejectedUpload("skipped", "empty object (0 bytes)")
+            if ref.size > limits.max_gif_bytes:
+                raise RejectedUpload(
+                    "skipped", f"object is {ref.size} bytes, over the {limits.max_gif_bytes} limit"
+                )
+            sniff_gif(self.source.read(ref, first=limits.sniff_bytes))
+            try:
+                sidecar = self.source.sidecar(ref, limits.max_metadata_bytes)
+            except ValueError as exc:
+                raise RejectedUpload("failed", str(exc)) from exc
+            metadata = metadata_from(user_metadata, sidecar)
+            item = GifItem(id=ref.pk, metadata=metadata)
+            return ref, metadata, self.cascade.run(item, only=TRIAGE)
+        except ObjectGone as exc:
+            return ref, metadata, self._rejected("skipped", f"object deleted before it was read: {exc}")
+        except RejectedUpload as exc:
+            return ref, metadata, self._rejected(exc.status, exc.reason)
+        except SourceUnavailable:
+            raise
+        except Exception as exc:
+            log.exception("unexpected error reading or triaging %s", ref.pk)
+            reason = f"unexpected error reading the upload: {type(exc).__name__}: {exc}"
+            return ref, metadata, self._rejected("failed", reason[:500])
+
+    def _rejected(self, status: str, reason: str) -> Classification:
+        return self.cascade.start().model_copy(update={"status": Status(status), "reason": reason})
+
+    def handle_upload(self, ref: ObjectRef) -> UploadOutcome:
+        if self.store is None or self.escalator is None or self.execution_name is None:
+            raise RuntimeError("handle_upload needs a result store, an escalator and an execution namer")
+        ref, metadata, classification = self._classify(ref)
+        prices = self.settings.prices
+        if classification.status is not Status.UNDECIDED:
+            item = result_item(ref, classification, metadata=metadata, prices=prices)
+            return UploadOutcome(pk=ref.pk, status=classification.status, written=self.store.put(item))
+        name = self.execution_name(ref, metadata)
+        pending = classification.model_copy(update={"status": Status.PENDING})
+        item = result_item(ref, pending, metadata=metadata, execution=name, prices=prices)
+        if not self.store.put(item, kind="pending"):
+            # A newer upload's result, or this upload's finished one: this event is stale or repeated.
+            return UploadOutcome(pk=ref.pk, status=pending.status, written=False, execution=name)
+        state = StepState(
+            object=ref, metadata=state_metadata(metadata), classification=classification, execution=name
+        )
+        started = self.escalator.start(name, state.model_dump(mode="json", exclude={"record"}))
+        if started == "closed":
+            # This upload's execution ended, yet the item was pending again: it ended without recording
+            # (or recorded just now). Never leave `pending` with nothing running: fail it if still so.
+            failed = classification.model_copy(
+                update={
+                    "status": Status.FAILED,
+                    "reason": f"execution {name} ended without recording a result; rerun to retry",
+                }
+            )
+            fields = classification_fields(failed, execution=name, prices=prices)
+            written = self.store.record(ref.pk, fields, execution=name, only_pending=True)
+            return UploadOutcome(pk=ref.pk, status=Status.FAILED, written=written, execution=name)
+        return UploadOutcome(
+            pk=ref.pk, status=pending.status, written=True, execution=name, started=started == "started"
+        )
+
+    def prepare(self, ref: ObjectRef, *, force: bool, execution: str | None) -> StepState:
+        """The state machine's triage step, for executions started without a triage result (reruns).
+
+        Takes the item over for this execution (a pending item naming it, with the full metadata),
+        so that Record, which finishes only its own execution's item, can write the answer.
+        """
+        if self.store is None or not execution:
+            raise RuntimeError("prepare needs a result store and the execution's name")
+        ref, metadata, classification = self._classify(ref)
+        stored = self.store.get(ref.pk)
+        pending = classification.model_copy(update={"status": Status.PENDING})
+        item = result_item(ref, pending, metadata=metadata, execution=execution, prices=self.settings.prices)
+        owned = self.store.take_over(item, stored, force=force)
+        state = StepState(
+            object=ref,
+            force=force,
+            metadata=state_metadata(metadata),
+            classification=classification,
+            execution=execution,
+            superseded=not owned,
+        )
+        return state.with_record(self.settings.prices)
+
+
+class StageStep:
+    """Runs one later stage of the cascade on a state machine state."""
+
+    def __init__(
+        self, cascade: Cascade, stage: StageName, source: ObjectSource | None, settings: Settings
+    ) -> None:
+        self.cascade = cascade
+        self.stage = stage
+        self.source = source
+        self.settings = settings
+
+    def run(self, state: StepState) -> StepState:
+        classification = state.classification
+        if state.upstream_error:
+            # The previous step failed (its Catch passed the error on): record it and carry on.
+            classification = classification.model_copy(
+                update={"stages": [*classification.stages, failed_trace(state.upstream_error)]}
+            )
+        gif = None
+        if self.stage is StageName.EMBEDDING and self.source is not None and state.object.size:
+            gif = (
+                self.source.read(state.object)
+                if state.object.size <= self.settings.limits.max_gif_bytes
+                else None
+            )
+        item = GifItem(id=state.object.pk, metadata=state.metadata, gif=gif)
+        classification = self.cascade.run(item, classification, only=(self.stage,))
+        if self.stage is StageName.LLM and classification.status is Status.UNDECIDED:
+            # The LLM is the last stage: an answer below its thresholds is still not a decision.
+            classification = classification.model_copy(
+                update={"status": Status.FAILED, "reason": "no stage reached a confident answer"}
+            )
+        return state.model_copy(
+            update={"classification": classification, "upstream_error": None}
+        ).with_record(self.settings.prices)
+
+
+def failed_trace(error: dict[str, Any]) -> StageTrace:
+    """A stage the state machine caught failing, as a trace: {"stage", "Error", "Cause"}."""
+    return StageTrace(
+        stage=StageName(error.get("stage", StageName.EMBEDDING.value)),
+        decided=False,
+        elapsed_ms=0.0,
+        error=f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:500]}",
+    )

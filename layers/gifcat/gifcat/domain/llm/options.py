@@ -1,0 +1,106 @@
+"""The LLM stage's knobs (settings.yaml `stages.llm`), validated so a typo fails at load, by name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gifcat.config import ConfigError, Settings, describe_validation_error
+from gifcat.domain.llm.answer import ANSWER_FIELDS, check_fields
+
+
+def _fields(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    return None if value is None else check_fields(value)
+
+
+def cache_root() -> Path:
+    """$GIFCAT_CACHE or ~/.cache/gifcat: wheels/ and models/ live under it."""
+    return Path(os.environ.get("GIFCAT_CACHE") or Path.home() / ".cache" / "gifcat").expanduser()
+
+
+class LocalOptions(BaseModel):
+    """llama-cpp-python's OpenAI-compatible server, the default when no API key is configured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = "gemma-3-270m-q4_k_m"
+    model_dir: str | None = None
+    chat_format: str = "gemma"
+    n_ctx: int = Field(4096, ge=512)
+    n_threads: int = Field(2, ge=-1)
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    startup_timeout_s: float = Field(120.0, gt=0)
+    # The answer the local model writes; None: the same as `stages.llm.answer_fields`. Each generated
+    # token is checked against the grammar over Gemma's 262k-token vocabulary, so the answer's length
+    # is most of a local call's time.
+    answer_fields: tuple[str, ...] | None = None
+    # Nearest labelled examples shown to the local model; None: `stages.llm.few_shot`.
+    few_shot: int | None = Field(None, ge=0)
+
+    _check_fields = field_validator("answer_fields")(_fields)
+
+    def models_dir(self) -> Path:
+        return Path(self.model_dir).expanduser() if self.model_dir else cache_root() / "models"
+
+
+class LlmOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    api_key_secret: str | None = None
+    api_key_cache_s: float = Field(900.0, ge=0)
+    timeout_s: float = Field(20.0, gt=0)
+    max_attempts: int = Field(4, ge=1, le=10)
+    backoff_s: float = Field(0.5, ge=0)
+    max_backoff_s: float = Field(8.0, ge=0)
+    max_retry_after_s: float = Field(30.0, ge=0)
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(200, ge=16)
+    prompt: str = "classify-v2"
+    mode: str = Field("auto", pattern=r"^(auto|json_schema|json_object_schema|grammar)$")
+    system_in_user: bool | Literal["auto"] = "auto"
+    examples_per_category: int = Field(2, ge=0)
+    max_field_chars: int = Field(500, ge=20)
+    max_tags: int = Field(20, ge=0)
+    rationale_max_chars: int = Field(200, ge=20)
+    choose_from_top: int = Field(0, ge=0)  # 0: any category; k: only the earlier stages' top k
+    few_shot: int = Field(0, ge=0)  # nearest labelled examples shown with the item (prompt v2)
+    example_chars: int = Field(200, ge=20)  # each example's text is cut to this
+    answer_fields: tuple[str, ...] = ANSWER_FIELDS  # the fields the model writes; primary is one
+    cache_path: str | None = None
+    local: LocalOptions = LocalOptions()
+
+    _check_fields = field_validator("answer_fields")(_fields)
+
+    def is_local(self, model: str) -> bool:
+        return model == self.local.model_name
+
+    def fields_for(self, model: str) -> tuple[str, ...]:
+        """The answer format for `model`: the local server's own when it is the one answering."""
+        if self.is_local(model) and self.local.answer_fields is not None:
+            return self.local.answer_fields
+        return self.answer_fields
+
+    def few_shot_for(self, model: str) -> int:
+        if self.is_local(model) and self.local.few_shot is not None:
+            return self.local.few_shot
+        return self.few_shot
+
+    def instructions_in_user(self, model: str) -> bool:
+        """Gemma's chat template has no system role (llama.cpp's `gemma` format drops it)."""
+        if isinstance(self.system_in_user, bool):
+            return self.system_in_user
+        return "gemma" in model.lower()
+
+
+def llm_options(settings: Settings) -> LlmOptions:
+    try:
+        return LlmOptions.model_validate(settings.stage_options("llm"))
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error("settings: stages.llm", exc)) from exc

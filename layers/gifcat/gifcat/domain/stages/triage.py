@@ -1,0 +1,237 @@
+"""Triage: the two cheapest stages. Tags that name a category outright, then regular-expression rules.
+
+Both read every field of the metadata and decide only when it agrees or is neutral:
+
+- *support*: what the stage may decide on (the tag stage: tags; the rule stage: tags, words of the title
+  and description that are aliases, and rule matches). A category's strength is the noisy-or of its
+  support weights.
+- *context*: everything the metadata says, whichever stage runs: alias words in the title, the
+  description and multi-word tags, rule matches, and tags the taxonomy cannot explain (team, show and
+  place names: "soldier field", "tiger king"). Each adds mass; a category's share is its part of all
+  of it. score = strength * share ** share_exponent, so "bears" + "🐻" beside two unexplained names is
+  no longer a confident "animals".
+- *contradiction*: a description names other categories and never this one ("best day ever 🎉" on
+  an ice cream falling off its cone): the category's score is multiplied by `contradiction_factor`
+  (0 by default: the stage abstains and a later stage reads the whole sentence).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
+from gifcat.domain.normalise import normalise_tag, normalise_text, words
+from gifcat.domain.taxonomy import Taxonomy
+
+MAX_NOTES = 6  # evidence notes kept per candidate
+MAX_NGRAM = 3  # aliases in free text are looked up as word n-grams up to this length ("happy new year")
+
+
+@dataclass
+class Evidence:
+    """Weighted support per category plus the mass of everything the metadata says."""
+
+    weights: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    notes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    mass: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    unexplained: float = 0.0
+    vetoed: set[str] = field(default_factory=set)
+
+    def support(self, category: str, weight: float, note: str) -> None:
+        self.weights[category].append(weight)
+        self.notes[category].append(note)
+        self.mass[category] += weight
+
+    def context(self, category: str, weight: float) -> None:
+        self.mass[category] += weight
+
+    def candidates(
+        self, share_exponent: float, contradiction_factor: float, min_support: int = 1
+    ) -> list[Candidate]:
+        total = sum(self.mass.values()) + self.unexplained
+        out = []
+        for cat, ws in self.weights.items():
+            miss = 1.0
+            for w in ws:
+                miss *= 1.0 - w
+            score = (1.0 - miss) * (self.mass[cat] / total) ** share_exponent
+            notes = list(self.notes[cat][:MAX_NOTES])
+            if len(self.notes[cat]) > MAX_NOTES:  # evidence travels in the state machine's state: bounded
+                notes.append(f"and {len(self.notes[cat]) - MAX_NOTES} more")
+            if len(ws) < min_support:  # one witness is not corroboration ("coffee" on a spit take)
+                score *= len(ws) / min_support
+                notes.append(f"uncorroborated: {len(ws)} of the {min_support} pieces of evidence needed")
+            if cat in self.vetoed:
+                score *= contradiction_factor
+                notes.append("contradicted: the description names other categories, not this one")
+            out.append(Candidate(category=cat, score=round(score, 6), evidence=notes))
+        return out
+
+
+@dataclass(frozen=True)
+class TriageWeights:
+    """Evidence weights (settings under stages.tags); the same for both triage stages."""
+
+    tag_weight: float = 0.8  # a plain tag that is an alias
+    hashtag_weight: float = 0.1  # '#' tags are often added for reach, not description
+    tag_word_weight: float = 0.5  # an alias inside a longer tag ("pizza time")
+    title_word_weight: float = 0.5  # an alias word in the title
+    description_word_weight: float = 0.4  # an alias word in the description
+    unexplained_tag_weight: float = 0.6  # a plain tag no alias explains (a name the taxonomy cannot read)
+    unexplained_hashtag_weight: float = 0.05
+    unexplained_description_weight: float = 0.8  # a description of a scene that names no category
+    scene_min_words: int = 4
+    share_exponent: float = 1.0
+    min_support: int = 2  # pieces of support a category needs before its full score counts
+    contradiction_factor: float = 0.0
+
+
+class Lexicon:
+    """The taxonomy's aliases, looked up as whole tags or as word n-grams of free text."""
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self.generic = taxonomy.normalised_generic_tags
+        self.index: dict[str, list[str]] = defaultdict(list)
+        for cat in taxonomy.categories:
+            for key in cat.normalised_aliases:
+                self.index[key].append(cat.name)
+
+    def tag(self, tag: str) -> list[str]:
+        return self.index.get(normalise_tag(tag), [])
+
+    def words_in(self, text: str) -> dict[str, list[str]]:
+        """Categories named by alias n-grams of `text`, with the words that named them."""
+        ws = words(text)
+        found: dict[str, list[str]] = defaultdict(list)
+        for n in range(1, MAX_NGRAM + 1):
+            for i in range(len(ws) - n + 1):
+                gram = ws[i : i + n]
+                for cat in self.index.get("".join(gram), ()):
+                    found[cat].append(" ".join(gram))
+        return found
+
+
+class TriageEvidence:
+    """Gathers support and context from every field, for the tag stage and the rule stage alike: both
+    see everything, so the tag stage abstains when the title, description or rules disagree."""
+
+    def __init__(self, taxonomy: Taxonomy, weights: TriageWeights) -> None:
+        self.taxonomy = taxonomy
+        self.lexicon = Lexicon(taxonomy)
+        self.weights = weights
+
+    def gather(self, item: GifItem, *, free_text_supports: bool) -> tuple[Evidence, list[str]]:
+        """`free_text_supports`: title/description words and rules count as support (the rule stage),
+        or only as context (the tag stage)."""
+        w = self.weights
+        lex = self.lexicon
+        evidence = Evidence()
+        ignored: list[str] = []
+        seen: set[tuple[str, str]] = set()
+
+        def add(cat: str, weight: float, note: str) -> None:
+            if free_text_supports:
+                evidence.support(cat, weight, note)
+            else:
+                evidence.context(cat, weight)
+
+        for tag in item.metadata.tags:
+            key = normalise_tag(tag)
+            if not key or key in lex.generic:
+                if tag.strip():
+                    ignored.append(tag)
+                continue
+            hashtag = tag.lstrip().startswith("#")
+            inside = {c: [tag] for c in lex.tag(tag)}
+            whole = bool(inside)
+            if not whole:
+                inside = lex.words_in(tag)
+            if not inside:
+                evidence.unexplained += w.unexplained_hashtag_weight if hashtag else w.unexplained_tag_weight
+                continue
+            for cat, grams in inside.items():
+                if (cat, key) in seen:  # "#cute" and "cute" are one piece of evidence, not two
+                    continue
+                seen.add((cat, key))
+                if whole:
+                    evidence.support(cat, w.hashtag_weight if hashtag else w.tag_weight, f"tag {_quote(tag)}")
+                else:
+                    add(cat, w.hashtag_weight if hashtag else w.tag_word_weight,
+                        f"word {_quote(grams[0])} in tag {_quote(tag)}")
+
+        described: set[str] = set()
+        for name, weight in (("title", w.title_word_weight), ("description", w.description_word_weight)):
+            for cat in lex.words_in(getattr(item.metadata, name)):
+                # Context only: a title word that repeats a tag is no second witness, and a category
+                # word in a sentence is often a figure of speech; rules are the title's evidence.
+                evidence.context(cat, weight)
+                if name == "description":
+                    described.add(cat)
+        fields = self._fields(item)
+        for cat in self.taxonomy.categories:
+            for rule in cat.rules:
+                for name in rule.fields:
+                    match = rule.regex.search(fields[name])
+                    if match:
+                        add(cat.name, rule.weight, f"rule {rule.id}: {_quote(match.group(0))} in {name}")
+                        if name == "description":
+                            described.add(cat.name)
+                        break  # a rule counts once, whichever field it matched first
+        if described:
+            evidence.vetoed = {c for c in evidence.weights if c not in described}
+        elif len(words(item.metadata.description)) >= w.scene_min_words:
+            # A scene the taxonomy's words cannot explain is evidence of something else.
+            evidence.unexplained += w.unexplained_description_weight
+        return evidence, ignored
+
+    def _fields(self, item: GifItem) -> dict[str, str]:
+        generic = self.taxonomy.normalised_generic_tags
+        # Hashtags are weighed as tags (lightly); a rule over them would undo that.
+        kept = [
+            t for t in item.metadata.tags
+            if normalise_tag(t) not in generic and not t.lstrip().startswith("#")
+        ]
+        return {
+            "title": normalise_text(item.metadata.title),
+            # " | " keeps one tag's words from running into the next one's in a pattern
+            "tags": " | ".join(normalise_text(t) for t in kept),
+            "description": normalise_text(item.metadata.description),
+        }
+
+    def candidates(self, evidence: Evidence) -> list[Candidate]:
+        w = self.weights
+        return evidence.candidates(w.share_exponent, w.contradiction_factor, w.min_support)
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    """A quoted piece of the uploader's text for the evidence, cut short: evidence travels in the state."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+class TagStage:
+    """Tags that name a category outright (aliases, after normalisation), weighed against the rest."""
+
+    name = StageName.TAGS
+
+    def __init__(self, evidence: TriageEvidence) -> None:
+        self.evidence = evidence
+
+    def score(self, item: GifItem, so_far: Classification) -> StageOutput:
+        evidence, ignored = self.evidence.gather(item, free_text_supports=False)
+        notes = [f"generic tags ignored: {', '.join(ignored)}"] if ignored else []
+        return StageOutput(stage=self.name, candidates=self.evidence.candidates(evidence), notes=notes)
+
+
+class RuleStage:
+    """Rules and alias words of the title and description, added to the tag evidence."""
+
+    name = StageName.RULES
+
+    def __init__(self, evidence: TriageEvidence) -> None:
+        self.evidence = evidence
+
+    def score(self, item: GifItem, so_far: Classification) -> StageOutput:
+        evidence, _ = self.evidence.gather(item, free_text_supports=True)
+        return StageOutput(stage=self.name, candidates=self.evidence.candidates(evidence))

@@ -1,0 +1,140 @@
+"""The taxonomy as data: categories with descriptions, tag aliases, rules and example phrases.
+
+Loaded from the bundled taxonomy.yaml, a path or an S3 object; a malformed file fails at load with a
+message naming the bad entry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gifcat.config import ConfigError, bundled_text, describe_validation_error, parse_yaml, read_text
+from gifcat.domain.normalise import normalise_tag
+
+RULE_FIELDS = ("title", "tags", "description")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Rule(BaseModel):
+    """A regular expression over some of the item's text fields, with the weight of a match."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    pattern: str
+    fields: tuple[str, ...] = RULE_FIELDS
+    weight: float = Field(1.0, gt=0.0, le=1.0)
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [f for f in fields if f not in RULE_FIELDS]
+        if unknown or not fields:
+            raise ValueError(f"fields must be some of {RULE_FIELDS}, got {list(fields)}")
+        return fields
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from exc
+        return pattern
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        # Rules match normalised text (lower case, accents folded), so they are written in lower case.
+        return re.compile(self.pattern)
+
+
+class Category(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str
+    aliases: tuple[str, ...] = ()  # tags that name the category outright, as users type them
+    rules: tuple[Rule, ...] = ()
+    examples: tuple[str, ...] = ()  # example phrases: the text prototype and the LLM prompt use them
+    image_prompts: tuple[str, ...] = ()  # CLIP prompts ("a GIF of ..."); default from the name
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError(f"category name {name!r} must be lower_snake_case")
+        return name
+
+    @cached_property
+    def normalised_aliases(self) -> frozenset[str]:
+        return frozenset(n for a in self.aliases if (n := normalise_tag(a)))
+
+    def prompts(self) -> tuple[str, ...]:
+        return self.image_prompts or (f"a GIF of {self.name.replace('_', ' ')}",)
+
+
+class Taxonomy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str
+    generic_tags: tuple[str, ...] = ()  # tags that carry no evidence: #gif, #viral, #fyp...
+    categories: tuple[Category, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Taxonomy:
+        seen: set[str] = set()
+        rule_ids: set[str] = set()
+        for cat in self.categories:
+            if cat.name in seen:
+                raise ValueError(f"category {cat.name!r} is listed twice")
+            seen.add(cat.name)
+            for rule in cat.rules:
+                if rule.id in rule_ids:
+                    raise ValueError(f"rule id {rule.id!r} (category {cat.name!r}) is used twice")
+                rule_ids.add(rule.id)
+        if not self.categories:
+            raise ValueError("no categories")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.categories]
+
+    def get(self, name: str) -> Category:
+        for cat in self.categories:
+            if cat.name == name:
+                return cat
+        raise KeyError(name)
+
+    @cached_property
+    def normalised_generic_tags(self) -> frozenset[str]:
+        return frozenset(n for t in self.generic_tags if (n := normalise_tag(t)))
+
+
+def parse_taxonomy(text: str, what: str = "taxonomy") -> Taxonomy:
+    data = parse_yaml(text, what)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what}: expected a mapping with 'version' and 'categories'")
+    try:
+        return Taxonomy.model_validate(data)
+    except ValidationError as exc:
+        message = describe_validation_error(what, exc)
+        # Name the category, not only its index: "categories.3" becomes "categories.3 (sad)".
+        cats = data.get("categories")
+        if isinstance(cats, list):
+            for i, cat in enumerate(cats):
+                if isinstance(cat, dict) and "name" in cat:
+                    message = re.sub(rf"\bcategories\.{i}\b", f"categories.{i} ({cat['name']})", message)
+        raise ConfigError(message) from exc
+
+
+def load_taxonomy(source: str | None = None) -> Taxonomy:
+    """The bundled taxonomy unless `source` (or GIFCAT_TAXONOMY) is a path or s3://bucket/key."""
+    source = source or os.environ.get("GIFCAT_TAXONOMY") or None
+    if source in (None, "", "bundled"):
+        return parse_taxonomy(bundled_text("taxonomy.yaml"), "bundled taxonomy.yaml")
+    return parse_taxonomy(read_text(source), f"taxonomy {source}")

@@ -1,0 +1,272 @@
+"""The embedded AWS: moto's server on 127.0.0.1 with the stack from template.yaml deployed into it and
+the real handlers running in-process (see lambda_runner). No AWS account, no Docker.
+
+    with EmbeddedAws(repo_root) as aws:
+        aws.s3.put_object(Bucket=aws.outputs["UploadsBucketName"], Key="uploads/cat.gif", ...)
+        aws.wait_for_results(1)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import time
+import urllib.request
+import zipfile
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from gifcat.adapters.embeddings.artefacts import models_dir
+from gifcat_tooling.local import moto_speedups
+from gifcat_tooling.local.lambda_runner import LambdaRunner, LocalFunction
+from gifcat_tooling.local.template import REGION, Stack, load_template
+
+LOCAL_ENV = {
+    # moto accepts any credentials; real ones must never reach the embedded endpoint.
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _dockerfile_cmd(dockerfile: Path) -> str:
+    """The handler an image function runs: the CMD of its Dockerfile (CMD ["app.handler"])."""
+    match = re.search(r'^CMD\s*\[\s*"([^"]+)"', dockerfile.read_text(encoding="utf-8"), re.MULTILINE)
+    if not match:
+        raise ValueError(f'{dockerfile}: no CMD ["module.handler"] line')
+    return match.group(1)
+
+
+class EmbeddedAws:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        parameters: dict[str, str] | None = None,
+        function_env: dict[str, str] | None = None,
+        workers: int = 4,
+        containers_per_function: int = 4,
+    ) -> None:
+        self.root = root
+        self.parameters = parameters or {}
+        self.function_env = function_env or {}
+        self.workers = workers
+        self.containers_per_function = containers_per_function
+        self.outputs: dict[str, str] = {}
+        self._env_saved: dict[str, str | None] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def __enter__(self) -> EmbeddedAws:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        # The Step Functions interpreter calls back into moto at localhost:$MOTO_PORT.
+        self._set_env({**LOCAL_ENV, "MOTO_PORT": str(self.port), "AWS_ENDPOINT_URL": self.endpoint})
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        # moto's backends are process-wide: a second embedded AWS in one process starts from empty.
+        self._moto_api("reset", None)
+        self._moto_api("config", {"stepfunctions": {"execute_state_machine": True}})
+        moto_speedups.install()
+        self.runner = LambdaRunner(self.endpoint, workers=self.workers).__enter__()
+        try:
+            self.deploy()
+        except Exception:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.runner.__exit__(*exc)
+        self._moto_api("reset", None)
+        self.server.stop()
+        for key, value in self._env_saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def _set_env(self, env: dict[str, str]) -> None:
+        for key, value in env.items():
+            self._env_saved.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _moto_api(self, path: str, body: dict[str, Any] | None) -> None:
+        request = urllib.request.Request(
+            f"{self.endpoint}/moto-api/{path}",
+            data=json.dumps(body or {}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
+
+    @property
+    def s3(self) -> Any:
+        return self.client("s3")
+
+    # -- deployment from template.yaml -------------------------------------------------------------
+    def deploy(self) -> None:
+        stack = Stack(load_template(self.root / "template.yaml"), self.root, parameters=self.parameters)
+        self.stack = stack
+        s3, ddb, sqs = self.client("s3"), self.client("dynamodb"), self.client("sqs")
+        for lid in stack.of_type("AWS::S3::Bucket"):
+            s3.create_bucket(Bucket=stack.physical_name(lid))
+        for lid in stack.of_type("AWS::DynamoDB::Table"):
+            props = stack.resolve(stack.resources[lid]["Properties"])
+            name = stack.physical_name(lid)
+            ddb.create_table(
+                TableName=name,
+                AttributeDefinitions=props["AttributeDefinitions"],
+                KeySchema=props["KeySchema"],
+                BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+            )
+            pitr = props.get("PointInTimeRecoverySpecification")
+            if pitr:
+                ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification=pitr)
+        for lid in stack.of_type("AWS::SQS::Queue"):
+            sqs.create_queue(QueueName=stack.physical_name(lid))
+        role = self.client("iam").create_role(
+            RoleName="gifcat-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        notifications: dict[str, list[dict[str, Any]]] = {}
+        for lid in stack.of_type("AWS::Serverless::Function"):
+            self._deploy_function(stack, lid, role, notifications)
+        for bucket, configs in notifications.items():
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
+            )
+        sfn = self.client("stepfunctions")
+        for lid in stack.of_type("AWS::Serverless::StateMachine"):
+            props = stack.resources[lid]["Properties"]
+            definition = (self.root / props["DefinitionUri"]).read_text(encoding="utf-8")
+            for key, value in stack.resolve(props.get("DefinitionSubstitutions", {})).items():
+                definition = definition.replace("${" + key + "}", str(value))
+            sfn.create_state_machine(
+                name=stack.physical_name(lid),
+                definition=definition,
+                roleArn=role,
+                type=props.get("Type", "STANDARD"),
+            )
+        for name, spec in stack.template.get("Outputs", {}).items():
+            value = stack.resolve(spec["Value"])
+            if isinstance(value, str) and value.startswith("http://localhost/"):  # queue URLs
+                value = value.replace("http://localhost", self.endpoint)
+            self.outputs[name] = value
+
+    def _deploy_function(
+        self, stack: Stack, lid: str, role: str, notifications: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        props = stack.function_properties(lid)
+        raw = stack.resources[lid]
+        name = stack.physical_name(lid)
+        env = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+        if props.get("PackageType") == "Image":
+            # moto cannot invoke image functions: run the image's handler from its source folder, with
+            # the model artefacts scripts/build_models.py built here instead of the image's /opt/models.
+            dockerfile = self.root / raw["Metadata"]["Dockerfile"]
+            code_dir, handler = dockerfile.parent, _dockerfile_cmd(dockerfile)
+            env["GIFCAT_MODELS_DIR"] = str(models_dir())
+        else:
+            code_dir, handler = self.root / props["CodeUri"], props["Handler"]
+        env.update({**LOCAL_ENV, "AWS_ENDPOINT_URL": self.endpoint, **self.function_env})
+        invoke_config = props.get("EventInvokeConfig", {})
+        dlq = invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        self.client("lambda").create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role,
+            Handler=handler,
+            Code={"ZipFile": _placeholder_zip()},
+            Timeout=int(props.get("Timeout", 3)),
+            MemorySize=int(props.get("MemorySize", 128)),
+            Environment={"Variables": env},
+        )
+        self.runner.register(
+            LocalFunction(
+                name=name,
+                arn=stack.arn(lid),
+                code_dir=code_dir,
+                handler=handler,
+                environment=env,
+                memory_mb=int(props.get("MemorySize", 128)),
+                timeout_s=int(props.get("Timeout", 3)),
+                max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
+                on_failure_queue_url=(
+                    f"{self.endpoint}/123456789012/{dlq.rsplit(':', 1)[-1]}" if dlq else None
+                ),
+                max_containers=self.containers_per_function,
+            )
+        )
+        for event in props.get("Events", {}).values():
+            if event.get("Type") != "S3":
+                continue
+            ev = event["Properties"]
+            rules = ev.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+            config: dict[str, Any] = {
+                "LambdaFunctionArn": stack.arn(lid),
+                "Events": ev["Events"] if isinstance(ev["Events"], list) else [ev["Events"]],
+            }
+            if rules:
+                config["Filter"] = {"Key": {"FilterRules": rules}}
+            notifications.setdefault(ev["Bucket"], []).append(config)
+
+    # -- waiting for results -----------------------------------------------------------------------
+    def results(self) -> list[dict[str, Any]]:
+        from gifcat.adapters.dynamodb import ResultsTable
+
+        return ResultsTable(self.outputs["ResultsTableName"], self.client("dynamodb")).scan()
+
+    def wait_for_results(
+        self, keys: set[str], timeout_s: float = 120.0, poll_s: float = 0.1
+    ) -> dict[str, Any]:
+        """Wait until every key has a finished result (not pending); returns them by key.
+
+        Polls only keys and statuses, backing off, so that waiting does not slow what it waits for.
+        """
+        ddb = self.client("dynamodb")
+        names = {"#k": "key", "#s": "status"}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            done: set[str] = set()
+            pages = ddb.get_paginator("scan").paginate(
+                TableName=self.outputs["ResultsTableName"],
+                ProjectionExpression="#k, #s",
+                ExpressionAttributeNames=names,
+            )
+            for page in pages:
+                done |= {i["key"]["S"] for i in page["Items"] if i.get("status", {}).get("S") != "pending"}
+            if keys <= done:
+                break
+            time.sleep(poll_s)
+            poll_s = min(poll_s * 1.5, 2.0)
+        return {r["key"]: r for r in self.results() if r.get("key") in keys and r.get("status") != "pending"}
+
+
+def _placeholder_zip() -> bytes:
+    """moto wants a zip; the code that runs is the local source folder (see LocalFunction)."""
+    buf = BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("README.txt", "gifcat local deployment: code runs from the source folder")
+    return buf.getvalue()

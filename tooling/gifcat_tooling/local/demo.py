@@ -1,0 +1,153 @@
+"""`gifcat demo`: the whole flow on one machine. Embedded AWS, the stack from template.yaml, sample
+uploads (GIFs drawn with Pillow, metadata as S3 user metadata or sidecars, and bad inputs), a table of
+the results. Succeeds only when every upload has a result item.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+from contextlib import ExitStack
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+from urllib.parse import quote
+
+from PIL import Image, ImageDraw
+
+from gifcat.adapters.s3 import SIDECAR_SUFFIX
+
+
+def draw_gif(text: str, frames: int = 4, size: tuple[int, int] = (96, 64)) -> bytes:
+    """A small animated GIF with the text on a moving background: enough for real decoding."""
+    images = []
+    for i in range(frames):
+        img = Image.new("RGB", size, ((40 * i) % 256, (90 + 30 * i) % 256, (160 + 20 * i) % 256))
+        draw = ImageDraw.Draw(img)
+        draw.ellipse((8 + 10 * i, 8, 40 + 10 * i, 40), fill=(255, 220, 0))
+        draw.text((4, size[1] - 16), text.encode("ascii", "replace").decode()[:16], fill=(255, 255, 255))
+        images.append(img.convert("P", palette=Image.Palette.ADAPTIVE))
+    buf = io.BytesIO()
+    images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=80, loop=0)
+    return buf.getvalue()
+
+
+def header_safe(value: str) -> str:
+    """S3 user metadata travels in ASCII headers: non-ASCII values go percent-encoded (ingest decodes)."""
+    return value if value.isascii() and "%" not in value else quote(value, safe=" ,#")
+
+
+def upload(
+    s3: Any,
+    bucket: str,
+    key: str,
+    body: bytes,
+    metadata: dict[str, Any] | None,
+    via: str = "metadata",
+    sidecar_body: bytes | None = None,
+) -> None:
+    """Upload as a user would: a sidecar first (so it is there when triage reads), then the GIF."""
+    if via == "sidecar" and (metadata is not None or sidecar_body is not None):
+        sidecar = (
+            sidecar_body if sidecar_body is not None else json.dumps(metadata, ensure_ascii=False).encode()
+        )
+        s3.put_object(Bucket=bucket, Key=key + SIDECAR_SUFFIX, Body=sidecar, ContentType="application/json")
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/gif")
+        return
+    user_metadata = {}
+    for name, value in (metadata or {}).items():
+        text = json.dumps(value, ensure_ascii=False) if isinstance(value, list) else str(value)
+        if text:
+            user_metadata[name] = header_safe(text)
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/gif", Metadata=user_metadata)
+
+
+def samples() -> list[dict[str, Any]]:
+    doc = json.loads(
+        resources.files("gifcat_tooling.local").joinpath("demo_samples.json").read_text(encoding="utf-8")
+    )
+    return doc["samples"]
+
+
+def body_for(sample: dict[str, Any]) -> bytes:
+    kind = sample.get("kind", "gif")
+    if kind == "text":
+        return b"this is a text file pretending to be a GIF\n"
+    if kind == "empty":
+        return b""
+    return draw_gif((sample.get("metadata") or {}).get("title") or sample["key"])
+
+
+def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbose: bool = False) -> int:
+    from gifcat.adapters.embeddings.artefacts import models_dir
+    from gifcat.config import load_settings
+    from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
+    from gifcat_tooling.local.aws import EmbeddedAws
+
+    started = time.perf_counter()
+    settings = load_settings()
+    function_env = {"GIFCAT_MODELS_DIR": str(models_dir())}
+    quiet = {} if verbose else {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+    function_env |= quiet
+    parameters: dict[str, str] = {}
+    with ExitStack() as stack:
+        # The handlers' INFO lines and metrics would bury the table (--verbose shows them). Powertools
+        # reads the metrics switch when it flushes, so it is set for this process, not only at import.
+        stack.enter_context(patch.dict(os.environ, quiet))
+        if wants_local_server(settings):
+            print("starting the local LLM server (llama-cpp-python, Gemma 3 270M)...", file=out, flush=True)
+            endpoint = stack.enter_context(local_llm_endpoint(settings))
+            parameters = {"LlmBaseUrl": endpoint.base_url, "LlmModel": endpoint.model}
+        print("starting the embedded AWS and deploying template.yaml...", file=out, flush=True)
+        aws = stack.enter_context(EmbeddedAws(root, parameters=parameters, function_env=function_env))
+        bucket = aws.outputs["UploadsBucketName"]
+        s3 = aws.s3
+        put_at: dict[str, float] = {}
+        for sample in samples():
+            body = body_for(sample)
+            sidecar = b"{not json" if sample.get("kind") == "bad_sidecar" else None
+            put_at[sample["key"]] = time.time()
+            upload(
+                s3,
+                bucket,
+                sample["key"],
+                body,
+                sample.get("metadata"),
+                sample.get("via", "metadata"),
+                sidecar,
+            )
+        print(f"uploaded {len(put_at)} objects; waiting for their results...", file=out, flush=True)
+        results = aws.wait_for_results(set(put_at), timeout_s=timeout_s)
+        print_table(out, put_at, results)
+        missing = sorted(set(put_at) - set(results))
+        elapsed = time.perf_counter() - started
+        print(f"\n{len(results)}/{len(put_at)} uploads have a result item; {elapsed:.1f} s in all.", file=out)
+        if missing:
+            print(f"no result for: {', '.join(missing)}", file=out)
+            return 1
+        return 0
+
+
+def print_table(out: Any, put_at: dict[str, float], results: dict[str, dict[str, Any]]) -> None:
+    header = (
+        f"{'object':<34} {'status':<10} {'category':<12} {'decided_by':<10} {'conf':>5} {'ms':>7}  reason"
+    )
+    print("\n" + header + "\n" + "-" * len(header), file=out)
+    for key in put_at:
+        r = results.get(key)
+        if r is None:
+            print(f"{key:<34} {'MISSING':<10}", file=out)
+            continue
+        done = datetime.fromisoformat(r["updated_at"]).timestamp()
+        ms = (done - put_at[key]) * 1000.0
+        print(
+            f"{key[:34]:<34} {r['status']:<10} {r.get('primary') or '-':<12} "
+            f"{r.get('decided_by') or '-':<10} "
+            f"{float(r.get('confidence') or 0):>5.2f} {ms:>7.0f}  {(r.get('reason') or '')[:60]}",
+            file=out,
+        )
