@@ -11,7 +11,11 @@ imports plus build_triage/build_*_step, i.e. settings, taxonomy, boto3 clients, 
 `peak_rss_mb` (ru_maxrss of the subprocess). Medians over --repeat runs; RSS is the max.
 Nothing calls AWS or the LLM: the environment only names dummy resources.
 
-Writes benchmarks/results/coldstart.json.
+References measured in the same run, since absolute times differ 3-5x between machines: each function's
+times as a ratio to the triage function's (`vs_triage`), and the bare interpreter's start and exit
+(`python -c pass`, `interpreter_ms`) with each process time as a ratio to it (`vs_interpreter`).
+
+Writes benchmarks/results/coldstart.json (with the CPU model and flags in `meta`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from common import REPO, table, write_result
+from common import REPO, ratio, table, write_result
 
 from gifcat.adapters.embeddings.artefacts import models_dir
 from gifcat_tooling.local.template import REGION, Stack, load_template
@@ -95,6 +99,27 @@ def measure(code_dir: str, path: str, env: dict[str, str]) -> dict[str, Any]:
     return {**json.loads(line), "process_ms": process_ms}
 
 
+def interpreter_ms(repeat: int) -> float:
+    """The reference: a bare interpreter's start and exit, the floor under every process_ms."""
+    runs = []
+    for _ in range(max(3, repeat)):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True, timeout=60)
+        runs.append((time.perf_counter() - started) * 1000.0)
+    return round(statistics.median(runs), 1)
+
+
+def add_ratios(out: dict[str, Any], interpreter: float) -> None:
+    """vs_triage and vs_interpreter for every function measured (triage's own is 1.0)."""
+    triage = out.get("triage", {})
+    for r in out.values():
+        if "error" in r:
+            continue
+        r["vs_interpreter"] = ratio(r["process_ms"], interpreter)
+        if "error" not in triage and triage:
+            r["vs_triage"] = {k: ratio(r[k], triage[k]) for k in ("import_ms", "process_ms")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,16 +156,22 @@ def main(argv: list[str] | None = None) -> int:
             "failed_runs": len(runs) - len(ok),
         }
 
+    interpreter = interpreter_ms(args.repeat)
+    add_ratios(out, interpreter)
     rows = []
     for name, r in out.items():
         if "error" in r:
-            rows.append([name, "-", "-", "-", "-", "-", "-", f"FAILED: {r['error'][:70]}"])
+            rows.append([name, "-", "-", "-", "-", "-", "-", "-", f"FAILED: {r['error'][:70]}"])
         else:
             times = [r["libs_ms"], r["handler_ms"], r["import_ms"], r["process_ms"]]
-            rows.append([name, *times, r["peak_rss_mb"], r["memory_mb"], ""])
-    print(table(["function", "libs ms", "handler ms", "import ms", "process ms", "peak RSS MB", "mem MB", ""],
-                rows))
-    print(f"wrote {write_result('coldstart', {'repeat': args.repeat, 'functions': out})}")
+            vs = r.get("vs_triage", {}).get("process_ms")
+            rows.append([name, *times, f"{vs}x" if vs is not None else "-", r["peak_rss_mb"], r["memory_mb"],
+                         ""])
+    rows.append(["python -c pass", "-", "-", "-", interpreter, "-", "-", "-", "reference"])
+    print(table(["function", "libs ms", "handler ms", "import ms", "process ms", "process vs triage",
+                 "peak RSS MB", "mem MB", ""], rows))
+    result = {"repeat": args.repeat, "interpreter_ms": interpreter, "functions": out}
+    print(f"wrote {write_result('coldstart', result)}")
     return 1 if any("error" in r for r in out.values()) else 0
 
 

@@ -10,8 +10,12 @@
    this measures handler + boto3 + moto, not AWS). The first call is the cold start (module import,
    settings, taxonomy, boto3 clients). Objects are uploaded outside the notification prefix so no
    asynchronous invocation warms the function first or competes with the measured calls.
+3. Reference, in the same run: one MiniLM embedding call per record (the embedding stage's encoder,
+   graph and threads as settings.yaml names them, on the text that stage builds from the same records).
+   Both triage figures are also reported as a ratio to it (`vs_embedding_call`): the absolute times
+   differ 3-5x between machines, the ratio much less.
 
-Writes benchmarks/results/triage.json.
+Writes benchmarks/results/triage.json (with the CPU model and flags in `meta`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-from common import DEV_DATA, REPO, dev_records, percentiles, stdout_to_devnull, table, write_result
+from common import DEV_DATA, REPO, dev_records, percentiles, ratio, stdout_to_devnull, table, write_result
 
 from gifcat.config import load_settings
 from gifcat.domain.model import StageName, Status
@@ -60,6 +64,31 @@ def bench_in_process(records: list[Any], target: int) -> dict[str, Any]:
         "throughput_rps": round(len(work) / wall, 1),
         "wall_s": round(wall, 3),
     }
+
+
+def bench_embedding_call(records: list[Any], repeat: int = 2) -> dict[str, Any]:
+    """The reference: one MiniLM call per record, as the embedding stage makes it."""
+    from gifcat.adapters.embeddings.artefacts import locate_minilm, models_dir
+    from gifcat.adapters.embeddings.text import TextEncoder
+    from gifcat.domain.stages.embedding import item_text
+
+    options = load_settings().stage_options("embedding")
+    model = options.get("text_model", "model.onnx")
+    threads = int(options.get("threads", 2))
+    files = locate_minilm(models_dir())
+    encoder = TextEncoder(files.path(model), files.path("tokenizer.json"), threads=threads)
+    texts = [item_text(r.title, r.tags, r.description, frozenset()) for r in records]
+    for text in texts[:20]:  # warm-up: onnxruntime allocates its arenas on the first calls
+        encoder.encode_one(text)
+    samples_us: list[float] = []
+    for _ in range(repeat):
+        for text in texts:
+            t0 = time.perf_counter_ns()
+            encoder.encode_one(text)
+            samples_us.append((time.perf_counter_ns() - t0) / 1000.0)
+    pct = {k: round(v, 1) for k, v in percentiles(samples_us).items()}
+    return {"model": files.identity_of(model), "threads": threads, "calls": len(samples_us),
+            "latency_us": {**pct, "mean": round(sum(samples_us) / len(samples_us), 1)}}
 
 
 def s3_event(bucket: str, key: str, size: int) -> dict[str, Any]:
@@ -139,19 +168,34 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_handler:
         with stdout_to_devnull():
             out["handler"] = bench_handler(records, args.invocations)
+    ref = out["embedding_call"] = bench_embedding_call(records)
+    ref_lat = ref["latency_us"]
+    ip_lat = out["in_process"]["latency_us"]
+    out["in_process"]["vs_embedding_call"] = {
+        q: ratio(ip_lat[q], ref_lat[q], 4) for q in ("p50", "p99", "mean")
+    }
+    if "handler" in out:
+        warm = out["handler"]["warm_ms"]
+        out["handler"]["vs_embedding_call"] = {
+            q: ratio(warm[q] * 1000.0, ref_lat[q], 2) for q in ("p50", "p95", "mean")
+        }
 
     ip = out["in_process"]
     lat = ip["latency_us"]
+    ref_note = f"{ref['model']}, {ref['threads']} threads"
     rows = [["triage in-process (µs/record)", lat["p50"], lat["p95"], lat["p99"],
              f"{ip['throughput_rps']:.0f} rec/s",
+             f"{ip['vs_embedding_call']['p50']}x",
              f"{ip['records']} records, {ip['decided_share']:.0%} decided"]]
     if "handler" in out:
         h = out["handler"]
         w = h["warm_ms"]
         rows.append(["TriageFunction warm (ms/invoke)", w["p50"], w["p95"], w["p99"],
-                     f"{1000 / w['mean']:.0f} inv/s",
+                     f"{1000 / w['mean']:.0f} inv/s", f"{h['vs_embedding_call']['p50']}x",
                      f"cold start {h['cold_start_ms']:.0f} ms (warm process), {h['errors']} errors"])
-    print(table(["triage", "p50", "p95", "p99", "throughput", "notes"], rows))
+    rows.append(["reference: embedding call (µs/record)", ref_lat["p50"], ref_lat["p95"], ref_lat["p99"],
+                 f"{1e6 / ref_lat['mean']:.0f} rec/s", "1x", ref_note])
+    print(table(["triage", "p50", "p95", "p99", "throughput", "p50 vs embedding call", "notes"], rows))
     print(f"wrote {write_result('triage', out)}")
     return 0
 

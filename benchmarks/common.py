@@ -1,7 +1,9 @@
 """Shared by the benchmarks: where things are, run metadata (commit, machine, time), percentiles, output.
 
-Every benchmark writes benchmarks/results/<name>.json with a `meta` block, so two runs (two commits,
-two machines) can be diffed; run_all.py merges them into latest.json.
+Every benchmark writes benchmarks/results/<name>.json with a `meta` block (commit, CPU model and SIMD
+flags, load), so two runs (two commits, two machines) can be diffed; run_all.py merges them into
+latest.json. Absolute times differ 3-5x between the machines this project runs on, so each benchmark
+also measures a reference in the same run and reports its figure as a ratio to it (`ratio()`).
 """
 
 from __future__ import annotations
@@ -37,11 +39,63 @@ def git_commit() -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "-uno"))}
 
 
+# The flags that move these figures: int8 matmuls run 3-5x faster with VNNI (AVX-512 or AVX) than on
+# plain AVX2, and llama.cpp and onnxruntime pick kernels by them at run time.
+CPU_FLAGS = (
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
+    "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16",
+)
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
+    """The CPU model and the SIMD flags that matter here, from /proc/cpuinfo (first processor)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor is enough: the others are the same model
+            continue
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {
+        "model": fields.get("model name") or platform.processor() or platform.machine(),
+        "flags": {f: f in flags for f in CPU_FLAGS},
+        "int8_vnni": bool(flags & {"avx512_vnni", "avx_vnni"}),
+        # Set on some machines for old OpenBLAS builds; it slows numpy, so a figure should say so.
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+    }
+
+
+def machine_label(cpu: dict[str, Any] | None = None) -> str:
+    """One line for tables and the README: 'AMD EPYC, 2 cores, AVX-512 VNNI'."""
+    cpu = cpu or cpu_info()
+    f = cpu["flags"]
+    simd = ("AVX-512 VNNI" if f.get("avx512_vnni") else "AVX-VNNI" if f.get("avx_vnni")
+            else "AVX-512 (no VNNI)" if f.get("avx512f") else "AVX2" if f.get("avx2") else "no AVX2")
+    return f"{cpu['model']}, {os.cpu_count()} cores, {simd}"
+
+
+def ratio(value: float | None, reference: float | None, digits: int = 2) -> float | None:
+    """value / reference, measured in the same run: what compares across machines."""
+    if value is None or not reference:
+        return None
+    return round(value / reference, digits)
+
+
 def meta() -> dict[str, Any]:
+    cpu = cpu_info()
     return {
         **git_commit(),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
+            "label": machine_label(cpu),
+            "cpu": cpu,
             "nproc": os.cpu_count(),
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],

@@ -37,32 +37,51 @@ def plan(full: bool, llm: str) -> list[tuple[str, list[str], list[str]]]:
 
 
 def summary_rows(merged: dict[str, Any]) -> list[list[Any]]:
-    """The handful of numbers worth comparing between commits, one row each."""
+    """The handful of numbers worth comparing between commits, one row each, with the ratio to the
+    reference each benchmark measured in the same run (what compares between machines)."""
     rows: list[list[Any]] = []
     tri = merged.get("triage") or {}
+    ref = (tri.get("embedding_call") or {}).get("latency_us") or {}
     if "in_process" in tri:
-        lat = tri["in_process"]["latency_us"]
+        ip = tri["in_process"]
+        lat = ip["latency_us"]
+        vs = (ip.get("vs_embedding_call") or {}).get("p50")
         rows.append(["triage in-process", f"p50 {lat['p50']} µs", f"p99 {lat['p99']} µs",
-                     f"{tri['in_process']['throughput_rps']:.0f} rec/s"])
+                     f"{ip['throughput_rps']:.0f} rec/s",
+                     f"{vs}x an embedding call ({ref.get('p50')} µs)"])
     if "handler" in tri:
         h = tri["handler"]
         rows.append(["TriageFunction warm", f"p50 {h['warm_ms']['p50']} ms", f"p95 {h['warm_ms']['p95']} ms",
-                     f"cold {h['cold_start_ms']} ms (in-process)"])
-    for name, c in ((merged.get("coldstart") or {}).get("functions") or {}).items():
+                     f"cold {h['cold_start_ms']} ms (in-process)",
+                     f"{(h.get('vs_embedding_call') or {}).get('p50')}x an embedding call"])
+    cold = merged.get("coldstart") or {}
+    for name, c in (cold.get("functions") or {}).items():
         if "error" in c:
-            rows.append([f"cold start {name}", "FAILED", c["error"][:50], ""])
+            rows.append([f"cold start {name}", "FAILED", c["error"][:50], "", ""])
         else:
+            vs = (c.get("vs_triage") or {}).get("process_ms")
             rows.append([f"cold start {name}", f"import {c['import_ms']} ms", f"process {c['process_ms']} ms",
-                         f"peak RSS {c['peak_rss_mb']} MB"])
-    for m in (merged.get("embedding") or {}).get("minilm") or []:
+                         f"peak RSS {c['peak_rss_mb']} MB",
+                         f"{vs}x triage, {c.get('vs_interpreter')}x `python -c pass`"])
+    for m in ((merged.get("embedding") or {}).get("minilm") or {}).get("variants") or []:
+        vs = m.get("vs_fp32_onnx") or {}
+        torch = m.get("vs_torch") or {}
         rows.append([f"{m['model'].split('@')[0]} {m['threads']} thr", f"{m['per_record_ms']} ms/rec",
-                     f"batched {m['batched_per_record_ms']} ms/rec", f"{m['throughput_rps']} rec/s"])
+                     f"batched {m['batched_per_record_ms']} ms/rec", f"{m['throughput_rps']} rec/s",
+                     f"{vs.get('per_record')}x / {vs.get('batched')}x fp32 ONNX"
+                     + (f", {torch.get('per_record')}x / {torch.get('batched')}x torch" if torch else "")])
+    for c in (merged.get("embedding") or {}).get("clip") or []:
+        if "vs_fp32" in c:
+            rows.append([f"{c['model']} {c['threads']} thr", f"embed {c['embed_ms']} ms", "", "",
+                         f"{c['vs_fp32']['embed']}x fp32"])
     for key in sorted(k for k in merged if k.startswith("pipeline_n")):
         p = merged[key]
         if "gifs_per_s" in p:
+            plain = (p.get("reference") or {}).get("plain_put_per_s")
             rows.append([f"pipeline N={p['n']}", f"{p['gifs_per_s']} GIFs/s",
                          f"lost {p['lost']} failed {p['failed']}",
-                         f"p95 {p['latency_ms']['p95']} ms, CPU {p.get('cpu_cores_used')} cores"])
+                         f"p95 {p['latency_ms']['p95']} ms, CPU {p.get('cpu_cores_used')} cores",
+                         f"{p.get('vs_plain_puts')}x plain puts ({plain}/s)"])
     return rows
 
 
@@ -98,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(merged, indent=2, default=str) + "\n", encoding="utf-8")
     m = merged["meta"]
     print(f"\ncommit {str(m['commit'])[:12]}{' (dirty)' if m['dirty'] else ''}  "
-          f"nproc {m['machine']['nproc']}  python {m['machine']['python']}  {m['timestamp']}")
-    print(table(["benchmark", "", "", ""], summary_rows(merged)))
+          f"{m['machine']['label']}  python {m['machine']['python']}  {m['timestamp']}")
+    print(table(["benchmark", "", "", "", "vs the reference measured in the same run"], summary_rows(merged)))
     failed = {k: v for k, v in merged["runs"].items() if v["exit_code"] != 0 or v.get("missing")}
     for name, run in failed.items():
         print(f"!! {name}: exit {run['exit_code']}, missing {run.get('missing', [])}")
