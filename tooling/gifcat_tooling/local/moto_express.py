@@ -56,7 +56,8 @@ def _patch_start_execution() -> None:
         # `type` is what was created; moto's interpreter runs every machine as STANDARD (`sm_type`),
         # which changes nothing in how the states run.
         if state_machine.type != StateMachineType.EXPRESS:
-            return original(self, state_machine_arn, name, execution_input, trace_header)
+            # moto reads no input as "{}" too; its signature wants a string
+            return original(self, state_machine_arn, name, execution_input or "{}", trace_header)
         # moto's own start_execution, less the name idempotency, with an Express ARN.
         input_data = execution_input or "{}"
         try:
