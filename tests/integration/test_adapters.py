@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from gifcat.adapters.dynamodb import ResultsTable
+from gifcat.adapters.dynamodb import CLAIM_LEASE_S, ResultsTable, asl_time
 from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.application.ports import ObjectGone
@@ -120,6 +121,45 @@ def test_conditional_writes_follow_the_upload_order(table: ResultsTable) -> None
     assert not table.put(_item(Status.CLASSIFIED, seq=None, primary="sad"))  # no sequencer: never replaces
     stored = table.get("s3://b/k.gif")
     assert stored is not None and (stored.primary, stored.title) == ("dance", "v0B")
+
+
+def _claim(at: datetime, run: str = "run-1") -> None:
+    """What the state machine's Claim state writes (statemachine/classify.asl.json)."""
+    boto3.client("dynamodb").update_item(
+        TableName="results",
+        Key={"pk": {"S": "s3://b/k.gif"}},
+        UpdateExpression="SET #run = :run, #claimed_at = :at",
+        ConditionExpression="#execution = :execution AND #status = :pending AND attribute_not_exists(#run)",
+        ExpressionAttributeNames={
+            "#run": "run", "#claimed_at": "claimed_at", "#execution": "execution", "#status": "status"
+        },
+        ExpressionAttributeValues={
+            ":run": {"S": run},
+            ":at": {"S": asl_time(at)},
+            ":execution": {"S": "x-0A"},
+            ":pending": {"S": "pending"},
+        },
+    )
+
+
+def test_a_claimed_pending_item_is_not_started_again_until_its_claim_lapses(table: ResultsTable) -> None:
+    # Express starts are not idempotent by name: a repeated event must not start a second run while
+    # one holds the item, yet an item whose run ended without a result must not stay pending for ever.
+    assert table.put(_item(Status.PENDING, execution="x-0A"), kind="pending")
+    _claim(datetime.now(UTC))
+    assert not table.put(_item(Status.PENDING, execution="x-0A"), kind="pending")  # a run holds it
+    with pytest.raises(ClientError, match="ConditionalCheckFailed"):  # a second run of it stops at Claim
+        _claim(datetime.now(UTC), run="run-2")
+    assert table.put(_item(Status.CLASSIFIED, primary="food"))  # triage deciding it is still fine
+    assert table.put(_item(Status.PENDING, seq="0B", execution="x-0A"), kind="pending")  # a newer upload
+    stored = table.get("s3://b/k.gif")
+    assert stored is not None and stored.run is None  # the put replaced the item and its claim
+    boto3.client("dynamodb").delete_item(TableName="results", Key={"pk": {"S": "s3://b/k.gif"}})
+    assert table.put(_item(Status.PENDING, execution="x-0A"), kind="pending")
+    _claim(datetime.now(UTC) - timedelta(seconds=CLAIM_LEASE_S + 1))  # that run has surely ended
+    assert table.put(_item(Status.PENDING, execution="x-0A"), kind="pending")
+    stored = table.get("s3://b/k.gif")
+    assert stored is not None and stored.claimed_at is None  # the next run can claim it
 
 
 def test_record_finishes_only_the_executions_own_item(table: ResultsTable) -> None:

@@ -38,13 +38,23 @@ def fresh_script(llm_server: FakeOpenAI) -> None:
     llm_server.clear()  # nothing scripted by one test leaks into the next
 
 
-def run_execution(aws: EmbeddedAws, payload: dict[str, Any]) -> dict[str, Any]:
-    """Start as the console does: a generated name and the given input."""
+def run_execution(
+    aws: EmbeddedAws, payload: dict[str, Any], machine: str = "RerunStateMachineArn"
+) -> dict[str, Any]:
+    """Start as the console does: a generated name and the given input (on the rerun machine unless
+    told otherwise)."""
     sfn = aws.client("stepfunctions")
     arn = sfn.start_execution(
-        stateMachineArn=aws.outputs["StateMachineArn"], input=json.dumps(payload), name=str(uuid.uuid4())
+        stateMachineArn=aws.outputs[machine], input=json.dumps(payload), name=str(uuid.uuid4())
     )["executionArn"]
     return finished(aws, arn)
+
+
+def runs_named(aws: EmbeddedAws, name: str) -> list[dict[str, Any]]:
+    """The Express machine's runs with this name (listed locally only: AWS keeps them in the logs)."""
+    sfn = aws.client("stepfunctions")
+    listed = sfn.list_executions(stateMachineArn=aws.outputs["StateMachineArn"], maxResults=1000)
+    return [e for e in listed["executions"] if e["name"] == name]
 
 
 def finished(aws: EmbeddedAws, arn: str, timeout_s: float = 120.0) -> dict[str, Any]:
@@ -74,11 +84,14 @@ def test_console_rerun_decided_at_triage(aws: EmbeddedAws, bucket: str, gif: Cal
     first = wait_item(aws, key)
     execution = run_execution(aws, rerun_input(bucket, key))
     assert execution["status"] == "SUCCEEDED"
+    assert ":execution:" in execution["executionArn"]  # the Standard machine, with its history
     assert state_names(aws, execution["executionArn"]) == [
         "HasTriageResult",
         "AsRerun",
         "Triage",
         "AfterTriage",
+        "Claim",
+        "IsDecided",
         "Record",
         "Recorded",
     ]
@@ -86,6 +99,19 @@ def test_console_rerun_decided_at_triage(aws: EmbeddedAws, bucket: str, gif: Cal
     assert (item.primary, item.decided_by) == ("food", "tags")
     assert item.execution == execution["name"]
     assert item.updated_at > first.updated_at  # the forced rerun replaced the result
+
+
+@pytest.mark.parametrize("machine", ["RerunStateMachineArn", "StateMachineArn"])
+def test_rerun_without_force_leaves_a_finished_result(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], machine: str
+) -> None:
+    key = f"uploads/keep-{machine}.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food", "yum"]})
+    first = wait_item(aws, key)
+    execution = run_execution(aws, rerun_input(bucket, key, force=False), machine)
+    assert execution["status"] == "SUCCEEDED"
+    assert state_names(aws, execution["executionArn"])[-1] == "NewerResultKept"
+    assert wait_item(aws, key) == first
 
 
 def test_decided_at_embedding(
@@ -179,12 +205,9 @@ def test_a_failing_step_records_a_failed_result_and_the_execution_fails(
     item = wait_item(aws, key)
     assert item.status == "failed"
     assert item.reason.startswith("Timeout")
-    described = aws.client("stepfunctions").describe_execution(
-        executionArn=aws.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:")
-        + ":"
-        + item.execution
-    )
-    assert described["status"] == "FAILED"
+    assert item.execution is not None
+    (run,) = runs_named(aws, item.execution)
+    assert run["status"] == "FAILED"
 
 
 def test_rerun_of_a_missing_object_records_skipped(aws: EmbeddedAws, bucket: str) -> None:
@@ -194,9 +217,10 @@ def test_rerun_of_a_missing_object_records_skipped(aws: EmbeddedAws, bucket: str
     assert item.status == "skipped" and "deleted before it was read" in item.reason
 
 
-def test_duplicate_start_runs_once(
+def test_a_rerun_started_twice_by_name_runs_once(
     aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The Standard rerun machine: Step Functions itself starts a name once.
     key = "uploads/dup-start.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Kiss", "tags": ["kiss", "love"]})
     wait_item(aws, key)
@@ -209,7 +233,7 @@ def test_duplicate_start_runs_once(
         return invoke(event)
 
     monkeypatch.setattr(step, "invoke", held)
-    escalations = Escalations(aws.outputs["StateMachineArn"], aws.client("stepfunctions"))
+    escalations = Escalations(aws.outputs["RerunStateMachineArn"], aws.client("stepfunctions"))
     payload = rerun_input(bucket, key)
     try:
         assert escalations.start("dup-start-1", payload) == "started"
@@ -217,15 +241,67 @@ def test_duplicate_start_runs_once(
         assert escalations.start("dup-start-1", {**payload, "force": False}) == "running"
     finally:
         release.set()
-    names = [
-        e["name"]
-        for e in aws.client("stepfunctions").list_executions(stateMachineArn=aws.outputs["StateMachineArn"])[
-            "executions"
-        ]
-    ]
-    assert names.count("dup-start-1") == 1
+    listed = aws.client("stepfunctions").list_executions(stateMachineArn=aws.outputs["RerunStateMachineArn"])
+    assert [e["name"] for e in listed["executions"]].count("dup-start-1") == 1
     assert finished(aws, escalations.execution_arn("dup-start-1"))["status"] == "SUCCEEDED"
     assert escalations.start("dup-start-1", payload) == "closed"
+
+
+def pending_state(aws: EmbeddedAws, bucket: str, key: str, body: bytes, name: str) -> dict[str, Any]:
+    """A pending item named for execution `name` and the state its triage would start the machine with,
+    for an object outside the upload prefix (so that no triage of its own runs)."""
+    from gifcat.adapters.dynamodb import ResultsTable
+    from gifcat.application.service import StepState
+    from gifcat.domain.model import Status
+    from gifcat.domain.result import result_item
+
+    aws.s3.put_object(Bucket=bucket, Key=key, Body=body)
+    state = StepState.model_validate(load_event("embed/state.json"))
+    ref = state.object.model_copy(update={"bucket": bucket, "key": key, "size": len(body)})
+    pending = state.classification.model_copy(update={"status": Status.PENDING})
+    table = ResultsTable(aws.outputs["ResultsTableName"], aws.client("dynamodb"))
+    assert table.put(result_item(ref, pending, metadata=state.metadata, execution=name), kind="pending")
+    return state.model_copy(update={"object": ref, "execution": name}).model_dump(mode="json")
+
+
+def test_duplicate_runs_of_one_express_execution_give_one_result(
+    aws: EmbeddedAws,
+    bucket: str,
+    gif: Callable[..., bytes],
+    llm_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Express starts are at-least-once and not idempotent by name: three runs of one execution, started
+    # together before any has claimed the item, must embed once, ask the LLM at most once and record once.
+    embed = aws.runner.functions[aws.stack.physical_name("EmbedFunction")]
+    embedded: list[str] = []
+    original = embed.invoke
+
+    def counting(event: Any) -> tuple[Any, bool]:
+        embedded.append(event["execution"])
+        return original(event)
+
+    monkeypatch.setattr(embed, "invoke", counting)
+    name = "dup-express-1"
+    state = pending_state(aws, bucket, "manual/dup express.gif", gif(), name)
+    sfn, machine = aws.client("stepfunctions"), aws.outputs["StateMachineArn"]
+    arns = [
+        sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(state))["executionArn"]
+        for _ in range(3)
+    ]
+    assert len(set(arns)) == 3  # three runs, as AWS would start them
+    runs = [finished(aws, arn) for arn in arns]
+    assert all(r["status"] == "SUCCEEDED" for r in runs)
+    ends = sorted(state_names(aws, arn)[-1] for arn in arns)
+    assert ends == ["AlreadyClaimed", "AlreadyClaimed", "Recorded"], ends
+    assert embedded == [name]
+    item = wait_item(aws, "manual/dup express.gif")
+    assert item.status == "classified" and item.execution == name
+    assert item.run in arns  # the run that claimed it
+    # A late duplicate, once the answer is recorded, changes nothing.
+    late = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(state))
+    assert state_names(aws, finished(aws, late["executionArn"])["executionArn"])[-1] == "AlreadyClaimed"
+    assert wait_item(aws, "manual/dup express.gif") == item and embedded == [name]
 
 
 def state_sizes(aws: EmbeddedAws, arn: str) -> dict[str, int]:
@@ -260,8 +336,9 @@ def test_a_64_kb_emoji_sidecar_keeps_every_state_small(
     item = wait_item(aws, key)
     assert item.status == "classified", item.reason
     assert item.tags == tags  # the item keeps the metadata whole; the state needed only a part
-    arn = aws.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + ":" + item.execution
-    sizes = state_sizes(aws, arn)
+    assert item.execution is not None
+    (run,) = runs_named(aws, item.execution)
+    sizes = state_sizes(aws, run["executionArn"])
     assert {"Embed", "Record"} <= set(sizes), sizes  # it went through the state machine
     assert max(sizes.values()) < 64 * 1024, sizes  # a quarter of the limit, escaped
 

@@ -47,13 +47,48 @@ def test_sam_validate_lint(root: Path) -> None:
     assert "is a valid SAM Template" in run.stdout + run.stderr
 
 
-def test_every_placeholder_in_the_definition_is_substituted(root: Path) -> None:
+@pytest.mark.parametrize("machine", ["ClassifyStateMachine", "RerunStateMachine"])
+def test_every_placeholder_in_the_definition_is_substituted(root: Path, machine: str) -> None:
     # cfn-lint checks neither: a missing substitution would only fail at deploy time.
     template = load_template(root / "template.yaml")
     placeholders = set(re.findall(r"\$\{(\w+)\}", (root / ASL).read_text()))
-    props = template["Resources"]["ClassifyStateMachine"]["Properties"]
+    props = template["Resources"][machine]["Properties"]
     assert placeholders == set(props["DefinitionSubstitutions"])
     assert props["DefinitionUri"] == ASL
+
+
+def test_uploads_run_express_with_logs_and_reruns_keep_a_standard_history(root: Path) -> None:
+    stack = Stack(load_template(root / "template.yaml"), root)
+    express = stack.resolve(stack.resources["ClassifyStateMachine"]["Properties"])
+    rerun = stack.resolve(stack.resources["RerunStateMachine"]["Properties"])
+    assert (express["Type"], rerun["Type"]) == ("EXPRESS", "STANDARD")
+    # What the triage function starts is the Express one; the console's rerun output, the Standard one.
+    triage_env = stack.function_properties("TriageFunction")["Environment"]["Variables"]
+    assert triage_env["STATE_MACHINE_ARN"] == stack.arn("ClassifyStateMachine")
+    assert stack.resolve(stack.template["Outputs"]["RerunStateMachineArn"]["Value"]) == stack.arn(
+        "RerunStateMachine"
+    )
+    # The console shows Express runs only from their logs: every run, without the uploader's text.
+    logging = express["Logging"]
+    assert (logging["Level"], logging["IncludeExecutionData"]) == ("ALL", False)
+    assert logging["Destinations"] == [
+        {"CloudWatchLogsLogGroup": {"LogGroupArn": stack.arn("ClassifyLogGroup")}}
+    ]
+    for props in (express, rerun):  # the table only through UpdateItem (Claim, Record, RecordFailure)
+        table_actions = {
+            a for p in props["Policies"] for s in p.get("Statement", []) for a in s["Action"]
+            if s["Resource"] == stack.arn("ResultsTable")
+        }
+        assert table_actions == {"dynamodb:UpdateItem"}
+
+
+def test_a_claim_outlives_every_run(root: Path) -> None:
+    # A pending item is started again only once the run that claimed it has surely ended.
+    from gifcat.adapters.dynamodb import CLAIM_LEASE_S
+
+    definition = json.loads((root / ASL).read_text())
+    assert definition["TimeoutSeconds"] <= 300  # the Express limit: longer runs are stopped anyway
+    assert definition["TimeoutSeconds"] < CLAIM_LEASE_S
 
 
 def test_functions_touch_only_what_they_use(root: Path) -> None:
@@ -66,9 +101,7 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
         "s3:GetObject",
         "s3:GetObjectVersion",
         "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
         "states:StartExecution",
-        "states:DescribeExecution",
         "sqs:SendMessage",
     }
     assert actions["TriageStepFunction"] == {
@@ -97,6 +130,8 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
 def test_sample_events_parse_as_their_handlers_do() -> None:
     step = TriageStepEvent.model_validate(load_event("triage/step.json"))
     assert step.execution_name == "console-rerun-1" and step.request.force
+    express = "arn:aws:states:us-east-1:1:express:gifcat-ClassifyStateMachine:console-rerun-2:5f0e-77"
+    assert step.model_copy(update={"execution": express}).execution_name == "console-rerun-2"
     for name in ("embed/state.json", "escalate/state.json"):
         state = StepState.model_validate(load_event(name))
         assert state.classification.status.value == "undecided" and not state.decided

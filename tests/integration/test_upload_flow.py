@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from gifcat.adapters.stepfunctions import execution_name
 from gifcat.domain.model import GifMetadata
-from gifcat.domain.result import ObjectRef
+from gifcat.domain.result import ObjectRef, ResultItem
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
 from tests.integration.conftest import s3_event, wait_item
@@ -133,17 +135,54 @@ def test_ambiguous_upload_starts_one_named_execution(
     expected = execution_name(ref, GifMetadata(title="Mood", tags=("#mood", "#fyp")))
     assert pending.execution == expected
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,80}", expected)
-    # The same event again, twice: no second execution, still one result.
+    # The same event again, twice: one run goes past Claim, still one result. (Express starts are not
+    # idempotent by name: an event repeated before the first run claims the item starts a run that
+    # ends at Claim; one repeated after it starts nothing.)
     fn = aws.runner.functions[aws.stack.physical_name("TriageFunction")]
     for _ in range(2):
         aws.runner.submit(
             fn, s3_event(bucket, key, etag=etag, size=len(gif()), sequencer=pending.sequencer)
         )
-    final = wait_item(aws, key)
-    assert [e["name"] for e in executions(aws)].count(expected) == 1
+    final = wait_settled(aws, key)
+    runs = [e for e in executions(aws) if e["name"] == expected]
+    sfn = aws.client("stepfunctions")
+    histories = [sfn.get_execution_history(executionArn=r["executionArn"])["events"] for r in runs]
+    ends = [
+        [e["stateEnteredEventDetails"]["name"] for e in h if "stateEnteredEventDetails" in e][-1]
+        for h in histories
+    ]
+    assert ends.count("Recorded") == 1 and set(ends) <= {"Recorded", "AlreadyClaimed"}, ends
     assert sum(r.key == key for r in aws.results()) == 1
-    assert final.status == "classified"  # by the scripted LLM's default answer, if not before
+    assert final.status == "classified" and final.run in {r["executionArn"] for r in runs}
 
+
+def test_a_repeated_event_while_a_run_holds_the_item_starts_nothing(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With Express, the pending item's conditional write is what deduplicates starts: the run has
+    # claimed the item (it is embedding), so the repeated event's write fails and nothing starts.
+    embed = aws.runner.functions[aws.stack.physical_name("EmbedFunction")]
+    original, entered, release = embed.invoke, threading.Event(), threading.Event()
+
+    def held(event: Any) -> tuple[Any, bool]:
+        entered.set()
+        release.wait(60)  # until the repeated event has been handled
+        return original(event)
+
+    monkeypatch.setattr(embed, "invoke", held)
+    key = "uploads/held.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Mood", "tags": ["#mood", "#held"]})
+    assert entered.wait(30)
+    pending = wait_item(aws, key, finished=False)
+    assert pending.status == "pending" and pending.run
+    fn = aws.runner.functions[aws.stack.physical_name("TriageFunction")]
+    etag = aws.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    aws.runner.submit(fn, s3_event(bucket, key, etag=etag, size=len(gif()), sequencer=pending.sequencer))
+    assert aws.runner.drain(60)  # the repeated event's triage is done
+    release.set()
+    final = wait_settled(aws, key)
+    assert final.status == "classified"
+    assert [e["name"] for e in executions(aws)].count(pending.execution) == 1
 
 def test_s3_events_carry_increasing_sequencers(
     aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
@@ -156,7 +195,7 @@ def test_s3_events_carry_increasing_sequencers(
     assert seen[0] < seen[1] and all(re.fullmatch(r"[0-9A-F]{16}", s) for s in seen)
 
 
-def wait_settled(aws: EmbeddedAws, key: str, timeout_s: float = 120.0) -> dict:
+def wait_settled(aws: EmbeddedAws, key: str, timeout_s: float = 120.0) -> ResultItem:
     """The key's item once no event is queued and no execution runs: nothing left to change it."""
     sfn = aws.client("stepfunctions")
     deadline = time.monotonic() + timeout_s

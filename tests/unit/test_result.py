@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from gifcat.adapters.dynamodb import (
+    CLAIM_LEASE_S,
     correction_request,
     from_attribute_values,
     put_request,
@@ -16,6 +17,7 @@ from gifcat.adapters.dynamodb import (
     to_attribute_values,
 )
 from gifcat.config import Settings
+from gifcat.domain.costs import orchestration_usd
 from gifcat.domain.model import Candidate, Classification, GifMetadata, StageName, StageTrace, Status
 from gifcat.domain.result import HUMAN, NO_SEQUENCER, ObjectRef, classification_fields, result_item
 
@@ -126,8 +128,14 @@ def test_triage_writes_replace_older_uploads_and_their_own_unfinished_item() -> 
         "attribute_not_exists(pk) OR #seq < :seq"
         " OR (#seq = :seq AND #status IN (:pending, :failed, :undecided))"
     )
-    # A pending item always has a running execution: only a pending item of the same upload is rewritten.
-    assert pending["ConditionExpression"].endswith("(#seq = :seq AND #status = :pending)")
+    # A pending item of the same upload is rewritten (and started again) only while no run holds it.
+    assert pending["ConditionExpression"].endswith(
+        "(#seq = :seq AND #status = :pending AND (attribute_not_exists(#claimed) OR #claimed < :stale))"
+    )
+    at = datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=UTC)
+    stale = put_request(result_item(REF, classified()), kind="pending", at=at)["ExpressionAttributeValues"]
+    # As Step Functions writes $$.State.EnteredTime, CLAIM_LEASE_S earlier.
+    assert stale[":stale"] == {"S": "2026-11-28T09:54:00.123Z"} and CLAIM_LEASE_S == 360
 
 
 def test_record_sets_the_answer_on_the_executions_own_item() -> None:
@@ -165,16 +173,17 @@ def test_rerun_keeps_the_stored_order() -> None:
     assert fresh["ConditionExpression"] == "attribute_not_exists(pk)"
 
 
-def test_estimated_cost_counts_llm_lambda_and_step_functions(settings: Settings) -> None:
+def test_estimated_cost_counts_llm_lambda_and_the_state_machine(settings: Settings) -> None:
     item = result_item(REF, classified(), prices=settings.prices)
     cost = item.cost
     assert cost is not None
     assert cost["llm_usd"] == 0.00002
-    # 512 ms of the 256 MB escalate function, one request, and one execution's transitions.
+    # 512 ms of the 256 MB escalate function, one request, and one Express run (tests/unit/test_costs.py).
     lam = settings.prices.lambda_
     assert cost["lambda_usd"] == pytest.approx(0.512 * 0.25 * lam.gb_second_usd + lam.request_usd)
-    sfn = settings.prices.stepfunctions
-    assert cost["stepfunctions_usd"] == pytest.approx(sfn.transitions_per_execution * sfn.transition_usd)
+    run = orchestration_usd(classified().stages, settings.prices.stepfunctions)
+    assert cost["stepfunctions_usd"] == pytest.approx(run)
+    assert 0 < cost["stepfunctions_usd"] < 0.00002
     assert item.cost_usd == pytest.approx(cost["llm_usd"] + cost["lambda_usd"] + cost["stepfunctions_usd"])
 
 

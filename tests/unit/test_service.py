@@ -238,6 +238,8 @@ def test_rerun_takes_the_item_over_and_records_on_it(
     assert item.execution == "console-1" and item.status == "pending"
     assert not state.superseded and state.record is not None
     assert state.record["ConditionExpression"].startswith("#execution = :execution AND ")
+    # Its own item, while pending: a second run of this execution leaves a recorded answer alone.
+    assert state.record["ConditionExpression"].endswith(" AND #status = :pending")
     assert state.record["ExpressionAttributeValues"][":execution"] == {"S": "console-1"}
 
 

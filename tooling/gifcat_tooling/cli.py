@@ -21,7 +21,7 @@ from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 if TYPE_CHECKING:  # imported where used: `gifcat classify` needs none of the evaluation
     from gifcat.domain.model import Classification
     from gifcat.domain.records import LabelledRecord
-    from gifcat_tooling.evaluation import EvalSummary, Report
+    from gifcat_tooling.evaluation import EvalSummary, PromptSizes, Report, VsAllLlm
     from gifcat_tooling.pipeline import LocalPipeline
 
 STAGE_CHOICES = {"triage": StageName.RULES, "embedding": StageName.EMBEDDING, "llm": StageName.LLM}
@@ -184,11 +184,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 )
         elif args.baseline and not args.report:  # one baseline instead of the cascade
             report, _ = run(_baseline_pipeline(baselines[0], settings, taxonomy, args.labelled), baselines[0])
+            report.prompt_sizes = _prompt_sizes(report, settings, taxonomy)
             summary = report.summary(settings).model_copy(update={"baseline": baselines[0]})
         else:
             cascade = LocalPipeline(settings, taxonomy, STAGE_CHOICES[args.until], labelled=args.labelled)
             with cascade:
                 report = evaluate(records, lambda r: cascade.classify(r.item()), progress("cascade"))
+                report.prompt_sizes = _prompt_sizes(report, settings, taxonomy)
                 summary = report.summary(settings)
                 if args.report and args.until == "llm":
                     llm_correct = _llm_answers(report, cascade.stage(StageName.LLM), progress("llm (curve)"))
@@ -232,7 +234,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f"  p50 {s.latency_ms.p50:.2f} ms"
             )
         print(f"  undecided  {summary.undecided:>4}   reached the LLM: {summary.llm_share:.1%}")
+        if summary.cost is not None and summary.cost.vs_all_llm is not None:
+            print(vs_all_llm_lines(summary.cost.vs_all_llm, settings))
     return 0
+
+
+def vs_all_llm_lines(vs: VsAllLlm, settings: Any) -> str:
+    """The cascade beside every GIF sent to the LLM, per 1,000 GIFs, at each non-free model's prices."""
+    call, tokens = vs.llm_call, vs.prompt_tokens_per_1000
+    kind = "measured" if call.calls else "projected"
+    lines = [
+        f"  vs every GIF to the LLM ({kind}; {vs.share_reaching_llm:.1%} reach it; prompt tokens per"
+        f" 1,000 GIFs {tokens['cascade']:,} vs {tokens['all_llm']:,}; {call.latency_ms:.0f} ms a call):"
+    ]
+    for model, figures in vs.by_model.items():
+        price = settings.prices.llm[model]
+        if not (price.input_per_million or price.output_per_million):
+            continue
+        c, a = figures.cascade, figures.all_llm
+        ratio = "n/a" if figures.ratio is None else f"{figures.ratio:.3f}"
+        lines.append(
+            f"    {model:<14} cascade ${c.per_1000_usd:.4f} (orchestration"
+            f" {c.stepfunctions_per_1000_usd:.4f}, Lambda {c.lambda_per_1000_usd:.4f},"
+            f" LLM {c.llm_per_1000_usd:.4f}) vs ${a.per_1000_usd:.4f}: ratio {ratio}"
+        )
+    return "\n".join(lines)
 
 
 def _fitted_eval(
@@ -286,6 +312,7 @@ def _fitted_eval(
     fitting = Fitting(train=args.train, n_train=len(splits[0][0])) if args.train else Fitting(
         cv=args.cv, seed=args.seed
     )
+    report.prompt_sizes = _prompt_sizes(report, settings, taxonomy)
     summary = report.summary(settings).model_copy(update={
         "fitting": fitting, "folds": folds, "fold_spread": None if args.train else fold_spread(folds)
     })
@@ -294,6 +321,38 @@ def _fitted_eval(
 
 def _classify(pipeline: LocalPipeline, record: LabelledRecord) -> Classification:
     return pipeline.classify(record.item())
+
+
+def _prompt_sizes(report: Any, settings: Any, taxonomy: Any) -> PromptSizes | None:
+    """Each record's LLM prompt, in characters, as the configured prompt builds it for the configured
+    model: sent alone (no earlier stage, any category), and, for records the embedding stage left in a
+    run that stopped there, as the cascade's LLM step would send it. Prices the LLM side of
+    `cost.vs_all_llm`; None when the settings configure no usable prompt."""
+    from gifcat.adapters.llm.factory import prompt_builder
+    from gifcat.domain.instructions import InstructionScreen
+    from gifcat.domain.llm.options import LlmOptions
+    from gifcat.domain.stages.llm import NEIGHBOURS_READ, LlmStage, prompt_chars
+    from gifcat_tooling.evaluation import PromptSizes
+
+    try:
+        builder = prompt_builder(settings, taxonomy)
+        choose = settings.options("llm", LlmOptions).choose_from_top
+        held = LlmStage(None, builder, choose_from_top=choose)  # type: ignore[arg-type]  # no calls made
+    except ConfigError:
+        return None
+    screen = InstructionScreen()  # prompts are built from the screened metadata, as the cascade does
+    sizes = PromptSizes()
+    for p in report.predictions:
+        item = p.record.item()
+        item = item.model_copy(update={"metadata": screen.screen(item.metadata).metadata})
+        sizes.alone[p.record.id] = prompt_chars(builder.messages(item, [], [], ()))
+        so_far = p.result
+        if so_far.status is Status.UNDECIDED and p.trace(StageName.EMBEDDING) and not p.trace(StageName.LLM):
+            messages = builder.messages(
+                item, so_far.top_candidates(), so_far.neighbours(NEIGHBOURS_READ), held.choices(so_far)
+            )
+            sizes.cascade[p.record.id] = prompt_chars(messages)
+    return sizes
 
 
 def _llm_answers(report: Any, llm: Any, progress: Any) -> dict[str, bool]:

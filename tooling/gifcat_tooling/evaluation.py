@@ -35,6 +35,7 @@ from gifcat.domain.model import Classification, StageName, StageTrace
 from gifcat.domain.records import LabelledRecord
 
 UNDECIDED = "undecided"
+SIDES = ("cascade", "all_llm")
 
 
 # -- the summary: what `gifcat eval` prints with --json and writes to report.json ---------------------
@@ -109,6 +110,42 @@ class TokenCount(_Model):
     completion: int
 
 
+class LlmCall(_Model):
+    """One LLM call as this run measured it, or as `prices.llm_call` projects it."""
+
+    basis: str
+    calls: int
+    tokens_per_char: float
+    prompt_tokens: float
+    completion_tokens: float
+    latency_ms: float
+
+
+class SideCost(_Model):
+    """One side of the comparison (the cascade, or the LLM alone), per 1,000 GIFs."""
+
+    llm_per_1000_usd: float
+    lambda_per_1000_usd: float
+    stepfunctions_per_1000_usd: float
+    per_1000_usd: float
+
+
+class ModelVsAllLlm(_Model):
+    cascade: SideCost
+    all_llm: SideCost
+    ratio: float | None  # the cascade's cost over the LLM alone's; null when the LLM alone costs nothing
+
+
+class VsAllLlm(_Model):
+    """The cascade beside sending every GIF to the LLM alone, priced the same way, per priced model."""
+
+    llm_call: LlmCall
+    prompts: str  # how prompts were sized: each record's own, or the typical call's mean
+    share_reaching_llm: float
+    prompt_tokens_per_1000: dict[str, int]  # side -> prompt tokens per 1,000 GIFs
+    by_model: dict[str, ModelVsAllLlm]
+
+
 class CostSummary(_Model):
     per_1000_usd: float
     llm_per_1000_usd: float
@@ -116,6 +153,7 @@ class CostSummary(_Model):
     stepfunctions_per_1000_usd: float
     llm_tokens: TokenCount
     by_model_per_1000_usd: dict[str, float]  # the same LLM tokens priced as every configured model
+    vs_all_llm: VsAllLlm | None = None  # None in summaries written before it
 
 
 class CurvePoint(_Model):
@@ -283,6 +321,7 @@ def micro_f1(preds: Sequence[Prediction]) -> float:
 @dataclass
 class Report:
     predictions: list[Prediction] = field(default_factory=list)
+    prompt_sizes: PromptSizes | None = None  # set by `gifcat eval` for the cost beside the LLM alone
 
     def summary(self, settings: Settings | None = None) -> EvalSummary:
         preds = self.predictions
@@ -306,7 +345,7 @@ class Report:
                 latency_ms=_latency(ran),
             )
         reached_llm = sum(p.trace(StageName.LLM) is not None for p in preds)
-        cost = cost_summary(preds, settings) if settings is not None else None
+        cost = cost_summary(preds, settings, self.prompt_sizes) if settings is not None else None
         return EvalSummary(
             n=n,
             accuracy=_ratio(sum(p.correct for p in preds), n),
@@ -381,10 +420,13 @@ def fold_spread(folds: Sequence[FoldSummary]) -> FoldSpread:
     return FoldSpread(accuracy=spread([f.accuracy for f in folds]), stages=stages)
 
 
-def cost_summary(preds: Sequence[Prediction], settings: Settings) -> CostSummary:
+def cost_summary(
+    preds: Sequence[Prediction], settings: Settings, sizes: PromptSizes | None = None
+) -> CostSummary:
     """What the run would cost on AWS, per 1,000 GIFs, from what was recorded (gifcat.domain.costs per item).
 
-    LLM tokens are also priced as every configured model, to compare endpoints without re-running.
+    LLM tokens are also priced as every configured model, to compare endpoints without re-running; and
+    the cascade is set beside sending every GIF to the LLM alone, priced the same way (`vs_all_llm`).
     """
     n = max(len(preds), 1)
     prices = settings.prices
@@ -411,8 +453,133 @@ def cost_summary(preds: Sequence[Prediction], settings: Settings) -> CostSummary
         stepfunctions_per_1000_usd=round(totals["stepfunctions_usd"] * per_1000, 6),
         llm_tokens=TokenCount(prompt=tokens_in, completion=tokens_out),
         by_model_per_1000_usd=by_model,
+        vs_all_llm=vs_all_llm(preds, settings, sizes),
     )
 
+
+@dataclass
+class PromptSizes:
+    """Characters of the LLM prompt per record id, built by the configured prompt: `alone`, what the LLM
+    alone would be sent (no earlier stage, any category); `cascade`, what the cascade's LLM step sends
+    or, in a run that stopped before it, would send the records the embedding stage left."""
+
+    alone: dict[str, int] = field(default_factory=dict)
+    cascade: dict[str, int] = field(default_factory=dict)
+
+
+def _llm_calls(preds: Sequence[Prediction]) -> list[StageTrace]:
+    return [t for p in preds if (t := p.trace(StageName.LLM)) is not None and t.usage.get("calls", 0) > 0]
+
+
+def typical_llm_call(preds: Sequence[Prediction], settings: Settings) -> LlmCall:
+    """What one LLM call costs in this run: tokens per prompt character (so that any prompt can be
+    priced), completion tokens and latency, the means of this run's calls (latency of those not
+    replayed from the call cache); what the run cannot tell comes from `prices.llm_call`."""
+    ref = settings.prices.llm_call
+    calls = _llm_calls(preds)
+    sized = [t for t in calls if t.usage.get("prompt_chars", 0) > 0]
+    live = [t for t in calls if not t.usage.get("cached_calls", 0)]
+    k = len(calls)
+
+    def mean(traces: list[StageTrace], value: Callable[[StageTrace], float]) -> float:
+        return sum(value(t) for t in traces) / len(traces)
+
+    return LlmCall(
+        basis=(f"measured: this run's {k} LLM calls" if calls else "projected: no LLM call in this run")
+        + ("" if sized and live else f"; from prices.llm_call: {ref.source}"),
+        calls=k,
+        tokens_per_char=round(
+            sum(t.usage["prompt_tokens"] for t in sized) / sum(t.usage["prompt_chars"] for t in sized), 4
+        ) if sized else ref.tokens_per_char,
+        prompt_tokens=round(mean(calls, lambda t: t.usage.get("prompt_tokens", 0)), 1)
+        if calls else ref.prompt_tokens,
+        completion_tokens=round(mean(calls, lambda t: t.usage.get("completion_tokens", 0)), 1)
+        if calls else ref.completion_tokens,
+        latency_ms=round(mean(live, lambda t: t.elapsed_ms), 1) if live else ref.latency_ms,
+    )
+
+
+def vs_all_llm(
+    preds: Sequence[Prediction], settings: Settings, sizes: PromptSizes | None = None
+) -> VsAllLlm:
+    """Per priced LLM model: the cascade's cost per 1,000 GIFs and that of sending every GIF to the LLM
+    alone, both priced by gifcat.costs (tokens at that model's prices, Lambda, the state machine run),
+    and their ratio.
+
+    The cascade's LLM calls are priced by their recorded tokens. The LLM alone is priced one call per
+    record, its prompt's characters (`sizes.alone`) times this run's tokens per character; in a run
+    that stopped before the LLM, each record the embedding stage left is given the call the cascade
+    would make (`sizes.cascade`). Without sizes, the typical call's mean prompt serves.
+    """
+    n = max(len(preds), 1)
+    prices = settings.prices
+    call = typical_llm_call(preds, settings)
+    projected = call.calls == 0
+    per_char = call.tokens_per_char
+
+    def prompt_tokens(chars: dict[str, int] | None, record_id: str) -> float:
+        if chars is not None and record_id in chars:
+            return chars[record_id] * per_char
+        return float(call.prompt_tokens)
+
+    def llm_trace(cost: float) -> StageTrace:  # a priced call (its tokens priced apart, unrounded)
+        return StageTrace(stage=StageName.LLM, decided=True, elapsed_ms=call.latency_ms, cost_usd=cost)
+
+    reached = 0
+    tokens = {"cascade": 0.0, "all_llm": 0.0}
+    out: dict[str, ModelVsAllLlm] = {}
+    for model, price in prices.llm.items():
+
+        def priced(prompt: float, completion: float, price: Any = price) -> float:
+            return (prompt * price.input_per_million + completion * price.output_per_million) / 1e6
+
+        sides = {side: {"llm_usd": 0.0, "lambda_usd": 0.0, "stepfunctions_usd": 0.0} for side in SIDES}
+        reached = 0
+        tokens = {"cascade": 0.0, "all_llm": 0.0}
+        for p in preds:
+            rid = p.record.id
+            stages = list(p.result.stages)
+            asked = [t for t in stages if t.stage is StageName.LLM]
+            llm = sum(priced(t.usage.get("prompt_tokens", 0), t.usage.get("completion_tokens", 0))
+                      for t in asked)
+            tokens["cascade"] += sum(t.usage.get("prompt_tokens", 0) for t in asked)
+            if projected and p.result.status.value == UNDECIDED and p.trace(StageName.EMBEDDING) is not None:
+                prompt = prompt_tokens(sizes.cascade if sizes else None, rid)
+                extra = priced(prompt, call.completion_tokens)
+                stages.append(llm_trace(extra))
+                llm += extra
+                tokens["cascade"] += prompt
+            cost = item_cost(stages, prices)
+            reached += any(t.stage is StageName.LLM for t in stages)
+            sides["cascade"]["llm_usd"] += llm
+            sides["cascade"]["lambda_usd"] += cost["lambda_usd"]
+            sides["cascade"]["stepfunctions_usd"] += cost["stepfunctions_usd"]
+            prompt = prompt_tokens(sizes.alone if sizes else None, rid)
+            alone_llm = priced(prompt, call.completion_tokens)
+            alone = item_cost([llm_trace(alone_llm)], prices)
+            tokens["all_llm"] += prompt
+            sides["all_llm"]["llm_usd"] += alone_llm
+            sides["all_llm"]["lambda_usd"] += alone["lambda_usd"]
+            sides["all_llm"]["stepfunctions_usd"] += alone["stepfunctions_usd"]
+        figures: dict[str, SideCost] = {}
+        for side, parts in sides.items():
+            figures[side] = SideCost(
+                **{k.replace("_usd", "_per_1000_usd"): round(v * 1000.0 / n, 6) for k, v in parts.items()},
+                per_1000_usd=round(sum(parts.values()) * 1000.0 / n, 6),
+            )
+        cascade, alone_total = figures["cascade"].per_1000_usd, figures["all_llm"].per_1000_usd
+        out[model] = ModelVsAllLlm(
+            cascade=figures["cascade"],
+            all_llm=figures["all_llm"],
+            ratio=round(cascade / alone_total, 4) if alone_total else None,
+        )
+    return VsAllLlm(
+        llm_call=call,
+        prompts="each record's own prompt" if sizes else "the typical call's mean prompt",
+        share_reaching_llm=_ratio(reached, n),
+        prompt_tokens_per_1000={side: round(v * 1000.0 / n) for side, v in tokens.items()},
+        by_model=out,
+    )
 
 def evaluate(
     records: Sequence[LabelledRecord],

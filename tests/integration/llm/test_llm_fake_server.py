@@ -61,7 +61,9 @@ def test_good_answer_becomes_candidates_usage_and_cost(server: FakeOpenAI) -> No
     assert out.rationale == "pizza everywhere"
     assert out.model == "gpt-4o-mini-2024-07-18"  # what the server said answered
     assert out.prompt_version == "classify-v2"  # the default prompt
+    (req,) = server.chat_requests
     assert out.usage == {
+        "prompt_chars": sum(len(m["content"]) for m in req.messages),  # gifcat eval prices prompts by them
         "prompt_tokens": 1000,
         "completion_tokens": 100,
         "total_tokens": 1100,
@@ -72,7 +74,6 @@ def test_good_answer_becomes_candidates_usage_and_cost(server: FakeOpenAI) -> No
     assert out.cost_usd == pytest.approx((1000 * 0.15 + 100 * 0.60) / 1e6)
     assert "llm: priced 'gpt-4o-mini-2024-07-18' as 'gpt-4o-mini'" in out.notes
 
-    (req,) = server.chat_requests
     assert req.headers["authorization"] == f"Bearer {KEY}"
     assert req.body["model"] == "gpt-4o-mini" and req.body["temperature"] == 0
     rf = req.response_format

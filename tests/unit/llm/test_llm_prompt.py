@@ -208,3 +208,17 @@ def test_v1_refuses_a_short_answer_format_and_bad_field_sections_fail_at_parse()
         parse_prompt(base + "=== fields ===\nlabels: all that fit\n", "x")
     with pytest.raises(PromptError, match="unknown section"):
         parse_prompt(base + "=== notes ===\nhi\n", "x")
+
+
+def test_v3_describes_only_the_allowed_categories_in_the_user_turn() -> None:
+    b = PromptBuilder(template=load_prompt("classify-v3"), taxonomy=SMALL, answer_fields=("primary",))
+    held = b.messages(item("Pizza", id="a"), [Candidate(category="food", score=0.4)], [], ("food", "cute"))
+    anything = b.messages(item("Pizza", id="a"), [], [], ())
+    assert held[0] == anything[0]  # the system text is static: no category in it
+    assert not any(f"- {c.name}:" in held[0]["content"] for c in SMALL.categories)
+    user = held[1]["content"]
+    assert "- food: food, drink, cooking." in user and "- cute: adorable, aww." in user
+    assert not any(f"- {name}:" in user for name in ("funny", "gaming", "sad"))
+    # Free to name any category (no earlier stage held it): every description, as in v2.
+    assert all(f"- {c.name}:" in anything[1]["content"] for c in SMALL.categories)
+    assert len(user) < len(anything[1]["content"])

@@ -25,7 +25,7 @@ import boto3
 from gifcat.adapters.embeddings.artefacts import models_dir
 from gifcat.domain.model import Status
 from gifcat.domain.result import ResultItem
-from gifcat_tooling.local import moto_itemreader, moto_speedups
+from gifcat_tooling.local import moto_express, moto_itemreader, moto_speedups
 from gifcat_tooling.local.lambda_runner import LambdaRunner, LocalFunction
 from gifcat_tooling.local.template import REGION, Stack, load_template
 
@@ -89,6 +89,7 @@ class EmbeddedAws:
         self._moto_api("reset", None)
         self._moto_api("config", {"stepfunctions": {"execute_state_machine": True}})
         moto_speedups.install()
+        moto_express.install()  # Express executions as AWS starts them (no name idempotency)
         moto_itemreader.install()  # the Distributed Map reads the whole listing, as on AWS
         self.runner = LambdaRunner(self.endpoint, workers=self.workers).__enter__()
         try:
@@ -162,17 +163,22 @@ class EmbeddedAws:
             s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
             )
+        logs = self.client("logs")
+        for lid in stack.of_type("AWS::Logs::LogGroup"):
+            logs.create_log_group(logGroupName=stack.physical_name(lid))
         sfn = self.client("stepfunctions")
         for lid in stack.of_type("AWS::Serverless::StateMachine"):
-            props = stack.resources[lid]["Properties"]
+            props = stack.resolve(stack.resources[lid]["Properties"])
             definition = (self.root / props["DefinitionUri"]).read_text(encoding="utf-8")
-            for key, value in stack.resolve(props.get("DefinitionSubstitutions", {})).items():
+            for key, value in props.get("DefinitionSubstitutions", {}).items():
                 definition = definition.replace("${" + key + "}", str(value))
+            extra = {"loggingConfiguration": _logging(props["Logging"])} if "Logging" in props else {}
             sfn.create_state_machine(
                 name=stack.physical_name(lid),
                 definition=definition,
                 roleArn=role,
                 type=props.get("Type", "STANDARD"),
+                **extra,
             )
         for name, spec in stack.template.get("Outputs", {}).items():
             value = stack.resolve(spec["Value"])
@@ -267,6 +273,18 @@ class EmbeddedAws:
             time.sleep(poll_s)
             poll_s = min(poll_s * 1.5, 2.0)
         return {r.key: r for r in self.results() if r.key in keys and r.status is not Status.PENDING}
+
+
+def _logging(sam: dict[str, Any]) -> dict[str, Any]:
+    """SAM's Logging property as the Step Functions API takes it."""
+    return {
+        "level": sam.get("Level", "OFF"),
+        "includeExecutionData": bool(sam.get("IncludeExecutionData", False)),
+        "destinations": [
+            {"cloudWatchLogsLogGroup": {"logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]}}
+            for d in sam.get("Destinations", [])
+        ],
+    }
 
 
 def _placeholder_zip() -> bytes:

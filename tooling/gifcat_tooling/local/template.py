@@ -72,7 +72,7 @@ class Stack:
     # Physical names and ARNs, derived the same way every time so that references need no ordering.
     def physical_name(self, logical_id: str) -> str:
         props = self.resources[logical_id].get("Properties", {})
-        for key in ("BucketName", "TableName", "QueueName", "FunctionName", "Name"):
+        for key in ("BucketName", "TableName", "QueueName", "FunctionName", "LogGroupName", "Name"):
             if key in props:
                 return str(self.resolve(props[key]))
         return f"{self.name}-{logical_id}"
@@ -87,6 +87,8 @@ class Stack:
             "AWS::Serverless::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
             "AWS::Serverless::StateMachine": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}",
             "AWS::Serverless::LayerVersion": f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{name}:1",
+            # As CloudFormation's GetAtt gives it: with the ":*" of every stream in the group.
+            "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
         }[rtype]
 
     def queue_url(self, logical_id: str, endpoint: str) -> str:

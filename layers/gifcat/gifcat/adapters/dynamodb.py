@@ -8,6 +8,7 @@ the state machine's Record state runs from the parameters a step puts in its sta
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -54,17 +55,37 @@ def from_attribute_values(raw: dict[str, Any]) -> ResultItem:
 NOT_HUMAN = "(attribute_not_exists(#decided_by) OR #decided_by <> :human)"
 
 
-def put_request(item: ResultItem, *, kind: WriteKind = "result") -> dict[str, Any]:
+# How long a run's claim on a pending item holds (statemachine/classify.asl.json, Claim): the state
+# machine's TimeoutSeconds (300, the Express limit) and a minute more. Past it, the run that claimed
+# the item has surely ended, and a pending item it left behind may be started again.
+CLAIM_LEASE_S = 360
+
+
+def asl_time(at: datetime) -> str:
+    """A time as Step Functions writes `$$.State.EnteredTime` (UTC, milliseconds, "Z"): comparable as a
+    string with the `claimed_at` the Claim state records."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def put_request(
+    item: ResultItem, *, kind: WriteKind = "result", at: datetime | None = None
+) -> dict[str, Any]:
     """PutItem parameters (without TableName) for triage's write of an upload's result.
 
     Written when there is no item yet, or when the item is an older upload's (lower object_seq). For
     the same upload (a repeated or retried event): a "result" replaces only an unfinished item, a
-    "pending" only a pending one. A pending item must always have an execution running for it, and
-    the execution of an upload event that already failed or finished is not started again.
+    "pending" only a pending one that no run has claimed (or whose claim is older than CLAIM_LEASE_S).
+    That write is what deduplicates the state machine's starts: a repeated event while a run holds the
+    item starts nothing, and the execution of an upload event that already failed or finished is not
+    started again. An event retried before any run claimed the item may start a second run: the
+    Claim state lets one of them go on.
     """
     values: dict[str, Any] = {":seq": item.object_seq, ":pending": Status.PENDING.value}
+    names = {"#seq": "object_seq", "#status": "status"}
     if kind == "pending":
-        same_upload_ok = "#status = :pending"
+        same_upload_ok = "#status = :pending AND (attribute_not_exists(#claimed) OR #claimed < :stale)"
+        names["#claimed"] = "claimed_at"
+        values[":stale"] = asl_time((at or datetime.now(UTC)) - timedelta(seconds=CLAIM_LEASE_S))
     else:
         same_upload_ok = "#status IN (:pending, :failed, :undecided)"
         values |= {":failed": Status.FAILED.value, ":undecided": Status.UNDECIDED.value}
@@ -73,7 +94,7 @@ def put_request(item: ResultItem, *, kind: WriteKind = "result") -> dict[str, An
         "ConditionExpression": (
             f"attribute_not_exists(pk) OR #seq < :seq OR (#seq = :seq AND {same_upload_ok})"
         ),
-        "ExpressionAttributeNames": {"#seq": "object_seq", "#status": "status"},
+        "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": to_attribute_values(values),
     }
 

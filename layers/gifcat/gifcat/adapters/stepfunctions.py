@@ -1,4 +1,12 @@
-"""State machine adapter: starts one execution per upload event, whatever the number of deliveries."""
+"""State machine adapter: starts the execution of an upload event.
+
+The per-upload machine is EXPRESS: AWS starts a new run for every StartExecution, whatever its name (at
+least once, no name idempotency), so the name is the run's label in the logs and the owner the result
+item names. What makes one run per upload event is the pending item's conditional write before the
+start (gifcat.adapters.dynamodb.put_request) and the state machine's Claim state after it. On a
+STANDARD machine the same name also makes Step Functions start it once, and the adapter says what
+became of it.
+"""
 
 from __future__ import annotations
 
@@ -47,8 +55,9 @@ class Escalations:
     def start(self, name: str, payload: dict[str, Any]) -> StartOutcome:
         """Start the execution, or say what became of the one with this name.
 
-        Step Functions returns the running execution for the same name and input, and
-        ExecutionAlreadyExists for another input or a closed execution: then DescribeExecution tells.
+        Express: always "started" (a run per call). Standard: Step Functions returns the running
+        execution for the same name and input, and ExecutionAlreadyExists for another input or a closed
+        execution: then DescribeExecution tells.
         """
         try:
             # Unescaped UTF-8: Step Functions counts the input's bytes, and \\uXXXX escapes triple emoji.

@@ -79,4 +79,9 @@ class TriageStepEvent(BaseModel):
 
     @property
     def execution_name(self) -> str:
-        return self.execution.rsplit(":", 1)[-1]
+        """The name in the execution's ARN: arn:...:execution:<machine>:<name> (Standard), or
+        arn:...:express:<machine>:<name>:<run id> (Express)."""
+        parts = self.execution.split(":")
+        if len(parts) == 9 and parts[5] == "express":
+            return parts[7]
+        return parts[-1]

@@ -105,7 +105,9 @@ class StepState(BaseModel):
         if not self.decided or not self.execution:
             return self.model_copy(update={"record": None})
         answer = classification_fields(self.classification, execution=self.execution, prices=prices)
-        request = encode(self.object.pk, answer, execution=self.execution)
+        # Only while pending: a second run of this execution (Express starts are at-least-once) finds
+        # the answer recorded and leaves it.
+        request = encode(self.object.pk, answer, execution=self.execution, only_pending=True)
         return self.model_copy(update={"record": request})
 
 

@@ -12,10 +12,10 @@ import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(ValueError):
@@ -62,11 +62,68 @@ class LambdaPrice(BaseModel):
     memory_mb: dict[str, int] = Field(default_factory=dict)
 
 
-class StepFunctionsPrice(BaseModel):
+class StandardWorkflowPrice(BaseModel):
+    """Standard workflows: per state transition."""
+
     model_config = ConfigDict(extra="forbid")
 
     transition_usd: float = Field(ge=0.0)
     transitions_per_execution: int = Field(ge=0)
+
+
+class ExpressWorkflowPrice(BaseModel):
+    """Express workflows: per request, and per GB-second of duration billed in steps of `billing_ms`
+    and `memory_mb`; plus the CloudWatch Logs its execution logging ingests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_usd: float = Field(ge=0.0)
+    gb_second_usd: float = Field(ge=0.0)
+    memory_mb: int = Field(64, gt=0)
+    billing_ms: int = Field(100, gt=0)
+    # Time a run spends beyond its stages' own latency (the DynamoDB tasks, Lambda invokes).
+    overhead_ms: float = Field(0.0, ge=0.0)
+    log_bytes_per_execution: int = Field(0, ge=0)
+    log_ingest_per_gb_usd: float = Field(0.0, ge=0.0)
+
+
+class StepFunctionsPrice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # How the per-upload machine is priced: as template.yaml deploys it (express), or as Standard.
+    workflow: Literal["express", "standard"] = "express"
+    standard: StandardWorkflowPrice | None = None
+    express: ExpressWorkflowPrice | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_standard(cls, data: Any) -> Any:
+        # Settings written before Express (`transition_usd` at this level) priced Standard workflows.
+        if isinstance(data, dict) and "transition_usd" in data:
+            flat = {k: data[k] for k in ("transition_usd", "transitions_per_execution") if k in data}
+            rest = {k: v for k, v in data.items() if k not in flat}
+            return {"workflow": "standard", **rest, "standard": flat}
+        return data
+
+    @model_validator(mode="after")
+    def _priced(self) -> StepFunctionsPrice:
+        if getattr(self, self.workflow) is None:
+            raise ValueError(f"workflow is {self.workflow!r} but there are no {self.workflow} prices")
+        return self
+
+
+class LlmCallReference(BaseModel):
+    """A typical LLM call, for `gifcat eval` runs that made none (`--until embedding`): what reaches the
+    LLM, and sending every GIF to it, are projected with it. A prompt's tokens are its characters
+    times `tokens_per_char`; `prompt_tokens` serves when the prompt is not known."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens_per_char: float = Field(0.25, gt=0.0)
+    prompt_tokens: float = Field(0.0, ge=0.0)
+    completion_tokens: float = Field(0.0, ge=0.0)
+    latency_ms: float = Field(0.0, ge=0.0)
+    source: str = ""  # where the figures were measured
 
 
 class Prices(BaseModel):
@@ -76,6 +133,7 @@ class Prices(BaseModel):
     # `lambda` is a keyword, hence the alias
     lambda_: LambdaPrice = Field(alias="lambda")
     stepfunctions: StepFunctionsPrice | None = None
+    llm_call: LlmCallReference = LlmCallReference()
 
 
 class Settings(BaseModel):

@@ -177,6 +177,10 @@ class ResultItem(ResultAnswer):
     corrected_by: str | None = None
     corrected_at: IsoTime | None = None
     corrected_from: MachineAnswer | None = None
+    # Set by the state machine's Claim on a pending item: the run (its execution ARN) that goes on, and
+    # when (as Step Functions writes times; gifcat.adapters.dynamodb.put_request compares it).
+    run: str | None = None
+    claimed_at: str | None = None
 
 
 def classification_fields(

@@ -14,6 +14,27 @@ from gifcat.domain.taxonomy import Taxonomy
 LOCAL_API_KEY = "local-no-key"  # OpenAI-compatible local servers ignore it; the SDK insists on one
 
 
+def prompt_builder(settings: Settings, taxonomy: Taxonomy, model: str | None = None) -> PromptBuilder:
+    """The prompt `stages.llm` configures for `model` (default: the configured one); no endpoint needed."""
+    opts: LlmOptions = settings.options("llm", LlmOptions)
+    model = model or opts.model
+    try:
+        return PromptBuilder(
+            template=load_prompt(opts.prompt),
+            taxonomy=taxonomy,
+            max_labels=settings.labels.max,
+            examples_per_category=opts.examples_per_category,
+            max_field_chars=opts.max_field_chars,
+            max_tags=opts.max_tags,
+            system_in_user=opts.instructions_in_user(model),
+            answer_fields=opts.fields_for(model),
+            few_shot=opts.few_shot_for(model),
+            example_chars=opts.example_chars,
+        )
+    except PromptError as exc:  # a prompt that cannot give the configured answer fails at load
+        raise ConfigError(f"settings: stages.llm: {exc}") from exc
+
+
 def build_llm_stage(
     settings: Settings,
     taxonomy: Taxonomy,
@@ -56,24 +77,9 @@ def build_llm_stage(
         mode=opts.mode,
         cache=CallCache(opts.cache_path) if opts.cache_path else None,
     )
-    try:
-        prompt = PromptBuilder(
-            template=load_prompt(opts.prompt),
-            taxonomy=taxonomy,
-            max_labels=settings.labels.max,
-            examples_per_category=opts.examples_per_category,
-            max_field_chars=opts.max_field_chars,
-            max_tags=opts.max_tags,
-            system_in_user=opts.instructions_in_user(model),
-            answer_fields=opts.fields_for(model),
-            few_shot=opts.few_shot_for(model),
-            example_chars=opts.example_chars,
-        )
-    except PromptError as exc:  # a prompt that cannot give the configured answer fails at load
-        raise ConfigError(f"settings: stages.llm: {exc}") from exc
     return LlmStage(
         client,
-        prompt,
+        prompt_builder(settings, taxonomy, model),
         prices=dict(settings.prices.llm),
         rationale_max_chars=opts.rationale_max_chars,
         choose_from_top=opts.choose_from_top,

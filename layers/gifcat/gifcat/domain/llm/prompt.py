@@ -117,9 +117,14 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render_categories(taxonomy: Taxonomy, examples_per_category: int) -> str:
+def render_categories(
+    taxonomy: Taxonomy, examples_per_category: int, only: tuple[str, ...] | None = None
+) -> str:
+    """One line per category (description, examples); `only`: just these, in the taxonomy's order."""
     lines = []
     for cat in taxonomy.categories:
+        if only is not None and cat.name not in only:
+            continue
         description = cat.description.strip()
         line = f"- {cat.name}: {description}{'' if description.endswith(('.', '!', '?')) else '.'}"
         examples = [e for e in cat.examples if e.strip()][:examples_per_category]
@@ -248,11 +253,15 @@ class PromptBuilder:
         choices: tuple[str, ...] = (),
     ) -> list[Message]:
         categories = set(self.taxonomy.names)
+        allowed = tuple(choices or self.taxonomy.names)
         user = fill(
             self.template.user,
             earlier=render_earlier(earlier, categories),
             examples=render_examples(self.examples(item, neighbours or []), self.example_chars),
-            choices=encode_data(list(choices or self.taxonomy.names)),
+            choices=encode_data(list(allowed)),
+            # Prompts that describe only the allowed categories do it here (classify-v3), not in the
+            # static system text: a call held to the earlier stages' top 4 reads 4 descriptions, not all.
+            allowed_categories=render_categories(self.taxonomy, self.examples_per_category, only=allowed),
             item=render_item(item, max_field_chars=self.max_field_chars, max_tags=self.max_tags),
         )
         if self.system_in_user:

@@ -22,6 +22,10 @@ CHOSEN = 1.0  # the primary's score when the answer format asks for no confidenc
 NEIGHBOURS_READ = 8  # nearest labelled examples read from the trace (the item's own id may be one)
 
 
+def prompt_chars(messages: list[dict[str, str]]) -> int:
+    return sum(len(m["content"]) for m in messages)
+
+
 class LlmStage(Stage):
     name = StageName.LLM
 
@@ -85,12 +89,14 @@ class LlmStage(Stage):
         replies: list[LlmReply] = []
         answer: LlmAnswer | None = None
         error: str | None = None
+        sent: list[int] = []  # the characters of each call's prompt (gifcat eval prices prompts by them)
         for turn in range(2):  # the answer, then at most one repair
+            sent.append(prompt_chars(messages))
             try:
                 reply = self.client.complete(messages, schema, grammar=grammar, bounded_schema=bounded_schema)
             except LlmCallError as exc:
                 out.notes.extend(exc.notes)
-                self._account(out, replies, extra_attempts=exc.attempts)
+                self._account(out, replies, sent[:-1], extra_attempts=exc.attempts)
                 out.error = f"llm: call failed: {exc.reason}"
                 return out
             replies.append(reply)
@@ -111,7 +117,7 @@ class LlmStage(Stage):
                     error += " (the reply was cut at max_tokens)"
                 out.notes.append(f"llm: unusable answer{' after repair' if turn else ''}: {error}")
                 messages = self.prompt.repair(messages, reply.content, error)
-        self._account(out, replies)
+        self._account(out, replies, sent)
         if answer is None:
             out.error = f"llm: answer invalid after one repair: {error}"
             return out
@@ -131,11 +137,15 @@ class LlmStage(Stage):
         ]
         return out
 
-    def _account(self, out: StageOutput, replies: list[LlmReply], extra_attempts: int = 0) -> None:
-        """Tokens, requests and cost of every call made for this item (the failed repair included)."""
+    def _account(
+        self, out: StageOutput, replies: list[LlmReply], sent: list[int], extra_attempts: int = 0
+    ) -> None:
+        """Tokens, requests and cost of every call made for this item (the failed repair included);
+        `sent`: the prompt characters of each call that answered."""
         prompt_tokens = sum(r.prompt_tokens for r in replies)
         completion_tokens = sum(r.completion_tokens for r in replies)
         out.usage = {
+            "prompt_chars": sum(sent),
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
