@@ -47,9 +47,10 @@ def test_stream_prints_the_learning_curve_and_draws_it(tmp_path: Path, llm: Fake
     env = {"GIFCAT_OVERRIDES": json.dumps({"stages": {"llm": {"base_url": llm.base_url,
                                                               "model": "gpt-4o-mini"}}})}
     before = len(llm.chat_requests)
-    report = tmp_path / "report"
+    report, predictions = tmp_path / "report", tmp_path / "predictions.jsonl"
     run = gifcat("stream", "--data", str(data), "--data", str(more), "--learn", "--window", "20",
-                 "--corrections", "0.5", "--json", "--report", str(report), env=env)
+                 "--corrections", "0.5", "--json", "--report", str(report), "--predictions", str(predictions),
+                 env=env)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert [(w["start"], w["n"]) for w in summary["windows"]] == [(0, 20), (20, 20), (40, 20), (60, 1)]
@@ -57,6 +58,9 @@ def test_stream_prints_the_learning_curve_and_draws_it(tmp_path: Path, llm: Fake
         assert {"start", "n", "accuracy", "llm_share"} <= set(w)
         assert 0.0 <= w["accuracy"] <= w["accuracy_stored"] <= 1.0
     assert {"windows", "accuracy", "llm_share"} <= set(summary) and summary["n"] == 61
+    assert summary["data"] == [
+        {"path": str(data), "start": 0, "n": 60}, {"path": str(more), "start": 60, "n": 1}
+    ]
     # Every LLM-bound record was one call (the fake answers at once, no repair needed).
     llm_bound = round(summary["llm_share"] * 61)
     assert len(llm.chat_requests) - before == llm_bound > 0
@@ -64,6 +68,10 @@ def test_stream_prints_the_learning_curve_and_draws_it(tmp_path: Path, llm: Fake
     assert summary["windows"][0]["relearn"]["human"] == summary["windows"][0]["corrections"]
     assert json.loads((report / "stream.json").read_text()) == summary
     assert (report / "stream.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert [line["id"] for line in lines][-2:] == ["dev-0060", "x-1"] and len(lines) == 61
+    assert sum(line["decided_by"] == "human" for line in lines) == summary["corrections"]
+    assert all(line["llm_answer"] for line in lines if line["llm_bound"])
 
 
 def test_stream_without_an_llm_is_the_fast_path(tmp_path: Path) -> None:

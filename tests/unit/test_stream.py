@@ -171,6 +171,22 @@ def test_corrections_answer_llm_bound_records_only_and_are_counted_apart(setting
     assert summary["corrections"] == 8 and summary["decided_by"] == {"human": 8, "tags": 1}
 
 
+def test_each_relearn_counts_its_examples_by_source(settings: Settings) -> None:
+    tagged = [record(f"t-{i}", "food", f"pizza night {i}", tags=["pizza", "lasagne"]) for i in range(4)]
+    records = [*tagged, *topical("r", 8), *topical("s", 2)]
+    run = run_stream(records, settings, TAXONOMY, stage(), gold_llm(records),
+                     StreamOptions(window=12, corrections=0.5, seed=2))
+    relearn = run.windows[0].relearn
+    corrected = sum(s.corrected for s in run.windows[0].seen)
+    assert 0 < corrected < 8
+    assert (relearn["triage"], relearn["human"]) == (4, corrected)
+    assert relearn["llm"] == sum(s.agrees for s in run.windows[0].seen if not s.corrected and s.llm_bound)
+    assert relearn["examples"] == 4 + corrected + relearn["llm"]
+    no_triage = run_stream(records, settings, TAXONOMY, stage(), gold_llm(records),
+                           StreamOptions(window=12, corrections=0.5, seed=2, learn_triage=False))
+    assert no_triage.windows[0].relearn["triage"] == 0
+
+
 def test_a_correction_rate_is_a_seeded_share_of_llm_bound_records(settings: Settings) -> None:
     records = topical("r", 200)
 

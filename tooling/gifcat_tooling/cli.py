@@ -598,7 +598,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
         overrides = {"stages": {"llm": {"cache_path": args.llm_cache}}}
     settings = load_settings(args.settings, overrides=overrides)
     taxonomy = load_taxonomy(args.taxonomy or settings.taxonomy)
-    records = [r for path in args.data for r in read_records(path)]
+    records: list[LabelledRecord] = []
+    files = []  # where each file starts in the replay (the report marks it)
+    for path in args.data:
+        part = read_records(path)
+        files.append({"path": path, "start": len(records), "n": len(part)})
+        records += part
     try:
         options = StreamOptions(
             window=args.window, learn=args.learn, corrections=args.corrections, seed=args.seed,
@@ -637,7 +642,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise SystemExit(f"gifcat stream: {exc}") from None
     summary = run.summary()
-    summary["data"] = list(args.data)
+    summary["data"] = files
+    if args.predictions:
+        with Path(args.predictions).open("w", encoding="utf-8") as fh:
+            for seen in run.seen:
+                fh.write(json.dumps(seen.line(), ensure_ascii=False) + "\n")
     if args.report:
         out = Path(args.report)
         out.mkdir(parents=True, exist_ok=True)
@@ -809,6 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="error bound of the LLM answers the gate admits for learning (default 0.15)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="DIR", help="write stream.json and stream.png (LLM share, accuracy)")
+    p.add_argument("--predictions", metavar="FILE", help="write one JSON line per record here")
     p.add_argument("--llm-cache", metavar="FILE", help="cache LLM answers by prompt hash in FILE")
     _common(p)
     p.set_defaults(func=cmd_stream)

@@ -344,6 +344,17 @@ class Seen:
         """The stored answer is right (a person's answer always is: it is the gold label)."""
         return self.corrected or self.correct
 
+    def line(self) -> dict[str, Any]:
+        """One line of `--predictions`: what was answered, by whom, and what the gate saw."""
+        answer = self.llm_answer
+        return {
+            "index": self.index, "window": self.window, "id": self.record.id, "gold": self.record.labels,
+            "primary": self.result.primary if self.result.decided else None,
+            "decided_by": self.decided_by, "correct": self.correct, "llm_bound": self.llm_bound,
+            "llm_answer": answer, "support": round(self.support, 4) if answer else None,
+            "agrees": self.agrees if answer else None, "corrected": self.corrected,
+        }
+
     def pair(self) -> GatePair | None:
         """The gate's evidence: an LLM answer a person also answered."""
         if not self.corrected or self.llm_answer is None:
@@ -354,7 +365,7 @@ class Seen:
         """What this record teaches: the person's answer, else the LLM's when the gate admits it (and,
         with `triage`, the tag or rule stage's answer: certified under its error target)."""
         if self.corrected:
-            return self.record
+            return self.record.model_copy(update={"difficulty": f"learned:{HUMAN}"})
         if triage and self.result.decided and self.result.decided_by in TRIAGE:
             return self.record.model_copy(update={
                 "labels": list(self.result.labels) or [self.result.primary],
@@ -540,9 +551,10 @@ def run_stream(
         held = [e for e in examples if options.holdout and _held_out(e.id, options.holdout, options.seed)]
         held_ids = {e.id for e in held}
         train = [e for e in examples if e.id not in held_ids]
-        human = sum(s.corrected for s in run.seen)
-        window.relearn = {"gate": gate.as_dict(), "examples": len(examples), "human": human,
-                          "llm": len(learned) - human, "held_out": len(held)}
+        sources = Counter((e.difficulty or "").removeprefix("learned:") for e in learned)
+        window.relearn = {"gate": gate.as_dict(), "examples": len(examples), "human": sources[HUMAN],
+                          "llm": sources["llm"], "triage": sources["tags"] + sources["rules"],
+                          "held_out": len(held)}
         fitted = learn_from(train, settings, taxonomy, stage, seed=options.seed,
                             min_examples=options.min_examples)
         if fitted is None:
@@ -588,6 +600,10 @@ def plot_stream(summary: dict[str, Any], path: Any) -> Any:
                        label="goal: 60% of the first LLM share")
             ax.axhline(first["accuracy"] - 0.02, color="#2ca02c", ls=":", lw=1,
                        label="goal: first accuracy - 2 points")
+        for part in summary.get("data") or []:  # where each data file begins (dev-hard after dev...)
+            if isinstance(part, dict) and part.get("start"):
+                ax.axvline(part["start"], color="#888", ls="--", lw=1)
+                ax.text(part["start"], 0.02, f" {Path(part['path']).name} →", fontsize=8, color="#555")
         ax.set_ylim(0, 1.02)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_xlabel(f"window start (record; windows of {summary['options']['window']})")
