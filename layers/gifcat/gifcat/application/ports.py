@@ -5,8 +5,10 @@ gifcat.adapters implement them on S3, DynamoDB and Step Functions; tests may imp
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from gifcat.domain.artefact import ArtefactManifest, PublishedArtefact
 from gifcat.domain.model import GifMetadata
 from gifcat.domain.result import ObjectRef, ResultAnswer, ResultItem, WriteKind
 
@@ -59,3 +61,24 @@ class RecordEncoder(Protocol):
     def __call__(
         self, pk: str, answer: ResultAnswer, *, execution: str, only_pending: bool = False
     ) -> dict[str, Any]: ...
+
+
+class PublishConflict(RuntimeError):
+    """Another publisher took the version number first: nothing of this publication is current."""
+
+
+class ArtefactStore(Protocol):
+    """Published embedding artefacts, in order (gifcat.adapters.artefact_store on S3)."""
+
+    def current(self) -> PublishedArtefact | None:
+        """The newest published version (a small read), or None when nothing was ever published."""
+        ...
+
+    def fetch(self, version: str, into: Path) -> Path:
+        """Download that version's artefact file into the folder `into`; its local path."""
+        ...
+
+    def publish(self, artefact: Path, manifest: ArtefactManifest) -> PublishedArtefact:
+        """Store the file and its manifest as the next version and make it current. The store assigns
+        `version` (the manifest's is replaced). Raises PublishConflict if another publisher won."""
+        ...
