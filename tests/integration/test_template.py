@@ -110,7 +110,12 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
         "dynamodb:GetItem",
         "dynamodb:PutItem",
     }
-    assert actions["EmbedFunction"] == {"s3:GetObject", "s3:GetObjectVersion"}
+    # uploads, and the artefacts `gifcat learn` publishes (listing only under their prefix, so that a
+    # missing current.json reads as "nothing published" rather than access denied)
+    assert actions["EmbedFunction"] == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+    embed = stack.function_properties("EmbedFunction")["Policies"][0]["Statement"]
+    (listing,) = [s for s in embed if "s3:ListBucket" in s["Action"]]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["embedding/*"]}}
     assert actions["EscalateFunction"] == set()  # no secret configured: nothing at all
     with_secret = Stack(
         load_template(root / "template.yaml"),
