@@ -10,10 +10,11 @@ import json
 import os
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 from urllib.parse import quote
 
@@ -21,6 +22,9 @@ from PIL import Image, ImageDraw
 
 from gifcat.adapters.s3 import SIDECAR_SUFFIX
 from gifcat.domain.result import ResultItem
+
+if TYPE_CHECKING:
+    from gifcat_tooling.local.aws import EmbeddedAws
 
 
 def draw_gif(text: str, frames: int = 4, size: tuple[int, int] = (96, 64)) -> bytes:
@@ -83,44 +87,51 @@ def body_for(sample: dict[str, Any]) -> bytes:
     return draw_gif((sample.get("metadata") or {}).get("title") or sample["key"])
 
 
-def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbose: bool = False) -> int:
+@contextmanager
+def demo_stack(
+    root: Path, out: Any, verbose: bool, *, upload_trigger: bool = True
+) -> Iterator[EmbeddedAws]:
+    """The embedded AWS a demo runs on, with the local LLM server when the settings ask for it.
+
+    The handlers' INFO lines and metrics would bury the table (--verbose shows them). Powertools reads
+    the metrics switch when it flushes, so it is set for this process, not only at import."""
     from gifcat.adapters.embeddings.artefacts import models_dir
     from gifcat.config import load_settings
     from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
     from gifcat_tooling.local.aws import EmbeddedAws
 
-    started = time.perf_counter()
-    settings = load_settings()
-    function_env = {"GIFCAT_MODELS_DIR": str(models_dir())}
     quiet = {} if verbose else {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
-    function_env |= quiet
+    function_env = {"GIFCAT_MODELS_DIR": str(models_dir()), **quiet}
     parameters: dict[str, str] = {}
     with ExitStack() as stack:
-        # The handlers' INFO lines and metrics would bury the table (--verbose shows them). Powertools
-        # reads the metrics switch when it flushes, so it is set for this process, not only at import.
         stack.enter_context(patch.dict(os.environ, quiet))
+        settings = load_settings()
         if wants_local_server(settings):
             print("starting the local LLM server (llama-cpp-python, Gemma 3 270M)...", file=out, flush=True)
             endpoint = stack.enter_context(local_llm_endpoint(settings))
             parameters = {"LlmBaseUrl": endpoint.base_url, "LlmModel": endpoint.model}
-        print("starting the embedded AWS and deploying template.yaml...", file=out, flush=True)
-        aws = stack.enter_context(EmbeddedAws(root, parameters=parameters, function_env=function_env))
-        bucket = aws.outputs["UploadsBucketName"]
-        s3 = aws.s3
-        put_at: dict[str, float] = {}
-        for sample in samples():
-            body = body_for(sample)
-            sidecar = b"{not json" if sample.get("kind") == "bad_sidecar" else None
-            put_at[sample["key"]] = time.time()
-            upload(
-                s3,
-                bucket,
-                sample["key"],
-                body,
-                sample.get("metadata"),
-                sample.get("via", "metadata"),
-                sidecar,
-            )
+        trigger = "" if upload_trigger else " (upload trigger off)"
+        print(f"starting the embedded AWS{trigger} and deploying template.yaml...", file=out, flush=True)
+        yield stack.enter_context(
+            EmbeddedAws(root, parameters=parameters, function_env=function_env, upload_trigger=upload_trigger)
+        )
+
+
+def upload_samples(s3: Any, bucket: str) -> dict[str, float]:
+    """Upload every demo sample (bad inputs included); each key with the time it was put."""
+    put_at: dict[str, float] = {}
+    for sample in samples():
+        sidecar = b"{not json" if sample.get("kind") == "bad_sidecar" else None
+        put_at[sample["key"]] = time.time()
+        upload(s3, bucket, sample["key"], body_for(sample), sample.get("metadata"),
+               sample.get("via", "metadata"), sidecar)
+    return put_at
+
+
+def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbose: bool = False) -> int:
+    started = time.perf_counter()
+    with demo_stack(root, out, verbose) as aws:
+        put_at = upload_samples(aws.s3, aws.outputs["UploadsBucketName"])
         print(f"uploaded {len(put_at)} objects; waiting for their results...", file=out, flush=True)
         results = aws.wait_for_results(set(put_at), timeout_s=timeout_s)
         print_table(out, put_at, results)

@@ -5,49 +5,23 @@ the results table and the run's summary; exits 0 only when every object has a re
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 
 def run_backfill_demo(
     root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbose: bool = False
 ) -> int:
     from gifcat.adapters.dynamodb import ResultsTable
-    from gifcat.adapters.embeddings.artefacts import models_dir
-    from gifcat.config import load_settings
     from gifcat_tooling.backfill import BackfillRequest, render, run_backfill
-    from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
-    from gifcat_tooling.local.aws import EmbeddedAws
-    from gifcat_tooling.local.demo import body_for, print_table, samples, upload
+    from gifcat_tooling.local.demo import demo_stack, print_table, upload_samples
 
     started = time.perf_counter()
-    settings = load_settings()
-    quiet = {} if verbose else {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
-    function_env = {"GIFCAT_MODELS_DIR": str(models_dir()), **quiet}
-    parameters: dict[str, str] = {}
-    with ExitStack() as stack:
-        stack.enter_context(patch.dict(os.environ, quiet))
-        if wants_local_server(settings):
-            print("starting the local LLM server (llama-cpp-python, Gemma 3 270M)...", file=out, flush=True)
-            endpoint = stack.enter_context(local_llm_endpoint(settings))
-            parameters = {"LlmBaseUrl": endpoint.base_url, "LlmModel": endpoint.model}
-        print("starting the embedded AWS (upload trigger off) and deploying template.yaml...", file=out,
-              flush=True)
-        aws = stack.enter_context(
-            EmbeddedAws(root, parameters=parameters, function_env=function_env, upload_trigger=False)
-        )
+    with demo_stack(root, out, verbose, upload_trigger=False) as aws:
         bucket = aws.outputs["UploadsBucketName"]
-        keys = []
-        for sample in samples():
-            sidecar = b"{not json" if sample.get("kind") == "bad_sidecar" else None
-            upload(aws.s3, bucket, sample["key"], body_for(sample), sample.get("metadata"),
-                   sample.get("via", "metadata"), sidecar)
-            keys.append(sample["key"])
+        keys = list(upload_samples(aws.s3, bucket))
         assert aws.runner.drain(10)
         print(f"put {len(keys)} objects under uploads/ (results now: {len(aws.results())}); "
               "running the backfill...", file=out, flush=True)
