@@ -17,22 +17,16 @@ import copy
 import datetime
 import json
 import re
-import threading
 import uuid
 from typing import Any
 
-_installed = False
-_lock = threading.Lock()
+from gifcat_tooling.local.patching import once
 
 
+@once
 def install() -> None:
-    """Idempotent: patches moto's Step Functions backend once per process."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _patch_start_execution()
-        _installed = True
+    """Patches moto's Step Functions backend (once per process)."""
+    _patch_start_execution()
 
 
 def _patch_start_execution() -> None:

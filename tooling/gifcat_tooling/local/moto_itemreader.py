@@ -8,11 +8,9 @@ fixed here; the rest of the map (children, concurrency) is moto's own.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-_installed = False
-_lock = threading.Lock()
+from gifcat_tooling.local.patching import once
 
 
 def list_all(s3_client: Any, parameters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -26,23 +24,19 @@ def list_all(s3_client: Any, parameters: dict[str, Any]) -> list[dict[str, Any]]
     return items
 
 
+@once
 def install() -> None:
-    """Idempotent: patches moto's S3 item reader once per process."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import (
-            resource_eval_s3,
+    """Patches moto's S3 item reader (once per process)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import (
+        resource_eval_s3,
+    )
+
+    reader = resource_eval_s3.ResourceEvalS3
+
+    def _handle_list_objects_v2(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+        s3_client = reader._get_s3_client(
+            resource_runtime_part=resource_runtime_part, state_credentials=state_credentials
         )
+        env.stack.append(list_all(s3_client, env.stack.pop()))
 
-        reader = resource_eval_s3.ResourceEvalS3
-
-        def _handle_list_objects_v2(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
-            s3_client = reader._get_s3_client(
-                resource_runtime_part=resource_runtime_part, state_credentials=state_credentials
-            )
-            env.stack.append(list_all(s3_client, env.stack.pop()))
-
-        reader._handle_list_objects_v2 = staticmethod(_handle_list_objects_v2)  # type: ignore[method-assign]
-        _installed = True
+    reader._handle_list_objects_v2 = staticmethod(_handle_list_objects_v2)  # type: ignore[method-assign]

@@ -12,21 +12,16 @@ import functools
 import threading
 from typing import Any
 
-_installed = False
-_lock = threading.Lock()
+from gifcat_tooling.local.patching import once
 
 
+@once
 def install() -> None:
-    """Idempotent: patches moto's modules once per process."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _cache_parsed_definitions()
-        _cache_task_clients()
-        _cache_json_paths()
-        _cache_module_list()
-        _installed = True
+    """Patches moto's modules (once per process)."""
+    _cache_parsed_definitions()
+    _cache_task_clients()
+    _cache_json_paths()
+    _cache_module_list()
 
 
 def _cache_parsed_definitions() -> None:
