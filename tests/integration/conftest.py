@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
 from gifcat.domain.model import Status
 from gifcat.domain.result import ResultItem
@@ -17,7 +18,21 @@ from gifcat_tooling.local.aws import EmbeddedAws
 from tests.support.fake_openai import DEFAULT_MODEL, FakeOpenAI
 
 # Small limits so the oversized case needs no 25 MB upload; thresholds stay the bundled ones.
+REGION = "us-east-1"
 TEST_OVERRIDES = {"limits": {"max_gif_bytes": 20000}}
+
+
+@pytest.fixture
+def moto_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto inside this process (mock_aws) for an adapter's own tests, with no endpoint, profile or
+    credentials of the machine's leaking in."""
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    with mock_aws():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from gifcat.adapters.dynamodb import CLAIM_LEASE_S, ResultsTable, asl_time
 from gifcat.adapters.s3 import S3Objects, read_s3_uri
@@ -26,24 +25,13 @@ REGION = "us-east-1"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def bucket(aws: None) -> str:
+def bucket(moto_in_process: None) -> str:
     boto3.client("s3").create_bucket(Bucket="gifcat-test")
     return "gifcat-test"
 
 
 @pytest.fixture
-def table(aws: None) -> ResultsTable:
+def table(moto_in_process: None) -> ResultsTable:
     ddb = boto3.client("dynamodb")
     ddb.create_table(
         TableName="results",
@@ -197,7 +185,7 @@ def test_rerun_takes_over_in_place(table: ResultsTable) -> None:
     assert not table.take_over(rerun, after, force=True)
 
 
-def test_escalations_start_once_per_name(aws: None) -> None:
+def test_escalations_start_once_per_name(moto_in_process: None) -> None:
     sfn = boto3.client("stepfunctions")
     iam = boto3.client("iam")
     role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]

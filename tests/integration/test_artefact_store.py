@@ -3,32 +3,22 @@ that lost the race for a number told so rather than overwriting the winner."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from gifcat.adapters.artefact_store import S3ArtefactStore, parse_location
 from gifcat.application.ports import PublishConflict
 from gifcat.domain.artefact import ArtefactManifest
 
-REGION = "us-east-1"
-
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    with mock_aws():
-        client = boto3.client("s3", region_name=REGION)
-        client.create_bucket(Bucket="artefacts")
-        yield client
+def s3(moto_in_process: None) -> object:
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="artefacts")
+    return client
 
 
 def manifest(margin: float) -> ArtefactManifest:
