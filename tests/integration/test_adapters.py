@@ -21,8 +21,6 @@ from gifcat.domain.result import ObjectRef, ResultItem, classification_fields, r
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat.runtime import settings_and_taxonomy
 
-REGION = "us-east-1"
-
 
 @pytest.fixture
 def bucket(moto_in_process: None) -> str:
