@@ -322,3 +322,16 @@ def test_a_corrupt_or_unfetchable_file_keeps_the_current_and_is_tried_again(
 def test_a_result_the_embedding_stage_did_not_reach_names_no_artefact(settings: Settings) -> None:
     decided = Cascade.from_settings(settings, [], "t-1").start()
     assert classification_fields(decided).artefact_version is None
+
+
+def test_eval_predictions_name_the_artefact_the_embedding_stage_used() -> None:
+    from gifcat.domain.model import Classification, StageTrace
+    from gifcat_tooling.evaluation import Prediction
+
+    embedding = StageTrace(
+        stage=StageName.EMBEDDING, decided=False, elapsed_ms=1.0, artefact_version="v000002"
+    )
+    result = Classification(status=Status.UNDECIDED, stages=[embedding])
+    record = LabelledRecord(id="r1", title="t", labels=["food"], primary="food")
+    assert Prediction(record, result, 1.0).line()["artefact_version"] == "v000002"
+    assert Prediction(record, Classification(status=Status.UNDECIDED), 1.0).line()["artefact_version"] is None
