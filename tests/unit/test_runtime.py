@@ -3,13 +3,22 @@ variable fails at cold start with its name, not as a KeyError deep in a build.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pytest
 
-from gifcat.config import ConfigError
+from gifcat.adapters.artefact_store import S3ArtefactStore
+from gifcat.application.artefacts import RefreshingStageStep
+from gifcat.config import ConfigError, Settings
+from gifcat.domain.stages.embedding import EmbeddingOptions, EmbeddingStage
+from gifcat.domain.taxonomy import Taxonomy
 from gifcat.runtime import (
+    EmbedEnvironment,
     EscalatingTriageEnvironment,
     HandlerEnvironment,
     TriageEnvironment,
+    build_embedding_step,
     build_llm_step,
     build_rerun_triage,
     build_triage,
@@ -25,6 +34,7 @@ VARS = (
     "GIFCAT_LLM_MODEL",
     "GIFCAT_LLM_BASE_URL",
     "GIFCAT_LLM_API_KEY_SECRET",
+    "GIFCAT_ARTEFACTS",
 )
 
 
@@ -104,3 +114,36 @@ def test_stage_step_takes_the_llm_endpoint_from_the_environment(monkeypatch: pyt
     (llm,) = [s.stage for s in step.cascade.steps]
     assert llm.client.base_url == "http://127.0.0.1:9/v1" and llm.client.model == "gemma-3-270m-q4_k_m"
 
+
+
+def test_artefacts_location_must_be_an_s3_uri() -> None:
+    with pytest.raises(ConfigError, match=r"GIFCAT_ARTEFACTS: not s3://BUCKET\[/PREFIX\]"):
+        EmbedEnvironment.from_environ({"GIFCAT_ARTEFACTS": "artefacts/embedding"})
+    assert EmbedEnvironment.from_environ({"GIFCAT_ARTEFACTS": " "}).artefacts is None
+
+
+@pytest.mark.parametrize("artefacts", [None, "s3://gifcat-artefacts/embedding"])
+def test_the_embed_step_follows_published_artefacts_only_when_told_where(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, taxonomy: Taxonomy, artefacts: str | None
+) -> None:
+    from gifcat.adapters.embeddings import factory
+
+    stage = EmbeddingStage(taxonomy, Unused(), "minilm@test", options=EmbeddingOptions())
+    monkeypatch.setattr(factory, "build_embedding_stage", lambda settings, taxonomy: stage)
+    # Nothing answers here: a cold start that asked S3 for the current artefact would fail.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    if artefacts:
+        monkeypatch.setenv("GIFCAT_ARTEFACTS", artefacts)
+    step = build_embedding_step()
+    assert isinstance(step, RefreshingStageStep) is bool(artefacts)
+    if isinstance(step, RefreshingStageStep):
+        store = step.refresh.watcher.store
+        assert isinstance(store, S3ArtefactStore) and store.uri == artefacts
+        assert step.refresh.version == "bundled"
+
+
+class Unused:
+    """A text encoder for a stage that never scores here: the same unit vector for every text."""
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        return np.full((len(texts), 4), 0.5, dtype=np.float32)

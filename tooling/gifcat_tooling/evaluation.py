@@ -288,6 +288,8 @@ class Prediction:
             "decided_by": self.result.decided_by.value if self.result.decided_by else None,
             "confidence": self.result.confidence,
             "status": self.result.status.value,
+            # The embedding stage's memory: "bundled", a published "v000003", "in-process" (--cv folds).
+            "artefact_version": self.result.artefact_version,
         }
 
 

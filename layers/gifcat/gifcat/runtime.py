@@ -5,8 +5,9 @@ Nothing here is cached at module level: each handler builds its services once, a
 its own environment (the local runner imports several functions into one process).
 
 The environment is read through typed models (HandlerEnvironment and its subclasses): RESULTS_TABLE,
-STATE_MACHINE_ARN, and optionally GIFCAT_SETTINGS / GIFCAT_TAXONOMY (a path or s3://bucket/key) and the
-LLM endpoint (GIFCAT_LLM_*). GIFCAT_OVERRIDES is merged by `load_settings` itself (the CLI reads it
+STATE_MACHINE_ARN, and optionally GIFCAT_SETTINGS / GIFCAT_TAXONOMY (a path or s3://bucket/key), the
+LLM endpoint (GIFCAT_LLM_*) and, for the embed function, GIFCAT_ARTEFACTS (where `gifcat learn`
+publishes). GIFCAT_OVERRIDES is merged by `load_settings` itself (the CLI reads it
 too), and AWS_ENDPOINT_URL (the local embedded AWS) by boto3. A variable that is missing or malformed
 fails the cold start with its name.
 
@@ -34,6 +35,7 @@ from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 
 STATE_MACHINE_ARN = r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d+:stateMachine:[^\s:]+$"
+ARTEFACTS_URI = r"^s3://[^/\s]+(/\S*)?$"
 
 
 class HandlerEnvironment(BaseModel):
@@ -83,6 +85,13 @@ class EscalatingTriageEnvironment(TriageEnvironment):
     state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN)
 
 
+class EmbedEnvironment(HandlerEnvironment):
+    """The embed function may follow the artefacts `gifcat learn` publishes (s3://BUCKET/PREFIX);
+    unset: the bundled memory only, and no S3 read for it."""
+
+    artefacts: str | None = Field(None, alias="GIFCAT_ARTEFACTS", pattern=ARTEFACTS_URI)
+
+
 def _describe(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors():
@@ -91,6 +100,8 @@ def _describe(exc: ValidationError) -> str:
             problems.append(f"{name} is not set")
         elif err["type"] == "string_pattern_mismatch" and name == "STATE_MACHINE_ARN":
             problems.append(f"{name}: not a state machine ARN ({err['input']!r})")
+        elif err["type"] == "string_pattern_mismatch" and name == "GIFCAT_ARTEFACTS":
+            problems.append(f"{name}: not s3://BUCKET[/PREFIX] ({err['input']!r})")
         else:
             problems.append(f"{name}: {err['msg']}")
     return "environment: " + "; ".join(problems)
@@ -137,11 +148,21 @@ def _triage_cascade(settings: Settings, taxonomy: Taxonomy) -> Cascade:
 
 
 def build_embedding_step(environ: Mapping[str, str] | None = None) -> StageStep:
-    """The embed function's step: MiniLM (and CLIP) sessions load here, once per container."""
+    """The embed function's step: MiniLM (and CLIP) sessions load here, once per container. With
+    GIFCAT_ARTEFACTS it follows the newest published artefact, first asked about at the first item
+    (not here: a cold start makes no extra S3 request)."""
+    from gifcat.adapters.artefact_store import S3ArtefactStore
     from gifcat.adapters.embeddings.factory import build_embedding_stage  # onnxruntime: this function only
+    from gifcat.application.artefacts import RefreshingStageStep, embedding_refresh
 
-    settings, taxonomy = settings_and_taxonomy(HandlerEnvironment.from_environ(environ))
-    return _stage_step(settings, taxonomy, build_embedding_stage(settings, taxonomy))
+    env = EmbedEnvironment.from_environ(environ)
+    settings, taxonomy = settings_and_taxonomy(env)
+    stage = build_embedding_stage(settings, taxonomy)
+    if not env.artefacts:
+        return _stage_step(settings, taxonomy, stage)
+    objects = S3Objects()
+    refresh = embedding_refresh(S3ArtefactStore(env.artefacts, objects.client), settings, stage)
+    return RefreshingStageStep(refresh, objects, settings, record_request)
 
 
 def build_llm_step(environ: Mapping[str, str] | None = None) -> StageStep:

@@ -30,6 +30,11 @@ class S3Objects:
     def __init__(self, client: Any | None = None) -> None:
         self._s3 = client or boto3.client("s3")
 
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client, for another adapter to share (a client costs ~20 ms to build)."""
+        return self._s3
+
     def head(self, ref: ObjectRef) -> tuple[ObjectRef, dict[str, str]]:
         """The object as it is now: size, ETag, last-modified and user metadata."""
         kwargs = {"Bucket": ref.bucket, "Key": ref.key}

@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 BUNDLED = "bundled"  # the artefact version of the memory that ships with the image
+# The version of a memory learned in this process and never published (eval --cv folds, gifcat stream).
+IN_PROCESS = "in-process"
 
 
 class ArtefactManifest(BaseModel):

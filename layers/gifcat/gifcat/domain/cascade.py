@@ -116,6 +116,7 @@ class Cascade:
             error=output.error,
             neighbours=output.neighbours[:NEIGHBOURS_KEPT],
             abstained=output.abstained,
+            artefact_version=output.artefact_version,
         )
         update: dict[str, Any] = {"stages": [*result.stages, trace]}
         if decided:

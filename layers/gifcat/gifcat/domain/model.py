@@ -89,6 +89,8 @@ class StageOutput(BaseModel):
     neighbours: list[Neighbour] = Field(default_factory=list)  # nearest labelled examples, closest first
     # The stage declines to decide whatever its scores (e.g. its signals disagree); it says why.
     abstained: str | None = None
+    # The learned artefact the stage scored with ("bundled", or a published "v000003"); None: it has none.
+    artefact_version: str | None = None
 
 
 class StageTrace(BaseModel):
@@ -107,6 +109,7 @@ class StageTrace(BaseModel):
     error: str | None = None
     neighbours: list[Neighbour] = Field(default_factory=list)
     abstained: str | None = None
+    artefact_version: str | None = None
 
 
 class Classification(BaseModel):
@@ -129,6 +132,16 @@ class Classification(BaseModel):
     @property
     def suspicious_text(self) -> bool:
         return bool(self.removed_text)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def artefact_version(self) -> str | None:
+        """The learned artefact the embedding stage scored with; None when that stage did not run (or
+        failed before scoring)."""
+        for trace in reversed(self.stages):
+            if trace.stage is StageName.EMBEDDING and trace.artefact_version:
+                return trace.artefact_version
+        return None
 
     @property
     def cost_usd(self) -> float:

@@ -95,6 +95,7 @@ CLASSIFICATION_FIELDS = (
     "confidence",
     "evidence",
     "taxonomy_version",
+    "artefact_version",
     "models",
     "prompt_version",
     "timings_ms",
@@ -128,6 +129,9 @@ class ResultAnswer(BaseModel):
     suspicious_text: bool = False  # text addressed to a classifier was cut out before any stage read it
     removed_text: list[str] | None = None
     taxonomy_version: str | None = None
+    # The embedding stage's learned artefact: "bundled" (shipped), "v000003" (published by gifcat learn);
+    # None when that stage did not run.
+    artefact_version: str | None = None
     models: dict[str, str] = Field(default_factory=dict)  # model and version per stage
     prompt_version: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
@@ -205,6 +209,7 @@ def classification_fields(
         suspicious_text=classification.suspicious_text,
         removed_text=classification.removed_text or None,
         taxonomy_version=classification.taxonomy_version,
+        artefact_version=classification.artefact_version,
         models=classification.models(),
         prompt_version=prompt_versions[-1] if prompt_versions else None,
         timings_ms={t.stage.value: t.elapsed_ms for t in classification.stages},

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from gifcat.config import StageOptions
+from gifcat.domain.artefact import BUNDLED, IN_PROCESS
 from gifcat.domain.memory import Learned, LinearHead, Memory
 from gifcat.domain.model import Candidate, Classification, GifItem, Neighbour, StageName, StageOutput
 from gifcat.domain.normalise import normalise_tag, words
@@ -54,6 +55,9 @@ class EmbeddingOptions(StageOptions):
     # the trained classifier). "auto": use it when `labelled` is "bundled" and it exists.
     memory: str = "auto"
     verify_checksums: bool = True  # hash the artefacts against their manifest at load (~30 ms)
+    # How often the embed function asks whether `gifcat learn` published a newer artefact (seconds;
+    # 0: on every invocation). Only with GIFCAT_ARTEFACTS set (gifcat.application.artefacts).
+    refresh_s: float = Field(300, ge=0)
     max_canvas_pixels: int = Field(FrameLimits.max_canvas_pixels, gt=0)
     max_frames_decoded: int = Field(FrameLimits.max_frames_decoded, gt=0)
     max_decode_pixels: int = Field(FrameLimits.max_decode_pixels, gt=0)
@@ -90,8 +94,11 @@ class EmbeddingStage(Stage):
         options: EmbeddingOptions | None = None,
         clip_note: str | None = None,
         learned: Learned | None = None,
+        artefact_version: str = BUNDLED,
     ) -> None:
         self.taxonomy = taxonomy
+        # Which learned artefact (memory and classifier) this stage scores with: recorded in each output.
+        self.artefact_version = artefact_version
         self.options = options or EmbeddingOptions()
         self.text = text_encoder
         self.clip = clip
@@ -160,10 +167,12 @@ class EmbeddingStage(Stage):
         """One unit vector per category (taxonomy order): the normalised mean of its phrases' vectors."""
         return self._text_protos
 
-    def with_learned(self, learned: Learned) -> EmbeddingStage:
-        """The same models with another memory and classifier (cross-validation swaps them per fold)."""
+    def with_learned(self, learned: Learned, version: str = IN_PROCESS) -> EmbeddingStage:
+        """The same models with another memory and classifier: a published artefact (`version` as the
+        store numbers it), or one learned in this process (cross-validation's folds, gifcat stream)."""
         other = copy.copy(self)
         other.labelled, other.head = learned.memory, learned.head
+        other.artefact_version = version
         return other
 
     def embed_labelled(self, records: Sequence[LabelledRecord]) -> Memory:
@@ -253,6 +262,7 @@ class EmbeddingStage(Stage):
         if not dists:
             frames = "no CLIP artefacts to look at the frames" if self.clip is None else "no decodable GIF"
             return StageOutput(stage=self.name, model=self.model, notes=notes,
+                               artefact_version=self.artefact_version,
                                error=f"nothing to embed: no title, tags or description, and {frames}")
         weights = {k: float(self.options.weights.get(k, 0.0)) for k in dists}
         total = sum(weights.values())
@@ -272,7 +282,8 @@ class EmbeddingStage(Stage):
         if abstained is None and len(set(field_tops.values())) > 1:
             abstained = "fields disagree: " + ", ".join(f"{k} {c}" for k, c in field_tops.items())
         return StageOutput(stage=self.name, candidates=candidates, model=model, notes=notes, usage=usage,
-                           neighbours=neighbours, abstained=abstained)
+                           neighbours=neighbours, abstained=abstained,
+                           artefact_version=self.artefact_version)
 
     def _classify(self, vec: np.ndarray, evidence: list[list[str]]) -> np.ndarray:
         assert self.head is not None
