@@ -89,6 +89,9 @@ class StageOutput(BaseModel):
     neighbours: list[Neighbour] = Field(default_factory=list)  # nearest labelled examples, closest first
     # The stage declines to decide whatever its scores (e.g. its signals disagree); it says why.
     abstained: str | None = None
+    # No stage can classify the item (no text and no image model): the result is `skipped` with this
+    # reason and the cascade stops.
+    skipped: str | None = None
 
 
 class StageTrace(BaseModel):
