@@ -64,6 +64,8 @@ def test_sam_build_and_import_under_python312(root: Path, tmp_path: Path) -> Non
         tooling = {"gifcat_tooling", "moto", "sklearn", "scipy", "matplotlib", "torch", "llama_cpp"}
         assert {p.name for p in layer.iterdir()} & tooling == set()
         code = build / function
+        if function == "EscalateFunction":  # its own requirements.txt: Pillow, for GIFs with no text
+            assert (code / "PIL").is_dir()
         check = subprocess.run(
             [
                 python312(),

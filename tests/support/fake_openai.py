@@ -14,8 +14,10 @@ headers go through the real network stack and SDK.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import re
 import threading
 import time
 from collections import deque
@@ -42,6 +44,36 @@ class RecordedRequest:
     @property
     def messages(self) -> list[dict[str, Any]]:
         return self.body.get("messages", []) if isinstance(self.body, dict) else []
+
+    @property
+    def image_parts(self) -> list[dict[str, Any]]:
+        """Every `image_url` content part of the request's messages, in order."""
+        return [
+            part
+            for m in self.messages
+            if isinstance(m.get("content"), list)
+            for part in m["content"]
+            if part.get("type") == "image_url"
+        ]
+
+    @property
+    def text(self) -> str:
+        """The request's text: string contents and text parts, joined."""
+        texts: list[str] = []
+        for m in self.messages:
+            content = m.get("content")
+            if isinstance(content, str):
+                texts.append(content)
+            elif isinstance(content, list):
+                texts += [p["text"] for p in content if p.get("type") == "text"]
+        return "\n".join(texts)
+
+
+def data_url(url: str) -> tuple[str, bytes]:
+    """(mime type, bytes) of a base64 data: URL; AssertionError when it is not one."""
+    match = re.fullmatch(r"data:([\w/+.-]+);base64,([A-Za-z0-9+/=]+)", url)
+    assert match, f"not a base64 data URL: {url[:60]!r}"
+    return match.group(1), base64.b64decode(match.group(2), validate=True)
 
 
 @dataclass

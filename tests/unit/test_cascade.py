@@ -107,3 +107,31 @@ def test_prepare_runs_before_a_stage_scores_and_a_failure_there_is_the_stage_err
     result = cascade(Scripted(StageName.TAGS, {}), unloadable).run(GifItem(id="x"))
     assert result.status is Status.FAILED and unloadable.calls == 0
     assert result.stages[-1].error == "OSError: server did not start"
+
+
+class Skipping(Stage):
+    """A stage that finds nothing it can read (no text, no image model)."""
+
+    def __init__(self, name: StageName) -> None:
+        self.name = name
+
+    def score(self, item: GifItem, so_far: Classification) -> StageOutput:
+        return StageOutput(stage=self.name, skipped="no text and no image model")
+
+
+def test_a_skipping_stage_ends_the_cascade_as_skipped_with_its_reason() -> None:
+    later = Scripted(StageName.LLM, {"a": 1.0})
+    result = cascade(Scripted(StageName.TAGS, {}), Skipping(StageName.EMBEDDING), later).run(GifItem(id="x"))
+    assert (result.status, result.reason, result.decided_by) == (
+        Status.SKIPPED,
+        "no text and no image model",
+        None,
+    )
+    assert later.calls == 0  # no later stage is asked (no LLM call)
+    assert [(t.stage, t.decided, t.abstained) for t in result.stages][-1] == (
+        StageName.EMBEDDING,
+        False,
+        "no text and no image model",
+    )
+    # A skipped result is final: running the cascade on from it asks nothing more.
+    assert cascade(later).run(GifItem(id="x"), result) == result and later.calls == 0

@@ -8,6 +8,7 @@ cannot hide a dependency.
 from __future__ import annotations
 
 import ast
+import io
 import os
 import subprocess
 import sys
@@ -272,3 +273,43 @@ def test_the_cli_finds_the_checkout_from_anywhere(tmp_path: Path) -> None:
     from gifcat_tooling.cli import find_root
 
     assert find_root(tmp_path) == ROOT
+
+
+# The escalate function reads the frames of a GIF with no text (stages.llm.images): Pillow ships with it
+# (functions/escalate/requirements.txt, beside the layer) but loads on the first such item, never at import,
+# and the frames path needs nothing else the zip functions lack (numpy is CLIP's).
+FRAMES_AFTER_IMPORT = """
+assert "PIL" not in sys.modules, "Pillow loaded at import"
+BLOCKED.discard("PIL")
+stage = next(s.stage for s in sys.modules[MODULE].step.cascade.steps)
+frames = stage.imager.images(bytes.fromhex(GIF))
+print(len(frames.images), frames.images[0].mime, "PIL" in sys.modules)
+"""
+
+
+def four_frames() -> bytes:
+    from PIL import Image
+
+    frames = [Image.new("RGB", (40, 30), (60 * i, 200, 90)) for i in range(4)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=80)
+    return buffer.getvalue()
+
+
+def test_escalate_ships_pillow_and_loads_it_only_for_a_textless_gif() -> None:
+    requirements = (FUNCTIONS / "escalate" / "requirements.txt").read_text(encoding="utf-8").lower()
+    assert "pillow" in requirements
+    assert "pillow" not in (LAYER / "requirements.txt").read_text(encoding="utf-8").lower()  # not triage's
+    code = f"BLOCKED = {set(NOT_IN_THE_ZIP_LAYER)!r}\n"
+    code += IMPORT_HANDLER.replace("print(callable(handler))", "") + FRAMES_AFTER_IMPORT
+    code = code.replace("CODE", repr(str(FUNCTIONS / "escalate"))).replace("LAYER", repr(str(LAYER)))
+    code = code.replace("MODULE", repr("app")).replace("fromhex(GIF)", f"fromhex({four_frames().hex()!r})")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "GIFCAT_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+        "GIFCAT_LLM_MODEL": "gpt-4o-mini",  # reads images (stages.llm.images: auto)
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0 and run.stdout.split() == ["3", "image/jpeg", "True"], run.stderr[-2000:]

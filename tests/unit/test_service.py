@@ -23,8 +23,9 @@ from gifcat.application.service import (
 )
 from gifcat.config import Settings
 from gifcat.domain.cascade import Cascade
-from gifcat.domain.model import Classification, GifMetadata, StageName, Status
+from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, StageOutput, Status
 from gifcat.domain.result import ObjectRef, ResultAnswer, ResultItem, WriteKind, result_item
+from gifcat.domain.stages import Stage
 from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.taxonomy import Taxonomy
 
@@ -305,3 +306,62 @@ def test_rerun_event_without_its_execution_is_refused_when_parsed() -> None:
         {"request": {"bucket": "b", "key": "k"}, "execution": "arn:aws:states:r:1:execution:sm:console-3"}
     )
     assert event.execution_name == "console-3"
+
+
+class Looking(Stage):
+    """An LLM stage that reads the GIF of text-less items only, and skips them when told to."""
+
+    name = StageName.LLM
+
+    def __init__(self, skip: bool = False) -> None:
+        self.skip = skip
+        self.seen: list[bytes | None] = []
+
+    def wants_gif(self, item: GifItem) -> bool:
+        return item.metadata.is_empty
+
+    def score(self, item: GifItem, so_far: Classification) -> StageOutput:
+        self.seen.append(item.gif)
+        if self.skip:
+            return StageOutput(stage=self.name, skipped="no text and no image model")
+        return StageOutput(stage=self.name, error="scripted")
+
+
+@pytest.mark.parametrize(("metadata", "reads"), [(GifMetadata(), True), (GifMetadata(title="Pizza"), False)])
+def test_stage_step_reads_the_gif_only_when_its_stage_wants_it(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes], metadata: GifMetadata, reads: bool
+) -> None:
+    body, stage = gif(), Looking()
+    objects = Objects(body)
+    cascade = Cascade.from_settings(settings, [stage], taxonomy.version)
+    state = StepState(
+        object=REF.model_copy(update={"size": len(body)}),
+        metadata=metadata,
+        classification=cascade.start(),
+        execution="exec-1",
+    )
+    StageStep(cascade, StageName.LLM, objects, settings, record_request).run(state)
+    assert stage.seen == [body if reads else None]
+    assert objects.reads == ([None] if reads else [])
+
+
+def test_a_skipped_item_is_recorded_and_a_stale_only_backfill_keeps_it(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
+    cascade = Cascade.from_settings(settings, [Looking(skip=True)], taxonomy.version)
+    ref = REF.model_copy(update={"size": 10, "etag": "e1"})
+    state = StepState(object=ref, classification=cascade.start(), execution="exec-1")
+    out = StageStep(cascade, StageName.LLM, Objects(gif()), settings, record_request).run(state)
+    assert (out.classification.status, out.classification.reason) == (
+        Status.SKIPPED,
+        "no text and no image model",
+    )
+    assert out.record is not None  # the state machine records it
+    stored = result_item(ref, out.classification, execution="exec-1")
+    assert stored.status is Status.SKIPPED and stored.taxonomy_version == taxonomy.version
+    # A backfill with stale_only leaves it: classifying it again would skip it again.
+    store = Store(stored=stored)
+    again = rerun(settings, taxonomy, Objects(gif()), store).prepare(
+        REF, force=True, execution="run/3", stale_only=True
+    )
+    assert again.kept is not None and again.kept.startswith("fresh: skipped") and not store.takeovers

@@ -36,6 +36,9 @@ class LazyStage(Stage):
     def prepare(self) -> None:
         self.build()  # the cascade calls it before timing the stage: loading is not the item's latency
 
+    def wants_gif(self, item: GifItem) -> bool:
+        return self.build().wants_gif(item)
+
     def score(self, item: GifItem, so_far: Classification) -> StageOutput:
         return self.build().score(item, so_far)
 

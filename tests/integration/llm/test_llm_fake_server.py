@@ -102,8 +102,9 @@ def test_missing_usage_is_noted_not_fatal(server: FakeOpenAI) -> None:
 
 
 def test_empty_metadata_is_not_sent(server: FakeOpenAI) -> None:
-    out = make_stage(server).score(item("  ", ("",), ""), NOTHING)
-    assert out.error == "llm: no title, tags or description to classify" and not server.chat_requests
+    # An endpoint that reads no images has nothing to read: skipped (test_llm_images: the frames path).
+    out = make_stage(server, images=False).score(item("  ", ("",), ""), NOTHING)
+    assert out.skipped == "no text and no image model" and out.error is None and not server.chat_requests
 
 
 # -- invalid answers: one repair, then failed --------------------------------------------------------

@@ -216,3 +216,34 @@ def test_image_graph_is_a_setting(clip_root: Path) -> None:
     assert float((fp32 * int8).sum()) > 0.98  # quantised tower, same direction
     with pytest.raises(ArtefactError, match=r"image\.fp16\.onnx"):
         ClipEncoder(files, image_model="image.fp16.onnx")
+
+
+def llm_images(images: bool | str, model: str = "gpt-4o-mini") -> Settings:
+    data = settings_with().model_dump(by_alias=True)
+    data["stages"]["llm"].update({"images": images, "model": model})
+    return Settings.model_validate(data)
+
+
+@pytest.mark.parametrize(("images", "model"), [(False, "gpt-4o-mini"), ("auto", "gemma-3-270m-q4_k_m")])
+def test_no_text_and_no_clip_is_skipped_when_the_llm_reads_no_images(
+    minilm_root: Path, images: bool | str, model: str
+) -> None:
+    settings = llm_images(images, model)
+    stage = build_embedding_stage(settings, TAXONOMY, models_dir=minilm_root, labelled=LABELLED)
+    out = stage.score(item(gif=pillow_gif(colour_frames(2))), SO_FAR)
+    assert out.skipped == "no text and no image model"
+    assert out.error is None and not out.candidates
+
+
+def test_no_text_and_no_clip_is_left_to_an_llm_that_reads_frames(minilm_root: Path) -> None:
+    stage = build_embedding_stage(llm_images("auto"), TAXONOMY, models_dir=minilm_root, labelled=LABELLED)
+    out = stage.score(item(gif=pillow_gif(colour_frames(2))), SO_FAR)
+    assert out.skipped is None and out.error is None and not out.candidates
+    assert out.abstained == "no text, and no CLIP artefacts to look at the frames"
+    assert "image: no CLIP artefacts; the LLM step reads the frames" in out.notes
+
+
+def test_no_text_with_clip_reads_the_frames_whatever_the_llm(clip_root: Path) -> None:
+    stage = build_embedding_stage(llm_images(False), TAXONOMY, models_dir=clip_root, labelled=LABELLED)
+    out = stage.score(item(gif=pillow_gif(colour_frames(2))), SO_FAR)
+    assert out.skipped is None and out.error is None and len(out.candidates) == 3

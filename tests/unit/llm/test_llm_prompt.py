@@ -7,9 +7,11 @@ import re
 
 import pytest
 
+from gifcat.config import ConfigError
+from gifcat.domain.llm.options import LlmOptions
 from gifcat.domain.llm.prompt import PromptBuilder, PromptError, encode_data, fill, load_prompt, parse_prompt
 from gifcat.domain.model import Candidate, Neighbour
-from tests.support.llm import SMALL, item
+from tests.support.llm import SMALL, item, settings_with
 
 
 def builder(**kw: object) -> PromptBuilder:
@@ -222,3 +224,57 @@ def test_v3_describes_only_the_allowed_categories_in_the_user_turn() -> None:
     # Free to name any category (no earlier stage held it): every description, as in v2.
     assert all(f"- {c.name}:" in anything[1]["content"] for c in SMALL.categories)
     assert len(user) < len(anything[1]["content"])
+
+
+@pytest.mark.parametrize("version", ["classify-v1", "classify-v2", "classify-v3"])
+def test_frame_messages_carry_the_frames_beside_the_static_system_text(version: str) -> None:
+    prompt = PromptBuilder(template=load_prompt(version), taxonomy=SMALL)
+    urls = ["data:image/jpeg;base64,AAAA", "data:image/jpeg;base64,BBBB"]
+    earlier = [Candidate(category="cute", score=0.4)]
+    system, user = prompt.frame_messages(earlier, urls, ("cute", "funny"), detail="low")
+    assert system == {"role": "system", "content": prompt.system_text()}  # the text path's: prefix caches
+    text, *images = user["content"]
+    assert images == [{"type": "image_url", "image_url": {"url": u, "detail": "low"}} for u in urls]
+    assert "no title, tags or description" in text["text"] and "2 image(s)" in text["text"]
+    assert data_block(text["text"], "earlier_stages") == [{"category": "cute", "score": 0.4}]
+    assert "cute" in text["text"] and "gaming" not in text["text"].split("<earlier_stages>")[-1]
+
+
+def test_frame_messages_open_the_user_turn_for_models_without_a_system_role() -> None:
+    prompt = builder(system_in_user=True)
+    (user,) = prompt.frame_messages([], ["data:image/png;base64,AAAA"])
+    assert user["role"] == "user" and user["content"][0]["text"].startswith(prompt.system_text())
+
+
+def test_a_prompt_without_frames_says_so() -> None:
+    template = parse_prompt("=== system ===\ns\n=== user ===\n{{item}}\n=== repair ===\n{{error}}\n", "bare")
+    assert template.frames == ""
+    with pytest.raises(PromptError, match="no 'frames' section"):
+        PromptBuilder(template=template, taxonomy=SMALL).frame_messages([], ["data:image/png;base64,AA"])
+
+
+@pytest.mark.parametrize(
+    ("model", "images", "on"),
+    [
+        ("gpt-4o-mini", "auto", True),
+        ("gpt-4o-2024-08-06", "auto", True),
+        ("GPT-4.1-nano", "auto", True),
+        ("gpt-5-mini", "auto", True),
+        ("o3", "auto", True),
+        ("o4-mini-2025-04-16", "auto", True),
+        ("o3-mini", "auto", False),  # reads no images
+        ("o1-mini", "auto", False),
+        ("gpt-3.5-turbo", "auto", False),
+        ("gemma-3-270m-q4_k_m", "auto", False),  # the local model
+        ("fake-gpt-1", "auto", False),  # an unknown name
+        ("fake-gpt-1", True, True),
+        ("gpt-4o-mini", False, False),
+    ],
+)
+def test_images_auto_follows_the_vision_model_names(model: str, images: object, on: bool) -> None:
+    assert settings_with(images=images).options("llm", LlmOptions).images_for(model) is on
+
+
+def test_image_sides_must_be_ordered() -> None:
+    with pytest.raises(ConfigError, match="image_min_side"):
+        settings_with(image_min_side=300, image_max_side=256).options("llm", LlmOptions)

@@ -312,14 +312,11 @@ class StageStep:
             classification = classification.model_copy(
                 update={"stages": [*classification.stages, failed_trace(state.upstream_error)]}
             )
-        gif = None
-        if self.stage is StageName.EMBEDDING and state.object.size:  # the image path reads the GIF
-            gif = (
-                self.source.read(state.object)
-                if state.object.size <= self.settings.limits.max_gif_bytes
-                else None
-            )
-        item = GifItem(id=state.object.pk, metadata=state.metadata, gif=gif)
+        item = GifItem(id=state.object.pk, metadata=state.metadata)
+        size = state.object.size
+        # The image paths read the GIF: CLIP in the embed step, a text-less item's frames in the LLM step.
+        if size and size <= self.settings.limits.max_gif_bytes and self._reads_gif(item):
+            item = item.model_copy(update={"gif": self.source.read(state.object)})
         classification = self.cascade.run(item, classification, only=(self.stage,))
         if self.stage is StageName.LLM and classification.status is Status.UNDECIDED:
             # The LLM is the last stage: an answer below its thresholds is still not a decision.
@@ -329,6 +326,10 @@ class StageStep:
         return state.model_copy(
             update={"classification": classification, "upstream_error": None}
         ).with_record(self.record_request, self.settings.prices)
+
+
+    def _reads_gif(self, item: GifItem) -> bool:
+        return any(s.stage.wants_gif(item) for s in self.cascade.steps if s.stage.name is self.stage)
 
 
 def failed_trace(error: dict[str, Any]) -> StageTrace:

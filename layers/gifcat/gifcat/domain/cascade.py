@@ -73,7 +73,7 @@ class Cascade:
         """Run the steps in order (only those named in `only`, if given), continuing from `so_far`."""
         wanted = set(only) if only is not None else None
         result = (so_far or self.start()).model_copy(deep=True)
-        if result.decided:
+        if result.decided or result.status is Status.SKIPPED:
             return result
         # Instructions planted for a classifier are evidence of nothing: no stage sees them.
         screened = self.screen.screen(item.metadata)
@@ -93,7 +93,7 @@ class Cascade:
                 output = StageOutput(stage=step.stage.name, error=f"{type(exc).__name__}: {exc}")
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             result = self._record(result, output, step.thresholds, elapsed_ms)
-            if result.decided:
+            if result.decided or result.status is Status.SKIPPED:
                 return result
         return result
 
@@ -101,7 +101,12 @@ class Cascade:
         self, result: Classification, output: StageOutput, thresholds: Thresholds, elapsed_ms: float
     ) -> Classification:
         ranked = sorted(output.candidates, key=lambda c: (-c.score, c.category))
-        decided = output.error is None and output.abstained is None and passes(ranked, thresholds)
+        decided = (
+            output.error is None
+            and output.abstained is None
+            and output.skipped is None
+            and passes(ranked, thresholds)
+        )
         trace = StageTrace(
             stage=output.stage,
             decided=decided,
@@ -115,7 +120,7 @@ class Cascade:
             rationale=output.rationale,
             error=output.error,
             neighbours=output.neighbours[:NEIGHBOURS_KEPT],
-            abstained=output.abstained,
+            abstained=output.abstained or output.skipped,
             artefact_version=output.artefact_version,
         )
         update: dict[str, Any] = {"stages": [*result.stages, trace]}
@@ -131,6 +136,8 @@ class Cascade:
                 "evidence": best.evidence,
                 "reason": None,
             }
+        elif output.skipped is not None:
+            update |= {"status": Status.SKIPPED, "reason": output.skipped}
         elif output.error is not None:
             update |= {"status": Status.FAILED, "reason": f"{output.stage.value} stage: {output.error}"}
         else:

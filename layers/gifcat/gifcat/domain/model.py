@@ -91,6 +91,9 @@ class StageOutput(BaseModel):
     abstained: str | None = None
     # The learned artefact the stage scored with ("bundled", or a published "v000003"); None: it has none.
     artefact_version: str | None = None
+    # No stage can classify the item (no text and no image model): the result is `skipped` with this
+    # reason and the cascade stops.
+    skipped: str | None = None
 
 
 class StageTrace(BaseModel):

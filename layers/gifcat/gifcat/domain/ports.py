@@ -7,6 +7,7 @@ OpenAI-compatible client (gifcat.adapters.llm). Tests may implement them with nu
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -14,7 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # the zip functions (triage, escalate) ship without numpy; only the embed image has it
     import numpy as np
 
-Message = dict[str, str]  # one chat message: {"role": ..., "content": ...}
+# One chat message: {"role": ..., "content": ...}. Content is a string, or a list of content parts
+# ({"type": "text", "text": ...}, {"type": "image_url", "image_url": {"url": ..., "detail": ...}}).
+Message = dict[str, Any]
 
 
 # -- embeddings ---------------------------------------------------------------------------------------
@@ -67,6 +70,42 @@ class ImageEncoder(Protocol):
 
     def encode_gif(self, gif: bytes, frames: int) -> GifEmbedding:
         """Up to `frames` frames of the GIF, as one vector. Raises GifDecodeError only."""
+        ...
+
+
+@dataclass(frozen=True)
+class FrameImage:
+    """One sampled frame, encoded for a chat request (an image content part's data: URL)."""
+
+    mime: str  # "image/jpeg" or "image/png"
+    data: bytes
+    width: int
+    height: int
+    index: int  # the frame's index in the GIF
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+@dataclass(frozen=True)
+class FrameImages:
+    """Frames sampled from a GIF, downscaled and encoded within a byte bound."""
+
+    images: list[FrameImage]
+    considered: int  # frames sampling chose from
+    found: int  # complete frames found in the GIF
+    side: int  # the longest side the frames were scaled to fit
+    notes: list[str] = field(default_factory=list)  # e.g. "fewer frames to fit the byte bound"
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(len(i.data) for i in self.images)
+
+
+class FrameImager(Protocol):
+    def images(self, gif: bytes) -> FrameImages:
+        """A few frames of the GIF as small encoded images. Raises GifDecodeError only."""
         ...
 
 

@@ -17,6 +17,7 @@ from gifcat.adapters.embeddings.artefacts import models_dir as resolve_models_di
 from gifcat.adapters.embeddings.image import ClipEncoder
 from gifcat.adapters.embeddings.text import TextEncoder
 from gifcat.config import Settings
+from gifcat.domain.llm.options import LlmOptions
 from gifcat.domain.memory import ARTEFACT as MEMORY_ARTEFACT
 from gifcat.domain.memory import Learned
 from gifcat.domain.ports import FrameLimits
@@ -58,7 +59,13 @@ def build_embedding_stage(
     records: Sequence[LabelledRecord] | None = None
     if learned is None and source is not None:
         records = load_labelled(source) if isinstance(source, str | Path) else source
-    return EmbeddingStage(taxonomy, text, identity, clip, records, options, clip_note, learned)
+    # Whether the LLM step reads a text-less GIF's frames: without CLIP, such an item is otherwise
+    # skipped here, and the escalate function is never invoked for it.
+    llm = settings.options("llm", LlmOptions) if "llm" in settings.stages else None
+    frames_to_llm = llm is not None and llm.images_for(llm.model)
+    return EmbeddingStage(
+        taxonomy, text, identity, clip, records, options, clip_note, learned, frames_to_llm=frames_to_llm
+    )
 
 
 def _load_learned(root: Path, options: EmbeddingOptions, identity: str) -> Learned | None:

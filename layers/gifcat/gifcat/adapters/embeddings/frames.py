@@ -18,11 +18,14 @@ import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
 
 from gifcat.domain.ports import FrameLimits, GifDecodeError
+
+if TYPE_CHECKING:  # numpy is for CLIP's tensors only: the LLM step samples frames in a zip Lambda without it
+    import numpy as np
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -184,6 +187,8 @@ def clip_preprocess(
     The crop box is computed in source coordinates and Pillow resizes only that box: identical in
     effect to resize-then-crop, but a 1x5000 frame never becomes a 224x1,120,000 intermediate.
     """
+    import numpy as np
+
     batch = np.empty((len(frames), 3, size, size), dtype=np.float32)
     m = np.asarray(mean, dtype=np.float32)[:, None, None]
     s = np.asarray(std, dtype=np.float32)[:, None, None]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 
-def call_key(model: str, messages: list[dict[str, str]], schema: dict[str, Any]) -> str:
+def call_key(model: str, messages: list[dict[str, Any]], schema: dict[str, Any]) -> str:
     blob = json.dumps(
         {"model": model, "messages": messages, "schema": schema}, sort_keys=True, ensure_ascii=False
     )

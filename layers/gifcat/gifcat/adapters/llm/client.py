@@ -342,7 +342,7 @@ class LlmClient:
 
     def _attempt(
         self,
-        messages: list[dict[str, str]],
+        messages: list[Message],
         schema: dict[str, Any],
         grammar: str | None,
         bounded_schema: dict[str, Any] | None,

@@ -5,9 +5,11 @@ from __future__ import annotations
 from gifcat.adapters.llm.cache import CallCache
 from gifcat.adapters.llm.client import LlmClient
 from gifcat.adapters.llm.credentials import CredentialsError, resolve_api_key
+from gifcat.adapters.llm.frames import PillowFrameImager
 from gifcat.config import ConfigError, Settings
 from gifcat.domain.llm.options import LlmOptions
 from gifcat.domain.llm.prompt import PromptBuilder, PromptError, load_prompt
+from gifcat.domain.ports import FrameLimits
 from gifcat.domain.stages.llm import LlmStage
 from gifcat.domain.taxonomy import Taxonomy
 
@@ -77,10 +79,41 @@ def build_llm_stage(
         mode=opts.mode,
         cache=CallCache(opts.cache_path) if opts.cache_path else None,
     )
+    prompt = prompt_builder(settings, taxonomy, model)
+    imager = frame_imager(settings, opts) if opts.images_for(model) else None
+    if imager is not None and not prompt.template.frames:
+        raise ConfigError(
+            f"settings: stages.llm: prompt {prompt.version} has no 'frames' section, which images "
+            f"({opts.images!r} for model {model!r}) needs for GIFs with no text"
+        )
     return LlmStage(
         client,
-        prompt_builder(settings, taxonomy, model),
+        prompt,
         prices=dict(settings.prices.llm),
         rationale_max_chars=opts.rationale_max_chars,
         choose_from_top=opts.choose_from_top,
+        imager=imager,
+        image_detail=opts.image_detail,
+    )
+
+
+def frame_imager(settings: Settings, opts: LlmOptions) -> PillowFrameImager:
+    """The frames of a text-less GIF as `stages.llm.image_*` bounds them, decoded within the bounds the
+    embedding stage applies to untrusted GIFs (its section is read raw: its options model needs numpy)."""
+    embedding = settings.stage_options("embedding") if "embedding" in settings.stages else {}
+    defaults = FrameLimits()
+    limits = FrameLimits(
+        max_bytes=settings.limits.max_gif_bytes,
+        max_canvas_pixels=int(embedding.get("max_canvas_pixels", defaults.max_canvas_pixels)),
+        max_frames_decoded=int(embedding.get("max_frames_decoded", defaults.max_frames_decoded)),
+        max_decode_pixels=int(embedding.get("max_decode_pixels", defaults.max_decode_pixels)),
+    )
+    return PillowFrameImager(
+        frames=opts.image_frames,
+        max_side=opts.image_max_side,
+        min_side=opts.image_min_side,
+        max_bytes=opts.image_max_bytes,
+        fmt=opts.image_format,
+        quality=opts.image_quality,
+        limits=limits,
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gifcat.config import StageOptions
 from gifcat.domain.llm.answer import ANSWER_FIELDS, check_fields
@@ -75,11 +76,40 @@ class LlmOptions(StageOptions):
     answer_fields: tuple[str, ...] = ANSWER_FIELDS  # the fields the model writes; primary is one
     cache_path: str | None = None
     local: LocalOptions = LocalOptions()
+    # Items with no title, tags or description: send sampled frames as image parts. "auto": when the
+    # model matches `image_models` (and is not the local model); true/false force it.
+    images: bool | Literal["auto"] = "auto"
+    # Model names (shell globs, case-blind) that accept image parts, for images "auto".
+    image_models: tuple[str, ...] = ()
+    image_frames: int = Field(3, ge=1, le=10)  # frames sent (fewer when over image_max_bytes)
+    image_max_side: int = Field(256, ge=16)  # px, the longest side of each frame sent
+    image_min_side: int = Field(96, ge=16)  # px: below this, frames are dropped instead of shrunk
+    image_max_bytes: int = Field(300_000, ge=1_000)  # the encoded frames together (before base64)
+    image_format: Literal["jpeg", "png"] = "jpeg"
+    image_quality: int = Field(85, ge=1, le=95)  # JPEG quality
+    image_detail: Literal["low", "high", "auto"] = "low"
 
     _check_fields = field_validator("answer_fields")(_fields)
 
+    @model_validator(mode="after")
+    def _sides(self) -> LlmOptions:
+        if self.image_min_side > self.image_max_side:
+            raise ValueError(
+                f"image_min_side ({self.image_min_side}) is over image_max_side ({self.image_max_side})"
+            )
+        return self
+
     def is_local(self, model: str) -> bool:
         return model == self.local.model_name
+
+    def images_for(self, model: str) -> bool:
+        """Whether the LLM step sends frames of a text-less GIF to `model`."""
+        if isinstance(self.images, bool):
+            return self.images
+        if self.is_local(model):  # Gemma 3 270M reads no images
+            return False
+        name = model.lower()
+        return any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in self.image_models)
 
     def fields_for(self, model: str) -> tuple[str, ...]:
         """The answer format for `model`: the local server's own when it is the one answering."""

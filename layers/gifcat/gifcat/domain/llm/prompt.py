@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -31,7 +32,7 @@ _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _VERSION = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _FIELD_LINE = re.compile(r"^(\w+):\s*(.+)$")
 SECTIONS = ("system", "user", "repair")
-OPTIONAL_SECTIONS = ("fields",)
+OPTIONAL_SECTIONS = ("fields", "frames")
 
 
 class PromptError(ValueError):
@@ -47,6 +48,8 @@ class PromptTemplate:
     # What each answer field means ("name: text" lines), for prompts whose answer format is a setting.
     # Empty: the prompt's wording names the four fields itself and only supports the full answer.
     fields: tuple[tuple[str, str], ...] = ()
+    # The user turn for a GIF with no text, sent beside its sampled frames; empty: the prompt has none.
+    frames: str = ""
 
     def supports(self, fields: tuple[str, ...]) -> bool:
         described = {name for name, _ in self.fields}
@@ -77,7 +80,8 @@ def parse_prompt(text: str, version: str) -> PromptTemplate:
     if unknown:
         raise PromptError(f"prompt {version}: unknown section(s) {unknown}")
     fields = _parse_fields(sections["fields"], version) if "fields" in sections else ()
-    return PromptTemplate(version=version, fields=fields, **{s: sections[s] for s in SECTIONS})
+    frames = sections.get("frames", "")
+    return PromptTemplate(version=version, fields=fields, frames=frames, **{s: sections[s] for s in SECTIONS})
 
 
 def load_prompt(name: str) -> PromptTemplate:
@@ -267,6 +271,35 @@ class PromptBuilder:
         if self.system_in_user:
             return [{"role": "user", "content": self.system_text() + "\n\n" + user}]
         return [{"role": "system", "content": self.system_text()}, {"role": "user", "content": user}]
+
+    def frame_messages(
+        self,
+        earlier: list[Candidate],
+        images: Sequence[str],
+        choices: tuple[str, ...] = (),
+        detail: str = "low",
+    ) -> list[Message]:
+        """The messages for a GIF with no text: the prompt's `frames` turn, then its frames as image
+        parts (`images`: data: URLs). The system text is the text path's, so prefix caches still apply."""
+        if not self.template.frames:
+            raise PromptError(f"prompt {self.version}: no 'frames' section for GIFs with no text")
+        categories = set(self.taxonomy.names)
+        allowed = tuple(choices or self.taxonomy.names)
+        text = fill(
+            self.template.frames,
+            earlier=render_earlier(earlier, categories),
+            choices=encode_data(list(allowed)),
+            allowed_categories=render_categories(self.taxonomy, self.examples_per_category, only=allowed),
+            frames=str(len(images)),
+        )
+        if self.system_in_user:
+            text = self.system_text() + "\n\n" + text
+        parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+        parts += [{"type": "image_url", "image_url": {"url": url, "detail": detail}} for url in images]
+        user: Message = {"role": "user", "content": parts}
+        if self.system_in_user:
+            return [user]
+        return [{"role": "system", "content": self.system_text()}, user]
 
     def repair(self, messages: list[Message], bad_reply: str | None, error: str) -> list[Message]:
         """The conversation plus the unusable reply and what was wrong with it, for one more try."""

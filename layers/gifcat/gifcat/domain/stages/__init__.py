@@ -10,6 +10,10 @@ from typing import Protocol
 
 from gifcat.domain.model import Classification, GifItem, StageName, StageOutput
 
+# Why a GIF with no title, tags or description is skipped when no stage can look at its frames: no CLIP
+# artefacts for the embedding stage, and an LLM endpoint that reads no images.
+NO_TEXT_NO_IMAGE_MODEL = "no text and no image model"
+
 
 class Stage(Protocol):
     name: StageName
@@ -18,6 +22,11 @@ class Stage(Protocol):
         """One-time loading (models, a server) before the first item; called before each item is timed,
         so it must be cheap once done. What it raises is the stage's error for that item."""
         return None
+
+    def wants_gif(self, item: GifItem) -> bool:
+        """Whether scoring `item` reads its GIF bytes (the state machine's step reads them from S3
+        only then)."""
+        return False
 
     def score(self, item: GifItem, so_far: Classification) -> StageOutput:
         """Score `item`. `so_far` holds what earlier stages found (their traces and top candidates)."""

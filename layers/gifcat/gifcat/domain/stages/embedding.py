@@ -23,7 +23,7 @@ from gifcat.domain.model import Candidate, Classification, GifItem, Neighbour, S
 from gifcat.domain.normalise import normalise_tag, words
 from gifcat.domain.ports import FrameLimits, GifDecodeError, ImageEncoder, TextEncoder
 from gifcat.domain.records import LabelledRecord
-from gifcat.domain.stages import Stage
+from gifcat.domain.stages import NO_TEXT_NO_IMAGE_MODEL, Stage
 from gifcat.domain.taxonomy import Taxonomy
 
 # "Happy Dance GIF by Originals" -> "Happy Dance": the "GIF by <brand>" suffix says nothing of content.
@@ -95,10 +95,14 @@ class EmbeddingStage(Stage):
         clip_note: str | None = None,
         learned: Learned | None = None,
         artefact_version: str = BUNDLED,
+        frames_to_llm: bool = False,
     ) -> None:
+        """`frames_to_llm`: the LLM step reads a text-less GIF's frames, so without CLIP such an item is
+        left to it; otherwise it is skipped here, before any LLM call."""
         self.taxonomy = taxonomy
         # Which learned artefact (memory and classifier) this stage scores with: recorded in each output.
         self.artefact_version = artefact_version
+        self.frames_to_llm = frames_to_llm
         self.options = options or EmbeddingOptions()
         self.text = text_encoder
         self.clip = clip
@@ -188,6 +192,9 @@ class EmbeddingStage(Stage):
             texts=texts,
         )
 
+    def wants_gif(self, item: GifItem) -> bool:
+        return True  # for CLIP, when deployed (the step has always read the GIF for this stage)
+
     def text_of(self, item: GifItem) -> str:
         meta = item.metadata
         return item_text(meta.title, meta.tags, meta.description, self._generic)
@@ -259,6 +266,12 @@ class EmbeddingStage(Stage):
                 if gif.truncated:
                     notes.append("image: GIF truncated; used the complete frames")
 
+        if not dists and self.clip is None and meta.is_empty:
+            if self.frames_to_llm:
+                notes.append("image: no CLIP artefacts; the LLM step reads the frames")
+                return StageOutput(stage=self.name, model=self.model, notes=notes,
+                                   abstained="no text, and no CLIP artefacts to look at the frames")
+            return StageOutput(stage=self.name, model=self.model, notes=notes, skipped=NO_TEXT_NO_IMAGE_MODEL)
         if not dists:
             frames = "no CLIP artefacts to look at the frames" if self.clip is None else "no decodable GIF"
             return StageOutput(stage=self.name, model=self.model, notes=notes,

@@ -14,16 +14,32 @@ from gifcat.domain.costs import cost_usd, price_key
 from gifcat.domain.llm.answer import AnswerError, LlmAnswer, answer_grammar, answer_schema, parse_answer
 from gifcat.domain.llm.prompt import PromptBuilder
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
-from gifcat.domain.ports import ChatClient, LlmCallError, LlmReply
-from gifcat.domain.stages import Stage
+from gifcat.domain.ports import (
+    ChatClient,
+    FrameImager,
+    FrameImages,
+    GifDecodeError,
+    LlmCallError,
+    LlmReply,
+    Message,
+)
+from gifcat.domain.stages import NO_TEXT_NO_IMAGE_MODEL, Stage
 
 LABEL_STEP = 0.01  # other labels score just below the primary, in the model's order
 CHOSEN = 1.0  # the primary's score when the answer format asks for no confidence: chosen, not "how sure"
 NEIGHBOURS_READ = 8  # nearest labelled examples read from the trace (the item's own id may be one)
 
 
-def prompt_chars(messages: list[dict[str, str]]) -> int:
-    return sum(len(m["content"]) for m in messages)
+def prompt_chars(messages: list[Message]) -> int:
+    """The characters of the prompt's text (image parts are priced by the tokens the API reports)."""
+    total = 0
+    for m in messages:
+        content = m["content"]
+        if isinstance(content, str):
+            total += len(content)
+        else:
+            total += sum(len(part.get("text", "")) for part in content if part.get("type") == "text")
+    return total
 
 
 class LlmStage(Stage):
@@ -37,8 +53,14 @@ class LlmStage(Stage):
         prices: dict[str, TokenPrice] | None = None,
         rationale_max_chars: int = 200,
         choose_from_top: int = 0,
+        imager: FrameImager | None = None,
+        image_detail: str = "low",
     ) -> None:
+        """`imager`: frames of a GIF with no text, for a model that reads images; None: such GIFs are
+        skipped ("no text and no image model")."""
         self.client = client
+        self.imager = imager
+        self.image_detail = image_detail
         self.prompt = prompt
         self.prices = prices or {}
         self.rationale_max_chars = rationale_max_chars
@@ -76,15 +98,34 @@ class LlmStage(Stage):
                 return tuple(top)
         return tuple(self.categories)
 
+    def wants_gif(self, item: GifItem) -> bool:
+        """Whether scoring `item` reads its GIF: only a text-less item (once planted instructions are
+        cut, as the cascade cuts them) with an endpoint that reads images."""
+        return self.imager is not None and self.prompt.screen.screen(item.metadata).metadata.is_empty
+
     def score(self, item: GifItem, so_far: Classification) -> StageOutput:
         out = StageOutput(stage=self.name, model=self.client.model, prompt_version=self.prompt.version)
-        if item.metadata.is_empty:
-            # Nothing to read: asking would cost a call and return a guess.
-            out.error = "llm: no title, tags or description to classify"
-            return out
         choices = self.choices(so_far)
         neighbours = so_far.neighbours(NEIGHBOURS_READ)
-        messages = self.prompt.messages(item, so_far.top_candidates(), neighbours, choices)
+        frames: FrameImages | None = None
+        if item.metadata.is_empty:
+            if self.imager is None:
+                # Nothing this endpoint can read: asking would cost a call and return a guess.
+                out.skipped = NO_TEXT_NO_IMAGE_MODEL
+                return out
+            if not item.gif:
+                out.error = "llm: no title, tags or description, and no GIF bytes to read frames from"
+                return out
+            try:
+                frames = self.imager.images(item.gif)
+            except GifDecodeError as exc:
+                out.error = f"llm: no text, and the frames cannot be read: {exc.reason}: {exc}"
+                return out
+            out.notes.extend(frames.notes)
+            urls = [image.data_url for image in frames.images]
+            messages = self.prompt.frame_messages(so_far.top_candidates(), urls, choices, self.image_detail)
+        else:
+            messages = self.prompt.messages(item, so_far.top_candidates(), neighbours, choices)
         schema, bounded_schema, grammar = self.formats(choices)
         replies: list[LlmReply] = []
         answer: LlmAnswer | None = None
@@ -118,6 +159,8 @@ class LlmStage(Stage):
                 out.notes.append(f"llm: unusable answer{' after repair' if turn else ''}: {error}")
                 messages = self.prompt.repair(messages, reply.content, error)
         self._account(out, replies, sent)
+        if frames is not None:
+            out.usage |= {"frames": len(frames.images), "frame_bytes": frames.total_bytes}
         if answer is None:
             out.error = f"llm: answer invalid after one repair: {error}"
             return out
@@ -125,11 +168,14 @@ class LlmStage(Stage):
         if answer.rationale is not None:
             evidence = [f"llm: {answer.rationale}"]
         else:  # a short answer format: say what it chose from and what it was shown instead
-            shown = len(self.prompt.examples(item, neighbours))
+            shown = 0 if frames is not None else len(self.prompt.examples(item, neighbours))
             evidence = [
                 f"llm: chose {answer.primary} from {', '.join(choices)}"
                 + (f" ({shown} labelled example{'s' if shown != 1 else ''} shown)" if shown else "")
             ]
+        if frames is not None:
+            n = len(frames.images)
+            evidence.append(f"llm: read from {n} frame{'s' if n != 1 else ''} of the GIF (no text)")
         top = CHOSEN if answer.confidence is None else answer.confidence
         out.candidates = [
             Candidate(category=label, score=max(0.0, round(top - LABEL_STEP * i, 4)), evidence=evidence)
