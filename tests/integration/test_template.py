@@ -15,6 +15,7 @@ import pytest
 
 from gifcat.application.events import RerunRequest, S3UploadEvent, TriageStepEvent
 from gifcat.application.service import StepState
+from gifcat.config import Settings
 from gifcat_tooling.local.template import Stack, load_template
 from tests.conftest import load_event
 
@@ -169,3 +170,15 @@ def test_config_in_s3_grants_read(root: Path, taxonomy: str, settings: str, expe
         parameters={"TaxonomyLocation": taxonomy, "SettingsLocation": settings},
     )
     assert stack.conditions["S3Config"] is expected
+
+
+def test_cost_accounting_prices_each_stage_at_its_functions_memory(root: Path, settings: Settings) -> None:
+    # `gifcat eval` prices a stage's Lambda time at settings' memory_mb: it must be what the stack runs.
+    stack = Stack(load_template(root / "template.yaml"), root)
+    runs_on = {"tags": "TriageFunction", "rules": "TriageFunction", "embedding": "EmbedFunction",
+               "llm": "EscalateFunction"}
+    globals_mb = stack.template.get("Globals", {}).get("Function", {}).get("MemorySize")
+    deployed = {
+        stage: stack.function_properties(fn).get("MemorySize", globals_mb) for stage, fn in runs_on.items()
+    }
+    assert settings.prices.lambda_.memory_mb == deployed

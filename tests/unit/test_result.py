@@ -178,9 +178,11 @@ def test_estimated_cost_counts_llm_lambda_and_the_state_machine(settings: Settin
     cost = item.cost
     assert cost is not None
     assert cost["llm_usd"] == 0.00002
-    # 512 ms of the 256 MB escalate function, one request, and one Express run (tests/unit/test_costs.py).
+    # 512 ms of the escalate function at its memory, one request, and one Express run
+    # (tests/unit/test_costs.py; the memory is the template's, tests/integration/test_template.py).
     lam = settings.prices.lambda_
-    assert cost["lambda_usd"] == pytest.approx(0.512 * 0.25 * lam.gb_second_usd + lam.request_usd)
+    gb = lam.memory_mb["llm"] / 1024
+    assert cost["lambda_usd"] == pytest.approx(0.512 * gb * lam.gb_second_usd + lam.request_usd)
     run = orchestration_usd(classified().stages, settings.prices.stepfunctions)
     assert cost["stepfunctions_usd"] == pytest.approx(run)
     assert 0 < cost["stepfunctions_usd"] < 0.00002
