@@ -266,14 +266,14 @@ def _fitted_eval(
     progress: Any,
 ) -> tuple[Report, EvalSummary]:
     """`--cv K`: each fold classified by a cascade fitted on the other folds. `--train B`: the records
-    classified by a cascade fitted on B. Fitting (gifcat_tooling.training.fit) learns the embedding
+    classified by a cascade fitted on B. Fitting (gifcat.adapters.training.fit) learns the embedding
     memory, the classifier and every stage's threshold; the LLM stage learns nothing and is shared."""
     from gifcat.adapters.embeddings.factory import build_embedding_stage
+    from gifcat.adapters.training import CachingEncoder, fit, stratified_folds
     from gifcat.config import merge
     from gifcat.domain.records import read_records
     from gifcat_tooling.evaluation import Calibration, Fitting, FoldSummary, Report, evaluate, fold_spread
     from gifcat_tooling.pipeline import LocalPipeline
-    from gifcat_tooling.training import CachingEncoder, fit, stratified_folds
 
     until = STAGE_CHOICES[args.until]
     base = build_embedding_stage(settings, taxonomy, labelled=[])
@@ -392,14 +392,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Fit on the labelled file (gifcat_tooling.training.fit): thresholds with an error bound under each
+    """Fit on the labelled file (gifcat.adapters.training.fit): thresholds with an error bound under each
     stage's target, chosen on out-of-fold scores; writes them into a settings file."""
     import yaml
 
     from gifcat.adapters.embeddings.factory import build_embedding_stage
+    from gifcat.adapters.training import fit
     from gifcat.config import bundled_text, read_text
     from gifcat.domain.records import read_records
-    from gifcat_tooling.training import fit
 
     overrides: dict[str, Any] = {}
     if args.target is not None:
@@ -588,10 +588,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     from gifcat.adapters.embeddings.factory import build_embedding_stage
     from gifcat.adapters.llm.factory import build_llm_stage
+    from gifcat.adapters.training import CachingEncoder
     from gifcat.domain.records import load_labelled, read_records
     from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
     from gifcat_tooling.stream import StreamOptions, check_unique_ids, plot_stream, run_stream
-    from gifcat_tooling.training import CachingEncoder
 
     overrides: dict[str, Any] = {}
     if args.llm_cache:
