@@ -117,6 +117,16 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
     (listing,) = [s for s in embed if "s3:ListBucket" in s["Action"]]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["embedding/*"]}}
     assert actions["EscalateFunction"] == set()  # no secret configured: nothing at all
+    # gifcat learn: reads the results (Scan only), reads and publishes artefacts under embedding/ only
+    assert actions["LearnFunction"] == {"dynamodb:Scan", "s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    learn = stack.function_properties("LearnFunction")["Policies"][0]["Statement"]
+    resources = {a: s["Resource"] for s in learn for a in s["Action"]}
+    assert resources["dynamodb:Scan"] == stack.resolve({"Fn::GetAtt": ["ResultsTable", "Arn"]})
+    artefacts = stack.resolve({"Fn::GetAtt": ["ArtefactsBucket", "Arn"]})
+    assert resources["s3:GetObject"] == resources["s3:PutObject"] == f"{artefacts}/embedding/*"
+    assert resources["s3:ListBucket"] == artefacts
+    (listing,) = [s for s in learn if "s3:ListBucket" in s["Action"]]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["embedding/*"]}}
     with_secret = Stack(
         load_template(root / "template.yaml"),
         root,
@@ -168,3 +178,25 @@ def test_config_in_s3_grants_read(root: Path, taxonomy: str, settings: str, expe
         parameters={"TaxonomyLocation": taxonomy, "SettingsLocation": settings},
     )
     assert stack.conditions["S3Config"] is expected
+
+
+@pytest.mark.parametrize(
+    ("schedule", "state"), [(None, "ENABLED"), ("rate(1 day)", "ENABLED"), ("off", "DISABLED")]
+)
+def test_learn_runs_alone_on_a_schedule_that_can_be_turned_off(
+    root: Path, schedule: str | None, state: str
+) -> None:
+    parameters = {} if schedule is None else {"LearnSchedule": schedule}
+    stack = Stack(load_template(root / "template.yaml"), root, parameters=parameters)
+    props = stack.function_properties("LearnFunction")
+    assert props["ReservedConcurrentExecutions"] == 1  # two learns never race for a version number
+    assert props["PackageType"] == "Image" and props["Timeout"] <= 900
+    (event,) = props["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["State"] == state
+    expression = event["Properties"]["Schedule"]
+    assert expression == (schedule if schedule not in (None, "off") else "rate(6 hours)")
+    env = props["Environment"]["Variables"]
+    artefacts = stack.resolve({"Ref": "ArtefactsBucket"})
+    assert env["GIFCAT_ARTEFACTS"] == f"s3://{artefacts}/embedding"
+    assert env["RESULTS_TABLE"] == stack.resolve({"Ref": "ResultsTable"})
