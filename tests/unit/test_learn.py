@@ -224,7 +224,7 @@ def test_a_better_artefact_is_published_with_a_sound_manifest(settings: Settings
     assert report.scorecards["new"]["accuracy"] > report.scorecards["current"]["accuracy"]
     held = sum(held_out(f"s3://uploads/h{i}.gif", OPTIONS.holdout, OPTIONS.seed) for i in range(36))
     assert report.examples == {"human": 36, "llm": 0, "tags": 0, "rules": 0, "total": 36,
-                               "train": 36 - held, "held_out": held}
+                               "train": 36 - held, "held_out": held, "judged": held}
     manifest = store.versions["v000001"][1]
     assert manifest.parent is None and manifest.encoder == "bag-of-words"
     assert manifest.taxonomy_version == TAXONOMY.version and manifest.created_at == AT
@@ -253,6 +253,23 @@ def test_an_artefact_trained_on_wrong_answers_is_kept_out(settings: Settings) ->
     assert report.reason.startswith("the new artefact is worse than bundled on ")
     assert "top-1" in report.reason and report.reason.endswith("bundled stays")
     assert report.scorecards["new"]["accuracy"] < report.scorecards["current"]["accuracy"]
+
+
+def test_held_out_examples_the_current_memory_holds_do_not_judge(settings: Settings) -> None:
+    """Results describing the GIFs the bundled memory was made from (the dev set) would score it
+    in-sample: those held-out examples are left out of the comparison."""
+    items = humans("h", 36)
+    same = [LabelledRecord(id=f"dev-{i}", title=item.title or "", labels=item.labels, primary=item.primary)
+            for i, item in enumerate(items)]
+    store = Store()
+    report = job(settings, items, store, bundled(same)).run()
+    assert report.outcome == "kept" and store.versions == {} and report.examples["judged"] == 0
+    held = report.examples["held_out"]
+    assert report.reason == (f"all {held} held-out examples are in bundled's memory: nothing unseen to "
+                             "compare on; bundled stays")
+    half = job(settings, items, Store(), bundled(same[:18])).run()
+    unseen = sum(held_out(i.pk, OPTIONS.holdout, OPTIONS.seed) for i in items[18:])
+    assert half.examples["judged"] == unseen and half.scorecards["current"]["n"] == unseen
 
 
 def test_a_sparse_category_keeps_the_current_examples_of_it(settings: Settings, tmp_path: Path) -> None:

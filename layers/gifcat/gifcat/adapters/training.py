@@ -414,6 +414,11 @@ class EmbeddingTrainer:
     def scorecard(self, fitted: Fitted, held_out: Sequence[LabelledRecord]) -> Scorecard:
         return scorecard(self.stage, fitted, held_out)
 
+    def unseen(self, fitted: Fitted, records: Sequence[LabelledRecord]) -> list[LabelledRecord]:
+        """The records whose text (as the encoder reads it) is not in the artefact's memory."""
+        texts = set(fitted.learned.memory.texts)
+        return [r for r in records if self.stage.text_of(r.item()) not in texts]
+
     def bundled(self) -> Learned | None:
         """The memory and head the stage was built with (the image's), or None when it has none."""
         stage = self.stage

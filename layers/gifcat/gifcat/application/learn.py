@@ -271,14 +271,22 @@ class LearnJob:
         if not held:
             return keep(f"no held-out example (holdout {o.holdout} of {len(examples)}): nothing to compare "
                         f"on; {current.version} stays")
-        new_card = self.trainer.scorecard(fitted, held)
+        # Judged on what neither artefact was fitted on: a held-out example whose text the current
+        # memory holds (the bundled memory is the dev set; results may describe the same GIFs) would
+        # score the current artefact in-sample.
+        judged = held if current.fitted is None else self.trainer.unseen(current.fitted, held)
+        report.examples["judged"] = len(judged)
+        if not judged:
+            return keep(f"all {len(held)} held-out examples are in {current.version}'s memory: nothing "
+                        f"unseen to compare on; {current.version} stays")
+        new_card = self.trainer.scorecard(fitted, judged)
         report.scorecards["new"] = new_card.as_dict()
         if current.fitted is not None:
-            current_card = self.trainer.scorecard(current.fitted, held)
+            current_card = self.trainer.scorecard(current.fitted, judged)
             report.scorecards["current"] = current_card.as_dict()
             target = self.settings.stages["embedding"].target or 0.10
             if not new_card.not_worse_than(current_card, target=target, tolerance=o.tolerance):
-                return keep(_worse(new_card, current_card, current.version, len(held), target))
+                return keep(_worse(new_card, current_card, current.version, len(judged), target))
         if dry_run:
             return report.model_copy(update={
                 "outcome": "kept", "reason": f"dry run: not worse than {current.version}, not published"})
@@ -311,7 +319,7 @@ class LearnJob:
         fitted.learned.save(path)
         parent = None if current.version == BUNDLED else current.version
         report = report.model_copy(update={"outcome": "published", "reason": (
-            f"not worse than {current.version} on {report.examples.get('held_out', 0)} held-out examples"
+            f"not worse than {current.version} on {report.examples.get('judged', 0)} held-out examples"
             if current.fitted is not None else "no current artefact to compare with")})
         manifest = ArtefactManifest(
             version="v000000",  # the store assigns the next one

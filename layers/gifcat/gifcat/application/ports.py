@@ -114,6 +114,10 @@ class Trainer(Protocol):
 
     def scorecard(self, fitted: Fitted, held_out: Sequence[LabelledRecord]) -> Scorecard: ...
 
+    def unseen(self, fitted: Fitted, records: Sequence[LabelledRecord]) -> list[LabelledRecord]:
+        """The records the artefact was not fitted on (their text is not in its memory)."""
+        ...
+
     def bundled(self) -> Learned | None:
         """The memory and head that ship with the image (None: it has none)."""
         ...
