@@ -9,7 +9,9 @@ from gifcat.config import ConfigError
 from gifcat.runtime import (
     EscalatingTriageEnvironment,
     HandlerEnvironment,
+    LearnEnvironment,
     TriageEnvironment,
+    build_learn_job,
     build_llm_step,
     build_rerun_triage,
     build_triage,
@@ -25,6 +27,7 @@ VARS = (
     "GIFCAT_LLM_MODEL",
     "GIFCAT_LLM_BASE_URL",
     "GIFCAT_LLM_API_KEY_SECRET",
+    "GIFCAT_ARTEFACTS",
 )
 
 
@@ -104,3 +107,20 @@ def test_stage_step_takes_the_llm_endpoint_from_the_environment(monkeypatch: pyt
     (llm,) = [s.stage for s in step.cascade.steps]
     assert llm.client.base_url == "http://127.0.0.1:9/v1" and llm.client.model == "gemma-3-270m-q4_k_m"
 
+
+
+def test_the_learn_job_needs_the_table_and_an_s3_artefacts_location() -> None:
+    with pytest.raises(ConfigError) as err:
+        LearnEnvironment.from_environ({})
+    assert str(err.value) == "environment: RESULTS_TABLE is not set; GIFCAT_ARTEFACTS is not set"
+    with pytest.raises(ConfigError, match=r"^environment: GIFCAT_ARTEFACTS: not s3://BUCKET\[/PREFIX\]"):
+        LearnEnvironment.from_environ({"RESULTS_TABLE": "t", "GIFCAT_ARTEFACTS": "bucket/embedding"})
+
+
+def test_the_learn_job_is_built_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESULTS_TABLE", "gifcat-results")
+    monkeypatch.setenv("GIFCAT_ARTEFACTS", "s3://gifcat-artefacts/embedding")
+    job = build_learn_job()
+    assert job.results.table_name == "gifcat-results"  # type: ignore[attr-defined]
+    assert (job.store.bucket, job.store.prefix) == ("gifcat-artefacts", "embedding")  # type: ignore[attr-defined]
+    assert job.trainer.encoder.startswith("minilm")
