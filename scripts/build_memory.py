@@ -16,11 +16,11 @@ import sys
 
 from gifcat.adapters.embeddings.artefacts import models_dir
 from gifcat.adapters.embeddings.factory import build_embedding_stage
+from gifcat.adapters.training import learn
 from gifcat.config import load_settings
 from gifcat.domain.memory import ARTEFACT
 from gifcat.domain.records import load_labelled
 from gifcat.domain.taxonomy import load_taxonomy
-from gifcat_tooling.training import learn
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,12 +19,12 @@ import pytest
 import yaml
 
 from gifcat.adapters.embeddings.factory import build_embedding_stage
+from gifcat.adapters.training import CachingEncoder
 from gifcat.config import bundled_text, load_settings
 from gifcat.domain.records import read_records
 from gifcat.domain.stages.embedding import EmbeddingStage, item_text
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.discovery import Discovery, DiscoveryOptions, discover, items_from_metadata
-from gifcat_tooling.training import CachingEncoder
 from tests.conftest import DEV_DATA, ROOT
 
 GIFCAT = [sys.executable, "-m", "gifcat_tooling.cli"]

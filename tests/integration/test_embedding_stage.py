@@ -11,11 +11,11 @@ import pytest
 
 from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.adapters.embeddings.text import TextEncoder
+from gifcat.adapters.training import embedding_outcomes, fit, learn, stratified_folds
 from gifcat.config import load_settings
 from gifcat.domain.model import Classification, GifItem, Status
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.taxonomy import load_taxonomy
-from gifcat_tooling.training import embedding_outcomes, fit, learn, stratified_folds
 from tests.conftest import DEV_DATA
 from tests.support.models import build_roots
 

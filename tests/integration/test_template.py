@@ -119,6 +119,16 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["embedding/*"]}}
     # The uploads only (a text-less GIF's frames); no secret configured: nothing else
     assert actions["EscalateFunction"] == {"s3:GetObject", "s3:GetObjectVersion"}
+    # gifcat learn: reads the results (Scan only), reads and publishes artefacts under embedding/ only
+    assert actions["LearnFunction"] == {"dynamodb:Scan", "s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    learn = stack.function_properties("LearnFunction")["Policies"][0]["Statement"]
+    resources = {a: s["Resource"] for s in learn for a in s["Action"]}
+    assert resources["dynamodb:Scan"] == stack.resolve({"Fn::GetAtt": ["ResultsTable", "Arn"]})
+    artefacts = stack.resolve({"Fn::GetAtt": ["ArtefactsBucket", "Arn"]})
+    assert resources["s3:GetObject"] == resources["s3:PutObject"] == f"{artefacts}/embedding/*"
+    assert resources["s3:ListBucket"] == artefacts
+    (listing,) = [s for s in learn if "s3:ListBucket" in s["Action"]]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["embedding/*"]}}
     with_secret = Stack(
         load_template(root / "template.yaml"),
         root,
@@ -182,3 +192,25 @@ def test_cost_accounting_prices_each_stage_at_its_functions_memory(root: Path, s
         stage: stack.function_properties(fn).get("MemorySize", globals_mb) for stage, fn in runs_on.items()
     }
     assert settings.prices.lambda_.memory_mb == deployed
+
+
+@pytest.mark.parametrize(
+    ("schedule", "state"), [(None, "ENABLED"), ("rate(1 day)", "ENABLED"), ("off", "DISABLED")]
+)
+def test_learn_runs_alone_on_a_schedule_that_can_be_turned_off(
+    root: Path, schedule: str | None, state: str
+) -> None:
+    parameters = {} if schedule is None else {"LearnSchedule": schedule}
+    stack = Stack(load_template(root / "template.yaml"), root, parameters=parameters)
+    props = stack.function_properties("LearnFunction")
+    assert props["ReservedConcurrentExecutions"] == 1  # two learns never race for a version number
+    assert props["PackageType"] == "Image" and props["Timeout"] <= 900
+    (event,) = props["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["State"] == state
+    expression = event["Properties"]["Schedule"]
+    assert expression == (schedule if schedule not in (None, "off") else "rate(6 hours)")
+    env = props["Environment"]["Variables"]
+    artefacts = stack.resolve({"Ref": "ArtefactsBucket"})
+    assert env["GIFCAT_ARTEFACTS"] == f"s3://{artefacts}/embedding"
+    assert env["RESULTS_TABLE"] == stack.resolve({"Ref": "ResultsTable"})

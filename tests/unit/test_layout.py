@@ -26,6 +26,10 @@ FUNCTIONS = ROOT / "functions"
 
 # What only a machine with the local/dev extras has: never imported by what ships.
 TOOLING_ONLY = {"gifcat_tooling", "moto", "sklearn", "scipy", "matplotlib", "tqdm", "torch", "llama_cpp"}
+# The learn function's fitting (gifcat/adapters/training.py) alone may import these: only the learn image
+# installs them (functions/learn/requirements.txt), never the layer's requirements.
+TRAINING = PACKAGE / "adapters" / "training.py"
+TRAINING_LIBS = ("sklearn", "scipy", "threadpoolctl")
 # The domain computes; reaching AWS, loading models and speaking HTTP belong to adapters.
 OUTSIDE_DOMAIN = {"boto3", "botocore", "onnxruntime", "openai", "PIL", "tokenizers", "httpx", "httpcore"}
 
@@ -104,7 +108,24 @@ def test_adapters_use_the_application_only_through_its_ports() -> None:
 
 
 def test_nothing_in_the_layer_imports_tooling() -> None:
-    assert offences(LAYER, TOOLING_ONLY) == []
+    found = [o for o in offences(LAYER, TOOLING_ONLY) if not o.startswith(str(TRAINING.relative_to(ROOT)))]
+    assert found == []
+    assert offences(TRAINING.parent, ("gifcat_tooling",)) == []
+
+
+def test_only_the_learn_job_reaches_the_training_code() -> None:
+    """scikit-learn and scipy are in the learn image only: of the layer, the training module alone
+    imports them, and only the composition root (building the learn job) imports it."""
+    assert [o for o in offences(LAYER, TRAINING_LIBS) if TRAINING.name not in o] == []
+    importers = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sources(LAYER)
+        for line, module in imports(path)
+        if under(module, "gifcat.adapters.training") and path != TRAINING
+    ]
+    assert [i for i in importers if not i.startswith("layers/gifcat/gifcat/runtime.py")] == []
+    runtime = (PACKAGE / "runtime.py").read_text(encoding="utf-8")
+    assert "\nfrom gifcat.adapters.training" not in runtime  # a lazy import, in build_learn_job only
 
 
 def test_handlers_import_the_application_and_the_composition_root_only() -> None:
@@ -212,26 +233,22 @@ def test_the_layer_ships_the_runtime_package_and_no_tooling() -> None:
     assert "${LAMBDA_TASK_ROOT}/gifcat_tooling" not in dockerfile
 
 
-def test_the_image_build_copies_the_tooling_that_build_memory_needs() -> None:
-    """The Dockerfile copies only the tooling files scripts/build_memory.py reaches (so that the model
-    layer stays cached); a new tooling import there must be copied too, or the image build fails."""
-    dockerfile = (FUNCTIONS / "embed" / "Dockerfile").read_text(encoding="utf-8")
-    copied = {
-        Path(word).relative_to("tooling").with_suffix("").as_posix().replace("/", ".")
-        for line in dockerfile.splitlines()
-        if line.startswith("COPY tooling/")
-        for word in line.split()[1:-1]
-    }
-    needed, todo = set(), [m for _, m in imports(ROOT / "scripts" / "build_memory.py", "build_memory")]
-    while todo:
-        module = todo.pop()
-        path = TOOLING.parent / (module.replace(".", "/") + ".py")
-        if not under(module, "gifcat_tooling") or module in needed or not path.is_file():
-            continue
-        needed.add(module)
-        todo.extend(m for _, m in imports(path))
-    assert needed and needed <= copied - {"gifcat_tooling.__init__"}
-    assert "gifcat_tooling.__init__" in copied  # the package itself
+@pytest.mark.parametrize("function", ["embed", "learn"])
+def test_the_image_builds_need_no_tooling(function: str) -> None:
+    """scripts/build_memory.py (run in the embed image's build) trains with the layer's own
+    gifcat.adapters.training: no image copies any of tooling/."""
+    assert [m for _, m in imports(ROOT / "scripts" / "build_memory.py", "build_memory")
+            if under(m, "gifcat_tooling")] == []
+    dockerfile = (FUNCTIONS / function / "Dockerfile").read_text(encoding="utf-8")
+    assert "COPY tooling/" not in dockerfile and "gifcat_tooling" not in dockerfile
+    assert "COPY layers/gifcat/gifcat ${LAMBDA_TASK_ROOT}/gifcat" in dockerfile
+
+
+def test_only_the_learn_image_installs_the_training_libraries() -> None:
+    for function in ("embed", "learn"):
+        requirements = (FUNCTIONS / function / "requirements.txt").read_text(encoding="utf-8").lower()
+        assert ("scikit-learn" in requirements) is (function == "learn"), function
+        assert ("scipy" in requirements) is (function == "learn"), function
 
 
 # The zip functions get the layer (layers/gifcat/requirements.txt) and the runtime's boto3; the rest of

@@ -17,8 +17,10 @@ from gifcat.runtime import (
     EmbedEnvironment,
     EscalatingTriageEnvironment,
     HandlerEnvironment,
+    LearnEnvironment,
     TriageEnvironment,
     build_embedding_step,
+    build_learn_job,
     build_llm_step,
     build_rerun_triage,
     build_triage,
@@ -147,3 +149,20 @@ class Unused:
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         return np.full((len(texts), 4), 0.5, dtype=np.float32)
+
+
+def test_the_learn_job_needs_the_table_and_an_s3_artefacts_location() -> None:
+    with pytest.raises(ConfigError) as err:
+        LearnEnvironment.from_environ({})
+    assert str(err.value) == "environment: RESULTS_TABLE is not set; GIFCAT_ARTEFACTS is not set"
+    with pytest.raises(ConfigError, match=r"^environment: GIFCAT_ARTEFACTS: not s3://BUCKET\[/PREFIX\]"):
+        LearnEnvironment.from_environ({"RESULTS_TABLE": "t", "GIFCAT_ARTEFACTS": "bucket/embedding"})
+
+
+def test_the_learn_job_is_built_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESULTS_TABLE", "gifcat-results")
+    monkeypatch.setenv("GIFCAT_ARTEFACTS", "s3://gifcat-artefacts/embedding")
+    job = build_learn_job()
+    assert job.results.table_name == "gifcat-results"  # type: ignore[attr-defined]
+    assert (job.store.bucket, job.store.prefix) == ("gifcat-artefacts", "embedding")  # type: ignore[attr-defined]
+    assert job.trainer.encoder.startswith("minilm")

@@ -1,7 +1,7 @@
 """gifcat stream: windows, corrections, the gate on LLM answers, relearning, not_worse.
 
 A bag-of-words encoder stands in for MiniLM and a scripted stage for the LLM: the replay, the gate and
-the relearning (gifcat_tooling.training.fit, scikit-learn) are the real code.
+the relearning (gifcat.adapters.training.fit, scikit-learn) are the real code.
 """
 
 from __future__ import annotations
@@ -14,23 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gifcat.adapters.training import choose_gate, clopper_pearson_upper, fit, learn_from, not_worse
 from gifcat.config import Settings, load_settings
+from gifcat.domain.learning import Gate, GatePair
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.stages.embedding import EmbeddingOptions, EmbeddingStage
 from gifcat.domain.taxonomy import Category, Taxonomy
-from gifcat_tooling.stream import (
-    HUMAN,
-    Gate,
-    GatePair,
-    Seen,
-    StreamOptions,
-    choose_gate,
-    learn_from,
-    not_worse,
-    run_stream,
-)
-from gifcat_tooling.training import clopper_pearson_upper, fit
+from gifcat_tooling.stream import HUMAN, Seen, StreamOptions, run_stream
 
 TAXONOMY = Taxonomy(
     version="test-1",

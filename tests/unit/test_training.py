@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gifcat.adapters.training import choose_threshold, clopper_pearson_upper, fit_head, stratified_folds
 from gifcat.domain.memory import Learned, Memory, MemoryArtefactError
 from gifcat.domain.records import LabelledRecord
-from gifcat_tooling.training import choose_threshold, clopper_pearson_upper, fit_head, stratified_folds
 
 
 def test_clopper_pearson_bounds() -> None:

@@ -266,14 +266,14 @@ def _fitted_eval(
     progress: Any,
 ) -> tuple[Report, EvalSummary]:
     """`--cv K`: each fold classified by a cascade fitted on the other folds. `--train B`: the records
-    classified by a cascade fitted on B. Fitting (gifcat_tooling.training.fit) learns the embedding
+    classified by a cascade fitted on B. Fitting (gifcat.adapters.training.fit) learns the embedding
     memory, the classifier and every stage's threshold; the LLM stage learns nothing and is shared."""
     from gifcat.adapters.embeddings.factory import build_embedding_stage
+    from gifcat.adapters.training import CachingEncoder, fit, stratified_folds
     from gifcat.config import merge
     from gifcat.domain.records import read_records
     from gifcat_tooling.evaluation import Calibration, Fitting, FoldSummary, Report, evaluate, fold_spread
     from gifcat_tooling.pipeline import LocalPipeline
-    from gifcat_tooling.training import CachingEncoder, fit, stratified_folds
 
     until = STAGE_CHOICES[args.until]
     base = build_embedding_stage(settings, taxonomy, labelled=[])
@@ -392,14 +392,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Fit on the labelled file (gifcat_tooling.training.fit): thresholds with an error bound under each
+    """Fit on the labelled file (gifcat.adapters.training.fit): thresholds with an error bound under each
     stage's target, chosen on out-of-fold scores; writes them into a settings file."""
     import yaml
 
     from gifcat.adapters.embeddings.factory import build_embedding_stage
+    from gifcat.adapters.training import fit
     from gifcat.config import bundled_text, read_text
     from gifcat.domain.records import read_records
-    from gifcat_tooling.training import fit
 
     overrides: dict[str, Any] = {}
     if args.target is not None:
@@ -581,6 +581,94 @@ def cmd_correct(args: argparse.Namespace) -> int:
     return 0
 
 
+def _artefacts_location(args: argparse.Namespace) -> str:
+    """--artefacts, else GIFCAT_ARTEFACTS, else (with --endpoint) the local stack's, as the template
+    gives the functions: s3://<ArtefactsBucket>/embedding."""
+    import os
+
+    if args.artefacts or os.environ.get("GIFCAT_ARTEFACTS"):
+        return str(args.artefacts or os.environ["GIFCAT_ARTEFACTS"])
+    if args.endpoint:
+        from gifcat_tooling.local.template import Stack, load_template
+
+        root = find_root()
+        stack = Stack(load_template(root / "template.yaml"), root)
+        return f"s3://{stack.physical_name('ArtefactsBucket')}/embedding"
+    raise SystemExit("gifcat learn: name the artefacts location with --artefacts s3://BUCKET/embedding "
+                     "(the stack's ArtefactsBucketName output) or GIFCAT_ARTEFACTS")
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    """The learning job (gifcat.application.learn) against AWS, or the local embedded AWS (--endpoint):
+    the same code the scheduled LearnFunction runs."""
+    from botocore.exceptions import ClientError
+
+    from gifcat.adapters.artefact_store import S3ArtefactStore, parse_location
+    from gifcat.adapters.dynamodb import ResultsTable
+    from gifcat.adapters.embeddings.factory import build_embedding_stage
+    from gifcat.adapters.training import EmbeddingTrainer
+    from gifcat.application.learn import LearnJob
+    from gifcat.application.ports import PublishConflict, SourceUnavailable
+
+    location = _artefacts_location(args)
+    try:
+        parse_location(location)
+    except ValueError as exc:
+        print(f"gifcat learn: {exc}", file=sys.stderr)
+        return 2
+    table = _results_table_name(args)
+    settings, taxonomy = _load(args)
+    stage = build_embedding_stage(settings, taxonomy)
+    job = LearnJob(
+        settings, taxonomy,
+        ResultsTable(table, _aws_client("dynamodb", args.endpoint)),
+        S3ArtefactStore(location, _aws_client("s3", args.endpoint)),
+        EmbeddingTrainer(settings, taxonomy, stage),
+    )
+    try:
+        report = job.run(dry_run=args.dry_run)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            print(f"gifcat learn: no results table {table!r} ({exc})", file=sys.stderr)
+            return 2
+        raise
+    except SourceUnavailable as exc:
+        if "NoSuchBucket" in str(exc):
+            print(f"gifcat learn: no artefacts bucket at {location}: {exc}", file=sys.stderr)
+            return 2
+        raise
+    except PublishConflict as exc:
+        print(f"gifcat learn: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    else:
+        print(render_learn(report))
+    return 0
+
+
+def render_learn(report: Any) -> str:
+    """The report for a person: the outcome and why, then where the examples came from."""
+    ex = report.examples
+    lines = [
+        f"{report.outcome}: {report.version} ({report.reason})",
+        f"results read: {report.items}; skipped: "
+        + (", ".join(f"{k} {v}" for k, v in report.skipped.items()) or "none"),
+        f"examples: {ex.get('total', 0)} (human {ex.get('human', 0)}, llm {ex.get('llm', 0)}, "
+        f"tags {ex.get('tags', 0)}, rules {ex.get('rules', 0)}); train {ex.get('train', '-')}, "
+        f"held out {ex.get('held_out', '-')}",
+        f"gate: {report.gate.get('rule')}"
+        + (f" >= {report.gate['threshold']}" if report.gate.get("threshold") is not None else "")
+        + f" on {report.gate.get('pairs', 0)} checked LLM answers; {report.refused_llm} LLM answers refused",
+    ]
+    lines += report.kept_categories
+    for name, card in report.scorecards.items():
+        lines.append(f"{name}: top-1 {card['accuracy']:.1%}, decides {card['decided']}/{card['n']} "
+                     f"with {card['errors']} errors")
+    return "\n".join(lines)
+
+
 def cmd_stream(args: argparse.Namespace) -> int:
     """Replay labelled records in file order through the cascade, relearning every window
     (gifcat_tooling.stream)."""
@@ -588,10 +676,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     from gifcat.adapters.embeddings.factory import build_embedding_stage
     from gifcat.adapters.llm.factory import build_llm_stage
+    from gifcat.adapters.training import CachingEncoder
     from gifcat.domain.records import load_labelled, read_records
     from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
     from gifcat_tooling.stream import StreamOptions, check_unique_ids, plot_stream, run_stream
-    from gifcat_tooling.training import CachingEncoder
 
     overrides: dict[str, Any] = {}
     if args.llm_cache:
@@ -789,6 +877,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
     _common(p)
     p.set_defaults(func=cmd_correct)
+
+    p = sub.add_parser(
+        "learn",
+        help="relearn the embedding stage from the results table; publish the artefact if not worse",
+    )
+    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    p.add_argument("--artefacts", metavar="S3_URI",
+                   help="s3://BUCKET/embedding (default: GIFCAT_ARTEFACTS, or the local stack's)")
+    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+    p.add_argument("--dry-run", action="store_true", help="gather, fit and compare, but publish nothing")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _common(p)
+    p.set_defaults(func=cmd_learn)
 
     p = sub.add_parser(
         "stream",

@@ -179,7 +179,8 @@ class FoldMark(_Model):
 
 
 class Calibration(_Model):
-    """A stage's fitted threshold and what it decides on the training records (training.ThresholdChoice)."""
+    """A stage's fitted threshold and what it decides on the training records
+    (gifcat.domain.learning.ThresholdChoice)."""
 
     threshold: float | None
     decided: int

@@ -10,8 +10,9 @@ from the results table:
   the stored result is then `decided_by: human`;
 - the LLM's answers admitted by a gate (`choose_gate`): a weak LLM's mistakes would otherwise be learned.
 
-What it relearns (`learn_from`, i.e. `gifcat_tooling.training.fit` on the examples): the embedding stage's kNN
-memory, its classifier head and its margin threshold (out of fold, error bound under the stage's target).
+What it relearns (`learn_from`, i.e. `gifcat.adapters.training.fit` on the examples): the embedding
+stage's kNN memory, its classifier head and its margin threshold (out of fold, error bound under the
+stage's target).
 The tag and rule thresholds stay as configured: triage learns nothing from examples, and the examples
 are by construction the records triage left, so they cannot calibrate it.
 
@@ -19,14 +20,12 @@ are by construction the records triage left, so they cannot calibrate it.
 until a relearn certifies a margin: the bundled memory is the dev set itself, so replaying dev from it
 would measure in-sample. `start="bundled"` starts from the shipped memory, settings and examples.
 
-Tooling: scikit-learn and scipy through gifcat_tooling.training; nothing here is imported by a Lambda handler.
+Tooling; the relearning pieces it shares with `gifcat learn` are gifcat.adapters.training's (the gate,
+`learn_from`, `not_worse`) and gifcat.domain.learning's (the values and the split).
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,212 +33,31 @@ from typing import Any
 
 import numpy as np
 
+from gifcat.adapters.training import choose_gate, learn_from, not_worse
 from gifcat.config import Settings
 from gifcat.domain.cascade import TRIAGE
-from gifcat.domain.model import Classification, StageName, StageTrace
+from gifcat.domain.learning import (
+    GATE_TARGET,
+    MIN_EXAMPLES,
+    Fitted,
+    Gate,
+    GatePair,
+    held_out,
+    llm_agrees,
+    llm_answer,
+    llm_support,
+)
+from gifcat.domain.model import Classification, StageName
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.stages import Stage
 from gifcat.domain.stages.embedding import EmbeddingStage
 from gifcat.domain.taxonomy import Taxonomy
 from gifcat_tooling.pipeline import LocalPipeline
-from gifcat_tooling.training import (
-    Fitted,
-    ThresholdChoice,
-    choose_threshold,
-    clopper_pearson_upper,
-    embedding_outcomes,
-    fit,
-)
 
 HUMAN = "human"  # decided_by of a person's answer
 UNDECIDED = "undecided"
 CHEAP = (*TRIAGE, StageName.EMBEDDING)
 NEVER = 1.0  # an embedding margin of 1.0 is never reached by a softmax mix: the stage decides nothing
-
-# The gate admits LLM answers whose error, on the LLM answers a person also answered, has a one-sided
-# upper bound under GATE_TARGET at GATE_CONFIDENCE. 80% rather than the stages' 95%: at 95% a gate
-# needs 19 error-free human-checked answers above it before it admits anything, more than a 10%
-# correction rate gives over the whole of dev; the kNN vote (k=11) and the regularised head tolerate a
-# little label noise, and the gate is chosen again every window as human answers accumulate.
-GATE_TARGET = 0.15
-GATE_CONFIDENCE = 0.80
-# Fewer human-checked LLM answers than this cannot overturn the prior rule (agreement, below).
-GATE_MIN_PAIRS = 20
-MIN_EXAMPLES = 10  # fewer examples than this (or one category only): the current artefact is kept
-
-
-# -- the gate ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Gate:
-    """Which LLM answers may be learned.
-
-    rule "agreement": the LLM named the embedding stage's own top candidate (two different models
-      agree); the prior, used while too few human answers exist to judge the LLM.
-    rule "threshold": support >= threshold, the lowest threshold whose admitted human-checked answers
-      keep the error bound under the target.
-    rule "closed": no LLM answer is learned (enough human answers, and no rule keeps the bound).
-    """
-
-    rule: str
-    threshold: float | None = None
-    pairs: int = 0  # LLM answers a person also answered, the gate's evidence
-    admitted_pairs: int = 0  # ...of which the rule admits
-    admitted_errors: int = 0
-    upper_bound: float | None = None  # of the admitted pairs' error rate (None: no pairs admitted)
-    target: float = GATE_TARGET
-
-    def admits(self, support: float, agrees: bool) -> bool:
-        if self.rule == "agreement":
-            return agrees
-        if self.rule == "threshold":
-            assert self.threshold is not None
-            return support >= self.threshold
-        return False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "threshold": None if self.threshold is None else round(self.threshold, 6),
-            "pairs": self.pairs,
-            "admitted_pairs": self.admitted_pairs,
-            "admitted_errors": self.admitted_errors,
-            "upper_bound": None if self.upper_bound is None else round(self.upper_bound, 4),
-            "target": self.target,
-        }
-
-
-@dataclass(frozen=True)
-class GatePair:
-    """An LLM answer a person also answered: the gate's score inputs and whether the LLM was right."""
-
-    support: float
-    agrees: bool
-    correct: bool
-
-
-def choose_gate(
-    pairs: Sequence[GatePair],
-    *,
-    target: float = GATE_TARGET,
-    confidence: float = GATE_CONFIDENCE,
-    min_pairs: int = GATE_MIN_PAIRS,
-) -> Gate:
-    """The gate for LLM answers, chosen on the LLM answers that also have a human answer.
-
-    Two rules are judged on them: a threshold on support (gifcat_tooling.training.choose_threshold: the lowest
-    one whose admitted pairs have an error bound under `target`), and agreement with the embedding
-    stage's top candidate. Of the rules that keep the bound, the one admitting more pairs wins. When none
-    does, the gate closes, unless fewer than `min_pairs` pairs exist: that is too little evidence to
-    overturn the prior, and agreement stays (with no human answers at all it is the only rule there is).
-    """
-    n = len(pairs)
-    met: list[Gate] = []
-    if pairs:
-        choice: ThresholdChoice = choose_threshold(
-            [(p.support, p.correct) for p in pairs], target, confidence
-        )
-        if choice.met:
-            met.append(Gate("threshold", choice.threshold, n, choice.decided, choice.errors,
-                            choice.upper_bound, target))
-        agreeing = [p for p in pairs if p.agrees]
-        if agreeing:
-            errors = sum(not p.correct for p in agreeing)
-            bound = clopper_pearson_upper(errors, len(agreeing), confidence)
-            if bound <= target:
-                met.append(Gate("agreement", None, n, len(agreeing), errors, bound, target))
-    if met:
-        # more admitted pairs first; a threshold before agreement on a tie (it is the measured rule)
-        return max(met, key=lambda g: (g.admitted_pairs, g.rule == "threshold"))
-    if n < min_pairs:
-        agreeing = [p for p in pairs if p.agrees]
-        errors = sum(not p.correct for p in agreeing)
-        prior_bound = clopper_pearson_upper(errors, len(agreeing), confidence) if agreeing else None
-        return Gate("agreement", None, n, len(agreeing), errors, prior_bound, target)
-    return Gate("closed", None, n, 0, 0, None, target)
-
-
-# -- learning ---------------------------------------------------------------------------------------
-def learn_from(
-    examples: Sequence[LabelledRecord],
-    settings: Settings,
-    taxonomy: Taxonomy,
-    stage: EmbeddingStage,
-    *,
-    seed: int = 0,
-    min_examples: int = MIN_EXAMPLES,
-) -> Fitted | None:
-    """A new embedding artefact (memory and head) and its margin threshold, fitted on `examples` only
-    (gifcat_tooling.training.fit). None when there are too few to fit (fewer than `min_examples`, or a single
-    category): the caller keeps what it has. The tag and rule thresholds are kept as `settings` has them
-    (see the module docstring) and the margin is calibrated on the examples they leave; `thresholds` and
-    `choices` hold the embedding stage's alone."""
-    categories = {r.primary or r.labels[0] for r in examples}
-    if len(examples) < max(min_examples, 5) or len(categories) < 2:
-        return None
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-    # One BLAS thread: these are small matrices, and on 2 shared cores threaded BLAS made each logistic
-    # regression ~10x slower. Early windows have classes with one or two examples: scikit-learn warns,
-    # the fit is still sound.
-    with threadpool_limits(limits=1), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
-        triage = {name: {"min_score": settings.stages[name].min_score,
-                         "min_margin": settings.stages[name].min_margin} for name in ("tags", "rules")}
-        fitted = fit(examples, settings, taxonomy, stage, seed=seed, triage=triage)
-    return Fitted(
-        fitted.learned,
-        {"embedding": fitted.thresholds["embedding"]},
-        {"embedding": fitted.choices["embedding"]},
-    )
-
-
-@dataclass(frozen=True)
-class Scorecard:
-    """An embedding artefact on held-out records: how often its top candidate is right (abstaining counts
-    as wrong) and what it would decide at its margin threshold, with how many errors."""
-
-    n: int
-    top1: int
-    decided: int
-    errors: int
-
-    @property
-    def accuracy(self) -> float:
-        return self.top1 / self.n if self.n else 0.0
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.decided if self.decided else 0.0
-
-
-def scorecard(stage: EmbeddingStage, fitted: Fitted, held_out: Sequence[LabelledRecord]) -> Scorecard:
-    margin = float(fitted.thresholds["embedding"]["min_margin"])
-    outcomes = embedding_outcomes(stage.with_learned(fitted.learned), held_out)
-    decided = [ok for m, ok in outcomes if math.isfinite(m) and m >= margin]
-    return Scorecard(len(outcomes), sum(ok for _, ok in outcomes), len(decided), decided.count(False))
-
-
-def not_worse(
-    new: Fitted,
-    current: Fitted | None,
-    held_out: Sequence[LabelledRecord],
-    stage: EmbeddingStage,
-    *,
-    target: float = 0.10,
-    tolerance: float = 0.0,
-) -> bool:
-    """Is `new` at least as good as `current` on records neither was fitted on?
-
-    Not worse: its top candidate is right at least as often (less `tolerance`), and what it would decide
-    at its own threshold is wrong no more often than the current artefact's, or than `target` (the
-    stage's error target) when the current one errs less. No current artefact: anything is not worse.
-    """
-    if not held_out:
-        raise ValueError("not_worse needs held-out records: nothing to compare the artefacts on")
-    if current is None:
-        return True
-    a, b = scorecard(stage, new, held_out), scorecard(stage, current, held_out)
-    return a.accuracy >= b.accuracy - tolerance and a.error_rate <= max(b.error_rate, target) + 1e-12
 
 
 # -- the replay -------------------------------------------------------------------------------------
@@ -291,39 +109,21 @@ class Seen:
         """The cheap stages did not decide it: it reached the LLM (or would have, without one)."""
         return not (self.result.decided and self.result.decided_by in CHEAP)
 
-    def _trace(self, stage: StageName) -> StageTrace | None:
-        return next((t for t in self.result.stages if t.stage is stage), None)
-
     @property
     def llm_answer(self) -> str | None:
         """The LLM's primary, when it answered (it fails, or is not there: None)."""
-        if self.result.decided_by is StageName.LLM and self.result.decided:
-            return self.result.primary
-        trace = self._trace(StageName.LLM)
-        if trace is None or trace.error or not trace.candidates:
-            return None
-        return trace.candidates[0].category
+        decided_by = self.result.decided_by.value if self.result.decided and self.result.decided_by else None
+        return llm_answer(self.result.stages, decided_by, self.result.primary)
 
     @property
     def support(self) -> float:
-        """The gate's score: the embedding stage's score for the category the LLM chose, times the LLM's
-        own confidence (1.0 when its answer format asks for none, as for the local Gemma)."""
-        answer = self.llm_answer
-        llm, emb = self._trace(StageName.LLM), self._trace(StageName.EMBEDDING)
-        if answer is None or llm is None or emb is None:
-            return 0.0
-        own = next((c.score for c in llm.candidates if c.category == answer), 0.0)
-        cheap = next((c.score for c in emb.candidates if c.category == answer), 0.0)
-        return own * cheap
+        """The gate's score (gifcat.domain.learning.llm_support)."""
+        return llm_support(self.result.stages, self.llm_answer)
 
     @property
     def agrees(self) -> bool:
         """The LLM named the embedding stage's top candidate."""
-        emb = self._trace(StageName.EMBEDDING)
-        answer = self.llm_answer
-        return answer is not None and emb is not None and bool(emb.candidates) and (
-            emb.candidates[0].category == answer
-        )
+        return llm_agrees(self.result.stages, self.llm_answer)
 
     @property
     def correct(self) -> bool:
@@ -412,12 +212,6 @@ class Window:
 
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 4) if b else 0.0
-
-
-def _held_out(record_id: str, share: float, seed: int) -> bool:
-    """A stable, seeded share of ids kept out of training (as a table's items would be split by key)."""
-    digest = hashlib.sha256(f"{seed}:{record_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
 def _with_margin(settings: Settings, thresholds: dict[str, float]) -> Settings:
@@ -548,7 +342,7 @@ def run_stream(
         run.gate = gate
         learned = [e for s in run.seen if (e := s.example(gate, options.learn_triage)) is not None]
         examples = [*base_examples, *learned]
-        held = [e for e in examples if options.holdout and _held_out(e.id, options.holdout, options.seed)]
+        held = [e for e in examples if options.holdout and held_out(e.id, options.holdout, options.seed)]
         held_ids = {e.id for e in held}
         train = [e for e in examples if e.id not in held_ids]
         sources = Counter((e.difficulty or "").removeprefix("learned:") for e in learned)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +33,9 @@ from gifcat.domain.cascade import Cascade
 from gifcat.domain.stages import Stage
 from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
+
+if TYPE_CHECKING:  # numpy: the zip functions import this module and have none
+    from gifcat.application.learn import LearnJob
 
 STATE_MACHINE_ARN = r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d+:stateMachine:[^\s:]+$"
 ARTEFACTS_URI = r"^s3://[^/\s]+(/\S*)?$"
@@ -90,6 +93,13 @@ class EmbedEnvironment(HandlerEnvironment):
     unset: the bundled memory only, and no S3 read for it."""
 
     artefacts: str | None = Field(None, alias="GIFCAT_ARTEFACTS", pattern=ARTEFACTS_URI)
+
+
+class LearnEnvironment(HandlerEnvironment):
+    """The learn function reads the results table and publishes under the artefacts location."""
+
+    results_table: str = Field(alias="RESULTS_TABLE")
+    artefacts: str = Field(alias="GIFCAT_ARTEFACTS", pattern=ARTEFACTS_URI)
 
 
 def _describe(exc: ValidationError) -> str:
@@ -176,3 +186,20 @@ def build_llm_step(environ: Mapping[str, str] | None = None) -> StageStep:
 def _stage_step(settings: Settings, taxonomy: Taxonomy, stage: Stage) -> StageStep:
     cascade = Cascade.from_settings(settings, [stage], taxonomy.version)
     return StageStep(cascade, stage.name, S3Objects(), settings, record_request)
+
+
+def build_learn_job(environ: Mapping[str, str] | None = None) -> LearnJob:
+    """The learn function's job: the results table, the artefact store, and MiniLM with the training
+    code (scikit-learn: the learn image only) to fit and judge artefacts."""
+    from gifcat.adapters.artefact_store import S3ArtefactStore
+    from gifcat.adapters.embeddings.factory import build_embedding_stage  # onnxruntime: image functions only
+    from gifcat.adapters.training import EmbeddingTrainer  # scikit-learn, scipy: the learn image only
+    from gifcat.application.learn import LearnJob
+
+    env = LearnEnvironment.from_environ(environ)
+    settings, taxonomy = settings_and_taxonomy(env)
+    stage = build_embedding_stage(settings, taxonomy)
+    return LearnJob(
+        settings, taxonomy, ResultsTable(env.results_table), S3ArtefactStore(env.artefacts),
+        EmbeddingTrainer(settings, taxonomy, stage),
+    )

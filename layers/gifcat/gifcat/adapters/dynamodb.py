@@ -8,6 +8,7 @@ the state machine's Record state runs from the parameters a step puts in its sta
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -247,7 +248,9 @@ class ResultsTable:
         return from_attribute_values(got["Item"]) if "Item" in got else None
 
     def scan(self) -> list[ResultItem]:
-        items: list[ResultItem] = []
+        return list(self.items())
+
+    def items(self) -> Iterator[ResultItem]:
+        """Every item, one Scan page (1 MB) at a time (the ResultSource port)."""
         for page in self._ddb.get_paginator("scan").paginate(TableName=self.table_name, ConsistentRead=True):
-            items.extend(from_attribute_values(raw) for raw in page["Items"])
-        return items
+            yield from (from_attribute_values(raw) for raw in page["Items"])

@@ -4,13 +4,18 @@ gifcat.adapters implement them on S3, DynamoDB and Step Functions; tests may imp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gifcat.domain.artefact import ArtefactManifest, PublishedArtefact
+from gifcat.domain.learning import Fitted, Gate, GatePair, Scorecard
 from gifcat.domain.model import GifMetadata
+from gifcat.domain.records import LabelledRecord
 from gifcat.domain.result import ObjectRef, ResultAnswer, ResultItem, WriteKind
+
+if TYPE_CHECKING:  # numpy: the zip functions import these ports and have none
+    from gifcat.domain.memory import Learned
 
 
 class ObjectGone(LookupError):
@@ -81,4 +86,38 @@ class ArtefactStore(Protocol):
     def publish(self, artefact: Path, manifest: ArtefactManifest) -> PublishedArtefact:
         """Store the file and its manifest as the next version and make it current. The store assigns
         `version` (the manifest's is replaced). Raises PublishConflict if another publisher won."""
+        ...
+
+
+class ResultSource(Protocol):
+    """Every result item, read page by page (gifcat.adapters.dynamodb.ResultsTable: a paginated Scan)."""
+
+    def items(self) -> Iterable[ResultItem]: ...
+
+
+class Trainer(Protocol):
+    """Fits and judges embedding artefacts (gifcat.adapters.training.EmbeddingTrainer: scikit-learn and
+    scipy, in the learn image only)."""
+
+    @property
+    def encoder(self) -> str:
+        """The identity of the text encoder the artefacts' vectors are made with."""
+        ...
+
+    def gate(
+        self, pairs: Sequence[GatePair], *, target: float, confidence: float, min_pairs: int
+    ) -> Gate: ...
+
+    def fit(self, examples: Sequence[LabelledRecord], *, seed: int, min_examples: int) -> Fitted | None:
+        """A new artefact fitted on `examples` only; None when they are too few to fit."""
+        ...
+
+    def scorecard(self, fitted: Fitted, held_out: Sequence[LabelledRecord]) -> Scorecard: ...
+
+    def unseen(self, fitted: Fitted, records: Sequence[LabelledRecord]) -> list[LabelledRecord]:
+        """The records the artefact was not fitted on (their text is not in its memory)."""
+        ...
+
+    def bundled(self) -> Learned | None:
+        """The memory and head that ship with the image (None: it has none)."""
         ...

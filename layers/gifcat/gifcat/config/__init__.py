@@ -136,6 +136,23 @@ class Prices(BaseModel):
     llm_call: LlmCallReference = LlmCallReference()
 
 
+class LearnSettings(BaseModel):
+    """`gifcat learn` (gifcat.application.learn): what it learns from and when it publishes. Defaults
+    and why: settings.yaml `learn`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_examples: int = Field(10, ge=5)
+    min_per_category: int = Field(5, ge=1)
+    holdout: float = Field(0.2, gt=0.0, lt=1.0)
+    seed: int = 0
+    triage_examples: bool = True
+    gate_target: float = Field(0.15, gt=0.0, lt=1.0)
+    gate_confidence: float = Field(0.80, gt=0.5, lt=1.0)
+    gate_min_pairs: int = Field(20, ge=0)
+    tolerance: float = Field(0.0, ge=0.0, lt=1.0)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -147,6 +164,7 @@ class Settings(BaseModel):
     prices: Prices
     # `gifcat discover`'s knobs; gifcat_tooling.discovery.DiscoveryOptions checks them when discovery runs.
     discovery: dict[str, Any] = Field(default_factory=dict)
+    learn: LearnSettings = LearnSettings()
 
     def thresholds(self, stage: str) -> Thresholds:
         try:

@@ -3,7 +3,7 @@
 - `Memory`: the labelled examples with their MiniLM vectors (the kNN vote and the LLM's few-shot
   examples). Embedding 320 examples at every cold start cost 2.7 s; the artefact ships them embedded.
 - `LinearHead`: a multinomial logistic regression over the item's MiniLM vector, trained by
-  `gifcat_tooling.training` (scikit-learn at build time); here it is a matrix product and a softmax (numpy).
+  `gifcat.adapters.training` (scikit-learn at build time); here it is a matrix product and a softmax (numpy).
 
 Both live in one `.npz` file, `<models>/memory/memory.npz`, with the MiniLM identity they were made
 with: vectors from another encoder would be compared with the wrong space, so a mismatch fails at load.

@@ -19,13 +19,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from gifcat.config import Settings
 from gifcat.domain.cascade import Cascade
+from gifcat.domain.learning import (
+    GATE_CONFIDENCE,
+    GATE_MIN_PAIRS,
+    GATE_TARGET,
+    MIN_EXAMPLES,
+    Fitted,
+    Gate,
+    GatePair,
+    Scorecard,
+    ThresholdChoice,
+)
 from gifcat.domain.memory import Learned, LinearHead, Memory
 from gifcat.domain.model import Classification, Status
 from gifcat.domain.records import LabelledRecord
@@ -47,36 +57,6 @@ def clopper_pearson_upper(errors: int, n: int, confidence: float = CONFIDENCE) -
     from scipy.stats import beta
 
     return float(beta.ppf(confidence, errors + 1, n - errors))
-
-
-@dataclass(frozen=True)
-class ThresholdChoice:
-    threshold: float  # decide when confidence >= threshold (math.inf: never)
-    decided: int
-    errors: int
-    n: int
-    upper_bound: float
-    target: float
-
-    @property
-    def coverage(self) -> float:
-        return self.decided / self.n if self.n else 0.0
-
-    @property
-    def met(self) -> bool:
-        return self.decided > 0 and self.upper_bound <= self.target
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "threshold": None if math.isinf(self.threshold) else round(self.threshold, 6),
-            "decided": self.decided,
-            "errors": self.errors,
-            "n": self.n,
-            "coverage": round(self.coverage, 4),
-            "error_upper_bound": round(self.upper_bound, 4),
-            "target": self.target,
-            "met": self.met,
-        }
 
 
 def choose_threshold(
@@ -184,16 +164,6 @@ def learn(stage: EmbeddingStage, records: Sequence[LabelledRecord], *, c: float 
 
 
 # -- fitting a whole cascade --------------------------------------------------------------------------
-@dataclass
-class Fitted:
-    learned: Learned
-    thresholds: dict[str, dict[str, float]]  # stage -> {min_score, min_margin}
-    choices: dict[str, ThresholdChoice] = field(default_factory=dict)
-
-    def settings_overrides(self) -> dict[str, Any]:
-        return {"stages": self.thresholds}
-
-
 def _top(candidates: Sequence[Any]) -> tuple[str | None, float, float]:
     ranked = sorted(candidates, key=lambda c: (-c.score, c.category))
     if not ranked:
@@ -315,3 +285,147 @@ def stratified_folds(
         for f in range(k)
     ]
 
+
+
+# -- relearning from answers (gifcat learn, gifcat stream) -------------------------------------------
+def choose_gate(
+    pairs: Sequence[GatePair],
+    *,
+    target: float = GATE_TARGET,
+    confidence: float = GATE_CONFIDENCE,
+    min_pairs: int = GATE_MIN_PAIRS,
+) -> Gate:
+    """The gate for LLM answers, chosen on the LLM answers that also have a human answer.
+
+    Two rules are judged on them: a threshold on support (choose_threshold: the lowest one whose
+    admitted pairs have an error bound under `target`), and agreement with the embedding stage's top
+    candidate. Of the rules that keep the bound, the one admitting more pairs wins. When none does, the
+    gate closes, unless fewer than `min_pairs` pairs exist: that is too little evidence to overturn the
+    prior, and agreement stays (with no human answers at all it is the only rule there is).
+    """
+    n = len(pairs)
+    met: list[Gate] = []
+    if pairs:
+        choice: ThresholdChoice = choose_threshold(
+            [(p.support, p.correct) for p in pairs], target, confidence
+        )
+        if choice.met:
+            met.append(Gate("threshold", choice.threshold, n, choice.decided, choice.errors,
+                            choice.upper_bound, target))
+        agreeing = [p for p in pairs if p.agrees]
+        if agreeing:
+            errors = sum(not p.correct for p in agreeing)
+            bound = clopper_pearson_upper(errors, len(agreeing), confidence)
+            if bound <= target:
+                met.append(Gate("agreement", None, n, len(agreeing), errors, bound, target))
+    if met:
+        # more admitted pairs first; a threshold before agreement on a tie (it is the measured rule)
+        return max(met, key=lambda g: (g.admitted_pairs, g.rule == "threshold"))
+    if n < min_pairs:
+        agreeing = [p for p in pairs if p.agrees]
+        errors = sum(not p.correct for p in agreeing)
+        prior_bound = clopper_pearson_upper(errors, len(agreeing), confidence) if agreeing else None
+        return Gate("agreement", None, n, len(agreeing), errors, prior_bound, target)
+    return Gate("closed", None, n, 0, 0, None, target)
+
+
+def learn_from(
+    examples: Sequence[LabelledRecord],
+    settings: Settings,
+    taxonomy: Taxonomy,
+    stage: EmbeddingStage,
+    *,
+    seed: int = 0,
+    min_examples: int = MIN_EXAMPLES,
+) -> Fitted | None:
+    """A new embedding artefact (memory and head) and its margin threshold, fitted on `examples` only
+    (fit). None when there are too few to fit (fewer than `min_examples`, or a single category): the
+    caller keeps what it has. The tag and rule thresholds are kept as `settings` has them (the examples
+    are what triage left or decided itself, so they cannot calibrate it) and the margin is calibrated
+    on the examples they leave; `thresholds` and `choices` hold the embedding stage's alone."""
+    categories = {r.primary or r.labels[0] for r in examples}
+    if len(examples) < max(min_examples, 5) or len(categories) < 2:
+        return None
+    import warnings
+
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    # One BLAS thread: these are small matrices, and on 2 shared cores threaded BLAS made each logistic
+    # regression ~10x slower. Early windows have classes with one or two examples: scikit-learn warns,
+    # the fit is still sound.
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+        triage = {name: {"min_score": settings.stages[name].min_score,
+                         "min_margin": settings.stages[name].min_margin} for name in ("tags", "rules")}
+        fitted = fit(examples, settings, taxonomy, stage, seed=seed, triage=triage)
+    return Fitted(
+        fitted.learned,
+        {"embedding": fitted.thresholds["embedding"]},
+        {"embedding": fitted.choices["embedding"]},
+    )
+
+
+def scorecard(stage: EmbeddingStage, fitted: Fitted, held_out: Sequence[LabelledRecord]) -> Scorecard:
+    margin = float(fitted.thresholds["embedding"]["min_margin"])
+    outcomes = embedding_outcomes(stage.with_learned(fitted.learned), held_out)
+    decided = [ok for m, ok in outcomes if math.isfinite(m) and m >= margin]
+    return Scorecard(len(outcomes), sum(ok for _, ok in outcomes), len(decided), decided.count(False))
+
+
+def not_worse(
+    new: Fitted,
+    current: Fitted | None,
+    held_out: Sequence[LabelledRecord],
+    stage: EmbeddingStage,
+    *,
+    target: float = 0.10,
+    tolerance: float = 0.0,
+) -> bool:
+    """Is `new` at least as good as `current` on records neither was fitted on
+    (Scorecard.not_worse_than)? No current artefact: anything is not worse."""
+    if not held_out:
+        raise ValueError("not_worse needs held-out records: nothing to compare the artefacts on")
+    if current is None:
+        return True
+    return scorecard(stage, new, held_out).not_worse_than(
+        scorecard(stage, current, held_out), target=target, tolerance=tolerance
+    )
+
+
+class EmbeddingTrainer:
+    """The application's Trainer port (gifcat.application.ports) on this module and one embedding
+    stage: the stage's encoder embeds the examples, its bundled memory is the artefact to beat when
+    nothing was published."""
+
+    def __init__(self, settings: Settings, taxonomy: Taxonomy, stage: EmbeddingStage) -> None:
+        self.settings, self.taxonomy, self.stage = settings, taxonomy, stage
+
+    @property
+    def encoder(self) -> str:
+        return self.stage.text_identity
+
+    def gate(self, pairs: Sequence[GatePair], *, target: float, confidence: float, min_pairs: int) -> Gate:
+        return choose_gate(pairs, target=target, confidence=confidence, min_pairs=min_pairs)
+
+    def fit(self, examples: Sequence[LabelledRecord], *, seed: int, min_examples: int) -> Fitted | None:
+        return learn_from(examples, self.settings, self.taxonomy, self.stage, seed=seed,
+                          min_examples=min_examples)
+
+    def scorecard(self, fitted: Fitted, held_out: Sequence[LabelledRecord]) -> Scorecard:
+        return scorecard(self.stage, fitted, held_out)
+
+    def unseen(self, fitted: Fitted, records: Sequence[LabelledRecord]) -> list[LabelledRecord]:
+        """The records whose text (as the encoder reads it) is not in the artefact's memory."""
+        texts = set(fitted.learned.memory.texts)
+        return [r for r in records if self.stage.text_of(r.item()) not in texts]
+
+    def bundled(self) -> Learned | None:
+        """The memory and head the stage was built with (the image's), or None when it has none."""
+        stage = self.stage
+        if stage.labelled is None or not len(stage.labelled):
+            return None
+        return Learned(
+            memory=stage.labelled, head=stage.head, encoder=stage.text_identity,
+            taxonomy_version=self.taxonomy.version, meta={"source": "bundled"},
+            phrases=list(stage.phrases), phrase_vectors=stage.phrase_vectors,
+        )

@@ -1,0 +1,319 @@
+"""gifcat learn's job (gifcat.application.learn): what it gathers from result items, the gate on LLM
+answers, the per-category rule, and when it publishes.
+
+The results table and the artefact store are in memory; a bag-of-words encoder stands in for MiniLM
+(tests/unit/test_stream.py); the fitting and the comparison are the real code (scikit-learn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gifcat.adapters.training import EmbeddingTrainer
+from gifcat.application.learn import LearnJob, gather
+from gifcat.application.ports import PublishConflict
+from gifcat.config import LearnSettings, Settings, load_settings
+from gifcat.domain.artefact import ArtefactManifest, PublishedArtefact
+from gifcat.domain.learning import Gate, GatePair, held_out
+from gifcat.domain.memory import Learned
+from gifcat.domain.model import Candidate, StageName, StageTrace, Status
+from gifcat.domain.records import LabelledRecord
+from gifcat.domain.result import MachineAnswer, ResultItem
+from gifcat.domain.stages.embedding import EmbeddingStage
+from tests.unit.test_stream import TAXONOMY, BagOfWords
+
+CATS = ("animals", "food", "sports")
+# Words no taxonomy phrase or alias has: only what is learned can tell the categories apart.
+SIGNAL = {"animals": "whiskers", "food": "crumbs", "sports": "stadium"}
+AT = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+OPTIONS = LearnSettings(min_examples=10, min_per_category=5, holdout=0.25, seed=0)
+
+
+def trace(stage: StageName, *candidates: tuple[str, float]) -> StageTrace:
+    return StageTrace(stage=stage, decided=False, elapsed_ms=1.0,
+                      candidates=[Candidate(category=c, score=s) for c, s in candidates])
+
+
+def result(
+    key: str,
+    category: str,
+    *,
+    text: str | None = None,
+    decided_by: str = "human",
+    status: Status = Status.CLASSIFIED,
+    version: str = TAXONOMY.version,
+    stages: Sequence[StageTrace] = (),
+    corrected_from: MachineAnswer | None = None,
+) -> ResultItem:
+    words = text if text is not None else f"{SIGNAL[category]} clip {key}"
+    return ResultItem(
+        pk=f"s3://uploads/{key}.gif", bucket="uploads", key=f"{key}.gif", object_seq="-", status=status,
+        primary=category if status is Status.CLASSIFIED else None,
+        labels=[category] if status is Status.CLASSIFIED else [],
+        decided_by=decided_by if status is Status.CLASSIFIED else None,  # type: ignore[arg-type]
+        taxonomy_version=version, title=words or None, stages=list(stages), corrected_from=corrected_from,
+        updated_at=AT,
+    )
+
+
+def humans(prefix: str, n: int, label: dict[str, str] | None = None) -> list[ResultItem]:
+    """n human answers, categories in turn; `label` maps a true category to the one the person gave."""
+    out = []
+    for i in range(n):
+        true = CATS[i % 3]
+        item = result(f"{prefix}{i}", true)
+        given = (label or {}).get(true, true)
+        out.append(item.model_copy(update={"primary": given, "labels": [given]}))
+    return out
+
+
+class Results:
+    def __init__(self, items: Iterable[ResultItem]) -> None:
+        self.list = list(items)
+
+    def items(self) -> Iterable[ResultItem]:
+        return iter(self.list)
+
+
+class Store:
+    """The ArtefactStore port in memory: numbered versions, the newest current."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, tuple[bytes, ArtefactManifest]] = {}
+
+    def current(self) -> PublishedArtefact | None:
+        if not self.versions:
+            return None
+        version = max(self.versions)
+        return PublishedArtefact(version=version, manifest=self.versions[version][1])
+
+    def fetch(self, version: str, into: Path) -> Path:
+        into.mkdir(parents=True, exist_ok=True)
+        path = into / f"{version}.npz"
+        path.write_bytes(self.versions[version][0])
+        return path
+
+    def publish(self, artefact: Path, manifest: ArtefactManifest) -> PublishedArtefact:
+        version = f"v{len(self.versions) + 1:06d}"
+        manifest = manifest.model_copy(update={"version": version})
+        self.versions[version] = (artefact.read_bytes(), manifest)
+        return PublishedArtefact(version=version, manifest=manifest)
+
+    def learned(self, version: str, tmp: Path) -> Learned:
+        return Learned.load(self.fetch(version, tmp))
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_settings().model_copy(update={"learn": OPTIONS})
+
+
+def bundled(records: Sequence[LabelledRecord]) -> EmbeddingStage:
+    """An embedding stage whose shipped memory is `records` (the artefact to beat)."""
+    return EmbeddingStage(TAXONOMY, BagOfWords(), "bag-of-words", labelled=records)  # type: ignore[arg-type]
+
+
+def records(prefix: str, n: int, label: dict[str, str] | None = None) -> list[LabelledRecord]:
+    out = []
+    for i in range(n):
+        true = CATS[i % 3]
+        given = (label or {}).get(true, true)
+        out.append(LabelledRecord(id=f"{prefix}{i}", title=f"{SIGNAL[true]} shipped {i}", labels=[given],
+                                  primary=given))
+    return out
+
+
+def job(settings: Settings, items: Iterable[ResultItem], store: Store, stage: EmbeddingStage) -> LearnJob:
+    return LearnJob(settings, TAXONOMY, Results(items), store, EmbeddingTrainer(settings, TAXONOMY, stage),
+                    clock=lambda: AT)
+
+
+def prior_gate(pairs: Sequence[GatePair]) -> Gate:
+    from gifcat.adapters.training import choose_gate
+
+    return choose_gate(pairs, target=OPTIONS.gate_target, confidence=OPTIONS.gate_confidence,
+                       min_pairs=OPTIONS.gate_min_pairs)
+
+
+# -- gathering ----------------------------------------------------------------------------------------
+def test_people_always_triage_as_configured_and_llm_answers_through_the_gate() -> None:
+    agreeing = [trace(StageName.EMBEDDING, ("food", 0.6), ("animals", 0.3)),
+                trace(StageName.LLM, ("food", 1.0))]
+    disagreeing = [trace(StageName.EMBEDDING, ("sports", 0.6)), trace(StageName.LLM, ("food", 1.0))]
+    items = [
+        *humans("h", 3),
+        result("t0", "food", decided_by="tags"), result("r0", "sports", decided_by="rules"),
+        result("l0", "food", decided_by="llm", stages=agreeing),
+        result("l1", "food", decided_by="llm", stages=disagreeing),
+        result("e0", "animals", decided_by="embedding"),
+    ]
+    got = gather(items, TAXONOMY, OPTIONS, prior_gate)
+    assert got.gate.rule == "agreement" and got.gate.pairs == 0  # no person checked the LLM: the prior
+    assert got.by_source() == {"human": 3, "llm": 1, "tags": 1, "rules": 1}
+    assert {e.id for e in got.examples if e.difficulty == "learned:llm"} == {"s3://uploads/l0.gif"}
+    assert got.refused_llm == 1 and got.skipped == {"embedding": 1}
+    example = next(e for e in got.examples if e.id == "s3://uploads/h0.gif")
+    assert (example.title, example.primary, example.labels) == ("whiskers clip h0", "animals", ["animals"])
+
+    no_triage = gather(items, TAXONOMY, OPTIONS.model_copy(update={"triage_examples": False}), prior_gate)
+    assert no_triage.by_source() == {"human": 3, "llm": 1, "tags": 0, "rules": 0}
+    assert no_triage.skipped["triage_not_learned"] == 2
+
+
+def test_other_taxonomies_unfinished_and_empty_results_teach_nothing() -> None:
+    items = [
+        result("ok", "food"),
+        result("old", "food", version="older-taxonomy"),
+        result("p", "food", status=Status.PENDING), result("f", "food", status=Status.FAILED),
+        result("s", "food", status=Status.SKIPPED),
+        result("blank", "food", text=""),
+        result("alien", "food").model_copy(update={"primary": "space", "labels": ["space"]}),
+    ]
+    got = gather(items, TAXONOMY, OPTIONS, prior_gate)
+    assert [e.id for e in got.examples] == ["s3://uploads/ok.gif"]
+    assert got.items == 7
+    assert got.skipped == {"other_taxonomy": 1, "unfinished": 2, "no_answer": 2, "no_text": 1}
+
+
+def corrected_llm(key: str, llm: str, person: str, support: float) -> ResultItem:
+    """An LLM answer (which the embedding stage also ranked first, at `support`) a person then gave."""
+    stages = [trace(StageName.EMBEDDING, (llm, support)), trace(StageName.LLM, (llm, 1.0))]
+    machine = MachineAnswer(status=Status.CLASSIFIED, primary=llm, labels=[llm], decided_by=StageName.LLM)
+    return result(key, person, decided_by="human", stages=stages, corrected_from=machine)
+
+
+def test_the_gate_is_chosen_on_llm_answers_people_corrected_or_confirmed() -> None:
+    # 12 confirmed LLM answers with high support, 12 corrected ones with low: every one agreed with the
+    # embedding stage, so agreement is no evidence; a support threshold is.
+    checked = [corrected_llm(f"c{i}", "food", "food", 0.9) for i in range(12)]
+    checked += [corrected_llm(f"w{i}", "food", "sports", 0.3) for i in range(12)]
+    sure = [trace(StageName.EMBEDDING, ("animals", 0.95)), trace(StageName.LLM, ("animals", 1.0))]
+    weak = [trace(StageName.EMBEDDING, ("animals", 0.3)), trace(StageName.LLM, ("animals", 1.0))]
+    unreviewed = [result("sure", "animals", decided_by="llm", stages=sure),
+                  result("weak", "animals", decided_by="llm", stages=weak)]
+    got = gather([*checked, *unreviewed], TAXONOMY, OPTIONS, prior_gate)
+    assert got.gate.rule == "threshold" and got.gate.pairs == 24
+    assert got.gate.threshold == pytest.approx(0.9) and got.gate.admitted_errors == 0
+    llm = [e.id for e in got.examples if e.difficulty == "learned:llm"]
+    assert llm == ["s3://uploads/sure.gif"] and got.refused_llm == 1
+    # the corrected answers are learned as the people gave them
+    assert got.by_source()["human"] == 24
+    assert {e.primary for e in got.examples if e.id.startswith("s3://uploads/w")} == {"sports"}
+
+
+# -- publish or keep ----------------------------------------------------------------------------------
+def test_too_few_examples_keep_the_current_artefact_and_say_so(settings: Settings, tmp_path: Path) -> None:
+    store = Store()
+    report = job(settings, humans("h", 6), store, bundled(records("b", 9))).run()
+    assert report.outcome == "kept" and store.versions == {}
+    assert report.reason == "too few examples: 6 in 3 categories (at least 10 in 2 needed); bundled stays"
+    assert report.version == "bundled" and report.examples["human"] == 6
+
+
+def test_a_better_artefact_is_published_with_a_sound_manifest(settings: Settings, tmp_path: Path) -> None:
+    # The shipped memory learned the words the wrong way round; people's answers have them right.
+    wrong = {"animals": "food", "food": "sports", "sports": "animals"}
+    store = Store()
+    report = job(settings, humans("h", 36), store, bundled(records("b", 9, wrong))).run()
+    assert report.outcome == "published" and report.version == "v000001", report.reason
+    assert report.reason.startswith("not worse than bundled on ")
+    assert report.scorecards["new"]["accuracy"] > report.scorecards["current"]["accuracy"]
+    held = sum(held_out(f"s3://uploads/h{i}.gif", OPTIONS.holdout, OPTIONS.seed) for i in range(36))
+    assert report.examples == {"human": 36, "llm": 0, "tags": 0, "rules": 0, "total": 36,
+                               "train": 36 - held, "held_out": held, "judged": held}
+    manifest = store.versions["v000001"][1]
+    assert manifest.parent is None and manifest.encoder == "bag-of-words"
+    assert manifest.taxonomy_version == TAXONOMY.version and manifest.created_at == AT
+    assert set(manifest.thresholds) == {"embedding"}
+    assert manifest.thresholds == report.thresholds
+    assert manifest.report["examples"]["held_out"] == held and manifest.report["gate"]["rule"] == "agreement"
+    learned = store.learned("v000001", tmp_path)
+    held_ids = {f"s3://uploads/h{i}.gif" for i in range(36)
+                if held_out(f"s3://uploads/h{i}.gif", OPTIONS.holdout, OPTIONS.seed)}
+    assert held_ids and not held_ids & set(learned.memory.ids)  # never trained on what judged it
+
+
+def test_an_artefact_trained_on_wrong_answers_is_kept_out(settings: Settings) -> None:
+    # People answered the training share wrongly (rotated); the held-out share is right: the new
+    # artefact is worse there than the shipped one, which is kept, with the figures.
+    rotated = {"animals": "food", "food": "sports", "sports": "animals"}
+    items = []
+    for item in humans("h", 36):
+        if not held_out(item.pk, OPTIONS.holdout, OPTIONS.seed):
+            given = rotated[item.primary or ""]
+            item = item.model_copy(update={"primary": given, "labels": [given]})
+        items.append(item)
+    store = Store()
+    report = job(settings, items, store, bundled(records("b", 9))).run()
+    assert report.outcome == "kept" and store.versions == {}
+    assert report.reason.startswith("the new artefact is worse than bundled on ")
+    assert "top-1" in report.reason and report.reason.endswith("bundled stays")
+    assert report.scorecards["new"]["accuracy"] < report.scorecards["current"]["accuracy"]
+
+
+def test_held_out_examples_the_current_memory_holds_do_not_judge(settings: Settings) -> None:
+    """Results describing the GIFs the bundled memory was made from (the dev set) would score it
+    in-sample: those held-out examples are left out of the comparison."""
+    items = humans("h", 36)
+    same = [LabelledRecord(id=f"dev-{i}", title=item.title or "", labels=item.labels, primary=item.primary)
+            for i, item in enumerate(items)]
+    store = Store()
+    report = job(settings, items, store, bundled(same)).run()
+    assert report.outcome == "kept" and store.versions == {} and report.examples["judged"] == 0
+    held = report.examples["held_out"]
+    assert report.reason == (f"all {held} held-out examples are in bundled's memory: nothing unseen to "
+                             "compare on; bundled stays")
+    half = job(settings, items, Store(), bundled(same[:18])).run()
+    unseen = sum(held_out(i.pk, OPTIONS.holdout, OPTIONS.seed) for i in items[18:])
+    assert half.examples["judged"] == unseen and half.scorecards["current"]["n"] == unseen
+
+
+def test_a_sparse_category_keeps_the_current_examples_of_it(settings: Settings, tmp_path: Path) -> None:
+    items = [i for i in humans("h", 36) if i.primary != "sports"] + humans("x", 3)[2:]  # one sports answer
+    store = Store()
+    shipped = records("b", 9)
+    report = job(settings, items, store, bundled(shipped)).run()
+    assert report.outcome == "published", report.reason
+    sports = report.categories["sports"]
+    assert sports <= 1
+    assert report.kept_categories == [f"kept current examples for sports: {sports} < 5 (3 from bundled)"]
+    learned = store.learned("v000001", tmp_path)
+    kept = {r.id for r in shipped if r.primary == "sports"}
+    assert kept <= set(learned.memory.ids)
+    assert not {r.id for r in shipped if r.primary != "sports"} & set(learned.memory.ids)
+
+
+def test_nothing_new_keeps_the_published_version_and_news_is_compared_with_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    store = Store()
+    items = humans("h", 36)
+    first = job(settings, items, store, bundled([])).run()
+    assert first.outcome == "published" and first.version == "v000001" and first.parent == "bundled"
+    again = job(settings, items, store, bundled([])).run()
+    assert again.outcome == "kept" and again.version == "v000001"
+    assert again.reason == "nothing new since v000001: the same 36 examples"
+    more = job(settings, [*items, *humans("n", 9)], store, bundled([])).run()
+    assert more.parent == "v000001" and "current" in more.scorecards
+    if more.outcome == "published":
+        assert store.versions[more.version or ""][1].parent == "v000001"
+
+
+def test_a_dry_run_publishes_nothing(settings: Settings) -> None:
+    store = Store()
+    report = job(settings, humans("h", 36), store, bundled([])).run(dry_run=True)
+    assert report.outcome == "kept" and report.dry_run and store.versions == {}
+    assert report.reason.startswith("dry run: ")
+
+
+def test_a_lost_race_for_the_version_is_an_error_not_a_publication(settings: Settings) -> None:
+    class Raced(Store):
+        def publish(self, artefact: Path, manifest: ArtefactManifest) -> PublishedArtefact:
+            raise PublishConflict("v000001 was published by someone else meanwhile")
+
+    with pytest.raises(PublishConflict):
+        job(settings, humans("h", 36), Raced(), bundled([])).run()
