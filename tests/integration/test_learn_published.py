@@ -8,6 +8,7 @@ the bundled memory holds, so against it every held-out example would be in-sampl
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from gifcat.domain.result import ResultItem
 from gifcat.domain.taxonomy import Taxonomy
 from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
+from gifcat_tooling.local.demo import upload
 from tests.conftest import DEV_DATA
+from tests.integration.conftest import wait_item
 
 RECORDS = 90  # MiniLM embeds each about six times in a run (five folds and the artefact): keep it lean
 AT = datetime(2026, 12, 2, tzinfo=UTC)
@@ -52,7 +55,7 @@ def learn(aws: EmbeddedAws, capsys: pytest.CaptureFixture[str], *args: str) -> t
 
 def test_learn_publishes_from_the_results_then_keeps_it_when_nothing_is_new(
     aws: EmbeddedAws, settings: Settings, taxonomy: Taxonomy, capsys: pytest.CaptureFixture[str],
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gif: Callable[..., bytes],
 ) -> None:
     table = ResultsTable(aws.outputs["ResultsTableName"], aws.client("dynamodb"))
     records = read_records(DEV_DATA)[:RECORDS]
@@ -99,6 +102,16 @@ def test_learn_publishes_from_the_results_then_keeps_it_when_nothing_is_new(
     assert again["outcome"] == "kept" and again["version"] == "v000001"
     assert again["reason"] == f"nothing new since v000001: the same {len(records)} examples"
     assert store.current().version == "v000001"  # type: ignore[union-attr]
+
+    # The loop closed: the stack's embed function (never invoked yet in this module, so it asks the store
+    # at its first item) classifies the next upload with what was published, and the result says so.
+    upload(aws.s3, aws.outputs["UploadsBucketName"], "uploads/next.gif", gif(), {
+        "title": "Migration",
+        "description": "Thousands of wildebeest pour across the river while crocodiles wait below.",
+    }, via="sidecar")
+    item = wait_item(aws, "uploads/next.gif")
+    (embedding,) = [t for t in item.stages if t.stage == "embedding"]
+    assert embedding.artefact_version == item.artefact_version == "v000001"
 
 
 @pytest.mark.parametrize(
