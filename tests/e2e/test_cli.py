@@ -133,7 +133,11 @@ def test_eval_json_and_predictions(data: Path, tmp_path: Path) -> None:
     assert summary["undecided"] == 2 and summary["accuracy"] == 0.5
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["r1", "r2", "r3", "r4"]
-    assert set(lines[0]) == {"id", "primary", "labels", "decided_by", "confidence", "status"}
+    assert set(lines[0]) == {
+        "id", "primary", "labels", "decided_by", "confidence", "status", "artefact_version"
+    }
+    # --until triage: no embedding stage ran, so no learned artefact was used
+    assert {line["artefact_version"] for line in lines} == {None}
     assert lines[2]["status"] == "undecided" and lines[2]["primary"] is None
 
 
