@@ -101,3 +101,21 @@ def test_sequencers_increase_across_threads() -> None:
         assert out == sorted(out)  # each thread sees them increase
     everything = [s for out in seen for s in out]
     assert len(set(everything)) == len(everything) and all(len(s) == 16 for s in everything)
+
+
+def test_image_functions_run_the_handler_their_build_target_copies(tmp_path: Path) -> None:
+    from gifcat_tooling.local.aws import image_handler
+
+    root = Path(__file__).resolve().parents[2]
+    dockerfile = root / "functions" / "Dockerfile"
+    assert image_handler(root, dockerfile, "embed") == (root / "functions" / "embed", "app.handler")
+    assert image_handler(root, dockerfile, "learn") == (root / "functions" / "learn", "app.handler")
+    with pytest.raises(ValueError, match="no stage 'nope'"):
+        image_handler(root, dockerfile, "nope")
+    # A stage that runs a handler it never copies in cannot be run locally either: said, not guessed.
+    broken = tmp_path / "Dockerfile"
+    broken.write_text(
+        'FROM base AS fn\nCOPY functions/x/other.py ${LAMBDA_TASK_ROOT}/\nCMD ["app.handler"]\n'
+    )
+    with pytest.raises(ValueError, match=r"no COPY of app\.py"):
+        image_handler(root, broken, "fn")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import io
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -228,8 +229,7 @@ def test_the_layer_ships_the_runtime_package_and_no_tooling() -> None:
     assert top == {"__init__.py", "runtime.py", "domain", "application", "adapters", "config"}
     requirements = (folder / "requirements.txt").read_text(encoding="utf-8").lower()
     assert [dep for dep in TOOLING_ONLY if dep in requirements] == []
-    dockerfile = (FUNCTIONS / "embed" / "Dockerfile").read_text(encoding="utf-8")
-    assert "COPY layers/gifcat/gifcat ${LAMBDA_TASK_ROOT}/gifcat" in dockerfile
+    dockerfile = (FUNCTIONS / "Dockerfile").read_text(encoding="utf-8")
     assert "${LAMBDA_TASK_ROOT}/gifcat_tooling" not in dockerfile
 
 
@@ -239,9 +239,32 @@ def test_the_image_builds_need_no_tooling(function: str) -> None:
     gifcat.adapters.training: no image copies any of tooling/."""
     assert [m for _, m in imports(ROOT / "scripts" / "build_memory.py", "build_memory")
             if under(m, "gifcat_tooling")] == []
-    dockerfile = (FUNCTIONS / function / "Dockerfile").read_text(encoding="utf-8")
+    dockerfile = (FUNCTIONS / "Dockerfile").read_text(encoding="utf-8")
     assert "COPY tooling/" not in dockerfile and "gifcat_tooling" not in dockerfile
-    assert "COPY layers/gifcat/gifcat ${LAMBDA_TASK_ROOT}/gifcat" in dockerfile
+    stage = docker_stage(dockerfile, function)
+    assert "COPY layers/gifcat/gifcat ${LAMBDA_TASK_ROOT}/gifcat" in stage
+    assert f"COPY functions/{function}/app.py ${{LAMBDA_TASK_ROOT}}/" in stage
+    assert "COPY --from=models /opt/models /opt/models" in stage
+
+
+def docker_stage(dockerfile: str, name: str) -> str:
+    """The lines of one build stage (FROM ... AS name up to the next FROM)."""
+    stages = re.split(r"(?m)^FROM ", dockerfile)[1:]
+    (stage,) = [s for s in stages if re.match(rf"\S+ AS {re.escape(name)}\n", s)]
+    return stage
+
+
+def test_each_image_function_builds_its_own_target_of_the_one_dockerfile() -> None:
+    template = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    dockerfile = (FUNCTIONS / "Dockerfile").read_text(encoding="utf-8")
+    targets = re.findall(r"DockerBuildTarget: (\w+)", template)
+    assert sorted(targets) == ["embed", "learn"]
+    for target in targets:
+        assert "CMD [\"app.handler\"]" in docker_stage(dockerfile, target)
+    # the learn image gets the embed image's run time and its own training libraries on top
+    assert re.search(r"(?m)^FROM embed-deps AS learn-deps$", dockerfile)
+    assert re.search(r"(?m)^FROM learn-deps AS learn$", dockerfile)
+    assert re.search(r"(?m)^FROM embed-deps AS embed$", dockerfile)
 
 
 def test_only_the_learn_image_installs_the_training_libraries() -> None:

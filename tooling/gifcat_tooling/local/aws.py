@@ -46,12 +46,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _dockerfile_cmd(dockerfile: Path) -> str:
-    """The handler an image function runs: the CMD of its Dockerfile (CMD ["app.handler"])."""
-    match = re.search(r'^CMD\s*\[\s*"([^"]+)"', dockerfile.read_text(encoding="utf-8"), re.MULTILINE)
-    if not match:
-        raise ValueError(f'{dockerfile}: no CMD ["module.handler"] line')
-    return match.group(1)
+def image_handler(root: Path, dockerfile: Path, target: str | None) -> tuple[Path, str]:
+    """Where an image function's handler comes from, read off its build recipe: the folder of the module
+    its target stage copies into the task root (COPY functions/embed/app.py ${LAMBDA_TASK_ROOT}/), and
+    the stage's CMD (CMD ["app.handler"]). `target` is the template's DockerBuildTarget (None: the
+    Dockerfile's last stage, as `docker build` would)."""
+    stages = re.split(r"(?m)^FROM ", dockerfile.read_text(encoding="utf-8"))[1:]
+    named = {m.group(1): s for s in stages if (m := re.match(r"\S+(?: AS (\S+))?", s)) and m.group(1)}
+    if target is not None and target not in named:
+        raise ValueError(f"{dockerfile}: no stage {target!r} (stages: {', '.join(named) or 'none named'})")
+    stage = named[target] if target is not None else stages[-1]
+    cmd = re.search(r'^CMD\s*\[\s*"([^"]+)"', stage, re.MULTILINE)
+    if not cmd:
+        raise ValueError(f'{dockerfile} ({target or "last stage"}): no CMD ["module.handler"] line')
+    module = cmd.group(1).rsplit(".", 1)[0].replace(".", "/") + ".py"
+    source = re.search(rf"^COPY\s+(\S*{re.escape(module)})\s+\$\{{LAMBDA_TASK_ROOT\}}", stage, re.MULTILINE)
+    if not source:
+        raise ValueError(f"{dockerfile} ({target or 'last stage'}): no COPY of {module} into the task root")
+    return (root / source.group(1)).parent, cmd.group(1)
 
 
 class EmbeddedAws:
@@ -196,8 +208,10 @@ class EmbeddedAws:
         if props.get("PackageType") == "Image":
             # moto cannot invoke image functions: run the image's handler from its source folder, with
             # the model artefacts scripts/build_models.py built here instead of the image's /opt/models.
-            dockerfile = self.root / raw["Metadata"]["Dockerfile"]
-            code_dir, handler = dockerfile.parent, _dockerfile_cmd(dockerfile)
+            meta = raw["Metadata"]
+            code_dir, handler = image_handler(
+                self.root, self.root / meta["Dockerfile"], meta.get("DockerBuildTarget")
+            )
             env["GIFCAT_MODELS_DIR"] = str(models_dir())
         else:
             code_dir, handler = self.root / props["CodeUri"], props["Handler"]
