@@ -18,9 +18,17 @@ from gifcat.application.learn import LearnJob, gather
 from gifcat.application.ports import PublishConflict
 from gifcat.config import LearnSettings, Settings, load_settings
 from gifcat.domain.artefact import ArtefactManifest, PublishedArtefact
-from gifcat.domain.learning import Gate, GatePair, held_out
+from gifcat.domain.learning import Fitted, Gate, GatePair, held_out
 from gifcat.domain.memory import Learned
-from gifcat.domain.model import Candidate, StageName, StageTrace, Status
+from gifcat.domain.model import (
+    Candidate,
+    Classification,
+    GifItem,
+    StageName,
+    StageOutput,
+    StageTrace,
+    Status,
+)
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.result import MachineAnswer, ResultItem
 from gifcat.domain.stages.embedding import EmbeddingStage
@@ -317,3 +325,41 @@ def test_a_lost_race_for_the_version_is_an_error_not_a_publication(settings: Set
 
     with pytest.raises(PublishConflict):
         job(settings, humans("h", 36), Raced(), bundled([])).run()
+
+
+class Scripted:
+    """A stage whose outputs are given per record title: the scorecard's arithmetic, nothing else."""
+
+    def __init__(self, outputs: dict[str, StageOutput]) -> None:
+        self.outputs = outputs
+
+    def with_learned(self, learned: Learned) -> Scripted:
+        return self
+
+    def score(self, item: GifItem, so_far: Classification) -> StageOutput:
+        return self.outputs[item.metadata.title]
+
+
+def test_the_scorecard_judges_the_ranking_whether_or_not_the_stage_would_decide() -> None:
+    """Top-1 is the ranking's (what the LLM step chooses from), abstaining or not; the decided part is
+    what clears the margin without abstaining. Counting abstentions as wrong would compare how often two
+    artefacts abstain, not how well they rank."""
+    from gifcat.adapters.training import scorecard
+
+    def out(first: str, second: str, margin: float, abstained: str | None = None) -> StageOutput:
+        return StageOutput(stage=StageName.EMBEDDING, abstained=abstained, candidates=[
+            Candidate(category=first, score=0.5 + margin / 2),
+            Candidate(category=second, score=0.5 - margin / 2),
+        ])
+
+    stage = Scripted({
+        "a": out("animals", "food", 0.6),  # right, decided
+        "b": out("food", "animals", 0.6),  # wrong, decided
+        "c": out("animals", "food", 0.6, abstained="fields disagree"),  # right, not decided
+        "d": out("animals", "food", 0.1),  # right, under the margin
+        "e": StageOutput(stage=StageName.EMBEDDING, error="nothing to embed"),  # no ranking: wrong
+    })
+    records = [LabelledRecord(id=t, title=t, labels=["animals"], primary="animals") for t in "abcde"]
+    fitted = Fitted(Learned.__new__(Learned), {"embedding": {"min_margin": 0.5}})
+    card = scorecard(stage, fitted, records)  # type: ignore[arg-type]
+    assert (card.n, card.top1, card.decided, card.errors) == (5, 3, 2, 1)

@@ -366,10 +366,21 @@ def learn_from(
 
 
 def scorecard(stage: EmbeddingStage, fitted: Fitted, held_out: Sequence[LabelledRecord]) -> Scorecard:
+    """`fitted` on `held_out`: its ranking (top candidate right, whether or not the stage would decide:
+    what the LLM step chooses from), and what it decides (no abstention, margin cleared) with its errors.
+    Counting abstentions as wrong would compare how often two artefacts abstain, not how well they rank."""
     margin = float(fitted.thresholds["embedding"]["min_margin"])
-    outcomes = embedding_outcomes(stage.with_learned(fitted.learned), held_out)
-    decided = [ok for m, ok in outcomes if math.isfinite(m) and m >= margin]
-    return Scorecard(len(outcomes), sum(ok for _, ok in outcomes), len(decided), decided.count(False))
+    learned = stage.with_learned(fitted.learned)
+    top1 = decided = errors = 0
+    for r in held_out:
+        output = learned.score(r.item(), Classification(status=Status.UNDECIDED))
+        cat, _, m = _top(output.candidates)
+        right = cat is not None and cat in r.labels
+        top1 += right
+        if cat is not None and not (output.error or output.abstained) and m >= margin:
+            decided += 1
+            errors += not right
+    return Scorecard(len(held_out), top1, decided, errors)
 
 
 def not_worse(

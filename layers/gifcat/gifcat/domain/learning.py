@@ -160,8 +160,8 @@ def llm_agrees(stages: Sequence[StageTrace], answer: str | None) -> bool:
 # -- comparing artefacts ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Scorecard:
-    """An embedding artefact on held-out records: how often its top candidate is right (abstaining counts
-    as wrong) and what it would decide at its margin threshold, with how many errors."""
+    """An embedding artefact on held-out records: how often its top candidate is right (whether or not
+    the stage would decide) and what it would decide at its margin threshold, with how many errors."""
 
     n: int
     top1: int
