@@ -41,13 +41,27 @@ def llm_server() -> Iterator[FakeOpenAI]:
         yield server
 
 
+def embedded_stack(
+    root: Path,
+    llm: FakeOpenAI,
+    *,
+    model: str = DEFAULT_MODEL,
+    overrides: dict[str, Any] | None = None,
+    upload_trigger: bool = True,
+) -> EmbeddedAws:
+    """The stack the integration tests run: template.yaml on the embedded AWS, `llm` as the LLM
+    endpoint, the functions' settings with TEST_OVERRIDES (or `overrides`)."""
+    return EmbeddedAws(
+        root,
+        parameters={"LlmBaseUrl": llm.base_url, "LlmModel": model},
+        function_env={"GIFCAT_OVERRIDES": json.dumps(TEST_OVERRIDES if overrides is None else overrides)},
+        upload_trigger=upload_trigger,
+    )
+
+
 @pytest.fixture(scope="module")
 def aws(root: Path, llm_server: FakeOpenAI) -> Iterator[EmbeddedAws]:
-    with EmbeddedAws(
-        root,
-        parameters={"LlmBaseUrl": llm_server.base_url, "LlmModel": DEFAULT_MODEL},
-        function_env={"GIFCAT_OVERRIDES": json.dumps(TEST_OVERRIDES)},
-    ) as embedded:
+    with embedded_stack(root, llm_server) as embedded:
         yield embedded
 
 

@@ -17,8 +17,8 @@ from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
 from gifcat_tooling.local.moto_itemreader import list_all
 from gifcat_tooling.local.template import ACCOUNT
-from tests.integration.conftest import TEST_OVERRIDES
-from tests.support.fake_openai import DEFAULT_MODEL, FakeOpenAI, first_category
+from tests.integration.conftest import embedded_stack
+from tests.support.fake_openai import FakeOpenAI, first_category
 
 PREFIX = "backfill/"
 
@@ -26,12 +26,7 @@ PREFIX = "backfill/"
 @pytest.fixture(scope="module")
 def aws(root: Path, llm_server: FakeOpenAI) -> Iterator[EmbeddedAws]:
     llm_server.responder = first_category  # every LLM-bound object gets an answer
-    with EmbeddedAws(
-        root,
-        parameters={"LlmBaseUrl": llm_server.base_url, "LlmModel": DEFAULT_MODEL},
-        function_env={"GIFCAT_OVERRIDES": json.dumps(TEST_OVERRIDES)},
-        upload_trigger=False,
-    ) as embedded:
+    with embedded_stack(root, llm_server, upload_trigger=False) as embedded:
         yield embedded
 
 

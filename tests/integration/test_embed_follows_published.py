@@ -4,7 +4,6 @@ artefacts bucket (GIFCAT_ARTEFACTS from template.yaml), the warm embed function 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +17,8 @@ from gifcat.domain.memory import ARTEFACT, Learned
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
-from tests.integration.conftest import TEST_OVERRIDES, wait_item
-from tests.support.fake_openai import DEFAULT_MODEL, FakeOpenAI, answer
+from tests.integration.conftest import TEST_OVERRIDES, embedded_stack, wait_item
+from tests.support.fake_openai import FakeOpenAI, answer
 
 # Decided by the embedding stage with the shipped thresholds (test_state_machine's migration item).
 MIGRATION = {
@@ -33,11 +32,7 @@ MIGRATION = {
 def aws(root: Path, llm_server: FakeOpenAI) -> Iterator[EmbeddedAws]:
     # The local runner keeps the embed function warm: ask the store on every item, not every 5 minutes.
     overrides = {**TEST_OVERRIDES, "stages": {"embedding": {"refresh_s": 0}}}
-    with EmbeddedAws(
-        root,
-        parameters={"LlmBaseUrl": llm_server.base_url, "LlmModel": DEFAULT_MODEL},
-        function_env={"GIFCAT_OVERRIDES": json.dumps(overrides)},
-    ) as embedded:
+    with embedded_stack(root, llm_server, overrides=overrides) as embedded:
         yield embedded
 
 

@@ -5,7 +5,6 @@ embed step records it skipped and the LLM step is never invoked."""
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from PIL import Image
 
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
-from tests.integration.conftest import TEST_OVERRIDES, wait_item
+from tests.integration.conftest import embedded_stack, wait_item
 from tests.support.fake_openai import DEFAULT_MODEL, FakeOpenAI, answer, data_url
 
 
@@ -36,11 +35,7 @@ def stack(request: pytest.FixtureRequest, root: Path) -> Iterator[tuple[Embedded
     case: Case = request.param
     with (
         FakeOpenAI(model=case.model) as server,
-        EmbeddedAws(
-            root,
-            parameters={"LlmBaseUrl": server.base_url, "LlmModel": case.model},
-            function_env={"GIFCAT_OVERRIDES": json.dumps(TEST_OVERRIDES)},
-        ) as aws,
+        embedded_stack(root, server, model=case.model) as aws,
     ):
         yield aws, server, case
 
