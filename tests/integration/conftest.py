@@ -53,8 +53,11 @@ def embedded_stack(
     endpoint, the functions' settings with TEST_OVERRIDES (or `overrides`)."""
     return EmbeddedAws(
         root,
-        parameters={"LlmBaseUrl": llm.base_url, "LlmModel": model},
-        function_env={"GIFCAT_OVERRIDES": json.dumps(TEST_OVERRIDES if overrides is None else overrides)},
+        parameters={
+            "LlmBaseUrl": llm.base_url,
+            "LlmModel": model,
+            "SettingsOverrides": json.dumps(TEST_OVERRIDES if overrides is None else overrides),
+        },
         upload_trigger=upload_trigger,
     )
 

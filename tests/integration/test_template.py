@@ -10,12 +10,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gifcat.application.events import RerunRequest, S3UploadEvent, TriageStepEvent
 from gifcat.application.service import StepState
-from gifcat.config import Settings
+from gifcat.config import Settings, load_settings
 from gifcat_tooling.local.template import Stack, load_template
 from tests.conftest import load_event
 
@@ -214,3 +215,22 @@ def test_learn_runs_alone_on_a_schedule_that_can_be_turned_off(
     artefacts = stack.resolve({"Ref": "ArtefactsBucket"})
     assert env["GIFCAT_ARTEFACTS"] == f"s3://{artefacts}/embedding"
     assert env["RESULTS_TABLE"] == stack.resolve({"Ref": "ResultsTable"})
+
+
+@pytest.mark.parametrize("given", [None, {"stages": {"tags": {"min_score": 0.9}}}])
+def test_a_deployed_stack_runs_the_calibrated_thresholds_unless_told_otherwise(
+    root: Path, given: dict[str, Any] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parameters = {} if given is None else {"SettingsOverrides": json.dumps(given)}
+    stack = Stack(load_template(root / "template.yaml"), root, parameters=parameters)
+    env = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
+    monkeypatch.setenv("GIFCAT_OVERRIDES", env["GIFCAT_OVERRIDES"])
+    deployed = load_settings()
+    monkeypatch.delenv("GIFCAT_OVERRIDES")
+    bundled = load_settings()
+    assert deployed.stages["rules"] == bundled.stages["rules"]
+    if given is None:
+        assert deployed.stages["tags"] == bundled.stages["tags"]  # what `gifcat calibrate` wrote
+    else:
+        assert deployed.stages["tags"].min_score == 0.9
+        assert deployed.stages["tags"].target == bundled.stages["tags"].target
