@@ -3,8 +3,8 @@ through the embedded AWS, and a check that nothing is lost, nothing stays pendin
 re-uploaded key's result describes its last version (ETag and metadata).
 
 The LLM is a local scripted endpoint (gifcat_tooling.local.llm_endpoint) that answers at once, except for
-items titled "slow drip", whose answer it drips one byte a second: that row ends when the function's
-Timeout (or the LLM client's own deadline) stops the call.
+items titled "slow drip", whose answer it drips one byte a second: that row ends when the LLM client's
+attempt deadline stops the call, after its last attempt (or at the function's Timeout).
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from gifcat.domain.result import ResultItem
 from gifcat_tooling.local.demo import body_for, draw_gif, samples, upload
 
 DRIP_MARKER = "slow drip"
+# The scripted endpoint is local and answers at once, so the LLM client's attempts can be short: the
+# dripping row then ends at the client's deadline (2 x 4 s) rather than after 4 x 20 s.
+LLM_CLIENT = {"timeout_s": 4, "max_attempts": 2}
 
 
 def huge_frame_gif(frame: int = 4000, frames: int = 2) -> bytes:
@@ -233,14 +236,19 @@ def run_hostile(root: Path, out: Any = sys.stdout, timeout_s: float = 600.0, ver
                 stack.callback(logging.getLogger(name).setLevel, level)
         llm = stack.enter_context(HostileLlm(drip_marker=DRIP_MARKER))
         print(
-            "starting the embedded AWS (LLM: a local scripted endpoint that drips for 'slow drip')...",
+            "starting the embedded AWS (LLM: a local scripted endpoint that drips for 'slow drip'; the "
+            f"client gives up after {LLM_CLIENT['max_attempts']} attempts of {LLM_CLIENT['timeout_s']} s)...",
             file=out,
             flush=True,
         )
         aws = stack.enter_context(
             EmbeddedAws(
                 root,
-                parameters={"LlmBaseUrl": llm.base_url, "LlmModel": MODEL},
+                parameters={
+                    "LlmBaseUrl": llm.base_url,
+                    "LlmModel": MODEL,
+                    "SettingsOverrides": json.dumps({"stages": {"llm": LLM_CLIENT}}),
+                },
                 function_env={"GIFCAT_MODELS_DIR": str(models_dir()), **quiet},
             )
         )
@@ -248,7 +256,7 @@ def run_hostile(root: Path, out: Any = sys.stdout, timeout_s: float = 600.0, ver
         upload_all(sc, lambda keys: aws.wait_for_results(keys, timeout_s=timeout_s))
         print(
             f"uploaded {sum(len(c.versions) for c in sc.cases.values())} objects under {len(sc.cases)} keys; "
-            "waiting for every result (the drip ends at the function's timeout)...",
+            "waiting for every result (the drip ends at the client's deadline)...",
             file=out,
             flush=True,
         )
