@@ -45,5 +45,7 @@ def test_hostile_scenario_loses_nothing_and_keeps_the_last_upload(root: Path) ->
         "uploads/hostile/ten quick.gif",
     ):
         assert " yes " in rows[key], rows[key]  # the result describes the last upload
-    # The dripping endpoint ends in a recorded failure (the function's timeout or the client's deadline).
+    # The dripping endpoint ends in a recorded failure at the client's deadline: the scenario's short
+    # attempts reached the function through the template's SettingsOverrides.
     assert "failed" in rows["uploads/hostile/slow drip.gif"]
+    assert "timeout after 4s; gave up after 2 attempt" in rows["uploads/hostile/slow drip.gif"]
