@@ -16,7 +16,7 @@ demo: $(VENV)/.run
 test: $(VENV)/.dev $(SAMENV)/.ok
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	SAM_CLI=$(abspath $(SAMENV)/bin/sam) $(BIN)/pytest
+	SAM_CLI=$(abspath $(SAMENV)/bin/sam) $(BIN)/pytest -n auto
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

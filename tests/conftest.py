@@ -12,6 +12,7 @@ from PIL import Image
 
 from gifcat.config import Settings, load_settings
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
+from tests.support.models import shared_build_roots
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -34,6 +35,22 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def taxonomy() -> Taxonomy:
     return load_taxonomy()
+
+
+@pytest.fixture(scope="session")
+def model_roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Real MiniLM artefacts and MiniLM + a tiny random CLIP, built once for the whole run."""
+    return shared_build_roots(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def minilm_root(model_roots: tuple[Path, Path]) -> Path:
+    return model_roots[0]
+
+
+@pytest.fixture(scope="session")
+def clip_root(model_roots: tuple[Path, Path]) -> Path:
+    return model_roots[1]
 
 
 def make_gif(frames: int = 3, size: tuple[int, int] = (32, 24)) -> bytes:

@@ -16,7 +16,6 @@ from PIL import Image
 from gifcat.config import load_settings
 from tests.conftest import DEV_DATA, make_gif
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.models import build_roots
 
 GIFCAT = [sys.executable, "-m", "gifcat_tooling.cli"]
 
@@ -77,13 +76,7 @@ def test_classify_a_gif_by_its_tags(tmp_path: Path) -> None:
     assert (result["status"], result["primary"], result["decided_by"]) == ("classified", "food", "tags")
 
 
-@pytest.fixture(scope="module")
-def clip_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """MiniLM and a tiny random CLIP (the session's shared build): the image path has a model to run."""
-    return build_roots(tmp_path_factory.getbasetemp() / "gifcat-models")[1]
-
-
-def test_classify_runs_the_image_path_on_a_real_gif(tmp_path: Path, clip_models: Path) -> None:
+def test_classify_runs_the_image_path_on_a_real_gif(tmp_path: Path, clip_root: Path) -> None:
     path = tmp_path / "odd.gif"  # odd size, alpha, disposal 2: what Pillow hands CLIP is not the file
     frames = [Image.new("RGBA", (17, 91), (255, 0, 0, i * 60)) for i in range(3)]
     frames[0].save(path, "GIF", save_all=True, append_images=frames[1:], transparency=0, disposal=2)
@@ -94,7 +87,7 @@ def test_classify_runs_the_image_path_on_a_real_gif(tmp_path: Path, clip_models:
         "A herd of cows turns to stare at the camera.",
         "--until",
         "embedding",
-        env={"GIFCAT_MODELS_DIR": str(clip_models)},
+        env={"GIFCAT_MODELS_DIR": str(clip_root)},
     )
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)

@@ -17,24 +17,18 @@ from gifcat.domain.model import Classification, GifItem, Status
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.taxonomy import load_taxonomy
 from tests.conftest import DEV_DATA
-from tests.support.models import build_roots
 
 
 def _dev_records() -> list[dict[str, Any]]:
     return [json.loads(line) for line in DEV_DATA.read_text().splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_roots(tmp_path_factory.getbasetemp() / "gifcat-models")
-
-
 @pytest.mark.slow
-def test_out_of_fold_decisions_hold_their_target(roots: tuple[Path, Path]) -> None:
+def test_out_of_fold_decisions_hold_their_target(model_roots: tuple[Path, Path]) -> None:
     # Fitted on four fifths of dev (memory, classifier, thresholds), judged on the fifth it never saw.
     records = [LabelledRecord.model_validate(r) for r in _dev_records()]
     settings, taxonomy = load_settings(), load_taxonomy()
-    base = build_embedding_stage(settings, taxonomy, models_dir=roots[0], labelled=[])
+    base = build_embedding_stage(settings, taxonomy, models_dir=model_roots[0], labelled=[])
     train, test = stratified_folds(records, 5, seed=0)[0]
     fitted = fit(train, settings, taxonomy, base)
     assert not {r.id for r in test} & set(fitted.learned.memory.ids)
@@ -52,10 +46,10 @@ def test_out_of_fold_decisions_hold_their_target(roots: tuple[Path, Path]) -> No
 
 @pytest.mark.slow
 def test_memory_artefact_means_nothing_is_embedded_at_start(
-    roots: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model_roots: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, taxonomy = load_settings(), load_taxonomy()
-    base = build_embedding_stage(settings, taxonomy, models_dir=roots[0], labelled=[])
+    base = build_embedding_stage(settings, taxonomy, models_dir=model_roots[0], labelled=[])
     records = [LabelledRecord.model_validate(r) for r in _dev_records()[:40]]
     artefact = tmp_path / "memory.npz"
     learn(base, records).save(artefact)
@@ -66,7 +60,7 @@ def test_memory_artefact_means_nothing_is_embedded_at_start(
     )
     with_memory = settings.model_copy(deep=True)
     with_memory.stages["embedding"].memory = str(artefact)  # type: ignore[attr-defined]
-    stage = build_embedding_stage(with_memory, taxonomy, models_dir=roots[0])
+    stage = build_embedding_stage(with_memory, taxonomy, models_dir=model_roots[0])
     assert calls == []  # prototypes and examples both come from the file
     assert stage.labelled is not None and len(stage.labelled.ids) == 40 and stage.head is not None
     out = stage.score(records[0].item(), Classification(status=Status.PENDING))
@@ -75,7 +69,7 @@ def test_memory_artefact_means_nothing_is_embedded_at_start(
 
 
 @pytest.mark.slow
-def test_from_settings_with_tiny_clip(roots: tuple[Path, Path]) -> None:
+def test_from_settings_with_tiny_clip(model_roots: tuple[Path, Path]) -> None:
     import io
 
     from PIL import Image
@@ -83,7 +77,7 @@ def test_from_settings_with_tiny_clip(roots: tuple[Path, Path]) -> None:
     frames = [Image.new("RGB", (33, 17), (40 * i, 255 - 40 * i, 90)) for i in range(5)]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=40)
-    stage = build_embedding_stage(load_settings(), load_taxonomy(), models_dir=roots[1])
+    stage = build_embedding_stage(load_settings(), load_taxonomy(), models_dir=model_roots[1])
     item = GifItem(id="x", metadata={"title": "Pizza party"}, gif=buf.getvalue())
     out = stage.score(item, Classification(status=Status.PENDING))
     assert out.error is None and out.usage["frames"] == 4

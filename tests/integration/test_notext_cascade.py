@@ -20,12 +20,6 @@ from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.taxonomy import load_taxonomy
 from tests.support.fake_openai import FakeOpenAI, answer
 from tests.support.llm import settings_with
-from tests.support.models import build_roots
-
-
-@pytest.fixture(scope="module")
-def clip_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_roots(tmp_path_factory.getbasetemp() / "gifcat-models")[1]
 
 
 @pytest.fixture

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
+
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,3 +40,13 @@ def build_roots(base: Path) -> tuple[Path, Path]:
             (with_clip / "minilm").symlink_to(text_only / "minilm", target_is_directory=True)
         load_script("export_clip").build_random(with_clip, "tiny")
     return text_only, with_clip
+
+
+def shared_build_roots(basetemp: Path) -> tuple[Path, Path]:
+    """build_roots() once per test run: under pytest-xdist every worker has its own basetemp, so they
+    share its parent, and a file lock lets one worker build while the others wait for it."""
+    base = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    target = base / "gifcat-models"
+    target.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target / ".build.lock")):
+        return build_roots(target)
