@@ -27,8 +27,8 @@ import argparse, json, os, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 parser = argparse.ArgumentParser()
-for flag in ("--model", "--model_alias", "--chat_format", "--n_ctx", "--n_threads", "--host", "--port",
-             "--verbose"):
+for flag in ("--model", "--model_alias", "--chat_format", "--n_ctx", "--n_threads", "--logits_all", "--host",
+             "--port", "--verbose"):
     parser.add_argument(flag)
 args = parser.parse_args()
 

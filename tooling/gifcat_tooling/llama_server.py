@@ -136,6 +136,7 @@ class LocalServer:
             "--chat_format", o.chat_format,
             "--n_ctx", str(o.n_ctx),
             "--n_threads", str(o.n_threads),
+            "--logits_all", str(o.logits_all),
             "--host", o.host,
             "--port", str(port),
             "--verbose", "False",

@@ -116,6 +116,8 @@ def test_local_server_command_uses_the_alias_and_chat_format(tmp_path: Path) -> 
     flags = dict(zip(cmd[3::2], cmd[4::2], strict=True))
     assert flags["--model_alias"] == opts.model_name and flags["--chat_format"] == "gemma"
     assert flags["--host"] == "127.0.0.1" and flags["--port"] == "8123"
+    # The server's own default computes logits for every prompt token (3x slower cold); gifcat needs none.
+    assert flags["--logits_all"] == "False"
 
 
 def test_the_dev_install_can_run_the_local_server() -> None:

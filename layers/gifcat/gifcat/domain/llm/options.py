@@ -35,6 +35,10 @@ class LocalOptions(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
     startup_timeout_s: float = Field(120.0, gt=0)
+    # llama-cpp-python's server computes logits for every prompt token unless told not to: over Gemma's
+    # 262k-token vocabulary that tripled a cold 1,300-token prompt (12.9 s against 3.9 s). gifcat reads
+    # no logprobs, so only the last token's are needed.
+    logits_all: bool = False
     # The answer the local model writes; None: the same as `stages.llm.answer_fields`. Each generated
     # token is checked against the grammar over Gemma's 262k-token vocabulary, so the answer's length
     # is most of a local call's time.
