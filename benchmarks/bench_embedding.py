@@ -98,7 +98,7 @@ def bench_encoder(label: str, threads: int, make: Callable[[], Any], texts: list
 def onnx_minilm(path: Path, tokenizer: Path, label: str, texts: list[str], threads: int
                 ) -> tuple[dict[str, Any], np.ndarray]:
     return bench_encoder(label, threads, lambda: TextEncoder(path, tokenizer, threads=threads), texts,
-                         lambda enc, t: enc.encode_one(t), lambda enc, ts: enc.encode(ts, batch_size=32))
+                         lambda enc, t: enc.encode_one(t), lambda enc, ts: enc.encode(ts))
 
 
 def torch_minilm(model_dir: Path, texts: list[str], threads: int) -> tuple[dict[str, Any], np.ndarray]:

@@ -145,7 +145,7 @@ def main() -> int:
     by_id = {r.id: r for r in records}
     primary = np.array([by_id[i.id].primary or by_id[i.id].labels[0] for i in items])
     gold = [set(by_id[i.id].labels) for i in items]
-    vectors = stage.text.encode([i.text for i in items], batch_size=1)  # as gifcat_tooling.discovery.discover
+    vectors = stage.text.encode([i.text for i in items])  # as gifcat_tooling.discovery.discover
     centred, mean = centre(vectors.astype(np.float64))
     # Dropping a category from the taxonomy drops its prototype: each is built from its own phrases only.
     protos = _unit(text_prototypes(stage).astype(np.float64) - mean)

@@ -51,7 +51,7 @@ PIZZA = GifMetadata(title="pizza", tags=("pizza", "cheese"))
 class BagOfWords:
     """A deterministic text encoder: each word hashed to one of 64 dimensions, rows normalised."""
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), 64), dtype=np.float32)
         for i, text in enumerate(texts):
             for word in text.lower().replace(",", " ").replace(".", " ").split():

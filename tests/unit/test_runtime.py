@@ -147,7 +147,7 @@ def test_the_embed_step_follows_published_artefacts_only_when_told_where(
 class Unused:
     """A text encoder for a stage that never scores here: the same unit vector for every text."""
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         return np.full((len(texts), 4), 0.5, dtype=np.float32)
 
 

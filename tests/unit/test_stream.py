@@ -41,7 +41,7 @@ class BagOfWords:
 
     dim = 4096  # wide enough that no made-up word collides with a taxonomy phrase's
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):

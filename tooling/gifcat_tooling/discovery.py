@@ -284,10 +284,9 @@ def analyse(
 
 
 def text_prototypes(stage: Any) -> np.ndarray:
-    """The embedding stage's text prototypes (each category's phrase vectors, mean, normalised), every
-    phrase embedded on its own: the int8 MiniLM quantises activations per batch, so a batched vector moves
-    (up to 0.05) with its batch mates, and taking a category out would move the other prototypes."""
-    vectors = stage.text.encode(stage.phrases, batch_size=1)
+    """The embedding stage's text prototypes (each category's phrase vectors, mean, normalised), the
+    phrases embedded here with the items' encoder rather than read from the stage's artefact."""
+    vectors = stage.text.encode(stage.phrases)
     owners = np.asarray(stage.phrase_owners)
     return _unit(np.stack([vectors[owners == i].mean(axis=0) for i in range(len(stage.taxonomy.names))]))
 
@@ -302,8 +301,7 @@ def discover(
     """Embed the items with the embedding stage's text encoder and analyse them against its prototypes."""
     if len(items) < 2:  # before loading anything heavy
         raise DiscoveryError(f"discover needs at least 2 items with text to cluster, got {len(items)}")
-    # One text per run, as the stage embeds an upload: a vector does not depend on the other items.
-    vectors = stage.text.encode([i.text for i in items], batch_size=1)
+    vectors = stage.text.encode([i.text for i in items])
     clusters, centred, assignment = analyse(
         items, vectors, text_prototypes(stage), stage.taxonomy.names, options, n_clusters
     )

@@ -17,6 +17,7 @@ Tooling only (scikit-learn, scipy): nothing here is imported by a Lambda handler
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -92,10 +93,10 @@ class CachingEncoder:
         self._cache: dict[str, np.ndarray] = {}
         self.dim = encoder.dim
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
         if todo:
-            for text, vec in zip(todo, self._encoder.encode(todo, batch_size), strict=True):
+            for text, vec in zip(todo, self._encoder.encode(todo), strict=True):
                 self._cache[text] = vec
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -221,6 +222,9 @@ def fit(
     then calibrated on what they leave. None: they are chosen on the records too."""
     configured = {k: t.target for k, t in settings.stages.items() if t.target}
     targets = {**DEFAULT_TARGETS, **configured, **(targets or {})}
+    if not isinstance(stage.text, CachingEncoder):  # every fold embeds the same texts: each once
+        stage = copy.copy(stage)
+        stage.text = CachingEncoder(stage.text)
     choices: dict[str, ThresholdChoice] = {}
     thresholds: dict[str, dict[str, float]] = {}
 

@@ -22,8 +22,9 @@ Message = dict[str, Any]
 
 # -- embeddings ---------------------------------------------------------------------------------------
 class TextEncoder(Protocol):
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """(len(texts), dim) float32, one unit row per text, in order."""
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32, one unit row per text, in order; a text's row does not depend on
+        the other texts."""
         ...
 
 

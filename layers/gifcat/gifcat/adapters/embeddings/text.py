@@ -58,19 +58,16 @@ class TextEncoder:
             feeds["token_type_ids"] = np.zeros_like(ids)
         return feeds
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """(len(texts), 384) float32, unit rows. Similar-length texts share batches to keep padding small."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), 384) float32, unit rows, in order. Each text runs alone: the per-channel int8
+        graph quantises activations over the whole input tensor, so in a batch a text's vector would
+        move with its batch mates and their padding (cosine down to 0.94), and the bulk-built memory
+        would not match an item scored on its own. Alone, a text also needs no padding."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            feeds = self._batch([texts[i] for i in idx])
+        for row, text in enumerate(texts):
+            feeds = self._batch([text])
             (hidden,) = self.session.run(["last_hidden_state"], feeds)
-            mask = feeds["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-            out[idx] = l2_normalise(pooled)
+            out[row] = l2_normalise(hidden[0].mean(axis=0))
         return out
 
     def encode_one(self, text: str) -> np.ndarray:
