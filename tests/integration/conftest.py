@@ -31,7 +31,9 @@ def moto_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    with mock_aws():
+    # moto's config is process-wide: say what these tests assume (no state machine interpreter), whatever
+    # an embedded AWS run earlier in this process switched on.
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
         yield
 
 

@@ -88,6 +88,7 @@ class EmbeddedAws:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> EmbeddedAws:
+        from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
         self.port = free_port()
@@ -99,6 +100,8 @@ class EmbeddedAws:
         self.server.start()
         # moto's backends are process-wide: a second embedded AWS in one process starts from empty.
         self._moto_api("reset", None)
+        # ...and so is its config: what this run switches on is switched back on exit.
+        self._sfn_config = dict(default_user_config.get("stepfunctions", {}))
         self._moto_api("config", {"stepfunctions": {"execute_state_machine": True}})
         moto_speedups.install()
         moto_express.install()  # Express executions as AWS starts them (no name idempotency)
@@ -114,6 +117,7 @@ class EmbeddedAws:
     def __exit__(self, *exc: object) -> None:
         self.runner.__exit__(*exc)
         self._moto_api("reset", None)
+        self._moto_api("config", {"stepfunctions": self._sfn_config})
         self.server.stop()
         for key, value in self._env_saved.items():
             if value is None:
