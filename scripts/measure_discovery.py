@@ -39,7 +39,6 @@ from gifcat_tooling.discovery import (
     cluster_labels,
     items_from_metadata,
     nearest,
-    text_prototypes,
 )
 
 TAUS = np.round(np.arange(0.0, 0.61, 0.01), 2)
@@ -148,7 +147,7 @@ def main() -> int:
     vectors = stage.text.encode([i.text for i in items])  # as gifcat_tooling.discovery.discover
     centred, mean = centre(vectors.astype(np.float64))
     # Dropping a category from the taxonomy drops its prototype: each is built from its own phrases only.
-    protos = _unit(text_prototypes(stage).astype(np.float64) - mean)
+    protos = _unit(stage.text_prototypes.astype(np.float64) - mean)
     names = taxonomy.names
     rng = np.random.default_rng(0)
     splits = [rng.permutation(names) for _ in range(args.splits)]

@@ -283,14 +283,6 @@ def analyse(
     return clusters, centred, assignment
 
 
-def text_prototypes(stage: Any) -> np.ndarray:
-    """The embedding stage's text prototypes (each category's phrase vectors, mean, normalised), the
-    phrases embedded here with the items' encoder rather than read from the stage's artefact."""
-    vectors = stage.text.encode(stage.phrases)
-    owners = np.asarray(stage.phrase_owners)
-    return _unit(np.stack([vectors[owners == i].mean(axis=0) for i in range(len(stage.taxonomy.names))]))
-
-
 def discover(
     items: Sequence[Item],
     stage: Any,
@@ -303,7 +295,7 @@ def discover(
         raise DiscoveryError(f"discover needs at least 2 items with text to cluster, got {len(items)}")
     vectors = stage.text.encode([i.text for i in items])
     clusters, centred, assignment = analyse(
-        items, vectors, text_prototypes(stage), stage.taxonomy.names, options, n_clusters
+        items, vectors, stage.text_prototypes, stage.taxonomy.names, options, n_clusters
     )
     return Discovery(
         clusters=clusters,
