@@ -25,18 +25,21 @@ def _dev_records() -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_out_of_fold_decisions_hold_their_target(model_roots: tuple[Path, Path]) -> None:
-    # Fitted on four fifths of dev (memory, classifier, thresholds), judged on the fifth it never saw.
+    # Fitted on four fifths of dev (memory, classifier, threshold), judged on the fifth it never saw.
+    # Triage is held off so that the stage is calibrated and judged on every record, not on the
+    # harder part triage leaves (too few records in one fold to certify a 10% bound on).
     records = [LabelledRecord.model_validate(r) for r in _dev_records()]
     settings, taxonomy = load_settings(), load_taxonomy()
     base = build_embedding_stage(settings, taxonomy, models_dir=model_roots[0], labelled=[])
     train, test = stratified_folds(records, 5, seed=0)[0]
-    fitted = fit(train, settings, taxonomy, base)
+    off = {"min_score": 1.0, "min_margin": 0.0}
+    fitted = fit(train, settings, taxonomy, base, triage={"tags": off, "rules": off})
     assert not {r.id for r in test} & set(fitted.learned.memory.ids)
     stage = base.with_learned(fitted.learned)
     margin = fitted.thresholds["embedding"]["min_margin"]
     outcomes = embedding_outcomes(stage, test)
     decided = [ok for score, ok in outcomes if score >= margin]
-    # Measured 41/64 decided at 95% (Dec 2026); the bounds leave room for the machine's int8 kernels.
+    # Measured 32/64 decided at 100% (Dec 2026); the bounds leave room for the machine's int8 kernels.
     assert len(decided) >= 0.3 * len(test)
     assert sum(decided) / len(decided) >= 0.85
     out = stage.score(test[0].item(), Classification(status=Status.PENDING))

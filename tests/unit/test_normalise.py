@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gifcat.domain.normalise import normalise_tag, normalise_text, singular
+from gifcat.domain.normalise import normalise_tag, normalise_text, pictured, singular
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,11 @@ def test_text_for_rules_keeps_word_boundaries() -> None:
     assert normalise_text("Baby Elephant Takes A Bath!") == "baby elephant take a bath"
     assert normalise_text("Hulk-Smash GIF by Marvel") == "hulk smash gif by marvel"
     assert normalise_text("") == ""
+
+
+def test_an_emoji_tag_pictures_the_words_of_its_unicode_names() -> None:
+    assert pictured("🐻") == {"bear"}  # BEAR FACE: how it is drawn ("face") is not what it shows
+    assert pictured("#🦈") == {"shark"}
+    assert pictured("💃🏽") == {"dancer"}  # skin tone dropped
+    assert pictured("bears") == frozenset()  # a word is no picture
+    assert pictured("🐻 bears") == frozenset()

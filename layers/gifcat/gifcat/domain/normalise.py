@@ -16,6 +16,8 @@ _SEPARATORS = re.compile(r"[\s_\-./|:,;!?'\"’()\[\]{}*+=~`^<>&%$]+")
 # Skin tones, variation selectors and the zero-width joiner change how an emoji looks, not what it says.
 _EMOJI_MODIFIERS = re.compile("[\U0001f3fb-\U0001f3ff\ufe0e\ufe0f\u200d]")
 _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+# Words of emoji names that say how the picture is drawn, not what it shows ("BEAR FACE", "KISS MARK").
+_DRAWING_WORDS = frozenset({"face", "with", "of", "and", "the", "in", "on", "mark", "sign", "symbol"})
 _NO_PLURAL = frozenset({"yes", "this", "his", "is", "was", "us", "bus", "gas", "plus", "omg", "news", "wow"})
 
 
@@ -60,3 +62,14 @@ def normalise_tag(tag: str) -> str:
 def normalise_text(text: str) -> str:
     """Text for regular-expression rules: folded, separators as single spaces, words kept whole."""
     return " ".join(words(text)) if text else ""
+
+
+@lru_cache(maxsize=4096)
+def pictured(tag: str) -> frozenset[str]:
+    """What an emoji-only tag pictures, as words of its Unicode names ("🐻" -> {"bear"}); empty for a
+    tag with any letter or digit. Lets triage see that "🐻" beside "bears" repeats one witness."""
+    text = fold(tag)
+    if any(ch.isalnum() for ch in text):
+        return frozenset()
+    named = (unicodedata.name(ch, "") for ch in text if not ch.isspace() and ch != "#")
+    return frozenset(singular(w) for name in named for w in name.lower().split()) - _DRAWING_WORDS
