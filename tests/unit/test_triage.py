@@ -42,8 +42,9 @@ def test_generic_tags_carry_no_evidence(cascade: Cascade) -> None:
 
 
 def test_one_tag_alone_is_no_corroboration_but_two_agreeing_tags_decide(cascade: Cascade) -> None:
-    # "coffee" on a spit take: one witness does not decide at triage; two agreeing plain tags do.
-    alone = run(cascade, "", ("coffee",))
+    # "coffee" beside a tag the taxonomy cannot read: one witness does not decide; two agreeing plain
+    # tags do.
+    alone = run(cascade, "", ("coffee", "breaking news"))
     assert alone.status is Status.UNDECIDED
     assert any("uncorroborated" in e for e in alone.stages[0].candidates[0].evidence)
     assert run(cascade, "", ("coffee", "latte")).primary == "food"
@@ -110,17 +111,26 @@ def test_an_emoji_picturing_a_tag_is_the_same_witness(cascade: Cascade) -> None:
     assert run(cascade, "", ("amor", "💋")).primary == "love"
 
 
-def test_one_witness_alone_never_decides_at_triage(settings: Settings, taxonomy: Taxonomy) -> None:
-    # uncorroborated_factor 0 (the default): one tag, however strong, leaves the item to later stages;
-    # a factor above 0 lets it decide at a reduced score.
-    assert run(Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version),
-               "", ("olympics",)).status is Status.UNDECIDED
-    lenient = settings.model_copy(deep=True)
-    lenient.stages["tags"].uncorroborated_factor = 0.5  # type: ignore[attr-defined]  # a stage's own knob
-    lenient.stages["tags"].min_score = 0.3
-    cascade = Cascade.from_settings(lenient, triage_stages(lenient, taxonomy), taxonomy.version)
-    result = run(cascade, "", ("olympics",))
-    assert (result.primary, result.confidence) == ("sports", 0.4)
+def test_one_witness_does_not_decide_beside_a_name_the_taxonomy_cannot_read(
+    settings: Settings, taxonomy: Taxonomy
+) -> None:
+    # "sharks" beside "san jose" is how a homonym looks: one witness is not enough there. With nothing
+    # else said (emoji only, or a lone tag) one witness may decide.
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    beside_name = run(cascade, "", ("sharks", "san jose"))
+    assert beside_name.status is Status.UNDECIDED
+    evidence = beside_name.stages[0].candidates[0].evidence
+    assert any(e.startswith("uncorroborated: 1 of the 2") for e in evidence)
+    assert run(cascade, "", ("😱",)).primary == "surprised"
+    assert run(cascade, "", ("🍕", "🤤")).primary == "food"  # an emoji no alias explains is no name
+    # corroborate_only_beside_names off: one witness never decides; a factor above 0 lets it, reduced.
+    strict = settings.model_copy(deep=True)
+    strict.stages["tags"].corroborate_only_beside_names = False  # type: ignore[attr-defined]  # a stage's knob
+    cascade = Cascade.from_settings(strict, triage_stages(strict, taxonomy), taxonomy.version)
+    assert run(cascade, "", ("😱",)).status is Status.UNDECIDED
+    strict.stages["tags"].uncorroborated_factor = 0.5  # type: ignore[attr-defined]
+    cascade = Cascade.from_settings(strict, triage_stages(strict, taxonomy), taxonomy.version)
+    assert run(cascade, "", ("😱",)).confidence == 0.4
 
 
 def test_a_description_naming_other_categories_vetoes_the_tags(cascade: Cascade) -> None:

@@ -4,9 +4,11 @@ Both read every field of the metadata and decide only when it agrees or is neutr
 
 - *support*: what the stage may decide on (the tag stage: tags; the rule stage: tags, words of the title
   and description that are aliases, and rule matches). A category's strength is the noisy-or of its
-  support weights. Fewer than `min_support` independent witnesses multiply the score by
-  `uncorroborated_factor` (0 by default: one tag never decides alone), and an emoji that pictures
-  another tag's word ("bears" + "🐻", a team and its mascot) is that same witness, not a second one.
+  support weights. Beside a tag that is a name no alias explains ("sharks" + "san jose": how a homonym
+  looks), fewer than `min_support` independent witnesses multiply the score by `uncorroborated_factor`
+  (0 by default: one witness does not decide there). Where nothing else is said (emoji only: "😱"), one
+  witness may decide. An emoji that pictures another tag's word ("bears" + "🐻", a team and its mascot)
+  is that same witness, not a second one.
 - *context*: everything the metadata says, whichever stage runs: alias words in the title, the
   description and multi-word tags, rule matches, and tags the taxonomy cannot explain (team, show and
   place names: "soldier field", "tiger king"). Each adds mass; a category's share is its part of all
@@ -45,6 +47,7 @@ class Evidence:
     notes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     mass: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     unexplained: float = 0.0
+    names: int = 0  # tags no alias explains that are words, not emoji: names the taxonomy cannot read
     vetoed: set[str] = field(default_factory=set)
     scene: bool = False  # the description is a sentence: a stage that reads sentences should decide
 
@@ -68,7 +71,9 @@ class Evidence:
             if len(self.notes[cat]) > MAX_NOTES:  # evidence travels in the state machine's state: bounded
                 notes.append(f"and {len(self.notes[cat]) - MAX_NOTES} more")
             need = options.min_support
-            if len(ws) < need:  # one witness is not corroboration ("coffee" on a spit take)
+            # One witness is not corroboration beside a name ("sharks" + "san jose") or, with
+            # corroborate_only_beside_names off, anywhere ("coffee" alone).
+            if len(ws) < need and (self.names or not options.corroborate_only_beside_names):
                 score *= options.uncorroborated_factor
                 notes.append(f"uncorroborated: {len(ws)} of the {need} pieces of evidence needed")
             if cat in self.vetoed:
@@ -96,7 +101,8 @@ class TriageWeights(StageOptions):
     scene_factor: float = 0.0  # scores are multiplied by this when there is one (1: tags decide anyway)
     share_exponent: float = 1.0
     min_support: int = 2  # independent pieces of support a category needs before its full score counts
-    uncorroborated_factor: float = 0.0  # a category with fewer has its score multiplied by this
+    uncorroborated_factor: float = 0.0  # a category with fewer has its score multiplied by this...
+    corroborate_only_beside_names: bool = True  # ...when a tag is a name no alias explains ("wrigley")
     contradiction_factor: float = 0.0
 
 
@@ -165,6 +171,7 @@ class TriageEvidence:
                 inside = lex.words_in(tag)
             if not inside:
                 evidence.unexplained += w.unexplained_hashtag_weight if hashtag else w.unexplained_tag_weight
+                evidence.names += not pictured(tag)
                 continue
             for cat, grams in inside.items():
                 if (cat, key) in seen:  # "#cute" and "cute" are one piece of evidence, not two
