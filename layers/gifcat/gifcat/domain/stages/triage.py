@@ -165,25 +165,26 @@ class TriageEvidence:
                     ignored.append(tag)
                 continue
             hashtag = tag.lstrip().startswith("#")
+            shows = pictured(tag)  # what an emoji tag pictures; empty for a word
             inside = {c: [tag] for c in lex.tag(tag)}
             whole = bool(inside)
             if not whole:
                 inside = lex.words_in(tag)
             if not inside:
                 evidence.unexplained += w.unexplained_hashtag_weight if hashtag else w.unexplained_tag_weight
-                evidence.names += not pictured(tag)
+                evidence.names += not shows
                 continue
             for cat, grams in inside.items():
                 if (cat, key) in seen:  # "#cute" and "cute" are one piece of evidence, not two
                     continue
                 seen.add((cat, key))
                 weight = w.hashtag_weight if hashtag else (w.tag_weight if whole else w.tag_word_weight)
-                echoed = pictured(tag) & named[cat]
+                echoed = shows & named[cat]
                 named[cat].update(words(tag))
                 if echoed:  # "bears" + "🐻": a team's name and its mascot are one witness, not two
                     evidence.context(cat, weight)
-                    picture = f"tag {_quote(tag)} pictures {_quote(min(echoed))}"
-                    evidence.notes[cat].append(f"{picture}: same witness")
+                    same = f"tag {_quote(tag)} pictures {_quote(min(echoed))}: same witness"
+                    evidence.notes[cat].append(same)
                 elif whole:
                     evidence.support(cat, weight, f"tag {_quote(tag)}")
                 else:
