@@ -13,6 +13,7 @@ from gifcat_tooling.local import moto_dynamodb_atomic
 from gifcat_tooling.local.aws import free_port
 
 ATTRIBUTES = 100  # a wide update takes long enough for a concurrent read to land inside it
+READS = 75  # without the patch, 2 to 3 of 75 reads saw an update half applied
 
 
 def test_a_reader_never_sees_an_update_half_applied() -> None:
@@ -42,7 +43,10 @@ def test_a_reader_never_sees_an_update_half_applied() -> None:
         update = "SET " + ", ".join(f"#a{i} = :v" for i in range(ATTRIBUTES))
         stop = threading.Event()
 
+        writes = 0
+
         def write() -> None:
+            nonlocal writes
             version = 0
             while not stop.is_set():
                 version += 1
@@ -53,18 +57,21 @@ def test_a_reader_never_sees_an_update_half_applied() -> None:
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues={":v": {"N": str(version)}},
                 )
+                writes += 1
 
         writer = threading.Thread(target=write)
         writer.start()
-        torn, reads, deadline = 0, 0, time.monotonic() + 4.0  # without the patch: 2 to 3 torn in 75 reads
+        # A count of reads, not a time window: on a loaded machine a few seconds held only ten reads.
+        torn, reads, deadline = 0, 0, time.monotonic() + 120.0
         try:
-            while time.monotonic() < deadline:
+            while reads < READS and time.monotonic() < deadline:
                 item = ddb.get_item(TableName="t", Key=key)["Item"]
                 torn += len({item[f"a{i}"]["N"] for i in range(ATTRIBUTES)}) > 1
                 reads += 1
         finally:
             stop.set()
             writer.join()
-        assert reads > 10 and torn == 0, f"{torn} of {reads} reads saw an update half applied"
+        assert reads == READS and writes >= 10, f"{reads} reads beside {writes} writes"
+        assert torn == 0, f"{torn} of {reads} reads saw an update half applied"
     finally:
         server.stop()
