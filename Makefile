@@ -16,7 +16,7 @@ demo: $(VENV)/.run
 test: $(VENV)/.dev $(SAMENV)/.ok
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	SAM_CLI=$(abspath $(SAMENV)/bin/sam) $(BIN)/pytest -n auto --durations=15
+	SAM_CLI=$(abspath $(SAMENV)/bin/sam) $(BIN)/pytest -n auto --dist worksteal --durations=15
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
