@@ -3,6 +3,7 @@ the on-failure record, and the sequencer stamped on S3 events."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from gifcat_tooling.local.lambda_runner import LambdaRunner, LocalFunction, Sequencer
 
 HANDLER = """
+import os
 import threading
 import time
 
@@ -119,3 +121,46 @@ def test_image_functions_run_the_handler_their_build_target_copies(tmp_path: Pat
     )
     with pytest.raises(ValueError, match=r"no COPY of app\.py"):
         image_handler(root, broken, "fn")
+
+
+SLOW_IMPORT = """
+import os
+import time
+
+AT_IMPORT = os.environ.get("GIFCAT_ONLY_HERE")
+time.sleep(0.3)  # a cold start that takes a while, as the embed function's does
+
+
+def handler(event, context):
+    return {"at_import": AT_IMPORT, "now": os.environ.get("GIFCAT_ONLY_HERE")}
+"""
+
+
+def test_a_cold_start_changes_the_environment_for_its_own_thread_only(tmp_path: Path) -> None:
+    # Issue found in CI: a cold start wrote its variables into os.environ and took them out again, and
+    # botocore iterating os.environ on another thread failed on a key that vanished under it.
+    (tmp_path / "app.py").write_text(SLOW_IMPORT)
+    fn = LocalFunction(name="env-fn", arn="arn:aws:lambda:us-east-1:123456789012:function:env-fn",
+                       code_dir=tmp_path, handler="app.handler",
+                       environment={"GIFCAT_ONLY_HERE": "yes"}, timeout_s=10)
+    before = dict(os.environ)
+    stop, seen, errors = threading.Event(), [], []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(dict(os.environ.items()))  # what botocore does, for proxies
+            except Exception as exc:  # pragma: no cover - the failure this test guards against
+                errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        result, errored = fn.invoke({})
+    finally:
+        stop.set()
+        thread.join()
+    assert not errored and result == {"at_import": "yes", "now": None}
+    assert not errors and len(seen) > 1
+    assert all(snapshot == before for snapshot in seen)
+    assert "GIFCAT_ONLY_HERE" not in os.environ and dict(os.environ) == before

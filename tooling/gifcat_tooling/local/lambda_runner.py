@@ -17,8 +17,9 @@ Three moto internals are replaced (pinned: moto==5.2.5, see pyproject.toml):
   sort later, as on AWS.
 
 A function's environment variables are in os.environ while its handler module is imported (its cold
-start), which is when gifcat's handlers read them. Code that reads the environment later, during an
-invocation, sees the process's: functions run side by side in one process here.
+start), which is when gifcat's handlers read them, and only for the importing thread: the process's
+other threads go on reading (and iterating) the environment unchanged. Code that reads the environment
+later, during an invocation, sees the process's: functions run side by side in one process here.
 """
 
 from __future__ import annotations
@@ -42,7 +43,57 @@ from typing import Any
 
 import boto3
 
-_ENV_LOCK = threading.Lock()  # imports read os.environ: one function's cold start at a time
+_IMPORT_LOCK = threading.Lock()  # a cold start puts its code folder first on sys.path: one at a time
+
+
+class _ThreadEnviron(os._Environ):  # type: ignore[type-arg]
+    """os.environ, plus variables that only the thread that set them sees.
+
+    A cold start used to write its function's variables into os.environ and take them out again; any
+    other thread iterating os.environ meanwhile (botocore does, for proxies, whenever it makes a
+    client) could fail on a key that vanished under it."""
+
+    def __init__(self, base: os._Environ) -> None:  # type: ignore[type-arg]
+        data = base._data  # type: ignore[attr-defined]  # the same dict: writes reach every view
+        super().__init__(data, base.encodekey, base.decodekey, base.encodevalue, base.decodevalue)
+        self._threads = threading.local()
+
+    def _layer(self) -> dict[str, str]:
+        layer: dict[str, str] = getattr(self._threads, "layer", {})
+        return layer
+
+    @contextmanager
+    def layered(self, env: dict[str, str]) -> Iterator[None]:
+        """For this thread, within the block, `env` over the process's environment."""
+        self._threads.layer = dict(env)
+        try:
+            yield
+        finally:
+            self._threads.layer = {}
+
+    def __getitem__(self, key: str) -> str:
+        layer = self._layer()
+        return layer[key] if key in layer else str(super().__getitem__(key))
+
+    def __iter__(self) -> Iterator[str]:
+        layer = self._layer()
+        yield from layer
+        yield from (key for key in super().__iter__() if key not in layer)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def copy(self) -> dict[str, str]:
+        return dict(self)
+
+
+def _thread_environ() -> _ThreadEnviron:
+    """os.environ as a _ThreadEnviron (installed once: it is the process's environment, unchanged for
+    every thread that sets no layer)."""
+    with _IMPORT_LOCK:
+        if not isinstance(os.environ, _ThreadEnviron):
+            os.environ = _ThreadEnviron(os.environ)  # noqa: B003 - the same variables, one more view
+        return os.environ
 
 
 class SandboxTimedOut(BaseException):
@@ -133,11 +184,8 @@ class LocalFunction:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
             "_HANDLER": self.handler,
         }
-        with _ENV_LOCK:
-            # Only the function's own variables change, and only for its import: the server's
-            # threads keep reading theirs (MOTO_PORT...) meanwhile.
-            saved = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)
+        environ = _thread_environ()
+        with _IMPORT_LOCK, environ.layered(env):
             sys.path.insert(0, str(self.code_dir))
             try:
                 spec = importlib.util.spec_from_file_location(unique, path)
@@ -147,11 +195,6 @@ class LocalFunction:
                 spec.loader.exec_module(module)
             finally:
                 sys.path.remove(str(self.code_dir))
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
         self.cold_starts += 1
         return getattr(module, func_name)
 
