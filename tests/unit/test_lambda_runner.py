@@ -13,7 +13,6 @@ import pytest
 from gifcat_tooling.local.lambda_runner import LambdaRunner, LocalFunction, Sequencer
 
 HANDLER = """
-import os
 import threading
 import time
 
