@@ -66,9 +66,12 @@ def embedded(settings: Settings, taxonomy: Taxonomy, labelled: Any = None) -> tu
 def test_a_new_category_is_offered_to_the_llm_at_once(settings: Settings, with_space: Taxonomy) -> None:
     stage, result = embedded(settings, with_space)  # the bundled memory and classifier: no space in them
     assert stage.head is not None and "space" not in stage.head.categories
-    # No example of it yet: the embedding stage ranks it first but leaves the decision to the LLM.
+    # No example of it yet: the embedding stage ranks it first but abstains, whatever its margin, because
+    # the memory and the classifier cannot vote for it; the LLM decides.
     assert result.status is Status.UNDECIDED
     assert result.top_candidates(1)[0].category == "space"
+    assert stage.learned_categories is not None and "space" not in stage.learned_categories
+    assert (stage.score(ITEM).abstained or "").startswith("no labelled example of space yet")
     llm = llm_stage(settings, with_space)
     choices = llm.choices(result)
     assert "space" in choices and len(choices) <= 4
