@@ -247,3 +247,20 @@ def test_no_text_with_clip_reads_the_frames_whatever_the_llm(clip_root: Path) ->
     stage = build_embedding_stage(llm_images(False), TAXONOMY, models_dir=clip_root, labelled=LABELLED)
     out = stage.score(item(gif=pillow_gif(colour_frames(2))), SO_FAR)
     assert out.skipped is None and out.error is None and len(out.candidates) == 3
+
+
+def test_a_category_without_labelled_examples_is_never_decided(
+    text_stage: EmbeddingStage, minilm_root: Path
+) -> None:
+    # LABELLED holds food and animals only: sports ranks first here on its prototype alone.
+    assert text_stage.learned_categories == {"food", "animals"}
+    dunk = text_stage.score(item("Slam dunk at the buzzer", ("basketball", "nba")), SO_FAR)
+    assert max(dunk.candidates, key=lambda c: c.score).category == "sports"
+    assert (dunk.abstained or "").startswith("no labelled example of sports yet")
+    pizza = text_stage.score(item("Cheesy pizza slice", ("pizza",)), SO_FAR)
+    assert pizza.abstained is None
+    # With no memory and no classifier the prototypes are all there is: nothing to hold a category to.
+    prototypes_only = settings_with(labelled=None, memory="none")
+    bare = build_embedding_stage(prototypes_only, TAXONOMY, models_dir=minilm_root)
+    assert bare.learned_categories is None
+    assert bare.score(item("Slam dunk at the buzzer", ("basketball", "nba")), SO_FAR).abstained is None
