@@ -83,9 +83,6 @@ class _ThreadEnviron(os._Environ):  # type: ignore[type-arg]
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def copy(self) -> dict[str, str]:
-        return dict(self)
-
 
 def _thread_environ() -> _ThreadEnviron:
     """os.environ as a _ThreadEnviron (installed once: it is the process's environment, unchanged for

@@ -150,6 +150,7 @@ class EmbeddingStage(Stage):
             self.labelled, self.head = learned.memory, learned.head
         elif labelled is not None:
             self.labelled = self.embed_labelled(labelled)
+        self._learned = self._learned_from(self.labelled, self.head)
 
     @property
     def text_identity(self) -> str:
@@ -178,6 +179,7 @@ class EmbeddingStage(Stage):
         store numbers it), or one learned in this process (cross-validation's folds, gifcat stream)."""
         other = copy.copy(self)
         other.labelled, other.head = learned.memory, learned.head
+        other._learned = other._learned_from(other.labelled, other.head)
         other.artefact_version = version
         return other
 
@@ -187,11 +189,16 @@ class EmbeddingStage(Stage):
         has neither (prototypes are all it knows). A new category stays the LLM's until examples of it
         are learned: the memory and the classifier cannot vote for it, so a decision for it would rest on
         the prototypes alone."""
-        if self.labelled is None and self.head is None:
+        return self._learned
+
+    @staticmethod
+    def _learned_from(labelled: Memory | None, head: LinearHead | None) -> frozenset[str] | None:
+        # Once per memory (at load or relearn), not per item: a learned memory holds thousands of labels.
+        if labelled is None and head is None:
             return None
-        known = set(self.head.categories) if self.head is not None else set()
-        if self.labelled is not None:
-            known.update(label for labels in self.labelled.labels for label in labels)
+        known = set(head.categories) if head is not None else set()
+        if labelled is not None:
+            known.update(label for labels in labelled.labels for label in labels)
         return frozenset(known)
 
     def embed_labelled(self, records: Sequence[LabelledRecord]) -> Memory:
