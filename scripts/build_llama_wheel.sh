@@ -61,13 +61,9 @@ find_wheel() {  # prints nothing when there is none (or no folder yet)
   find "$1" -maxdepth 1 -name "llama_cpp_python-${LLAMA_CPP_VERSION}-*.whl" -print -quit
 }
 
+# Wheels from before the keyed folders (loose in $wheels) are not reused: a native one built on a CPU
+# with AMX crashes (see llama_server_only.cmake).
 wheel="$(find_wheel "$dir")"
-legacy="$(find_wheel "$wheels")"
-if [[ -z "$wheel" && -z "$user_args" && -n "$legacy" ]]; then
-  # A wheel from before the lean flags (full default build, native): a superset of what the server
-  # loads, so it serves as well and is not rebuilt.
-  wheel="$legacy"
-fi
 
 if [[ -z "$wheel" ]]; then
   mkdir -p "$dir"
@@ -99,7 +95,10 @@ fi
 if [[ "$build_only" == 1 ]]; then
   exit 0
 fi
+# The wheel first, forced: pip keeps an installed llama-cpp-python of the same version, so a wheel
+# rebuilt with other flags (the AMX fix) would otherwise never reach a venv that has one.
+"$python" -m pip install --force-reinstall --no-deps "$wheel"
 # --find-links makes pip take the cached wheel for llama-cpp-python and resolve only the server extras
 # (uvicorn, fastapi, sse-starlette, starlette-context, pydantic-settings) from the index.
-"$python" -m pip install --find-links "$(dirname "$wheel")" "$wheel" "llama-cpp-python[server]==${LLAMA_CPP_VERSION}"
+"$python" -m pip install --find-links "$(dirname "$wheel")" "llama-cpp-python[server]==${LLAMA_CPP_VERSION}"
 "$python" -c "import llama_cpp, llama_cpp.server.app; print('llama-cpp-python', llama_cpp.__version__, 'ready')"

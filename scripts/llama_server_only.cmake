@@ -4,3 +4,12 @@
 # cpp-httplib) is built and shipped for nothing. A normal variable in llama.cpp's directory scope
 # shadows that cache entry (policies CMP0077 and CMP0126 are NEW there), so neither is built.
 set(LLAMA_BUILD_COMMON OFF)
+
+# A native build on a CPU with AMX (Intel Sapphire Rapids and later) compiles ggml's AMX kernels, and
+# the server then dies of SIGSEGV in ggml_backend_amx_mul_mat on its first decode of Gemma's Q4_K_M
+# weights (ggml-org/llama.cpp#20824, closed unfixed). GCC and Clang let an explicit -mno-* win over the
+# -march=native that ggml adds later, so the AVX-512/VNNI kernels stay and the AMX ones are left out.
+if (CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
+    string(APPEND CMAKE_C_FLAGS " -mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
+    string(APPEND CMAKE_CXX_FLAGS " -mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
+endif()
