@@ -114,6 +114,14 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+def _exit_status(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+        return f"signal {-code}"
+    return f"code {code}"
+
+
 class LocalServer:
     """One llama_cpp.server child process. Use as a context manager or call start()/stop()."""
 
@@ -126,6 +134,8 @@ class LocalServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.endpoint: LocalEndpoint | None = None
         self.log_path: Path | None = None
+        self._started = False  # answered /v1/models: from then on an exit is a crash, not a failed start
+        self.crash: str | None = None  # how it ended, when it ended on its own while in use
 
     def command(self, model_path: Path, port: int) -> list[str]:
         o = self.opts
@@ -169,6 +179,7 @@ class LocalServer:
         return [command[0], "-c", ORPHAN_WATCHDOG, str(os.getpid()), *command[2:]]
 
     def _start_on(self, model_path: Path, port: int) -> LocalEndpoint:
+        self._started, self.crash = False, None
         fd, log_name = tempfile.mkstemp(prefix="gifcat-llama-server-", suffix=".log", dir=self.log_dir)
         self.log_path = Path(log_name)
         # The child needs no cloud credentials: keep API keys out of its environment.
@@ -194,6 +205,7 @@ class LocalServer:
                     raise LocalLlmError(f"llama_cpp.server {reason}")
                 if self._ready(base):
                     self.endpoint = LocalEndpoint(base_url=f"{base}/v1", model=self.opts.model_name)
+                    self._started = True
                     return self.endpoint
                 time.sleep(0.2)
         except BaseException:
@@ -226,6 +238,12 @@ class LocalServer:
             return
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
+        if proc.poll() is not None and self._started:
+            # It died while in use (a crash in llama.cpp): every call since failed with "connection
+            # refused", which names the symptom only. Say what happened and where its log is.
+            self.crash = f"exited on its own with {_exit_status(proc.returncode)}"
+            sys.stderr.write(f"gifcat: the local LLM server (llama_cpp.server) {self.crash} while in use; "
+                             f"the LLM calls after that failed. {self._log_tail()}\n")
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)  # its own session: TERM the group, uvicorn exits cleanly
