@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gifcat.domain.llm.options import LocalOptions
-from gifcat_tooling.llama_server import LocalServer
+from gifcat_tooling.llama_server import LocalLlmError, LocalServer, free_port
 
 
 def serving(tmp_path: Path, code: str) -> LocalServer:
@@ -43,3 +43,60 @@ def test_a_server_stopped_by_us_is_not_a_crash(tmp_path: Path, capsys: pytest.Ca
     assert server.crash is None
     assert capsys.readouterr().err == ""
     assert server.log_path is not None and not server.log_path.exists()  # a clean stop drops its log
+
+
+# A stand-in for llama_cpp.server: lists the model, and answers a completion per ANSWER ("ok", or
+# "crash": SIGSEGV, as the AMX build did on its first decode).
+FAKE_SERVER = """
+import json, os, signal, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+port, answer = int(sys.argv[1]), sys.argv[2]
+class Handler(BaseHTTPRequestHandler):
+    def _send(self, doc):
+        body = json.dumps(doc).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self._send({"data": [{"id": "gemma-3-270m-q4_k_m"}]})
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        print("POST", self.path, flush=True)
+        if answer == "crash":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        self._send({"choices": [{"text": " there"}]})
+HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+class FakeServer(LocalServer):
+    def __init__(self, answer: str) -> None:
+        super().__init__(LocalOptions(startup_timeout_s=30))
+        self.answer = answer
+
+    def command(self, model_path: Path, port: int) -> list[str]:
+        return [sys.executable, "-c", FAKE_SERVER, str(port), self.answer]
+
+
+def test_a_server_that_crashes_on_its_first_answer_fails_the_start_with_its_log(tmp_path: Path) -> None:
+    server = FakeServer("crash")
+    with pytest.raises(LocalLlmError) as failed:
+        server._start_on(tmp_path / "model.gguf", free_port("127.0.0.1"))
+    message = str(failed.value)
+    assert "crashed (signal SIGSEGV) on its first answer" in message
+    assert "POST /v1/completions" in message  # the log's tail
+    assert "CMAKE_ARGS=-DGGML_NATIVE=OFF" in message  # and what to do about it
+    assert server.process is None and server.crash is None  # stopped; a failed start, not a crash in use
+
+
+def test_a_server_that_answers_is_ready_after_one_token(tmp_path: Path) -> None:
+    server = FakeServer("ok")
+    endpoint = server._start_on(tmp_path / "model.gguf", free_port("127.0.0.1"))
+    try:
+        assert endpoint.model == "gemma-3-270m-q4_k_m" and endpoint.base_url.endswith("/v1")
+        assert server.process is not None and server.process.poll() is None
+    finally:
+        server.stop()
+    assert server.crash is None

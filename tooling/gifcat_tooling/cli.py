@@ -950,6 +950,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gifcat: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        # The local LLM server could not start (not installed, no model, a build that crashes): its
+        # message says why and what to do. Looked up, not imported: a run without it never loads it.
+        local_server = sys.modules.get("gifcat_tooling.llama_server")
+        if local_server is None or not isinstance(exc, local_server.LocalLlmError):
+            raise
+        print(f"gifcat: the local LLM server cannot run: {exc}", file=sys.stderr)
+        return 2
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -204,6 +204,7 @@ class LocalServer:
                     self.stop()
                     raise LocalLlmError(f"llama_cpp.server {reason}")
                 if self._ready(base):
+                    self._first_answer(base, deadline)
                     self.endpoint = LocalEndpoint(base_url=f"{base}/v1", model=self.opts.model_name)
                     self._started = True
                     return self.endpoint
@@ -224,6 +225,30 @@ class LocalServer:
         except (OSError, urllib.error.URLError, ValueError):
             return False
         return any(m.get("id") == self.opts.model_name for m in data.get("data", []))
+
+    def _first_answer(self, base: str, deadline: float) -> None:
+        """One token before anyone relies on the server. A build that does not suit the CPU loads the
+        model and answers /v1/models, then crashes on its first decode (ggml's AMX kernels did): that
+        should fail the start, once and with the log, not every call of a run with "connection refused"."""
+        body = {"model": self.opts.model_name, "prompt": "Hello", "max_tokens": 1, "temperature": 0}
+        request = urllib.request.Request(f"{base}/v1/completions", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=max(1.0, deadline - time.monotonic())) as resp:
+                resp.read()
+            return
+        except OSError as exc:  # URLError and HTTPError are OSErrors
+            error = exc
+        assert self.process is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=2)  # a crash takes the process down: give it a moment
+        status = self.process.poll()
+        how = f"crashed ({_exit_status(status)})" if status is not None else f"failed ({error})"
+        raise LocalLlmError(
+            f"llama_cpp.server {how} on its first answer, one token: {self._log_tail()}\n"
+            "If its build does not suit this CPU, build a portable one: "
+            "CMAKE_ARGS=-DGGML_NATIVE=OFF bash scripts/build_llama_wheel.sh .venv"
+        )
 
     def _log_tail(self, lines: int = 15) -> str:
         if self.log_path is None or not self.log_path.exists():
