@@ -9,7 +9,12 @@ set(LLAMA_BUILD_COMMON OFF)
 # the server then dies of SIGSEGV in ggml_backend_amx_mul_mat on its first decode of Gemma's Q4_K_M
 # weights (ggml-org/llama.cpp#20824, closed unfixed). GCC and Clang let an explicit -mno-* win over the
 # -march=native that ggml adds later, so the AVX-512/VNNI kernels stay and the AMX ones are left out.
+# A compiler too old to know the flags (GCC < 11, Clang < 11) cannot build the AMX kernels either.
 if (CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
-    string(APPEND CMAKE_C_FLAGS " -mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
-    string(APPEND CMAKE_CXX_FLAGS " -mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
+    include(CheckCCompilerFlag)
+    check_c_compiler_flag("-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" GIFCAT_CC_KNOWS_NO_AMX)
+    if (GIFCAT_CC_KNOWS_NO_AMX)
+        string(APPEND CMAKE_C_FLAGS " -mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
+        string(APPEND CMAKE_CXX_FLAGS " -mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
+    endif()
 endif()
