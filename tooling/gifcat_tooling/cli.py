@@ -234,6 +234,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f"  p50 {s.latency_ms.p50:.2f} ms"
             )
         print(f"  undecided  {summary.undecided:>4}   reached the LLM: {summary.llm_share:.1%}")
+        if (v := summary.llm_vs_earlier) is not None:
+            print(f"  LLM answers the earlier stages' first candidate {v.same_as_earlier_top}/{v.answered}"
+                  f"  LLM accuracy {v.accuracy:.3f} against that candidate's {v.earlier_top_accuracy:.3f}")
         if summary.cost is not None and summary.cost.vs_all_llm is not None:
             print(vs_all_llm_lines(summary.cost.vs_all_llm, settings))
     return 0

@@ -237,6 +237,19 @@ class BaselineSummary(_Model):
     cost: CostSummary | None = None
 
 
+class LlmVsEarlier(_Model):
+    """The LLM step beside the earlier stages' first candidate, on the records the LLM answered: how
+    often it only confirmed that candidate, and what it added (its accuracy against the candidate's).
+    A weak model that echoes the candidate costs a call and adds nothing."""
+
+    answered: int
+    same_as_earlier_top: int
+    accuracy: float
+    earlier_top_accuracy: float  # the earlier stages' first candidate, on the same records
+    accuracy_when_same: float
+    accuracy_when_different: float
+
+
 class EvalSummary(_Model):
     """One evaluation run. Optional parts are there when the run made them: cost with settings, the
     curve with --until llm and --report, folds under --cv/--train, baselines with --report."""
@@ -252,6 +265,7 @@ class EvalSummary(_Model):
     confusion: Confusion
     kinds: dict[str, KindSummary]
     reliability: dict[str, StageReliability]
+    llm_vs_earlier: LlmVsEarlier | None = None  # when the LLM answered and an earlier stage ranked
     cost: CostSummary | None = None
     cost_per_1000_usd: float | None = None
     baseline: str | None = None  # this summary is of that single-model baseline, not the cascade
@@ -280,6 +294,14 @@ class Prediction:
 
     def trace(self, stage: StageName) -> StageTrace | None:
         return next((t for t in self.result.stages if t.stage is stage), None)
+
+    def earlier_top(self) -> str | None:
+        """The first candidate of the last stage before the LLM that ranked any: what the LLM was shown
+        as the earlier stages' best guess."""
+        for t in reversed(self.result.stages):
+            if t.stage is not StageName.LLM and t.candidates:
+                return t.candidates[0].category
+        return None
 
     def line(self) -> dict[str, Any]:
         return {
@@ -361,8 +383,25 @@ class Report:
             confusion=self.confusion(),
             kinds=self.kinds(),
             reliability=reliability(self),
+            llm_vs_earlier=self.llm_vs_earlier(),
             cost=cost,
             cost_per_1000_usd=cost.per_1000_usd if cost else None,
+        )
+
+    def llm_vs_earlier(self) -> LlmVsEarlier | None:
+        pairs = [(p, top) for p in self.predictions
+                 if p.result.decided and p.result.decided_by is StageName.LLM and (top := p.earlier_top())]
+        if not pairs:
+            return None
+        same = [p for p, top in pairs if p.result.primary == top]
+        different = [p for p, top in pairs if p.result.primary != top]
+        return LlmVsEarlier(
+            answered=len(pairs),
+            same_as_earlier_top=len(same),
+            accuracy=_ratio(sum(p.correct for p, _ in pairs), len(pairs)),
+            earlier_top_accuracy=_ratio(sum(top in p.record.labels for p, top in pairs), len(pairs)),
+            accuracy_when_same=_ratio(sum(p.correct for p in same), len(same)),
+            accuracy_when_different=_ratio(sum(p.correct for p in different), len(different)),
         )
 
     def kinds(self) -> dict[str, KindSummary]:

@@ -254,6 +254,17 @@ def _headline(summary: EvalSummary) -> list[tuple[str, str]]:
         ("cost / 1,000 GIFs", _usd(summary.cost.per_1000_usd if summary.cost else None)),
         ("LLM share", _pct(summary.llm_share)),
         ("undecided", str(summary.undecided)),
+        *_llm_vs_earlier(summary),
+    ]
+
+
+def _llm_vs_earlier(summary: EvalSummary) -> list[tuple[str, str]]:
+    v = summary.llm_vs_earlier
+    if v is None:
+        return []
+    return [
+        ("LLM answer = earlier first candidate", f"{v.same_as_earlier_top} / {v.answered}"),
+        ("LLM accuracy / that candidate's", f"{_fixed(v.accuracy)} / {_fixed(v.earlier_top_accuracy)}"),
     ]
 
 
