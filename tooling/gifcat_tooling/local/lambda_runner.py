@@ -323,9 +323,9 @@ class LambdaRunner:
             "notify": s3_notifications._invoke_awslambda,
             "key_response": original_key_response,
         }
-        lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+        lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda
         s3_notifications._invoke_awslambda = _invoke_awslambda
-        S3Response.key_response = key_response  # type: ignore[method-assign]
+        S3Response.key_response = key_response
         for worker in self._workers:
             worker.start()
         return self
@@ -339,9 +339,9 @@ class LambdaRunner:
             self._queue.put(None)
         for worker in self._workers:
             worker.join(timeout=30)
-        lambda_models.LambdaFunction._invoke_lambda = self._saved["invoke"]  # type: ignore[method-assign]
+        lambda_models.LambdaFunction._invoke_lambda = self._saved["invoke"]
         s3_notifications._invoke_awslambda = self._saved["notify"]
-        S3Response.key_response = self._saved["key_response"]  # type: ignore[method-assign]
+        S3Response.key_response = self._saved["key_response"]
 
     def _deliver(self, events: list[tuple[LocalFunction, Any]]) -> None:
         """Stamp the request's events with one sequencer (one upload, however many notifications)."""

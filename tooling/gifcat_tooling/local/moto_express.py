@@ -84,7 +84,7 @@ def _patch_start_execution() -> None:
         execution.start()
         return execution
 
-    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+    StepFunctionsParserBackend.start_execution = start_execution
     # Describe and history by an Express ARN (local only: see the module's docstring).
     StepFunctionBackend.accepted_exec_arn_format = re.compile(
         ARN_PARTITION_REGEX + r":states:[-0-9a-zA-Z]+:(?P<account_id>[0-9]{12}):(execution|express):.+"

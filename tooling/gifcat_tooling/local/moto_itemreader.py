@@ -39,4 +39,4 @@ def install() -> None:
         )
         env.stack.append(list_all(s3_client, env.stack.pop()))
 
-    reader._handle_list_objects_v2 = staticmethod(_handle_list_objects_v2)  # type: ignore[method-assign]
+    reader._handle_list_objects_v2 = staticmethod(_handle_list_objects_v2)

@@ -41,7 +41,7 @@ def _cache_parsed_definitions() -> None:
                 programs[definition] = program
         return program
 
-    ExecutionWorker._get_evaluation_entrypoint = cached  # type: ignore[method-assign]
+    ExecutionWorker._get_evaluation_entrypoint = cached
 
 
 def _cache_task_clients() -> None:
@@ -76,7 +76,7 @@ def _cache_task_clients() -> None:
 def _cache_json_paths() -> None:
     from moto.stepfunctions.parser.asl.utils import json_path
 
-    json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)  # type: ignore[attr-defined]
+    json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)
 
 
 def _cache_module_list() -> None:
