@@ -1,8 +1,9 @@
 """A stopped `gifcat` leaves no local LLM server behind: a real gifcat process, a real child server.
 
 The child is a stand-in for llama_cpp.server (same module name, same flags, put first on PYTHONPATH)
-so the test needs no model: it answers /v1/models like the real one and hangs on chat requests, which
-keeps gifcat busy mid-call. gifcat starts it exactly as it starts the real server.
+so the test needs no model: it answers /v1/models and the start's one-token completion like the real
+one and hangs on chat requests, which keeps gifcat busy mid-call. gifcat starts it exactly as it starts
+the real server.
 """
 
 from __future__ import annotations
@@ -48,15 +49,22 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def do_GET(self):
-        body = json.dumps({"object": "list", "data": [{"id": args.model_alias, "object": "model"}]}).encode()
+    def send_json(self, doc):
+        body = json.dumps(doc).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
+    def do_GET(self):
+        self.send_json({"object": "list", "data": [{"id": args.model_alias, "object": "model"}]})
+
     def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/v1/completions":  # the start's one-token check: answered, as the real server does
+            self.send_json({"choices": [{"text": " hi"}]})
+            return
         note("chat")
         time.sleep(3600)
 
