@@ -5,7 +5,9 @@ Sapphire Rapids target stands for a CPU with AMX whatever CPU runs the test."""
 
 from __future__ import annotations
 
+import json
 import platform
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -55,3 +57,28 @@ def test_a_native_build_leaves_out_the_amx_kernels_that_crash_and_keeps_avx(tmp_
     # ...and nothing else is lost: the AVX-512 and VNNI kernels the target enables are still there.
     assert target - amx <= defined
     assert not amx & macros(flags, "native")  # and on this machine's own CPU
+
+
+TARGETS = """cmake_minimum_required(VERSION 3.21)
+project(probe C CXX)
+include("{include}")
+add_library(llama SHARED llama.cpp)
+add_library(ggml-cpu SHARED ggml-cpu.c)
+"""
+
+
+def test_libllama_is_compiled_at_o1_and_the_ggml_kernels_keep_o3(tmp_path: Path) -> None:
+    """The build's time goes to libllama; the arithmetic the server waits on runs in ggml-cpu."""
+    if shutil.which("cmake") is None or shutil.which("c++") is None:
+        pytest.fail("cmake and a C++ compiler are needed to build the local LLM server")
+    src, build = tmp_path / "src", tmp_path / "build"
+    src.mkdir()
+    (src / "CMakeLists.txt").write_text(TARGETS.format(include=INCLUDE.as_posix()))
+    (src / "llama.cpp").write_text("int llama_probe() { return 1; }\n")
+    (src / "ggml-cpu.c").write_text("int ggml_probe(void) { return 2; }\n")
+    subprocess.run(["cmake", "-S", str(src), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+                    "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"], check=True, capture_output=True, timeout=120)
+    commands = json.loads((build / "compile_commands.json").read_text())
+    last_o = {Path(c["file"]).name: re.findall(r"(?:^|\s)(-O\w)", c["command"])[-1] for c in commands}
+    # the last -O on the command line is the one GCC and Clang use
+    assert last_o == {"llama.cpp": "-O1", "ggml-cpu.c": "-O3"}
