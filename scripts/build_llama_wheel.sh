@@ -95,10 +95,19 @@ fi
 if [[ "$build_only" == 1 ]]; then
   exit 0
 fi
-# The wheel first, forced: pip keeps an installed llama-cpp-python of the same version, so a wheel
+# Into a venv through scripts/pip_install.sh (uv when the venv has it): this runs after the compile, on
+# the first run's critical path, where uv took 4.5 s against pip's 13 s.
+install() {
+  if [[ -n "$venv" ]]; then
+    bash "$here/pip_install.sh" "$venv" "$@"
+  else
+    "$python" -m pip install "$@"
+  fi
+}
+# The wheel first, forced: pip and uv keep an installed llama-cpp-python of the same version, so a wheel
 # rebuilt with other flags (the AMX fix) would otherwise never reach a venv that has one.
-"$python" -m pip install --force-reinstall --no-deps "$wheel"
-# --find-links makes pip take the cached wheel for llama-cpp-python and resolve only the server extras
-# (uvicorn, fastapi, sse-starlette, starlette-context, pydantic-settings) from the index.
-"$python" -m pip install --find-links "$(dirname "$wheel")" "llama-cpp-python[server]==${LLAMA_CPP_VERSION}"
+install --force-reinstall --no-deps "$wheel"
+# --find-links makes the installer take the cached wheel for llama-cpp-python and resolve only the
+# server extras (uvicorn, fastapi, sse-starlette, starlette-context, pydantic-settings) from the index.
+install --find-links "$(dirname "$wheel")" "llama-cpp-python[server]==${LLAMA_CPP_VERSION}"
 "$python" -c "import llama_cpp, llama_cpp.server.app; print('llama-cpp-python', llama_cpp.__version__, 'ready')"

@@ -1,7 +1,9 @@
-"""scripts/build_llama_wheel.sh's wheel cache: which wheel it reuses, and when it builds, into which folder.
+"""scripts/build_llama_wheel.sh's wheel cache: which wheel it reuses, and when it builds, into which folder,
+and how it installs it.
 
 A stub interpreter stands in for the venv's python: it records each call (and the CMAKE_ARGS it got) and
-`-m pip wheel` leaves an empty wheel file, so no compile runs.
+`-m pip wheel` leaves an empty wheel file, so no compile runs. The venv's pip runs that python; a venv
+with uv gets a stub uv that records its calls too.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def env(tmp_path: Path) -> dict[str, str]:
     python = venv / "bin" / "python"
     python.write_text(STUB)
     python.chmod(0o755)
+    pip = venv / "bin" / "pip"  # a venv's pip is its python's: scripts/pip_install.sh calls it without uv
+    pip.write_text('#!/usr/bin/env bash\nexec "$(dirname "$0")/python" -m pip "$@"\n')
+    pip.chmod(0o755)
     base = {k: v for k, v in os.environ.items() if k not in ("CMAKE_ARGS", "GIFCAT_CACHE", "VIRTUAL_ENV")}
     return {**base, "GIFCAT_WHEELS": str(tmp_path / "wheels"), "STUB_LOG": str(tmp_path / "calls.log"),
             "VENV": str(venv)}
@@ -109,3 +114,20 @@ def test_build_only_installs_nothing(env: dict[str, str]) -> None:
     assert len(calls(lines, "wheel")) == 1
     assert calls(lines, "install") == []
     assert not any(line.startswith("-c ") for line in lines)
+
+
+def test_a_venv_with_uv_installs_the_wheel_through_uv_forced(env: dict[str, str]) -> None:
+    """After the compile the install is on the first run's critical path: uv, as every other install."""
+    uv = Path(env["VENV"]) / "bin" / "uv"
+    uv.write_text('#!/usr/bin/env bash\nprintf \'uv %s\\n\' "$*" >> "$STUB_LOG"\n')
+    uv.chmod(0o755)
+    lines = run(env)
+    (folder,) = wheel_dirs(env)
+    installs = [line for line in lines if line.startswith("uv pip install ")]
+    python = str(Path(env["VENV"]) / "bin" / "python")
+    assert all(f"--python {python}" in line for line in installs)
+    assert any("--force-reinstall --no-deps" in line and line.endswith(str(folder / WHEEL))
+               for line in installs)
+    assert any(f"--find-links {folder}" in line and "llama-cpp-python[server]==0.3.36" in line
+               for line in installs)
+    assert calls(lines, "install") == []  # pip installs nothing
