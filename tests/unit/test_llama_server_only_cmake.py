@@ -24,14 +24,22 @@ file(WRITE "${{CMAKE_BINARY_DIR}}/flags.txt" "C=${{CMAKE_C_FLAGS}}\\nCOMMON=${{L
 """
 
 
-def configure(tmp_path: Path) -> dict[str, str]:
-    if shutil.which("cmake") is None or shutil.which("cc") is None:
-        pytest.fail("cmake and a C compiler are needed to build the local LLM server")
+def cmake_project(tmp_path: Path, project: str, *args: str, files: dict[str, str] | None = None) -> Path:
+    """Configure a tiny project (its CMakeLists.txt and `files`) that includes the include; its build dir."""
+    if any(shutil.which(tool) is None for tool in ("cmake", "cc", "c++")):
+        pytest.fail("cmake and a C/C++ compiler are needed to build the local LLM server")
     src, build = tmp_path / "src", tmp_path / "build"
     src.mkdir()
-    (src / "CMakeLists.txt").write_text(PROJECT.format(include=INCLUDE.as_posix()))
-    subprocess.run(["cmake", "-S", str(src), "-B", str(build)], check=True, capture_output=True, timeout=120)
-    lines = (build / "flags.txt").read_text().splitlines()
+    (src / "CMakeLists.txt").write_text(project.format(include=INCLUDE.as_posix()))
+    for name, text in (files or {}).items():
+        (src / name).write_text(text)
+    subprocess.run(["cmake", "-S", str(src), "-B", str(build), *args], check=True, capture_output=True,
+                   timeout=120)
+    return build
+
+
+def configure(tmp_path: Path) -> dict[str, str]:
+    lines = (cmake_project(tmp_path, PROJECT) / "flags.txt").read_text().splitlines()
     return dict(line.split("=", 1) for line in lines)
 
 
@@ -69,15 +77,10 @@ add_library(ggml-cpu SHARED ggml-cpu.c)
 
 def test_libllama_is_compiled_at_o1_and_the_ggml_kernels_keep_o3(tmp_path: Path) -> None:
     """The build's time goes to libllama; the arithmetic the server waits on runs in ggml-cpu."""
-    if shutil.which("cmake") is None or shutil.which("c++") is None:
-        pytest.fail("cmake and a C++ compiler are needed to build the local LLM server")
-    src, build = tmp_path / "src", tmp_path / "build"
-    src.mkdir()
-    (src / "CMakeLists.txt").write_text(TARGETS.format(include=INCLUDE.as_posix()))
-    (src / "llama.cpp").write_text("int llama_probe() { return 1; }\n")
-    (src / "ggml-cpu.c").write_text("int ggml_probe(void) { return 2; }\n")
-    subprocess.run(["cmake", "-S", str(src), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-                    "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"], check=True, capture_output=True, timeout=120)
+    files = {"llama.cpp": "int llama_probe() { return 1; }\n",
+             "ggml-cpu.c": "int ggml_probe(void) { return 2; }\n"}
+    build = cmake_project(tmp_path, TARGETS, "-DCMAKE_BUILD_TYPE=Release",
+                          "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", files=files)
     commands = json.loads((build / "compile_commands.json").read_text())
     last_o = {Path(c["file"]).name: re.findall(r"(?:^|\s)(-O\w)", c["command"])[-1] for c in commands}
     # the last -O on the command line is the one GCC and Clang use
