@@ -12,7 +12,7 @@ import pytest
 from gifcat.adapters.embeddings.artefacts import ArtefactError, locate_clip, sha256_file
 from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.config import ConfigError, Settings, load_settings
-from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, Status
+from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, StageOutput, Status
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.stages.embedding import EmbeddingStage, item_text
 from gifcat.domain.taxonomy import Category, Taxonomy
@@ -264,3 +264,31 @@ def test_a_category_without_labelled_examples_is_never_decided(
     bare = build_embedding_stage(prototypes_only, TAXONOMY, models_dir=minilm_root)
     assert bare.learned_categories is None
     assert bare.score(item("Slam dunk at the buzzer", ("basketball", "nba")), SO_FAR).abstained is None
+
+
+def read_alone(out: StageOutput) -> bool:
+    return any(e.startswith("description alone") for c in out.candidates for e in c.evidence)
+
+
+def test_the_description_read_alone_can_outvote_the_tags(minilm_root: Path) -> None:
+    # Food words in the title and tags, a match in the description: the whole text reads as food, the
+    # description alone as sports, and mixed in at `description_weight` it turns the ranking round.
+    ironic = item("Hot dog", ("hot dog", "pizza", "burger", "fries"), "he dunks the basketball")
+    ranked = {}
+    for weight in (0.0, 0.5):
+        stage = build_embedding_stage(
+            settings_with(description_weight=weight), TAXONOMY, models_dir=minilm_root, labelled=LABELLED
+        )
+        out = stage.score(ironic, SO_FAR)
+        ranked[weight] = sorted(out.candidates, key=lambda c: -c.score)
+        assert read_alone(out) == (weight > 0)
+    assert ranked[0.0][0].category == "food"
+    assert ranked[0.5][0].category == "sports"
+    assert any(e.startswith("description alone") for e in ranked[0.5][0].evidence)
+    assert abs(sum(c.score for c in ranked[0.5]) - 1.0) < 1e-5
+
+
+def test_a_description_alone_is_not_read_twice(text_stage: EmbeddingStage) -> None:
+    out = text_stage.score(item(description="a dog runs after a ball in the park"), SO_FAR)
+    assert max(out.candidates, key=lambda c: c.score).category == "animals"
+    assert not read_alone(out)

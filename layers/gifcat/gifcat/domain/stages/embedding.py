@@ -49,6 +49,11 @@ class EmbeddingOptions(StageOptions):
     require_agreement: bool = False
     # ...and only when the tags read alone and the description read alone name the same category.
     require_field_agreement: bool = True
+    # The description read alone is a second reading, mixed with the whole text's at this weight. The
+    # description says what happens in the scene; the whole text is mostly tags and title, and a team
+    # name, a figure of speech or an ironic hashtag in them outweighs one sentence there (README
+    # "Results": chosen on dev under cross-validation). 0: the whole text alone, as before.
+    description_weight: float = Field(0.5, ge=0, le=1)
     text_temperature: float = Field(0.03, gt=0)  # softmax over prototype cosines (MiniLM's span ~0.1-0.7)
     knn_temperature: float = Field(0.1, gt=0)  # neighbour weight exp(cos / T): close neighbours count more
     image_temperature: float = Field(0.01, gt=0)  # CLIP's own logit scale is 100
@@ -241,13 +246,21 @@ class EmbeddingStage(Stage):
             "description": meta.description.strip(),
         }
         apart = self.options.require_field_agreement and all(fields.values())
+        # The description read alone (`description_weight`): only when the whole text holds more than it.
+        described_text = fields["description"]
+        reread = self.options.description_weight > 0 and bool(described_text) and text != described_text
         field_tops: dict[str, str] = {}
+        described: np.ndarray | None = None
         if text:
-            batch = self.text.encode([text, *fields.values()] if apart else [text])
+            # one batch: [whole text, tags, description], [whole text, description] or [whole text]
+            wanted = [text, *fields.values()] if apart else [text, described_text][: 1 + reread]
+            batch = self.text.encode(wanted)
             vec = batch[0]
             if apart:
                 for name, fvec in zip(fields, batch[1:], strict=True):
                     field_tops[name] = self._categories[int(np.argmax(self._text_protos @ fvec))]
+            if reread:
+                described = self._read_alone(batch[-1], item.id)
             cos = self._text_protos @ vec
             dists["text"] = _softmax(cos, self.options.text_temperature)
             phrase_cos = self._phrase_vecs @ vec
@@ -299,11 +312,12 @@ class EmbeddingStage(Stage):
             return StageOutput(stage=self.name, model=self.model, notes=notes,
                                artefact_version=self.artefact_version,
                                error=f"nothing to embed: no title, tags or description, and {frames}")
-        weights = {k: float(self.options.weights.get(k, 0.0)) for k in dists}
-        total = sum(weights.values())
-        if total <= 0:  # all present signals weighted 0: fall back to an even mix rather than divide by 0
-            weights, total = {k: 1.0 for k in dists}, float(len(dists))
-        combined = np.sum([weights[k] * d for k, d in dists.items()], axis=0) / total
+        combined = self._mix(dists)
+        if described is not None:
+            w = self.options.description_weight
+            combined = (1 - w) * combined + w * described
+            best = int(np.argmax(described))
+            evidence[best].append(f"description alone {described[best]:.2f}")
         model = self._text_identity + (f",{self.clip.identity}" if used_clip and self.clip else "")
         candidates = [
             Candidate(category=cat, score=float(np.clip(combined[i], 0.0, 1.0)), evidence=evidence[i])
@@ -323,6 +337,27 @@ class EmbeddingStage(Stage):
         return StageOutput(stage=self.name, candidates=candidates, model=model, notes=notes, usage=usage,
                            neighbours=neighbours, abstained=abstained,
                            artefact_version=self.artefact_version)
+
+    def _read_alone(self, vec: np.ndarray, item_id: str) -> np.ndarray:
+        """The text signals (prototypes, neighbours, classifier) mixed for one field's vector, as for the
+        whole text; their evidence and neighbours are not recorded (the whole text's are)."""
+        dists = {"text": _softmax(self._text_protos @ vec, self.options.text_temperature)}
+        scratch: list[list[str]] = [[] for _ in self._categories]
+        if self.labelled is not None and len(self.labelled.ids):
+            knn = self._knn(vec, item_id, scratch, [])
+            if knn is not None:
+                dists["knn"] = knn
+        if self.head is not None:
+            dists["classifier"] = self._classify(vec, scratch)
+        return self._mix(dists)
+
+    def _mix(self, dists: dict[str, np.ndarray]) -> np.ndarray:
+        """The signals' distributions, weighted by `weights`."""
+        weights = {k: float(self.options.weights.get(k, 0.0)) for k in dists}
+        total = sum(weights.values())
+        if total <= 0:  # all present signals weighted 0: fall back to an even mix rather than divide by 0
+            weights, total = {k: 1.0 for k in dists}, float(len(dists))
+        return np.sum([weights[k] * d for k, d in dists.items()], axis=0) / total
 
     def _classify(self, vec: np.ndarray, evidence: list[list[str]]) -> np.ndarray:
         assert self.head is not None
