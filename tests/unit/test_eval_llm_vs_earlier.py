@@ -43,3 +43,25 @@ def test_the_llm_is_compared_with_the_candidate_it_was_shown_on_what_it_answered
 def test_no_llm_answers_no_comparison() -> None:
     report = Report(predictions=[prediction("cute", ["cute"], "cute", decided_by=StageName.EMBEDDING)])
     assert report.summary().llm_vs_earlier is None
+
+
+def test_the_handoff_is_what_the_cheap_stages_left_and_how_often_their_first_candidate_is_right() -> None:
+    undecided = prediction("sad", ["sad", "funny"], "sad", decided_by=StageName.EMBEDDING)
+    undecided.result = undecided.result.model_copy(update={"status": Status.UNDECIDED, "primary": None,
+                                                           "decided_by": None})
+    report = Report(predictions=[
+        prediction("funny", ["funny", "cute"], "cute"),  # the LLM's: the candidate was right
+        prediction("sad", ["funny", "sad"], "sad"),  # the LLM's: the candidate was wrong
+        undecided,  # left undecided (--until embedding): the candidate was right
+        prediction("food", [], "food"),  # the LLM's, nothing ranked before it
+        prediction("cute", ["cute"], "cute", decided_by=StageName.EMBEDDING),  # a cheap stage decided
+    ])
+    h = report.summary().handoff
+    assert h is not None
+    assert (h.left, h.ranked, h.top_right) == (4, 3, 2)
+    assert h.top_accuracy == round(2 / 3, 4)
+
+
+def test_nothing_left_no_handoff() -> None:
+    report = Report(predictions=[prediction("cute", ["cute"], "cute", decided_by=StageName.EMBEDDING)])
+    assert report.summary().handoff is None

@@ -234,6 +234,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f"  p50 {s.latency_ms.p50:.2f} ms"
             )
         print(f"  undecided  {summary.undecided:>4}   reached the LLM: {summary.llm_share:.1%}")
+        if (h := summary.handoff) is not None:
+            print(f"  left by the cheap stages {h.left}: their first candidate right on"
+                  f" {h.top_right}/{h.ranked} ranked ({h.top_accuracy:.1%})")
         if (v := summary.llm_vs_earlier) is not None:
             print(f"  LLM answers the earlier stages' first candidate {v.same_as_earlier_top}/{v.answered}"
                   f"  LLM accuracy {v.accuracy:.3f} against that candidate's {v.earlier_top_accuracy:.3f}")

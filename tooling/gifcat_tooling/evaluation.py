@@ -250,6 +250,17 @@ class LlmVsEarlier(_Model):
     accuracy_when_different: float
 
 
+class Handoff(_Model):
+    """What the cheap stages hand the last step: the records they left (the LLM's, or undecided under
+    --until embedding) and how often their first candidate is right there. A model that echoes that
+    candidate answers exactly this well; a better one has to beat it."""
+
+    left: int
+    ranked: int  # of those, the ones an earlier stage ranked candidates for
+    top_right: int
+    top_accuracy: float  # top_right / ranked
+
+
 class EvalSummary(_Model):
     """One evaluation run. Optional parts are there when the run made them: cost with settings, the
     curve with --until llm and --report, folds under --cv/--train, baselines with --report."""
@@ -266,6 +277,7 @@ class EvalSummary(_Model):
     kinds: dict[str, KindSummary]
     reliability: dict[str, StageReliability]
     llm_vs_earlier: LlmVsEarlier | None = None  # when the LLM answered and an earlier stage ranked
+    handoff: Handoff | None = None  # when the cheap stages left any record
     cost: CostSummary | None = None
     cost_per_1000_usd: float | None = None
     baseline: str | None = None  # this summary is of that single-model baseline, not the cascade
@@ -294,6 +306,11 @@ class Prediction:
 
     def trace(self, stage: StageName) -> StageTrace | None:
         return next((t for t in self.result.stages if t.stage is stage), None)
+
+    @property
+    def left_by_cheap_stages(self) -> bool:
+        """Not decided by tags, rules or embedding: the LLM's, or undecided."""
+        return not (self.result.decided and self.result.decided_by is not StageName.LLM)
 
     def earlier_top(self) -> str | None:
         """The first candidate of the last stage before the LLM that ranked any: what the LLM was shown
@@ -384,6 +401,7 @@ class Report:
             kinds=self.kinds(),
             reliability=reliability(self),
             llm_vs_earlier=self.llm_vs_earlier(),
+            handoff=self.handoff(),
             cost=cost,
             cost_per_1000_usd=cost.per_1000_usd if cost else None,
         )
@@ -403,6 +421,15 @@ class Report:
             accuracy_when_same=_ratio(sum(p.correct for p in same), len(same)),
             accuracy_when_different=_ratio(sum(p.correct for p in different), len(different)),
         )
+
+    def handoff(self) -> Handoff | None:
+        left = [p for p in self.predictions if p.left_by_cheap_stages]
+        if not left:
+            return None
+        tops = [(p, top) for p in left if (top := p.earlier_top())]
+        right = sum(top in p.record.labels for p, top in tops)
+        return Handoff(left=len(left), ranked=len(tops), top_right=right,
+                       top_accuracy=_ratio(right, len(tops)))
 
     def kinds(self) -> dict[str, KindSummary]:
         """Accuracy and per-stage decided/accuracy for each value of the records' `kind` field."""

@@ -254,8 +254,16 @@ def _headline(summary: EvalSummary) -> list[tuple[str, str]]:
         ("cost / 1,000 GIFs", _usd(summary.cost.per_1000_usd if summary.cost else None)),
         ("LLM share", _pct(summary.llm_share)),
         ("undecided", str(summary.undecided)),
+        *_handoff(summary),
         *_llm_vs_earlier(summary),
     ]
+
+
+def _handoff(summary: EvalSummary) -> list[tuple[str, str]]:
+    h = summary.handoff
+    if h is None:
+        return []
+    return [("left by the cheap stages: first candidate right", f"{h.top_right} / {h.ranked} of {h.left}")]
 
 
 def _llm_vs_earlier(summary: EvalSummary) -> list[tuple[str, str]]:
