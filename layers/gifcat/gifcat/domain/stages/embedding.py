@@ -262,20 +262,14 @@ class EmbeddingStage(Stage):
                 for name, fvec in zip(fields, batch[1:], strict=True):
                     field_tops[name] = self._categories[int(np.argmax(self._text_protos @ fvec))]
             if reread:
-                described = self._read_alone(batch[-1], item.id)
-            cos = self._text_protos @ vec
-            dists["text"] = _softmax(cos, self.options.text_temperature)
+                # its evidence and neighbours are not recorded: the whole text's are
+                described = self._mix(self._text_signals(batch[-1], item.id, [[] for _ in range(n)], []))
             phrase_cos = self._phrase_vecs @ vec
             for i in range(n):
                 mine = np.flatnonzero(self._phrase_owner == i)
                 best = mine[np.argmax(phrase_cos[mine])]
                 evidence[i].append(f"text≈'{_short(self._phrases[best])}' {phrase_cos[best]:.2f}")
-            if self.labelled is not None and len(self.labelled.ids):
-                knn = self._knn(vec, item.id, evidence, neighbours)
-                if knn is not None:
-                    dists["knn"] = knn
-            if self.head is not None:
-                dists["classifier"] = self._classify(vec, evidence)
+            dists.update(self._text_signals(vec, item.id, evidence, neighbours))
         else:
             notes.append("text: no usable title, tags or description")
 
@@ -340,18 +334,19 @@ class EmbeddingStage(Stage):
                            neighbours=neighbours, abstained=abstained,
                            artefact_version=self.artefact_version)
 
-    def _read_alone(self, vec: np.ndarray, item_id: str) -> np.ndarray:
-        """The text signals (prototypes, neighbours, classifier) mixed for one field's vector, as for the
-        whole text; their evidence and neighbours are not recorded (the whole text's are)."""
+    def _text_signals(
+        self, vec: np.ndarray, item_id: str, evidence: list[list[str]], neighbours: list[Neighbour]
+    ) -> dict[str, np.ndarray]:
+        """One text's distributions: prototypes, the kNN vote (when there is a memory) and the classifier
+        (when there is a head); the last two add their evidence and neighbours to the lists given."""
         dists = {"text": _softmax(self._text_protos @ vec, self.options.text_temperature)}
-        scratch: list[list[str]] = [[] for _ in self._categories]
         if self.labelled is not None and len(self.labelled.ids):
-            knn = self._knn(vec, item_id, scratch, [])
+            knn = self._knn(vec, item_id, evidence, neighbours)
             if knn is not None:
                 dists["knn"] = knn
         if self.head is not None:
-            dists["classifier"] = self._classify(vec, scratch)
-        return self._mix(dists)
+            dists["classifier"] = self._classify(vec, evidence)
+        return dists
 
     def _mix(self, dists: dict[str, np.ndarray]) -> np.ndarray:
         """The signals' distributions, weighted by `weights`."""
