@@ -18,7 +18,7 @@ from gifcat.application.learn import LearnJob, gather
 from gifcat.application.ports import PublishConflict
 from gifcat.config import LearnSettings, Settings, load_settings
 from gifcat.domain.artefact import ArtefactManifest, PublishedArtefact
-from gifcat.domain.learning import Fitted, Gate, GatePair, held_out
+from gifcat.domain.learning import Fitted, Gate, GatePair, Scorecard, held_out
 from gifcat.domain.memory import Learned
 from gifcat.domain.model import (
     Candidate,
@@ -261,6 +261,35 @@ def test_an_artefact_trained_on_wrong_answers_is_kept_out(settings: Settings) ->
     assert report.reason.startswith("the new artefact is worse than bundled on ")
     assert "top-1" in report.reason and report.reason.endswith("bundled stays")
     assert report.scorecards["new"]["accuracy"] < report.scorecards["current"]["accuracy"]
+
+
+def test_a_relearned_margin_that_certifies_nothing_is_kept_out(settings: Settings) -> None:
+    # The new artefact ranks as well as the shipped one, but its calibration falls short of its bound
+    # (here a target that no sample this small can certify), so it would decide nothing and send every
+    # item to the LLM. The shipped one, at its configured margin, decides the held-out examples, all
+    # right: it stays.
+    strict = settings.model_copy(deep=True)
+    strict.stages["embedding"] = strict.stages["embedding"].model_copy(
+        update={"target": 0.001, "min_margin": 0.05})
+    store = Store()
+    report = job(strict, humans("h", 36), store, bundled(records("b", 9))).run()
+    assert report.thresholds["embedding"]["min_margin"] == 1.0
+    new, current = report.scorecards["new"], report.scorecards["current"]
+    assert new["decided"] == 0 and new["accuracy"] >= current["accuracy"]
+    assert current["right"] > 0 and current["errors"] == 0
+    assert report.outcome == "kept" and store.versions == {}
+    assert f"decided right 0 against {current['right']}; bundled stays" in report.reason
+
+
+def test_deciding_less_is_worse_unless_the_current_artefact_errs_above_its_target() -> None:
+    current = Scorecard(n=20, top1=15, decided=10, errors=0)
+    silent = Scorecard(n=20, top1=15, decided=0, errors=0)
+    assert not silent.not_worse_than(current, target=0.10)
+    assert silent.not_worse_than(current, target=0.10, tolerance=0.5)  # a share of the held-out records
+    sloppy = Scorecard(n=20, top1=15, decided=10, errors=3)  # wrong on 30% of what it decides
+    assert silent.not_worse_than(sloppy, target=0.10)
+    careful = Scorecard(n=20, top1=15, decided=6, errors=0)
+    assert not careful.not_worse_than(current, target=0.10) and careful.not_worse_than(sloppy, target=0.10)
 
 
 def test_held_out_examples_the_current_memory_holds_do_not_judge(settings: Settings) -> None:

@@ -339,5 +339,6 @@ def _worse(new: Scorecard, current: Scorecard, version: str, n: int, target: flo
         f"the new artefact is worse than {version} on {n} held-out examples: top-1 {new.accuracy:.1%} "
         f"against {current.accuracy:.1%}, error on what it decides {new.error_rate:.1%} "
         f"({new.errors}/{new.decided}) against {current.error_rate:.1%} ({current.errors}/"
-        f"{current.decided}, target {target:.0%}); {version} stays"
+        f"{current.decided}, target {target:.0%}), decided right {new.right} against {current.right}; "
+        f"{version} stays"
     )
