@@ -244,3 +244,44 @@ def test_eval_cv_with_fewer_records_than_folds_is_a_clear_error(data: Path) -> N
     run = gifcat("eval", "--data", str(data), "--cv", "5", "--until", "triage", "--json")
     assert run.returncode != 0
     assert "only 4 records" in run.stderr
+
+
+def test_eval_repeats_reports_every_seed_as_its_own_run_would(tmp_path: Path) -> None:
+    # Fitted on the whole dev file, the seed draws the inner folds that calibrate the thresholds.
+    lines = DEV_DATA.read_text(encoding="utf-8").splitlines()[200:260]
+    data = tmp_path / "some.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    common = ("eval", "--data", str(data), "--train", str(DEV_DATA), "--until", "embedding", "--json")
+    run = gifcat(*common, "--seed", "0", "--repeats", "2")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    alone = json.loads(gifcat(*common, "--seed", "1").stdout)
+    repeats = summary["repeats"]
+    assert [r["seed"] for r in repeats["seeds"]] == [0, 1]
+    # The summary's own figures are the first seed's; the second seed's are what a run with it gives,
+    # and here they differ (the embedding stage's threshold moves with the draw).
+    first, second = repeats["seeds"]
+    assert first["accuracy"] == summary["accuracy"] and second["accuracy"] == alone["accuracy"]
+    assert first["stages"]["embedding"] != second["stages"]["embedding"]
+    for name, stage in alone["stages"].items():
+        assert second["stages"][name] == {
+            "decided": stage["decided"], "right": round(stage["decided"] * stage["accuracy"])
+        }
+        pooled = repeats["stages"][name]
+        assert pooled["pooled_decided"] == first["stages"][name]["decided"] + stage["decided"]
+        assert pooled["decided"]["min"] == min(first["stages"][name]["decided"], stage["decided"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--repeats", "2"), "--repeats needs --cv or --train"),
+        (("--cv", "2", "--repeats", "0"), "at least 1"),
+    ],
+)
+def test_eval_repeats_without_fitting_or_below_one_is_a_clear_error(
+    data: Path, extra: tuple[str, ...], message: str
+) -> None:
+    run = gifcat("eval", "--data", str(data), "--until", "triage", *extra)
+    assert run.returncode != 0
+    assert message in run.stderr

@@ -38,6 +38,7 @@ from gifcat_tooling.evaluation import (
     evaluate,
     operating_curve,
     reliability,
+    repeat_summary,
 )
 from gifcat_tooling.report import render_html, render_text, write_report
 
@@ -529,3 +530,34 @@ def test_the_summaries_in_docs_read_as_the_summary_type(root: Path) -> None:
         summary = EvalSummary.model_validate(data)  # extra keys are refused: the type says it all
         assert summary.n == data["n"] and summary.folds and len(summary.folds) == len(data["folds"])
         assert f"accuracy: {summary.accuracy:.3f}" in render_text(summary)
+
+
+def test_repeats_pool_the_seeds_and_show_in_the_page_and_the_text(settings: Settings) -> None:
+    # Two "seeds" whose fitted embedding margins differ, as two draws of the inner folds would.
+    runs = {0: run(records(), EMB_MARGIN), 1: run(records(), 0.9)}
+    decided = {
+        seed: [p.correct for p in r.predictions if p.result.decided_by is StageName.EMBEDDING]
+        for seed, r in runs.items()
+    }
+    assert len(decided[0]) != len(decided[1])  # the case this test is about: the margin moved
+    first = runs[0].summary(settings)
+    summary = first.model_copy(update={
+        "repeats": repeat_summary([(seed, r.summary(settings)) for seed, r in runs.items()])
+    })
+    emb = summary.repeats.stages["embedding"] if summary.repeats else None
+    assert emb is not None
+    assert emb.pooled_decided == len(decided[0]) + len(decided[1])
+    assert emb.pooled_right == sum(decided[0]) + sum(decided[1])
+    assert (emb.decided.min, emb.decided.max) == tuple(sorted(float(len(d)) for d in decided.values()))
+    row = [
+        "embedding", str(min(map(len, decided.values()))), str(max(map(len, decided.values()))),
+    ]
+    page = render_html(summary, None)
+    seeds = page.split("<h2>Seeds", 1)[1].split("</table>", 1)[0]
+    assert "over 2 seeds (0, 1)" in seeds
+    assert re.search('<td class="l">embedding</td>' + "".join(f'<td class="">{v}</td>' for v in row[1:]),
+                     seeds)
+    assert f"{emb.pooled_right}/{emb.pooled_decided}" in seeds
+    text = render_text(summary)
+    assert re.search(r"^embedding\s+" + r"\s+".join(row[1:]) + r"\s", text, re.M)
+    assert "<h2>Seeds" not in render_html(first, None)  # a run of one seed has no such section

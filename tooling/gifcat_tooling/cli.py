@@ -128,6 +128,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from gifcat_tooling.evaluation import BaselineSummary, cv_operating_curve, evaluate, operating_curve
     from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
     from gifcat_tooling.pipeline import LocalPipeline
+    from gifcat_tooling.report import repeats_text
 
     overrides: dict[str, Any] = {}
     if args.llm_cache:
@@ -142,6 +143,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.report and not baselines and not (args.cv or args.train):  # no baselines fitted per fold
         baselines = list(BASELINES)
     needs_llm = args.until == "llm" or "llm" in baselines
+    if args.repeats < 1:
+        raise SystemExit(f"gifcat eval: --repeats must be at least 1, got {args.repeats}")
+    if args.repeats > 1 and not (args.cv or args.train):
+        raise SystemExit("gifcat eval: --repeats needs --cv or --train (without fitting, every seed "
+                         "gives the same figures)")
 
     def progress(label: str) -> Any:
         if args.json or not sys.stderr.isatty():
@@ -242,6 +248,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   f"  LLM accuracy {v.accuracy:.3f} against that candidate's {v.earlier_top_accuracy:.3f}")
         if summary.cost is not None and summary.cost.vs_all_llm is not None:
             print(vs_all_llm_lines(summary.cost.vs_all_llm, settings))
+        if (repeats := repeats_text(summary)) is not None:
+            print(f"\n{repeats}")
     return 0
 
 
@@ -273,12 +281,22 @@ def _fitted_eval(
 ) -> tuple[Report, EvalSummary]:
     """`--cv K`: each fold classified by a cascade fitted on the other folds. `--train B`: the records
     classified by a cascade fitted on B. Fitting (gifcat.adapters.training.fit) learns the embedding
-    memory, the classifier and every stage's threshold; the LLM stage learns nothing and is shared."""
+    memory, the classifier and every stage's threshold; the LLM stage learns nothing and is shared.
+    `--repeats R`: the same under R seeds from `--seed` on; the report and the figures are the first
+    seed's, and the summary's `repeats` holds every seed's."""
     from gifcat.adapters.embeddings.factory import build_embedding_stage
     from gifcat.adapters.training import CachingEncoder, fit, stratified_folds
     from gifcat.config import merge
     from gifcat.domain.records import read_records
-    from gifcat_tooling.evaluation import Calibration, Fitting, FoldSummary, Report, evaluate, fold_spread
+    from gifcat_tooling.evaluation import (
+        Calibration,
+        Fitting,
+        FoldSummary,
+        Report,
+        evaluate,
+        fold_spread,
+        repeat_summary,
+    )
     from gifcat_tooling.pipeline import LocalPipeline
 
     until = STAGE_CHOICES[args.until]
@@ -288,40 +306,50 @@ def _fitted_eval(
     if until is StageName.LLM:
         with LocalPipeline(settings, taxonomy, StageName.LLM) as probe:
             llm = probe.stage(StageName.LLM)
-    if args.train:
-        splits = [(read_records(args.train), records)]
-    else:
-        try:
-            splits = stratified_folds(records, args.cv, seed=args.seed)
-        except ValueError as exc:
-            raise SystemExit(f"gifcat eval: {exc}") from None
-    report = Report()
-    folds = []
-    for i, (train, test) in enumerate(splits):
-        fitted = fit(train, settings, taxonomy, base, seed=args.seed)
-        fold_settings = _settings(args.settings, overrides=merge(overrides, fitted.settings_overrides()))
-        if until is StageName.LLM:  # the local server's endpoint, as the caller's settings have it
-            fold_settings = fold_settings.model_copy(
-                update={"stages": {**fold_settings.stages, "llm": settings.stages["llm"]}}
+    training = read_records(args.train) if args.train else None
+
+    def run(seed: int) -> tuple[Report, EvalSummary]:
+        if training is not None:
+            splits = [(training, records)]
+        else:
+            try:
+                splits = stratified_folds(records, args.cv, seed=seed)
+            except ValueError as exc:
+                raise SystemExit(f"gifcat eval: {exc}") from None
+        label = f"seed {seed}, fold" if args.repeats > 1 else "fold"
+        report = Report()
+        folds = []
+        for i, (train, test) in enumerate(splits):
+            fitted = fit(train, settings, taxonomy, base, seed=seed)
+            fold_settings = _settings(args.settings, overrides=merge(overrides, fitted.settings_overrides()))
+            if until is StageName.LLM:  # the local server's endpoint, as the caller's settings have it
+                fold_settings = fold_settings.model_copy(
+                    update={"stages": {**fold_settings.stages, "llm": settings.stages["llm"]}}
+                )
+            pipeline = LocalPipeline(
+                fold_settings, taxonomy, until, embedding=base.with_learned(fitted.learned), llm=llm
             )
-        pipeline = LocalPipeline(
-            fold_settings, taxonomy, until, embedding=base.with_learned(fitted.learned), llm=llm
+            part = evaluate(test, partial(_classify, pipeline), progress(f"{label} {i + 1}"))
+            report.predictions += part.predictions
+            fold = part.summary(fold_settings)
+            folds.append(FoldSummary(
+                fold=i + 1, n=fold.n, accuracy=fold.accuracy, stages=fold.stages,
+                thresholds=fitted.thresholds,
+                calibration={k: Calibration.model_validate(c.as_dict()) for k, c in fitted.choices.items()},
+            ))
+        fitting = Fitting(train=args.train, n_train=len(splits[0][0])) if args.train else Fitting(
+            cv=args.cv, seed=seed
         )
-        part = evaluate(test, partial(_classify, pipeline), progress(f"fold {i + 1}"))
-        report.predictions += part.predictions
-        fold = part.summary(fold_settings)
-        folds.append(FoldSummary(
-            fold=i + 1, n=fold.n, accuracy=fold.accuracy, stages=fold.stages,
-            thresholds=fitted.thresholds,
-            calibration={k: Calibration.model_validate(c.as_dict()) for k, c in fitted.choices.items()},
-        ))
-    fitting = Fitting(train=args.train, n_train=len(splits[0][0])) if args.train else Fitting(
-        cv=args.cv, seed=args.seed
-    )
-    report.prompt_sizes = _prompt_sizes(report, settings, taxonomy)
-    summary = report.summary(settings).model_copy(update={
-        "fitting": fitting, "folds": folds, "fold_spread": None if args.train else fold_spread(folds)
-    })
+        report.prompt_sizes = _prompt_sizes(report, settings, taxonomy)
+        summary = report.summary(settings).model_copy(update={
+            "fitting": fitting, "folds": folds, "fold_spread": None if args.train else fold_spread(folds)
+        })
+        return report, summary
+
+    report, summary = run(args.seed)
+    if args.repeats > 1:
+        others = [(seed, run(seed)[1]) for seed in range(args.seed + 1, args.seed + args.repeats)]
+        summary = summary.model_copy(update={"repeats": repeat_summary([(args.seed, summary), *others])})
     return report, summary
 
 
@@ -799,6 +827,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--train", metavar="FILE", help="fit on FILE (labelled JSONL), evaluate on --data")
     p.add_argument("--seed", type=int, default=0, help="seed of the folds and of fitting")
+    p.add_argument(
+        "--repeats", type=int, default=1, metavar="R",
+        help="with --cv or --train: run R times, seeds --seed to --seed+R-1, and report how far each "
+        "stage's figures move with the draw and what they are pooled over the seeds",
+    )
     p.add_argument(
         "--llm-cache", metavar="FILE", help="cache LLM answers by prompt hash in FILE (replayable)"
     )

@@ -222,6 +222,39 @@ class FoldSpread(_Model):
     _empty = field_validator("accuracy", mode="before")(_empty_is_none)
 
 
+class SeedStage(_Model):
+    decided: int
+    right: int
+
+
+class SeedRun(_Model):
+    """One seed's evaluation under `--repeats`: its accuracy and what each stage decided and got right."""
+
+    seed: int
+    accuracy: float
+    stages: dict[str, SeedStage]
+
+
+class RepeatStage(_Model):
+    decided: Spread
+    accuracy: Spread | None = None  # None: the stage decided nothing under any seed
+    pooled_decided: int
+    pooled_right: int
+    pooled_accuracy: float | None = None
+
+    _empty = field_validator("accuracy", mode="before")(_empty_is_none)
+
+
+class Repeats(_Model):
+    """`--repeats R`: the same evaluation under R seeds (the draw of the folds, and of the inner folds
+    whose out-of-fold scores calibrate the thresholds). A stage whose threshold a record or two decide
+    moves with the draw; here is how far, each seed's figures, and the figures pooled over the seeds."""
+
+    seeds: list[SeedRun]
+    accuracy: Spread
+    stages: dict[str, RepeatStage]
+
+
 class Fitting(_Model):
     cv: int | None = None
     seed: int | None = None
@@ -288,6 +321,7 @@ class EvalSummary(_Model):
     fitting: Fitting | None = None
     folds: list[FoldSummary] | None = None
     fold_spread: FoldSpread | None = None
+    repeats: Repeats | None = None  # --repeats: the run under each seed; the figures above are the first's
     command: str | None = None
 
     def to_json(self) -> str:
@@ -470,16 +504,18 @@ class Report:
                 fh.write(json.dumps(p.line(), ensure_ascii=False) + "\n")
 
 
+def _spread(values: Sequence[float]) -> Spread | None:
+    """Mean, (sample) standard deviation, min and max; None for no values."""
+    if not values:
+        return None
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)
+    return Spread(mean=round(mean, 4), std=round(var**0.5, 4), min=min(values), max=max(values))
+
+
 def fold_spread(folds: Sequence[FoldSummary]) -> FoldSpread:
     """Mean, standard deviation, min and max of the folds' accuracy and of each stage's accuracy."""
-
-    def spread(values: list[float]) -> Spread | None:
-        if not values:
-            return None
-        mean = sum(values) / len(values)
-        var = sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)
-        return Spread(mean=round(mean, 4), std=round(var**0.5, 4), min=min(values), max=max(values))
-
+    spread = _spread
     stages = {}
     for name in sorted({name for f in folds for name in f.stages}):
         ran = [f.stages[name] for f in folds if name in f.stages]
@@ -487,6 +523,36 @@ def fold_spread(folds: Sequence[FoldSummary]) -> FoldSpread:
             accuracy=spread([s.accuracy for s in ran if s.decided]), share=spread([s.share for s in ran])
         )
     return FoldSpread(accuracy=spread([f.accuracy for f in folds]), stages=stages)
+
+
+def repeat_summary(runs: Sequence[tuple[int, EvalSummary]]) -> Repeats:
+    """Each seed's run of one evaluation (`--repeats`), their spread, and each stage pooled over them."""
+    seeds = [
+        SeedRun(
+            seed=seed,
+            accuracy=summary.accuracy,
+            # accuracy is rounded to 4 places: decided x accuracy is the count for any run under 5,000
+            stages={k: SeedStage(decided=s.decided, right=round(s.decided * s.accuracy))
+                    for k, s in summary.stages.items()},
+        )
+        for seed, summary in runs
+    ]
+    stages = {}
+    for name in seeds[0].stages:
+        ran = [r.stages[name] for r in seeds if name in r.stages]
+        decided, right = sum(s.decided for s in ran), sum(s.right for s in ran)
+        counts = _spread([float(s.decided) for s in ran])
+        assert counts is not None  # the first seed ran this stage
+        stages[name] = RepeatStage(
+            decided=counts,
+            accuracy=_spread([s.right / s.decided for s in ran if s.decided]),
+            pooled_decided=decided,
+            pooled_right=right,
+            pooled_accuracy=round(right / decided, 4) if decided else None,
+        )
+    accuracy = _spread([r.accuracy for r in seeds])
+    assert accuracy is not None  # runs is never empty
+    return Repeats(seeds=seeds, accuracy=accuracy, stages=stages)
 
 
 def cost_summary(

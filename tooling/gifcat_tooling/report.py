@@ -389,6 +389,41 @@ def _spread_text(summary: EvalSummary) -> str | None:
             f"min {_fixed(acc.min)}, max {_fixed(acc.max)}")
 
 
+def _repeat_rows(summary: EvalSummary) -> list[list[str]]:
+    """Under --repeats: per stage, what it decided and its accuracy from the least to the most over the
+    seeds, and pooled over them."""
+    if summary.repeats is None:
+        return []
+    rows = []
+    for name, s in summary.repeats.stages.items():
+        acc = s.accuracy
+        rows.append([
+            name, f"{s.decided.min:.0f}", f"{s.decided.max:.0f}",
+            _fixed(acc.min if acc else None), _fixed(acc.max if acc else None),
+            f"{s.pooled_right}/{s.pooled_decided}", _fixed(s.pooled_accuracy),
+        ])
+    return rows
+
+
+REPEAT_HEADERS = ["stage", "decided: fewest", "most", "accuracy: lowest", "highest", "pooled right",
+                  "pooled accuracy"]
+
+
+def _repeats_line(summary: EvalSummary) -> str | None:
+    if summary.repeats is None:
+        return None
+    seeds = [r.seed for r in summary.repeats.seeds]
+    acc = summary.repeats.accuracy
+    return (f"over {len(seeds)} seeds ({', '.join(map(str, seeds))}); accuracy: mean {_fixed(acc.mean)}, "
+            f"sd {_fixed(acc.std)}, min {_fixed(acc.min)}, max {_fixed(acc.max)}")
+
+
+def repeats_text(summary: EvalSummary) -> str | None:
+    """The --repeats part of the terminal output: the seeds, the accuracy's spread, the stage table."""
+    line = _repeats_line(summary)
+    return None if line is None else line + "\n" + _text_table(REPEAT_HEADERS, _repeat_rows(summary))
+
+
 def _point_text(point: OperatingPoint) -> str:
     thresholds = point.fold_thresholds
     if thresholds is not None and len(thresholds) > 1:
@@ -440,6 +475,7 @@ def _html_context(summary: EvalSummary, png: bytes | None, images: Mapping[str, 
                    "reliability": _data_uri(images.get("reliability"))},
         "point": {"what": what, "text": _point_text(point)} if point else None,
         "folds": {"headers": FOLD_HEADERS, "rows": _fold_rows(summary), "spread": _spread_text(summary)},
+        "repeats": {"headers": REPEAT_HEADERS, "rows": _repeat_rows(summary), "text": _repeats_line(summary)},
         "baselines": _baseline_rows(summary),
         "command": summary.command,
     }
@@ -475,7 +511,7 @@ def write_report(summary: EvalSummary, out_dir: Path) -> dict[str, Path]:
 
 def render_text(summary: EvalSummary) -> str:
     """The terminal version: headline, per-stage table, accuracy by kind, reliability, cost, baselines,
-    operating point and folds (no confusion matrix: too wide)."""
+    operating point, folds and seeds (no confusion matrix: too wide)."""
     lines = ["  ".join(f"{k}: {v}" for k, v in _headline(summary))]
     stage_rows = _stage_rows(summary)
     if stage_rows:
@@ -501,6 +537,8 @@ def render_text(summary: EvalSummary) -> str:
         lines += ["", _text_table(FOLD_HEADERS, fold_rows)]
         if spread := _spread_text(summary):
             lines.append(spread)
+    if repeats := repeats_text(summary):
+        lines += ["", repeats]
     if summary.command:
         lines += ["", f"command: {summary.command}"]
     return "\n".join(lines) + "\n"
