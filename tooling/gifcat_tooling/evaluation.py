@@ -515,14 +515,13 @@ def _spread(values: Sequence[float]) -> Spread | None:
 
 def fold_spread(folds: Sequence[FoldSummary]) -> FoldSpread:
     """Mean, standard deviation, min and max of the folds' accuracy and of each stage's accuracy."""
-    spread = _spread
     stages = {}
     for name in sorted({name for f in folds for name in f.stages}):
         ran = [f.stages[name] for f in folds if name in f.stages]
         stages[name] = StageSpread(
-            accuracy=spread([s.accuracy for s in ran if s.decided]), share=spread([s.share for s in ran])
+            accuracy=_spread([s.accuracy for s in ran if s.decided]), share=_spread([s.share for s in ran])
         )
-    return FoldSpread(accuracy=spread([f.accuracy for f in folds]), stages=stages)
+    return FoldSpread(accuracy=_spread([f.accuracy for f in folds]), stages=stages)
 
 
 def repeat_summary(runs: Sequence[tuple[int, EvalSummary]]) -> Repeats:
