@@ -55,9 +55,10 @@ def clopper_pearson_upper(errors: int, n: int, confidence: float = CONFIDENCE) -
         return 1.0
     if errors >= n:
         return 1.0
-    from scipy.stats import beta
+    # The Beta quantile (scipy.stats.beta.ppf, to the bit) without importing scipy.stats (1.2 s).
+    from scipy.special import betaincinv
 
-    return float(beta.ppf(confidence, errors + 1, n - errors))
+    return float(betaincinv(errors + 1, n - errors, confidence))
 
 
 def choose_threshold(

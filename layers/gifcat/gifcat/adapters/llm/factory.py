@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from gifcat.adapters.llm.cache import CallCache
-from gifcat.adapters.llm.client import LlmClient
 from gifcat.adapters.llm.credentials import CredentialsError, resolve_api_key
 from gifcat.adapters.llm.frames import PillowFrameImager
 from gifcat.config import ConfigError, Settings
@@ -65,6 +64,10 @@ def build_llm_stage(
                 "gifcat_tooling.llama_server.local_llm_endpoint(settings)"
             )
         api_key = LOCAL_API_KEY
+    # Here, not at the top: the openai SDK takes 0.5 to 0.9 s to import, and prompt_builder's callers
+    # (the evaluation's cost accounting) make no call.
+    from gifcat.adapters.llm.client import LlmClient
+
     client = LlmClient(
         model=model,
         api_key=api_key,
