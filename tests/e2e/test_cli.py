@@ -127,11 +127,14 @@ def test_eval_json_and_predictions(data: Path, tmp_path: Path) -> None:
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["r1", "r2", "r3", "r4"]
     assert set(lines[0]) == {
-        "id", "primary", "labels", "decided_by", "confidence", "status", "artefact_version"
+        "id", "primary", "labels", "decided_by", "confidence", "status", "artefact_version", "earlier_top"
     }
     # --until triage: no embedding stage ran, so no learned artefact was used
     assert {line["artefact_version"] for line in lines} == {None}
     assert lines[2]["status"] == "undecided" and lines[2]["primary"] is None
+    # Where the cheap stages left an item, what they ranked first: r3's description names cows, which
+    # the tag stage ranks but does not decide on (a sentence defers triage); r4's "#mood" ranks nothing.
+    assert [line["earlier_top"] for line in lines] == [None, None, "animals", None]
 
 
 def test_eval_llm_baseline_counts_cost(data: Path, llm_env: dict[str, str]) -> None:

@@ -31,6 +31,7 @@ from gifcat_tooling.evaluation import (
     CurvePoint,
     EvalSummary,
     FoldSummary,
+    Handoff,
     KindStage,
     KindSummary,
     Report,
@@ -183,6 +184,9 @@ def test_the_summary_is_the_run_worked_by_hand(summary: EvalSummary) -> None:
     )
     assert summary.kinds["irony"].accuracy == 0.3333
     assert set(summary.kinds) == {"homonym", "irony"}  # records without a kind are in no group
+    # What the cheap stages handed on, per kind: no homonym (all decided early); of irony, r09, whose
+    # embedding candidates put its gold "sad" first (the LLM then answered "funny").
+    assert summary.kinds["irony"].handoff == Handoff(left=1, ranked=1, top_right=1, top_accuracy=1.0)
 
 
 def test_reliability_bins_and_ece_from_known_predictions(summary: EvalSummary) -> None:
@@ -290,9 +294,12 @@ def test_kind_table_in_html_and_text(summary: EvalSummary) -> None:
     assert cells[0][:3] == ["homonym", "3", "0.667"]
     assert "2 (0.500)" in cells[0] and "1 (1.000)" in cells[0]
     assert cells[1][:3] == ["irony", "3", "0.333"]
+    assert (cells[0][-1], cells[1][-1]) == ("-", "1 of 1")  # first candidate right, of what was left
     text = render_text(summary)
     homonym = next(line for line in text.splitlines() if line.startswith("homonym"))
     assert homonym.split()[:3] == ["homonym", "3", "0.667"]
+    irony = next(line for line in text.splitlines() if line.startswith("irony"))
+    assert irony.split()[-3:] == ["1", "of", "1"]
 
 
 def test_reliability_table_in_html_and_text(summary: EvalSummary) -> None:

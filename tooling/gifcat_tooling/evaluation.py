@@ -74,10 +74,22 @@ class KindStage(_Model):
     accuracy: float
 
 
+class Handoff(_Model):
+    """What the cheap stages hand the last step: the records they left (the LLM's, or undecided under
+    --until embedding) and how often their first candidate is right there. A model that echoes that
+    candidate answers exactly this well; a better one has to beat it."""
+
+    left: int
+    ranked: int  # of those, the ones an earlier stage ranked candidates for
+    top_right: int
+    top_accuracy: float  # top_right / ranked
+
+
 class KindSummary(_Model):
     n: int
     accuracy: float
     stages: dict[str, KindStage]
+    handoff: Handoff | None = None  # the kind's records the cheap stages left; None when they left none
 
 
 class Confusion(_Model):
@@ -283,17 +295,6 @@ class LlmVsEarlier(_Model):
     accuracy_when_different: float
 
 
-class Handoff(_Model):
-    """What the cheap stages hand the last step: the records they left (the LLM's, or undecided under
-    --until embedding) and how often their first candidate is right there. A model that echoes that
-    candidate answers exactly this well; a better one has to beat it."""
-
-    left: int
-    ranked: int  # of those, the ones an earlier stage ranked candidates for
-    top_right: int
-    top_accuracy: float  # top_right / ranked
-
-
 class EvalSummary(_Model):
     """One evaluation run. Optional parts are there when the run made them: cost with settings, the
     curve with --until llm and --report, folds under --cv/--train, baselines with --report."""
@@ -364,6 +365,9 @@ class Prediction:
             "status": self.result.status.value,
             # The embedding stage's memory: "bundled", a published "v000003", "in-process" (--cv folds).
             "artefact_version": self.result.artefact_version,
+            # What the cheap stages would have answered where they left the item (the LLM's first
+            # candidate): scores a stronger last step against the same run.
+            "earlier_top": self.earlier_top() if self.left_by_cheap_stages else None,
         }
 
 
@@ -457,13 +461,7 @@ class Report:
         )
 
     def handoff(self) -> Handoff | None:
-        left = [p for p in self.predictions if p.left_by_cheap_stages]
-        if not left:
-            return None
-        tops = [(p, top) for p in left if (top := p.earlier_top())]
-        right = sum(top in p.record.labels for p, top in tops)
-        return Handoff(left=len(left), ranked=len(tops), top_right=right,
-                       top_accuracy=_ratio(right, len(tops)))
+        return _handoff(self.predictions)
 
     def kinds(self) -> dict[str, KindSummary]:
         """Accuracy and per-stage decided/accuracy for each value of the records' `kind` field."""
@@ -481,7 +479,8 @@ class Report:
                         decided=len(decided), accuracy=_ratio(sum(p.correct for p in decided), len(decided))
                     )
             out[kind] = KindSummary(
-                n=len(preds), accuracy=_ratio(sum(p.correct for p in preds), len(preds)), stages=stages
+                n=len(preds), accuracy=_ratio(sum(p.correct for p in preds), len(preds)), stages=stages,
+                handoff=_handoff(preds),
             )
         return out
 
@@ -502,6 +501,15 @@ class Report:
         with path.open("w", encoding="utf-8") as fh:
             for p in self.predictions:
                 fh.write(json.dumps(p.line(), ensure_ascii=False) + "\n")
+
+
+def _handoff(preds: Sequence[Prediction]) -> Handoff | None:
+    left = [p for p in preds if p.left_by_cheap_stages]
+    if not left:
+        return None
+    tops = [(p, top) for p in left if (top := p.earlier_top())]
+    right = sum(top in p.record.labels for p, top in tops)
+    return Handoff(left=len(left), ranked=len(tops), top_right=right, top_accuracy=_ratio(right, len(tops)))
 
 
 def _spread(values: Sequence[float]) -> Spread | None:

@@ -331,7 +331,8 @@ def _cost_rows(summary: EvalSummary) -> list[list[str]]:
 
 
 def _kind_table(summary: EvalSummary) -> tuple[list[str], list[list[str]]]:
-    """Per kind: records, accuracy, then per stage "decided (accuracy on them)", then undecided."""
+    """Per kind: records, accuracy, then per stage "decided (accuracy on them)", then undecided, then how
+    often the cheap stages' first candidate is right on what they left (what the last step starts from)."""
     kinds = _kinds(summary)
     names = _stage_names(kinds)
     rows = []
@@ -341,8 +342,9 @@ def _kind_table(summary: EvalSummary) -> tuple[list[str], list[list[str]]]:
             st = k.stages.get(name)
             cells.append(f"{st.decided} ({_fixed(st.accuracy)})" if st else "-")
         cells.append(str(k.n - sum(st.decided for st in k.stages.values())))
+        cells.append(f"{k.handoff.top_right} of {k.handoff.left}" if k.handoff else "-")
         rows.append(cells)
-    return ["kind", "records", "accuracy", *names, "undecided"], rows
+    return ["kind", "records", "accuracy", *names, "undecided", "first candidate right, of left"], rows
 
 
 def _reliability_rows(summary: EvalSummary) -> list[list[str]]:
