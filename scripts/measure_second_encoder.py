@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -43,18 +43,11 @@ from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.llama_server import ensure_model_file
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from common import cpu_info, machine_label  # the benchmarks' record of the machine
+
 TARGET = 0.10  # the embedding stage's error target (settings: stages.embedding.target)
 GEMMA_SCALE = 0.05  # a standardised Gemma feature weighs about what one unit MiniLM component does
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(encode: Callable[[str], np.ndarray], texts: Sequence[str]) -> tuple[np.ndarray, float]:
@@ -139,7 +132,7 @@ def main() -> int:
     features = {"minilm": mini, "gemma": standard, "both": np.hstack([mini, GEMMA_SCALE * standard])}
 
     results: dict[str, Any] = {
-        "cpu": cpu_name(), "ms_per_text": {"minilm": round(mini_ms, 2), "gemma": round(gemma_ms, 2)},
+        "cpu": cpu_info(), "ms_per_text": {"minilm": round(mini_ms, 2), "gemma": round(gemma_ms, 2)},
         "left_by_triage": {"dev": sum(r.id in left for r in dev), "hard": sum(r.id in left for r in hard)},
         "seeds": args.seeds, "c": args.c, "features": {},
     }
@@ -168,7 +161,7 @@ def main() -> int:
         print(f"{name:7s} dev CV ({args.seeds} seeds): first right {cv['top1_right']}/{cv['left']}, "
               f"decided {cv['decided']} ({cv['decided_right']} right) | dev-hard: first right "
               f"{h['top1_right']}/{h['left']}, decided {h['decided']} ({h['decided_right']} right)")
-    print(f"{results['cpu']}: MiniLM {mini_ms:.1f} ms a text, Gemma {gemma_ms:.1f} ms "
+    print(f"{machine_label()}: MiniLM {mini_ms:.1f} ms a text, Gemma {gemma_ms:.1f} ms "
           f"({gemma_ms / mini_ms:.0f}x)")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
