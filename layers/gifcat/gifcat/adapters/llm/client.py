@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import openai
 import tenacity
-from openai.types.chat import ChatCompletion
+from openai.types.chat.chat_completion import ChatCompletion
 
 from gifcat.adapters.llm.cache import CachedCall, CallCache, call_key
 from gifcat.domain.ports import LlmCallError, LlmReply, Message
@@ -357,7 +357,7 @@ class LlmClient:
             try:
                 response = self._openai.chat.completions.create(
                     model=self.model,
-                    messages=messages,  # type: ignore[arg-type]
+                    messages=messages,
                     temperature=self.temperature,
                     max_tokens=self.max_tokens,
                     **self._format_args(mode, schema, grammar, bounded_schema),
