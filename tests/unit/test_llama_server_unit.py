@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from gifcat.config import load_settings
 from gifcat.domain.llm.options import LocalOptions
-from gifcat_tooling.llama_server import LocalLlmError, LocalServer, free_port
+from gifcat_tooling.llama_server import LocalLlmError, LocalServer, free_port, server_options
 
 
 def serving(tmp_path: Path, code: str) -> LocalServer:
@@ -100,3 +101,16 @@ def test_a_server_that_answers_is_ready_after_one_token(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert server.crash is None
+
+
+def test_beside_the_embedded_aws_the_server_takes_the_shared_thread_count() -> None:
+    # gifcat demo runs the Lambdas, moto and ONNX Runtime on the same cores as the server: it starts it
+    # with `n_threads_shared`; the CLI's sequential runs keep `n_threads`.
+    settings = load_settings()
+    alone, shared = server_options(settings), server_options(settings, shared=True)
+    assert (alone.n_threads, shared.n_threads) == (2, 1)
+    assert shared.model_copy(update={"n_threads": 2}) == alone  # nothing else differs
+    command = LocalServer(shared).command(Path("model.gguf"), 8080)
+    assert command[command.index("--n_threads") + 1] == "1"
+    tuned = load_settings(overrides={"stages": {"llm": {"local": {"n_threads_shared": 2}}}})
+    assert server_options(tuned, shared=True).n_threads == 2

@@ -288,9 +288,16 @@ class LocalServer:
         self.stop()
 
 
-@contextlib.contextmanager
-def local_llm_endpoint(settings: Settings | LlmOptions) -> Iterator[LocalEndpoint]:
-    """Start the local server for the duration of the block; yields (base_url, model)."""
+def server_options(settings: Settings | LlmOptions, *, shared: bool = False) -> LocalOptions:
+    """The local server's options; `shared`: it runs beside the embedded AWS, on `n_threads_shared`."""
     opts = settings if isinstance(settings, LlmOptions) else settings.options("llm", LlmOptions)
-    with LocalServer(opts.local) as endpoint:
+    local = opts.local
+    return local.model_copy(update={"n_threads": local.n_threads_shared}) if shared else local
+
+
+@contextlib.contextmanager
+def local_llm_endpoint(settings: Settings | LlmOptions, *, shared: bool = False) -> Iterator[LocalEndpoint]:
+    """Start the local server for the duration of the block; yields (base_url, model). `shared`: the
+    embedded AWS runs beside it (`gifcat demo`), so it takes `n_threads_shared` threads."""
+    with LocalServer(server_options(settings, shared=shared)) as endpoint:
         yield endpoint

@@ -108,7 +108,7 @@ def demo_stack(
         settings = load_settings()
         if wants_local_server(settings):
             print("starting the local LLM server (llama-cpp-python, Gemma 3 270M)...", file=out, flush=True)
-            endpoint = stack.enter_context(local_llm_endpoint(settings))
+            endpoint = stack.enter_context(local_llm_endpoint(settings, shared=True))
             parameters = {"LlmBaseUrl": endpoint.base_url, "LlmModel": endpoint.model}
         trigger = "" if upload_trigger else " (upload trigger off)"
         print(f"starting the embedded AWS{trigger} and deploying template.yaml...", file=out, flush=True)

@@ -32,6 +32,10 @@ class LocalOptions(BaseModel):
     chat_format: str = "gemma"
     n_ctx: int = Field(4096, ge=512)
     n_threads: int = Field(2, ge=-1)
+    # Threads when the server shares the machine with the embedded AWS (`gifcat demo`): llama.cpp's
+    # threads meet at every layer, so while the Lambdas, moto and ONNX Runtime hold a core, one waiting
+    # thread stalls the other (README "Set up and run").
+    n_threads_shared: int = Field(1, ge=-1)
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
     startup_timeout_s: float = Field(120.0, gt=0)
