@@ -18,6 +18,8 @@ from gifcat.domain.records import LabelledRecord
 from gifcat.domain.taxonomy import load_taxonomy
 from tests.conftest import DEV_DATA
 
+SPIN = "session.intra_op.allow_spinning"
+
 
 def _dev_records() -> list[dict[str, Any]]:
     return [json.loads(line) for line in DEV_DATA.read_text().splitlines() if line.strip()]
@@ -85,3 +87,13 @@ def test_from_settings_with_tiny_clip(model_roots: tuple[Path, Path]) -> None:
     out = stage.score(item, Classification(status=Status.PENDING))
     assert out.error is None and out.usage["frames"] == 4
     assert out.model and "clip-tiny-random-int8@" in out.model
+    # stages.embedding.spin reaches every onnxruntime session the stage holds: off unless asked
+    spinning = build_embedding_stage(
+        load_settings(overrides={"stages": {"embedding": {"spin": True}}}), load_taxonomy(),
+        models_dir=model_roots[1],
+    )
+    for built, expected in ((stage, "0"), (spinning, "1")):
+        clip = built.clip
+        assert clip is not None
+        for session in (built.text.session, clip.image_session, clip.text_session):
+            assert session.get_session_options().get_session_config_entry(SPIN) == expected

@@ -43,6 +43,19 @@ def test_a_texts_vector_does_not_depend_on_what_it_is_encoded_with(minilm_root: 
         np.testing.assert_allclose(vec, encoder.encode_one(text), atol=1e-5)
 
 
+def test_spinning_threads_are_off_unless_asked_and_change_no_vector(minilm_root: Path) -> None:
+    # Busy-waiting threads cost the core whatever else wants it (a Lambda's share of its second vCPU):
+    # off by default (stages.embedding.spin); it changes timings only, never a vector.
+    d = minilm_root / "minilm"
+    quiet = TextEncoder(d / "model.pc.onnx", d / "tokenizer.json", threads=2)
+    spinning = TextEncoder(d / "model.pc.onnx", d / "tokenizer.json", threads=2, spin=True)
+    entry = "session.intra_op.allow_spinning"
+    assert quiet.session.get_session_options().get_session_config_entry(entry) == "0"
+    assert spinning.session.get_session_options().get_session_config_entry(entry) == "1"
+    texts = ["cat falls off the sofa", "Happy birthday to you!"]
+    np.testing.assert_allclose(quiet.encode(texts), spinning.encode(texts), atol=1e-6)
+
+
 def test_tokenizer_truncates_without_fixed_padding(encoder: TextEncoder) -> None:
     assert len(encoder.tokenizer.encode("hi").ids) == 3  # [CLS] hi [SEP], not padded to 128
     assert len(encoder.tokenizer.encode("word " * 1000).ids) == 128

@@ -51,7 +51,8 @@ def build_embedding_stage(
             max_decode_pixels=options.max_decode_pixels,
         )
         clip = ClipEncoder(
-            clip_files, threads=options.threads, image_model=options.image_model, limits=limits
+            clip_files, threads=options.threads, image_model=options.image_model, limits=limits,
+            spin=options.spin,
         )
     source = labelled if labelled is not None else options.labelled
     identity = minilm.identity_of(options.text_model)
@@ -87,4 +88,5 @@ def _load_text(files: ModelFiles, options: EmbeddingOptions) -> TextEncoder:
         raise ArtefactError(
             f"{files.directory}: no {options.text_model} (stages.embedding.text_model): {BUILD_HINT}{extra}"
         )
-    return TextEncoder(files.path(options.text_model), files.path("tokenizer.json"), threads=options.threads)
+    model, tokenizer = files.path(options.text_model), files.path("tokenizer.json")
+    return TextEncoder(model, tokenizer, threads=options.threads, spin=options.spin)

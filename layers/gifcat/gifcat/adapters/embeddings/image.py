@@ -32,6 +32,7 @@ class ClipEncoder:
         threads: int = 2,
         image_model: str = "image.onnx",
         limits: FrameLimits | None = None,
+        spin: bool = False,
     ) -> None:
         self.files = files
         self.limits = limits or FrameLimits()
@@ -46,7 +47,7 @@ class ClipEncoder:
         self.mean = tuple(config.get("mean", CLIP_MEAN))
         self.std = tuple(config.get("std", CLIP_STD))
         self.max_text_tokens = int(config.get("max_text_tokens", 77))
-        opts = session_options(threads)
+        opts = session_options(threads, spin)
         providers = ["CPUExecutionProvider"]
         self.image_session = ort.InferenceSession(str(files.path(image_model)), opts, providers=providers)
         self.text_session = ort.InferenceSession(str(files.path("text.onnx")), opts, providers=providers)

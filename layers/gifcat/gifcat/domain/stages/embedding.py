@@ -36,6 +36,7 @@ class EmbeddingOptions(StageOptions):
     text_model: str = "model.onnx"  # graph in <models>/minilm: model.onnx (shipped int8) or model.pc.onnx
     image_model: str = "image.onnx"  # graph in <models>/clip: image.onnx (fp32) or image.int8.onnx
     threads: int = Field(2, ge=0)  # onnxruntime intra-op threads (0: one per core; Lambda at 3538 MB+ has 2)
+    spin: bool = False  # those threads busy-wait between runs (adapters.embeddings.text.session_options)
     frames: int = Field(4, ge=1)  # GIF frames CLIP sees (one batch)
     k: int = Field(11, ge=1)  # neighbours in the kNN vote
     # Tuned on dev.jsonl with leave-one-out kNN (text 0.853 alone, 0.863 with kNN); image is untuned.
