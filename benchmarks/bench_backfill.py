@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
-from common import DEV_DATA, REPO, dev_records, stdout_to_devnull, write_result
+from common import DEV_DATA, REPO, cpu_info, dev_records, stdout_to_devnull, write_result
 
 from gifcat.adapters.dynamodb import ResultsTable
 from gifcat.adapters.embeddings.artefacts import models_dir
@@ -35,17 +35,6 @@ from gifcat_tooling.local.demo import draw_gif, upload
 
 BODIES = 6
 PREFIX = "uploads/backfill/"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def run(n: int, concurrency: int, llm: str, timeout_s: float) -> dict[str, Any]:
@@ -111,7 +100,7 @@ def run(n: int, concurrency: int, llm: str, timeout_s: float) -> dict[str, Any]:
             "listed_keys": listed,
             "concurrency": concurrency,
             "llm": llm_kind,
-            "cpu_model": cpu_model(),
+            "cpu_model": cpu_info()["model"],
             "put_s": round(put_s, 2),
             "summary": summary.as_dict(),
             "lost": len(summary.missing),
