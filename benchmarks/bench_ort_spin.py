@@ -26,9 +26,10 @@ from typing import Any
 from common import dev_records, ratio, table, write_result
 
 from gifcat.adapters.embeddings.artefacts import locate_minilm, models_dir
+from gifcat.adapters.embeddings.factory import load_text_encoder
 from gifcat.adapters.embeddings.text import TextEncoder
 from gifcat.config import load_settings
-from gifcat.domain.stages.embedding import item_text
+from gifcat.domain.stages.embedding import EmbeddingOptions, item_text
 
 BUSY = "while True: pass"
 
@@ -63,10 +64,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--label", help="suffix of the result file: ort_spin-LABEL.json")
     args = parser.parse_args()
-    options = load_settings().stage_options("embedding")
-    model, threads = options.get("text_model", "model.onnx"), int(options.get("threads", 2))
+    options = load_settings().options("embedding", EmbeddingOptions)
+    model, threads = options.text_model, options.threads
     files = locate_minilm(models_dir())
-    encoders = {spin: TextEncoder(files.path(model), files.path("tokenizer.json"), threads=threads, spin=spin)
+    encoders = {spin: load_text_encoder(files, options.model_copy(update={"spin": spin}))
                 for spin in (True, False)}
     texts = [item_text(r.title, r.tags, r.description, frozenset()) for r in dev_records()]
     for encoder in encoders.values():  # warm-up: onnxruntime allocates its arenas on the first calls

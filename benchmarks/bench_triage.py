@@ -69,14 +69,13 @@ def bench_in_process(records: list[Any], target: int) -> dict[str, Any]:
 def bench_embedding_call(records: list[Any], repeat: int = 2) -> dict[str, Any]:
     """The reference: one MiniLM call per record, as the embedding stage makes it."""
     from gifcat.adapters.embeddings.artefacts import locate_minilm, models_dir
-    from gifcat.adapters.embeddings.text import TextEncoder
-    from gifcat.domain.stages.embedding import item_text
+    from gifcat.adapters.embeddings.factory import load_text_encoder
+    from gifcat.domain.stages.embedding import EmbeddingOptions, item_text
 
-    options = load_settings().stage_options("embedding")
-    model = options.get("text_model", "model.onnx")
-    threads = int(options.get("threads", 2))
+    options = load_settings().options("embedding", EmbeddingOptions)
+    model, threads = options.text_model, options.threads
     files = locate_minilm(models_dir())
-    encoder = TextEncoder(files.path(model), files.path("tokenizer.json"), threads=threads)
+    encoder = load_text_encoder(files, options)
     texts = [item_text(r.title, r.tags, r.description, frozenset()) for r in records]
     for text in texts[:20]:  # warm-up: onnxruntime allocates its arenas on the first calls
         encoder.encode_one(text)

@@ -37,7 +37,7 @@ def build_embedding_stage(
     options = settings.options("embedding", EmbeddingOptions)
     root = resolve_models_dir(models_dir)
     minilm = locate_minilm(root, verify=options.verify_checksums)
-    text = _load_text(minilm, options)
+    text = load_text_encoder(minilm, options)
     clip: ClipEncoder | None = None
     clip_note: str | None = None
     clip_files = locate_clip(root, verify=options.verify_checksums)
@@ -82,7 +82,8 @@ def _load_learned(root: Path, options: EmbeddingOptions, identity: str) -> Learn
     return Learned.load(path, encoder=identity)
 
 
-def _load_text(files: ModelFiles, options: EmbeddingOptions) -> TextEncoder:
+def load_text_encoder(files: ModelFiles, options: EmbeddingOptions) -> TextEncoder:
+    """MiniLM as `stages.embedding` names it: graph, threads, spinning (the benchmarks measure this one)."""
     if options.text_model not in files.manifest["files"]:
         extra = " --per-channel" if options.text_model == "model.pc.onnx" else ""
         raise ArtefactError(
