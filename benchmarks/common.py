@@ -134,6 +134,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def beside_a_busy_process() -> Iterator[None]:
+    """One CPU-bound process (a Python busy loop) for the duration: a machine doing other work, or a
+    Lambda whose share of its second vCPU is taken."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it reach its loop
+        yield
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def dev_records(path: Path = DEV_DATA) -> list[Any]:
     from gifcat.domain.records import read_records
 
