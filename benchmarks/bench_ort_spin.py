@@ -18,20 +18,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
-from common import dev_records, ratio, table, write_result
+from common import beside_a_busy_process, dev_records, ratio, table, write_result
 
+from gifcat.adapters.cpus import thread_count
 from gifcat.adapters.embeddings.artefacts import locate_minilm, models_dir
 from gifcat.adapters.embeddings.factory import load_text_encoder
 from gifcat.adapters.embeddings.text import TextEncoder
 from gifcat.config import load_settings
 from gifcat.domain.stages.embedding import EmbeddingOptions, item_text
-
-BUSY = "while True: pass"
 
 
 def encode_all(encoder: TextEncoder, texts: list[str]) -> tuple[float, float]:
@@ -65,7 +62,7 @@ def main() -> None:
     parser.add_argument("--label", help="suffix of the result file: ort_spin-LABEL.json")
     args = parser.parse_args()
     options = load_settings().options("embedding", EmbeddingOptions)
-    model, threads = options.text_model, options.threads
+    model, threads = options.text_model, thread_count(options.threads)  # "auto" resolved here
     files = locate_minilm(models_dir())
     encoders = {spin: load_text_encoder(files, options.model_copy(update={"spin": spin}))
                 for spin in (True, False)}
@@ -73,13 +70,8 @@ def main() -> None:
     for encoder in encoders.values():  # warm-up: onnxruntime allocates its arenas on the first calls
         encode_all(encoder, texts[:20])
     results = {"quiet": condition(encoders, texts, args.rounds)}
-    busy = subprocess.Popen([sys.executable, "-c", BUSY])
-    try:
-        time.sleep(0.5)
+    with beside_a_busy_process():
         results["beside_a_busy_process"] = condition(encoders, texts, args.rounds)
-    finally:
-        busy.kill()
-        busy.wait()
     headers = ["condition", "ms/record, spinning", "ms/record, not", "wall: not / spinning",
                "cpu: not / spinning"]
     rows = [[name, r["ms_per_record"]["spin"], r["ms_per_record"]["no_spin"], r["wall_ratio"], r["cpu_ratio"]]

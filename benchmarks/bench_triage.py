@@ -68,12 +68,13 @@ def bench_in_process(records: list[Any], target: int) -> dict[str, Any]:
 
 def bench_embedding_call(records: list[Any], repeat: int = 2) -> dict[str, Any]:
     """The reference: one MiniLM call per record, as the embedding stage makes it."""
+    from gifcat.adapters.cpus import thread_count
     from gifcat.adapters.embeddings.artefacts import locate_minilm, models_dir
     from gifcat.adapters.embeddings.factory import load_text_encoder
     from gifcat.domain.stages.embedding import EmbeddingOptions, item_text
 
     options = load_settings().options("embedding", EmbeddingOptions)
-    model, threads = options.text_model, options.threads
+    model, threads = options.text_model, thread_count(options.threads)  # "auto" resolved here
     files = locate_minilm(models_dir())
     encoder = load_text_encoder(files, options)
     texts = [item_text(r.title, r.tags, r.description, frozenset()) for r in records]

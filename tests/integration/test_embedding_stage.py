@@ -97,3 +97,21 @@ def test_from_settings_with_tiny_clip(model_roots: tuple[Path, Path]) -> None:
         assert clip is not None
         for session in (built.text.session, clip.image_session, clip.text_session):
             assert session.get_session_options().get_session_config_entry(SPIN) == expected
+
+
+@pytest.mark.slow
+def test_thread_settings_reach_each_model(
+    model_roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def threads(overrides: dict[str, object]) -> tuple[int, int, int]:
+        stage = build_embedding_stage(load_settings(overrides={"stages": {"embedding": overrides}}),
+                                      load_taxonomy(), models_dir=model_roots[1])
+        assert stage.clip is not None
+        sessions = (stage.text.session, stage.clip.image_session, stage.clip.text_session)
+        return tuple(s.get_session_options().intra_op_num_threads for s in sessions)  # type: ignore[return-value]
+
+    assert threads({"threads": 1, "image_threads": 2}) == (1, 2, 2)
+    assert threads({"threads": 2}) == (2, 2, 2)  # image_threads null: CLIP's as MiniLM's
+    # "auto" (the default) in the embed function at 2,048 MB: one thread, whatever cores it sees
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
+    assert threads({}) == (1, 1, 1)

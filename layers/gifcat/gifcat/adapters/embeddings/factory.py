@@ -51,7 +51,8 @@ def build_embedding_stage(
             max_decode_pixels=options.max_decode_pixels,
         )
         clip = ClipEncoder(
-            clip_files, threads=options.threads, image_model=options.image_model, limits=limits,
+            clip_files, threads=options.threads if options.image_threads is None else options.image_threads,
+            image_model=options.image_model, limits=limits,
             spin=options.spin,
         )
     source = labelled if labelled is not None else options.labelled

@@ -29,7 +29,7 @@ class ClipEncoder:
     def __init__(
         self,
         files: ModelFiles,
-        threads: int = 2,
+        threads: int | str = "auto",
         image_model: str = "image.onnx",
         limits: FrameLimits | None = None,
         spin: bool = False,

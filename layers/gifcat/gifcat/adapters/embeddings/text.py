@@ -9,18 +9,23 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from gifcat.adapters.cpus import thread_count
+
 MAX_TOKENS = 128  # what MiniLM was trained with; longer text is truncated
 
 
-def session_options(threads: int, spin: bool = False) -> ort.SessionOptions:
+def session_options(threads: int | str, spin: bool = False) -> ort.SessionOptions:
     """Options set on purpose rather than left to defaults that change between onnxruntime releases.
+
+    `threads`: intra-op threads, or "auto" for one per CPU the process can keep busy (gifcat.adapters.cpus:
+    a Lambda function's memory or a CPU quota buys less than the cores onnxruntime would count).
 
     `spin`: the intra-op threads busy-wait for work between runs (onnxruntime's default). That buys a
     few percent on cores of their own, and costs the core when anything else wants it: a Lambda above
     1,769 MB has two vCPUs but a share of the second, and on a shared machine a spinning thread holds
     the core that the thread it waits for needs (README "Speed, memory, cold start")."""
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(0, int(threads))  # 0 lets onnxruntime pick (one per core)
+    opts.intra_op_num_threads = thread_count(threads)  # 0 lets onnxruntime pick (one per core)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     opts.inter_op_num_threads = 1  # one graph at a time: inter-op threads only add contention
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -39,7 +44,7 @@ class TextEncoder:
 
     dim = 384
 
-    def __init__(self, model_path: Path, tokenizer_path: Path, threads: int = 2,
+    def __init__(self, model_path: Path, tokenizer_path: Path, threads: int | str = "auto",
                  max_tokens: int = MAX_TOKENS, spin: bool = False) -> None:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         # The shipped tokenizer.json pads every input to 128 tokens: 3-10x the work for short GIF titles.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Sequence
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
@@ -35,7 +36,12 @@ class EmbeddingOptions(StageOptions):
 
     text_model: str = "model.onnx"  # graph in <models>/minilm: model.onnx (shipped int8) or model.pc.onnx
     image_model: str = "image.onnx"  # graph in <models>/clip: image.onnx (fp32) or image.int8.onnx
-    threads: int = Field(2, ge=0)  # onnxruntime intra-op threads (0: one per core; Lambda at 3538 MB+ has 2)
+    # onnxruntime intra-op threads: a number (0: one per core onnxruntime sees) or "auto", one per CPU
+    # the process can keep busy (a Lambda function gets one per 1,769 MB; adapters.cpus).
+    threads: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    # ...for CLIP's towers, when they should differ (None: `threads`). A GIF's frames are one batch, a
+    # larger run than one text, where a second thread of its own pays more than for MiniLM.
+    image_threads: Annotated[int, Field(ge=0)] | Literal["auto"] | None = None
     spin: bool = False  # those threads busy-wait between runs (adapters.embeddings.text.session_options)
     frames: int = Field(4, ge=1)  # GIF frames CLIP sees (one batch)
     k: int = Field(11, ge=1)  # neighbours in the kNN vote
