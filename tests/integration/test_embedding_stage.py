@@ -74,7 +74,9 @@ def test_memory_artefact_means_nothing_is_embedded_at_start(
 
 
 @pytest.mark.slow
-def test_from_settings_with_tiny_clip(model_roots: tuple[Path, Path]) -> None:
+def test_from_settings_with_tiny_clip(
+    model_roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
 
     from PIL import Image
@@ -82,36 +84,22 @@ def test_from_settings_with_tiny_clip(model_roots: tuple[Path, Path]) -> None:
     frames = [Image.new("RGB", (33, 17), (40 * i, 255 - 40 * i, 90)) for i in range(5)]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=40)
+    # as in the embed function at 2,048 MB: CPU time for 1.16 vCPUs, whatever cores it sees
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
     stage = build_embedding_stage(load_settings(), load_taxonomy(), models_dir=model_roots[1])
     item = GifItem(id="x", metadata={"title": "Pizza party"}, gif=buf.getvalue())
     out = stage.score(item, Classification(status=Status.PENDING))
     assert out.error is None and out.usage["frames"] == 4
     assert out.model and "clip-tiny-random-int8@" in out.model
-    # stages.embedding.spin reaches every onnxruntime session the stage holds: off unless asked
-    spinning = build_embedding_stage(
-        load_settings(overrides={"stages": {"embedding": {"spin": True}}}), load_taxonomy(),
-        models_dir=model_roots[1],
+    # stages.embedding's spin, threads and image_threads reach every onnxruntime session the stage
+    # holds: by default no spinning, and "auto" threads (one here); numbers are kept as given
+    overridden = build_embedding_stage(
+        load_settings(overrides={"stages": {"embedding": {"spin": True, "threads": 1, "image_threads": 2}}}),
+        load_taxonomy(), models_dir=model_roots[1],
     )
-    for built, expected in ((stage, "0"), (spinning, "1")):
+    for built, spin, threads in ((stage, "0", (1, 1, 1)), (overridden, "1", (1, 2, 2))):
         clip = built.clip
         assert clip is not None
-        for session in (built.text.session, clip.image_session, clip.text_session):
-            assert session.get_session_options().get_session_config_entry(SPIN) == expected
-
-
-@pytest.mark.slow
-def test_thread_settings_reach_each_model(
-    model_roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def threads(overrides: dict[str, object]) -> tuple[int, int, int]:
-        stage = build_embedding_stage(load_settings(overrides={"stages": {"embedding": overrides}}),
-                                      load_taxonomy(), models_dir=model_roots[1])
-        assert stage.clip is not None
-        sessions = (stage.text.session, stage.clip.image_session, stage.clip.text_session)
-        return tuple(s.get_session_options().intra_op_num_threads for s in sessions)  # type: ignore[return-value]
-
-    assert threads({"threads": 1, "image_threads": 2}) == (1, 2, 2)
-    assert threads({"threads": 2}) == (2, 2, 2)  # image_threads null: CLIP's as MiniLM's
-    # "auto" (the default) in the embed function at 2,048 MB: one thread, whatever cores it sees
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
-    assert threads({}) == (1, 1, 1)
+        sessions = (built.text.session, clip.image_session, clip.text_session)
+        assert [s.get_session_options().get_session_config_entry(SPIN) for s in sessions] == [spin] * 3
+        assert tuple(s.get_session_options().intra_op_num_threads for s in sessions) == threads
