@@ -20,7 +20,6 @@ and flags in `meta`. Needs torch for the export (the dev extras).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import tempfile
 import time
@@ -28,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_embedding import gif4
-from common import REPO, beside_a_busy_process, dev_records, ratio, table, write_result
+from bench_embedding import gif4, script
+from common import beside_a_busy_process, dev_records, ratio, table, write_result
 
 from gifcat.adapters.embeddings.artefacts import locate_clip, locate_minilm, models_dir
 from gifcat.adapters.embeddings.factory import load_text_encoder
@@ -85,10 +84,7 @@ def main() -> None:
     minilm = locate_minilm(models_dir())
     texts = stage_texts()
     frames = sample_frames(gif4(), 4).frames
-    spec = importlib.util.spec_from_file_location("export_clip", REPO / "scripts" / "export_clip.py")
-    assert spec and spec.loader
-    export_clip = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(export_clip)
+    export_clip = script("export_clip")
     with tempfile.TemporaryDirectory() as tmp:
         export_clip.build_random(Path(tmp), "vit-b32")
         clip_files = locate_clip(Path(tmp))

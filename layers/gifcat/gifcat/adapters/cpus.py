@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 LAMBDA_MB_PER_VCPU = 1769  # Lambda's memory for one full vCPU
@@ -74,9 +73,9 @@ def _nearest(cpus: float) -> int:
     return math.floor(cpus + 0.5)
 
 
-def usable_cpus(environ: Mapping[str, str] | None = None) -> int:
+def usable_cpus() -> int:
     """`cpus_for` this process, on this machine (AWS_LAMBDA_FUNCTION_MEMORY_SIZE in a Lambda)."""
-    memory = (os.environ if environ is None else environ).get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
     return cpus_for(scheduled_cpus(), int(memory) if memory.isdigit() else None, cgroup_cpu_limit())
 
 
