@@ -64,6 +64,23 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Taxonomy]:
     return settings, _taxonomy(args.taxonomy or settings.taxonomy)
 
 
+def _labelled_records(path: str, command: str) -> list[LabelledRecord]:
+    """The labelled records in `path`, or a one-line error naming the file (and the line, for a bad
+    record): a file that is missing, unreadable or not UTF-8 text, a bad record, or no record at all."""
+    from gifcat.domain.records import RecordError, read_records
+
+    try:
+        records = read_records(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SystemExit(f"gifcat {command}: cannot read {path}: {reason}") from None
+    except RecordError as exc:
+        raise SystemExit(f"gifcat {command}: {exc}") from None
+    if not records:
+        raise SystemExit(f"gifcat {command}: {path} holds no records")
+    return records
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from gifcat_tooling.pipeline import LocalPipeline
 
@@ -124,7 +141,6 @@ def _baseline_pipeline(name: str, settings: Any, taxonomy: Any, labelled: Any) -
 def cmd_eval(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from gifcat.domain.records import read_records
     from gifcat_tooling.evaluation import BaselineSummary, cv_operating_curve, evaluate, operating_curve
     from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
     from gifcat_tooling.pipeline import LocalPipeline
@@ -135,7 +151,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         overrides = {"stages": {"llm": {"cache_path": args.llm_cache}}}
     settings = _settings(args.settings, overrides=overrides)
     taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
-    records = read_records(args.data)
+    records = _labelled_records(args.data, "eval")
+    training = _labelled_records(args.train, "eval") if args.train else None
     baselines = [b for b in (args.baseline or "").split(",") if b]
     unknown = set(baselines) - set(BASELINES)
     if unknown:
@@ -178,7 +195,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 return evaluate(records, lambda r: pipeline.classify(r.item()), progress(label)), pipeline
 
         if args.cv or args.train:  # honest figures: everything learned is fitted away from the test records
-            report, summary = _fitted_eval(args, records, settings, taxonomy, overrides, progress)
+            report, summary = _fitted_eval(args, records, training, settings, taxonomy, overrides, progress)
             if args.report and args.until == "llm":  # the curve from the out-of-fold traces
                 with LocalPipeline(
                     settings, taxonomy, StageName.LLM, skip=(*TRIAGE, StageName.EMBEDDING)
@@ -276,18 +293,18 @@ def vs_all_llm_lines(vs: VsAllLlm, settings: Any) -> str:
 
 
 def _fitted_eval(
-    args: argparse.Namespace, records: list[Any], settings: Any, taxonomy: Any, overrides: dict[str, Any],
-    progress: Any,
+    args: argparse.Namespace, records: list[Any], training: list[Any] | None, settings: Any, taxonomy: Any,
+    overrides: dict[str, Any], progress: Any,
 ) -> tuple[Report, EvalSummary]:
     """`--cv K`: each fold classified by a cascade fitted on the other folds. `--train B`: the records
-    classified by a cascade fitted on B. Fitting (gifcat.adapters.training.fit) learns the embedding
-    memory, the classifier and every stage's threshold; the LLM stage learns nothing and is shared.
+    classified by a cascade fitted on `training`, B's records. Fitting (gifcat.adapters.training.fit)
+    learns the embedding memory, the classifier and every stage's threshold; the LLM stage learns
+    nothing and is shared.
     `--repeats R`: the same under R seeds from `--seed` on; the report and the figures are the first
     seed's, and the summary's `repeats` holds every seed's."""
     from gifcat.adapters.embeddings.factory import build_embedding_stage
     from gifcat.adapters.training import CachingEncoder, fit, stratified_folds
     from gifcat.config import merge
-    from gifcat.domain.records import read_records
     from gifcat_tooling.evaluation import (
         Calibration,
         Fitting,
@@ -306,7 +323,6 @@ def _fitted_eval(
     if until is StageName.LLM:
         with LocalPipeline(settings, taxonomy, StageName.LLM) as probe:
             llm = probe.stage(StageName.LLM)
-    training = read_records(args.train) if args.train else None
 
     def run(seed: int) -> tuple[Report, EvalSummary]:
         if training is not None:
@@ -433,7 +449,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from gifcat.adapters.embeddings.factory import build_embedding_stage
     from gifcat.adapters.training import fit
     from gifcat.config import bundled_text, read_text
-    from gifcat.domain.records import read_records
 
     overrides: dict[str, Any] = {}
     if args.target is not None:
@@ -444,7 +459,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         )
     settings = _settings(args.settings, overrides=overrides)
     taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
-    records = read_records(args.data)
+    records = _labelled_records(args.data, "calibrate")
     stage = build_embedding_stage(settings, taxonomy, labelled=[])
     fitted = fit(records, settings, taxonomy, stage, seed=args.seed)
     source = args.settings
@@ -711,7 +726,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from gifcat.adapters.embeddings.factory import build_embedding_stage
     from gifcat.adapters.llm.factory import build_llm_stage
     from gifcat.adapters.training import CachingEncoder
-    from gifcat.domain.records import load_labelled, read_records
+    from gifcat.domain.records import load_labelled
     from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
     from gifcat_tooling.stream import StreamOptions, check_unique_ids, plot_stream, run_stream
 
@@ -723,7 +738,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     records: list[LabelledRecord] = []
     files = []  # where each file starts in the replay (the report marks it)
     for path in args.data:
-        part = read_records(path)
+        part = _labelled_records(path, "stream")
         files.append({"path": path, "start": len(records), "n": len(part)})
         records += part
     try:
