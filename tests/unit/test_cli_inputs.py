@@ -1,4 +1,4 @@
-"""Labelled files that cannot be used end a command with one line naming the file, before any model loads."""
+"""Inputs and outputs that cannot be used end a command with one line saying which, before the work starts."""
 
 from __future__ import annotations
 
@@ -57,3 +57,37 @@ def test_an_unusable_labelled_file_is_one_line_naming_it(
     assert message.format(**names) in text
     assert "\n" not in text
     assert not (tmp_path / "out.yaml").exists()
+
+
+@pytest.mark.parametrize("where", ["a folder", "under a file"])
+def test_an_output_file_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path, where: str) -> None:
+    paths = _files(tmp_path)
+    out = tmp_path if where == "a folder" else paths["good"] / "predictions.jsonl"
+    with pytest.raises(SystemExit) as exc:
+        main([*EVAL, str(paths["good"]), "--predictions", str(out)])
+    assert str(exc.value.code).startswith(f"gifcat eval: cannot write {out}: ")
+
+
+def test_an_output_file_s_missing_folders_are_made(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "deeper" / "predictions.jsonl"
+    assert main([*EVAL, str(_files(tmp_path)["good"]), "--predictions", str(out), "--json"]) == 0
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == ["g1"]
+
+
+def test_a_config_file_that_cannot_be_read_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "taxonomy.yaml"
+    assert main([*EVAL, str(_files(tmp_path)["good"]), "--taxonomy", str(missing)]) == 2
+    assert capsys.readouterr().err == f"gifcat: {missing}: cannot read: No such file or directory\n"
+
+
+def test_an_aws_call_that_cannot_be_made_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))  # no region from a profile either
+    assert main(["export", "--table", "results", "--out", str(tmp_path / "out.jsonl")]) == 2
+    assert capsys.readouterr().err == "gifcat: AWS: You must specify a region.\n"
+    assert not (tmp_path / "out.jsonl").exists()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,21 @@ def test_taxonomy_override_by_path_and_environment(tmp_path: Path, monkeypatch: 
     assert load_taxonomy(str(path)).names == ["memes"]
     monkeypatch.setenv("GIFCAT_TAXONOMY", str(path))
     assert load_taxonomy().version == "mine-1"
+
+
+def test_a_config_file_that_cannot_be_read_is_a_config_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(missing))}: cannot read: No such file"):
+        load_taxonomy(str(missing))
+    monkeypatch.setenv("GIFCAT_SETTINGS", str(missing))  # as a Lambda's environment names it
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(missing))}: cannot read: No such file"):
+        load_settings()
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="cannot read: 'utf-8' codec"):
+        load_taxonomy(str(binary))
 
 
 def test_settings_overrides_merge_and_validate(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,6 +64,18 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Taxonomy]:
     return settings, _taxonomy(args.taxonomy or settings.taxonomy)
 
 
+def _output_file(path: str, command: str) -> Path:
+    """A file the command writes at its end, checked (and its folder made) before the work starts."""
+    out = Path(path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"gifcat {command}: cannot write {path}: {exc.strerror or exc}") from None
+    if out.is_dir():
+        raise SystemExit(f"gifcat {command}: cannot write {path}: it is a folder")
+    return out
+
+
 def _labelled_records(path: str, command: str) -> list[LabelledRecord]:
     """The labelled records in `path`, or a one-line error naming the file (and the line, for a bad
     record): a file that is missing, unreadable or not UTF-8 text, a bad record, or no record at all."""
@@ -151,6 +163,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         overrides = {"stages": {"llm": {"cache_path": args.llm_cache}}}
     settings = _settings(args.settings, overrides=overrides)
     taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
+    predictions = _output_file(args.predictions, "eval") if args.predictions else None
     records = _labelled_records(args.data, "eval")
     training = _labelled_records(args.train, "eval") if args.train else None
     baselines = [b for b in (args.baseline or "").split(",") if b]
@@ -235,8 +248,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 summary = summary.model_copy(update={"baselines": compared})
         command = "gifcat " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("gifcat") else None
         summary = summary.model_copy(update={"command": command})
-    if args.predictions:
-        report.write_predictions(Path(args.predictions))
+    if predictions:
+        report.write_predictions(predictions)
     if args.report:
         from gifcat_tooling.report import render_text, write_report
 
@@ -737,6 +750,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     taxonomy = load_taxonomy(args.taxonomy or settings.taxonomy)
     records: list[LabelledRecord] = []
     files = []  # where each file starts in the replay (the report marks it)
+    predictions = _output_file(args.predictions, "stream") if args.predictions else None
     for path in args.data:
         part = _labelled_records(path, "stream")
         files.append({"path": path, "start": len(records), "n": len(part)})
@@ -780,8 +794,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
             raise SystemExit(f"gifcat stream: {exc}") from None
     summary = run.summary()
     summary["data"] = files
-    if args.predictions:
-        with Path(args.predictions).open("w", encoding="utf-8") as fh:
+    if predictions:
+        with predictions.open("w", encoding="utf-8") as fh:
             for seen in run.seen:
                 fh.write(json.dumps(seen.line(), ensure_ascii=False) + "\n")
     if args.report:
@@ -1011,6 +1025,14 @@ def main(argv: list[str] | None = None) -> int:
         if local_server is None or not isinstance(exc, local_server.LocalLlmError):
             raise
         print(f"gifcat: the local LLM server cannot run: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # An AWS call that cannot be made (no region, no credentials, a missing table or bucket): the
+        # SDK's message says which. Looked up, not imported: commands without AWS never load botocore.
+        aws = sys.modules.get("botocore.exceptions")
+        if aws is None or not isinstance(exc, (aws.BotoCoreError, aws.ClientError)):
+            raise
+        print(f"gifcat: AWS: {exc}", file=sys.stderr)
         return 2
     finally:
         for sig, handler in previous.items():

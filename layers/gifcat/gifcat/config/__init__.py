@@ -204,7 +204,11 @@ def read_text(source: str, read_uri: UriReader | None = None) -> str:
         if read_uri is None:
             raise ConfigError(f"{source}: no reader for s3:// documents was given (gifcat.runtime has one)")
         return read_uri(source)
-    return Path(source).read_text(encoding="utf-8")
+    try:
+        return Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # at load, by name, like every other config error
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{source}: cannot read: {reason}") from exc
 
 
 def bundled_text(name: str) -> str:
