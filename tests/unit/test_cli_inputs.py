@@ -65,10 +65,11 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_run(tmp_pat
     out = tmp_path if where == "a folder" else paths["good"] / "predictions.jsonl"
     with pytest.raises(SystemExit) as exc:
         main([*EVAL, str(paths["good"]), "--predictions", str(out)])
-    assert str(exc.value.code).startswith(f"gifcat eval: cannot write {out}: ")
+    reason = "it is a folder" if where == "a folder" else "a part of its folder is a file"
+    assert exc.value.code == f"gifcat eval: cannot write {out}: {reason}"
 
 
-def test_an_output_file_s_missing_folders_are_made(tmp_path: Path) -> None:
+def test_the_missing_folders_of_an_output_file_are_made(tmp_path: Path) -> None:
     out = tmp_path / "new" / "deeper" / "predictions.jsonl"
     assert main([*EVAL, str(_files(tmp_path)["good"]), "--predictions", str(out), "--json"]) == 0
     assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == ["g1"]

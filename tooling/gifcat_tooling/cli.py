@@ -69,6 +69,8 @@ def _output_file(path: str, command: str) -> Path:
     out = Path(path)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise SystemExit(f"gifcat {command}: cannot write {path}: a part of its folder is a file") from None
     except OSError as exc:
         raise SystemExit(f"gifcat {command}: cannot write {path}: {exc.strerror or exc}") from None
     if out.is_dir():
