@@ -92,3 +92,25 @@ def test_an_aws_call_that_cannot_be_made_is_one_line(
     assert main(["export", "--table", "results", "--out", str(tmp_path / "out.jsonl")]) == 2
     assert capsys.readouterr().err == "gifcat: AWS: You must specify a region.\n"
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([*EVAL, "x.jsonl", "--cv", "--seed", "-1"],
+         "argument --seed: expected a whole number of 0 or more, got '-1'"),
+        (["calibrate", "--data", "x.jsonl", "--seed", "two", "--write", "s.yaml"], "got 'two'"),
+        (["stream", "--data", "x.jsonl", "--seed", "-3"], "argument --seed: expected a whole number"),
+        (["backfill", "--bucket", "b", "--max-concurrency", "-1"],
+         "argument --max-concurrency: expected a whole number"),
+        (["backfill", "--bucket", "b", "--tolerated-failure-percentage", "150"],
+         "argument --tolerated-failure-percentage: expected a percentage from 0 to 100, got '150'"),
+    ],
+)
+def test_a_number_out_of_range_is_refused_with_the_usage(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

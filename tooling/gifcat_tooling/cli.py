@@ -822,6 +822,28 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def _whole_number(text: str) -> int:
+    """argparse type: an integer of 0 or more (a seed, a concurrency where 0 means no limit)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
+    return value
+
+
+def _percentage(text: str) -> float:
+    """argparse type: a number from 0 to 100."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to 100, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gifcat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -857,7 +879,7 @@ def build_parser() -> argparse.ArgumentParser:
         "others (memory, classifier, thresholds)",
     )
     p.add_argument("--train", metavar="FILE", help="fit on FILE (labelled JSONL), evaluate on --data")
-    p.add_argument("--seed", type=int, default=0, help="seed of the folds and of fitting")
+    p.add_argument("--seed", type=_whole_number, default=0, help="seed of the folds and of fitting")
     p.add_argument(
         "--repeats", type=int, default=1, metavar="R",
         help="with --cv or --train: run R times, seeds --seed to --seed+R-1, and report how far each "
@@ -888,7 +910,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--target", type=float, help="embedding stage's error bound (default: settings, 0.10)")
     p.add_argument("--triage-target", type=float, help="tag and rule stages' error bound (default 0.03)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_whole_number, default=0)
     p.add_argument("--write", default="gifcat-settings.yaml", help="settings file to write")
     _common(p)
     p.set_defaults(func=cmd_calibrate)
@@ -925,8 +947,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--stale-only", action="store_true",
         help="only objects whose result is missing, failed, or made with another taxonomy version",
     )
-    p.add_argument("--max-concurrency", type=int, help="children at once (default 10)")
-    p.add_argument("--tolerated-failure-percentage", type=float, help="default 5")
+    p.add_argument("--max-concurrency", type=_whole_number, help="children at once (default 10; 0: no limit)")
+    p.add_argument("--tolerated-failure-percentage", type=_percentage, help="default 5")
     p.add_argument("--suffix", default=".gif", help="keys that are uploads (the stack's UploadSuffix)")
     p.add_argument("--state-machine", help="its ARN (default: BACKFILL_STATE_MACHINE_ARN, or the local one)")
     p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
@@ -973,7 +995,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=50, help="records per window (default 50)")
     p.add_argument("--corrections", type=float, default=0.0, metavar="RATE",
                    help="share of LLM-bound records a person answers with the gold label (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the corrections draw and of fitting")
+    p.add_argument("--seed", type=_whole_number, default=0,
+                   help="seed of the corrections draw and of fitting")
     p.add_argument("--start", choices=["empty", "bundled"], default="empty",
                    help="empty: no memory, no classifier, no certified margin (default); bundled: the "
                    "shipped memory (the dev set: in-sample on dev)")
