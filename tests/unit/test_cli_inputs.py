@@ -18,6 +18,11 @@ def _files(tmp_path: Path) -> dict[str, Path]:
         "unlabelled": json.dumps(GOOD) + "\n" + json.dumps({"id": "u2", "title": "cat"}) + "\n",
         "not json": json.dumps(GOOD) + "\n{oops\n",
         "empty": "\n\n",
+        # a category the bundled taxonomy does not have, as a gold label and as a primary
+        "foreign": json.dumps(GOOD) + "\n"
+        + json.dumps({**GOOD, "id": "f2", "labels": ["space"], "primary": "space"}) + "\n"
+        + json.dumps({**GOOD, "id": "f3", "labels": ["funny", "space"], "primary": "funny"}) + "\n",
+        "primary elsewhere": json.dumps({**GOOD, "labels": ["funny"], "primary": "food"}) + "\n",
     }
     paths = {name: tmp_path / f"{name.replace(' ', '-')}.jsonl" for name in files}
     for name, text in files.items():
@@ -43,6 +48,13 @@ EVAL = ["eval", "--until", "triage", "--data"]
         (["calibrate", "--data", "{bad}", "--write", "{out}"], "missing",
          "cannot read {bad}: No such file or directory"),
         (["stream", "--data", "{good}", "--data", "{bad}"], "empty", "{bad} holds no records"),
+        ([*EVAL, "{bad}"], "foreign", "{bad}: 2 record(s) carry labels that taxonomy"),
+        ([*EVAL, "{bad}"], "foreign", "does not have: 'space' (2: f2, f3); its categories are funny, "),
+        ([*EVAL, "{good}", "--train", "{bad}"], "foreign", "does not have: 'space' (2: f2, f3)"),
+        (["calibrate", "--data", "{bad}", "--write", "{out}"], "foreign", "does not have: 'space'"),
+        (["stream", "--data", "{good}", "--data", "{bad}"], "foreign", "does not have: 'space'"),
+        ([*EVAL, "{bad}"], "primary elsewhere",
+         "{bad}:1: record 'g1': primary 'food' is not one of its labels ['funny']"),
     ],
 )
 def test_an_unusable_labelled_file_is_one_line_naming_it(

@@ -78,10 +78,12 @@ def _output_file(path: str, command: str) -> Path:
     return out
 
 
-def _labelled_records(path: str, command: str) -> list[LabelledRecord]:
+def _labelled_records(path: str, command: str, taxonomy: Taxonomy) -> list[LabelledRecord]:
     """The labelled records in `path`, or a one-line error naming the file (and the line, for a bad
-    record): a file that is missing, unreadable or not UTF-8 text, a bad record, or no record at all."""
-    from gifcat.domain.records import RecordError, read_records
+    record): a file that is missing, unreadable or not UTF-8 text, a bad record, no record at all, or
+    labels that are not categories of `taxonomy` (no stage can give them, so every figure measured
+    against them, and every threshold fitted on them, would be wrong without saying why)."""
+    from gifcat.domain.records import RecordError, foreign_labels, read_records
 
     try:
         records = read_records(path)
@@ -92,6 +94,17 @@ def _labelled_records(path: str, command: str) -> list[LabelledRecord]:
         raise SystemExit(f"gifcat {command}: {exc}") from None
     if not records:
         raise SystemExit(f"gifcat {command}: {path} holds no records")
+    foreign = foreign_labels(records, taxonomy.names)
+    if foreign:
+        count = len({i for ids in foreign.values() for i in ids})
+        named = "; ".join(
+            f"{label!r} ({len(ids)}: {', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})"
+            for label, ids in sorted(foreign.items())
+        )
+        raise SystemExit(
+            f"gifcat {command}: {path}: {count} record(s) carry labels that taxonomy {taxonomy.version} "
+            f"does not have: {named}; its categories are {', '.join(taxonomy.names)}"
+        )
     return records
 
 
@@ -166,8 +179,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = _settings(args.settings, overrides=overrides)
     taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
     predictions = _output_file(args.predictions, "eval") if args.predictions else None
-    records = _labelled_records(args.data, "eval")
-    training = _labelled_records(args.train, "eval") if args.train else None
+    records = _labelled_records(args.data, "eval", taxonomy)
+    training = _labelled_records(args.train, "eval", taxonomy) if args.train else None
     baselines = [b for b in (args.baseline or "").split(",") if b]
     unknown = set(baselines) - set(BASELINES)
     if unknown:
@@ -474,7 +487,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         )
     settings = _settings(args.settings, overrides=overrides)
     taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
-    records = _labelled_records(args.data, "calibrate")
+    records = _labelled_records(args.data, "calibrate", taxonomy)
     stage = build_embedding_stage(settings, taxonomy, labelled=[])
     fitted = fit(records, settings, taxonomy, stage, seed=args.seed)
     source = args.settings
@@ -754,7 +767,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     files = []  # where each file starts in the replay (the report marks it)
     predictions = _output_file(args.predictions, "stream") if args.predictions else None
     for path in args.data:
-        part = _labelled_records(path, "stream")
+        part = _labelled_records(path, "stream", taxonomy)
         files.append({"path": path, "start": len(records), "n": len(part)})
         records += part
     try:

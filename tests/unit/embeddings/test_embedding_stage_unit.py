@@ -292,3 +292,17 @@ def test_a_description_alone_is_not_read_twice(text_stage: EmbeddingStage) -> No
     out = text_stage.score(item(description="a dog runs after a ball in the park"), SO_FAR)
     assert max(out.candidates, key=lambda c: c.score).category == "animals"
     assert not read_alone(out)
+
+
+def test_a_removed_category_is_neither_remembered_nor_taught(text_stage: EmbeddingStage) -> None:
+    # Examples written under an older taxonomy: "space" is gone, so its record teaches its other label,
+    # and a record with no label of this taxonomy is left out; no fitted classifier could learn "space".
+    older = [
+        LabelledRecord(id="o1", title="Rocket snack", labels=["space", "food"], primary="space"),
+        LabelledRecord(id="o2", title="Moon landing", labels=["space"], primary="space"),
+        LabelledRecord(id="o3", title="Cat nap", labels=["animals"]),
+    ]
+    memory = text_stage.embed_labelled(older)
+    assert memory.ids == ["o1", "o3"]
+    assert memory.primaries == ["food", "animals"]
+    assert memory.labels == [("food",), ("animals",)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -28,6 +28,23 @@ class LabelledRecord(BaseModel):
             id=self.id,
             metadata=GifMetadata(title=self.title, tags=tuple(self.tags), description=self.description),
         )
+
+    def primary_among(self, categories: Collection[str]) -> str | None:
+        """The category this record teaches, of `categories`: its primary if that is one, else its first
+        label that is (a record written under an older taxonomy may name a category since removed)."""
+        if self.primary in categories:
+            return self.primary
+        return next((label for label in self.labels if label in categories), None)
+
+
+def foreign_labels(records: Iterable[LabelledRecord], categories: Collection[str]) -> dict[str, list[str]]:
+    """Each label that is not one of `categories`, with the ids of the records that carry it."""
+    found: dict[str, list[str]] = {}
+    for record in records:
+        for label in dict.fromkeys([*record.labels, *([record.primary] if record.primary else [])]):
+            if label not in categories:
+                found.setdefault(label, []).append(record.id)
+    return found
 
 
 class RecordError(ValueError):
@@ -82,6 +99,12 @@ def parse_records(
             raise RecordError(f"{where}:{lineno}: not a valid record: {exc}") from exc
         if require_labels and not record.labels:
             raise RecordError(f"{where}:{lineno}: record {record.id!r} has no labels")
+        if record.primary and record.labels and record.primary not in record.labels:
+            # Accuracy counts a label as right and the classifier learns the primary: they must agree.
+            raise RecordError(
+                f"{where}:{lineno}: record {record.id!r}: primary {record.primary!r} is not one of its "
+                f"labels {record.labels}"
+            )
         yield record
 
 

@@ -223,7 +223,7 @@ class EmbeddingStage(Stage):
         return Memory(
             ids=[r.id for r in kept],
             labels=[tuple(lbl for lbl in r.labels if lbl in known) for r in kept],
-            primaries=[r.primary or r.labels[0] for r in kept],
+            primaries=[r.primary_among(known) or "" for r in kept],  # kept: each has a known label
             vectors=self.text.encode(texts),
             texts=texts,
         )
