@@ -23,6 +23,7 @@ def _files(tmp_path: Path) -> dict[str, Path]:
         + json.dumps({**GOOD, "id": "f2", "labels": ["space"], "primary": "space"}) + "\n"
         + json.dumps({**GOOD, "id": "f3", "labels": ["funny", "space"], "primary": "funny"}) + "\n",
         "primary elsewhere": json.dumps({**GOOD, "labels": ["funny"], "primary": "food"}) + "\n",
+        "few": json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": "g2"}) + "\n",
     }
     paths = {name: tmp_path / f"{name.replace(' ', '-')}.jsonl" for name in files}
     for name, text in files.items():
@@ -55,6 +56,14 @@ EVAL = ["eval", "--until", "triage", "--data"]
         (["stream", "--data", "{good}", "--data", "{bad}"], "foreign", "does not have: 'space'"),
         ([*EVAL, "{bad}"], "primary elsewhere",
          "{bad}:1: record 'g1': primary 'food' is not one of its labels ['funny']"),
+        # too few to fit: the embedding stage's margin is calibrated over 5 inner folds
+        (["calibrate", "--data", "{bad}", "--write", "{out}"], "few",
+         "{bad}: 2 labelled record(s) to fit on; fitting needs at least 5"),
+        ([*EVAL, "{good}", "--train", "{bad}"], "few",
+         "--train {bad}: 2 labelled record(s) to fit on; fitting needs at least 5"),
+        ([*EVAL, "{bad}", "--cv", "2"], "few",
+         "--cv 2 on 2 records, a fold's training part: 1 labelled record(s) to fit on"),
+        ([*EVAL, "{bad}", "--cv", "5"], "few", "--cv 5: only 2 records; need at least one per fold"),
     ],
 )
 def test_an_unusable_labelled_file_is_one_line_naming_it(

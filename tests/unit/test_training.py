@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gifcat.adapters.training import choose_threshold, clopper_pearson_upper, fit_head, stratified_folds
+from gifcat.adapters.training import (
+    choose_threshold,
+    clopper_pearson_upper,
+    fit,
+    fit_head,
+    stratified_folds,
+)
+from gifcat.config import load_settings
 from gifcat.domain.memory import Learned, Memory, MemoryArtefactError
 from gifcat.domain.records import LabelledRecord
 
@@ -66,6 +73,12 @@ def test_folds_need_enough_records() -> None:
         stratified_folds(_records(3), 5)
     with pytest.raises(ValueError, match="at least 2 folds"):
         stratified_folds(_records(10), 1)
+
+
+def test_fitting_needs_a_record_per_inner_fold() -> None:
+    # Refused before anything is embedded: the stage argument is never reached.
+    with pytest.raises(ValueError, match=r"4 labelled record\(s\) to fit on; fitting needs at least 5"):
+        fit(_records(4), load_settings(), None, None)  # type: ignore[arg-type]
 
 
 def test_head_learns_separable_classes_and_fits_a_temperature() -> None:

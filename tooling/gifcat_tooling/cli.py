@@ -108,6 +108,28 @@ def _labelled_records(path: str, command: str, taxonomy: Taxonomy) -> list[Label
     return records
 
 
+def _check_fitting(
+    records: list[LabelledRecord], training: list[LabelledRecord] | None, args: argparse.Namespace
+) -> None:
+    """`gifcat eval`'s fitting, checked before any model loads: every part fitted on must be fittable."""
+    from gifcat.adapters.training import check_fittable, stratified_folds
+
+    try:
+        splits = [(training, records)] if training is not None else stratified_folds(
+            records, args.cv, seed=args.seed  # the parts' sizes do not vary with the seed
+        )
+    except ValueError as exc:
+        raise SystemExit(f"gifcat eval: {exc}") from None
+    where = f"--train {args.train}" if training is not None else (
+        f"--cv {args.cv} on {len(records)} records, a fold's training part"
+    )
+    try:
+        for train, _ in splits:
+            check_fittable(train)
+    except ValueError as exc:
+        raise SystemExit(f"gifcat eval: {where}: {exc}") from None
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from gifcat_tooling.pipeline import LocalPipeline
 
@@ -193,6 +215,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.repeats > 1 and not (args.cv or args.train):
         raise SystemExit("gifcat eval: --repeats needs --cv or --train (without fitting, every seed "
                          "gives the same figures)")
+
+    if args.cv or training is not None:  # refused now, not after the local LLM server has started
+        _check_fitting(records, training, args)
 
     def progress(label: str) -> Any:
         if args.json or not sys.stderr.isatty():
@@ -475,7 +500,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     import yaml
 
     from gifcat.adapters.embeddings.factory import build_embedding_stage
-    from gifcat.adapters.training import fit
+    from gifcat.adapters.training import check_fittable, fit
     from gifcat.config import bundled_text, read_text
 
     overrides: dict[str, Any] = {}
@@ -488,6 +513,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     settings = _settings(args.settings, overrides=overrides)
     taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
     records = _labelled_records(args.data, "calibrate", taxonomy)
+    try:
+        check_fittable(records)
+    except ValueError as exc:
+        raise SystemExit(f"gifcat calibrate: {args.data}: {exc}") from None
     stage = build_embedding_stage(settings, taxonomy, labelled=[])
     fitted = fit(records, settings, taxonomy, stage, seed=args.seed)
     source = args.settings

@@ -46,6 +46,16 @@ from gifcat.domain.taxonomy import Taxonomy
 
 DEFAULT_TARGETS = {"tags": 0.03, "rules": 0.03, "embedding": 0.10}
 CONFIDENCE = 0.95
+INNER_FOLDS = 5  # fit's out-of-fold calibration of the embedding stage's margin
+
+
+def check_fittable(records: Sequence[LabelledRecord], folds: int = INNER_FOLDS) -> None:
+    """ValueError, saying why, when `records` are too few for `fit` (one per inner fold at least)."""
+    if len(records) < folds:
+        raise ValueError(
+            f"{len(records)} labelled record(s) to fit on; fitting needs at least {folds} (the embedding "
+            f"stage's margin is calibrated on out-of-fold scores over {folds} inner folds)"
+        )
 
 
 # -- guaranteed-risk thresholds ---------------------------------------------------------------------
@@ -211,7 +221,7 @@ def fit(
     taxonomy: Taxonomy,
     stage: EmbeddingStage,
     *,
-    folds: int = 5,
+    folds: int = INNER_FOLDS,
     seed: int = 0,
     targets: dict[str, float] | None = None,
     triage: dict[str, dict[str, float]] | None = None,
@@ -221,6 +231,7 @@ def fit(
     `triage`: the tag and rule stages' thresholds to keep as they are (a stream's examples are mostly
     what those stages left or decided themselves, and cannot calibrate them); the embedding stage is
     then calibrated on what they leave. None: they are chosen on the records too."""
+    check_fittable(records, folds)
     configured = {k: t.target for k, t in settings.stages.items() if t.target}
     targets = {**DEFAULT_TARGETS, **configured, **(targets or {})}
     if not isinstance(stage.text, CachingEncoder):  # every fold embeds the same texts: each once
@@ -349,7 +360,7 @@ def learn_from(
     are what triage left or decided itself, so they cannot calibrate it) and the margin is calibrated
     on the examples they leave; `thresholds` and `choices` hold the embedding stage's alone."""
     categories = {r.primary or r.labels[0] for r in examples}
-    if len(examples) < max(min_examples, 5) or len(categories) < 2:
+    if len(examples) < max(min_examples, INNER_FOLDS) or len(categories) < 2:
         return None
     import warnings
 
