@@ -120,6 +120,14 @@ def test_an_aws_call_that_cannot_be_made_is_one_line(
     [
         ([*EVAL, "x.jsonl", "--cv", "--seed", "-1"],
          "argument --seed: expected a whole number of 0 or more, got '-1'"),
+        # 0 folds once ran an in-sample evaluation, the local LLM included, as if --cv were absent
+        ([*EVAL, "x.jsonl", "--cv", "0"], "argument --cv: expected 2 folds or more, got '0'"),
+        ([*EVAL, "x.jsonl", "--cv", "1"], "argument --cv: expected 2 folds or more, got '1'"),
+        # an error bound of 0 certifies nothing, and one of 1 or more admits everything
+        (["calibrate", "--data", "x.jsonl", "--target", "0"],
+         "argument --target: expected an error rate above 0 and below 1, got '0'"),
+        (["calibrate", "--data", "x.jsonl", "--triage-target", "1.5"], "argument --triage-target: expected"),
+        (["stream", "--data", "x.jsonl", "--gate-target", "2"], "argument --gate-target: expected an error"),
         (["calibrate", "--data", "x.jsonl", "--seed", "two", "--write", "s.yaml"], "got 'two'"),
         (["stream", "--data", "x.jsonl", "--seed", "-3"], "argument --seed: expected a whole number"),
         (["backfill", "--bucket", "b", "--max-concurrency", "-1"],

@@ -126,8 +126,15 @@ def test_settings_overrides_merge_and_validate(monkeypatch: pytest.MonkeyPatch) 
     assert settings.thresholds("tags").min_score == 0.95
     assert settings.thresholds("tags").min_margin == load_settings(overrides={}).thresholds("tags").min_margin
     monkeypatch.setenv("GIFCAT_OVERRIDES", '{"stages": {"tags": {"min_score": 7}}}')
-    with pytest.raises(ConfigError, match=r"stages\.tags\.min_score"):
+    # The bad value is the override's: the message says the file was read with it.
+    with pytest.raises(ConfigError, match=r"^bundled settings\.yaml with GIFCAT_OVERRIDES: stages\.tags"):
         load_settings()
+    with pytest.raises(ConfigError, match=r"^bundled settings\.yaml with GIFCAT_OVERRIDES and the caller's "):
+        load_settings(overrides={"stages": {"rules": {"min_score": 0.9}}})
+    monkeypatch.delenv("GIFCAT_OVERRIDES")
+    with pytest.raises(ConfigError, match=r"^bundled settings\.yaml with the caller's overrides: stages\."):
+        load_settings(overrides={"stages": {"embedding": {"target": 2}}})
+    monkeypatch.setenv("GIFCAT_OVERRIDES", '{"stages": {"tags": {"min_score": 7}}}')
     monkeypatch.setenv("GIFCAT_OVERRIDES", "{not json")
     with pytest.raises(ConfigError, match="GIFCAT_OVERRIDES"):
         load_settings()

@@ -875,6 +875,28 @@ def _whole_number(text: str) -> int:
     return value
 
 
+def _fold_count(text: str) -> int:
+    """argparse type: how many folds to cross-validate with (2 or more; 0 must not mean "no folds")."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected 2 folds or more, got {text!r}")
+    return value
+
+
+def _error_bound(text: str) -> float:
+    """argparse type: an error rate a stage or gate is held under, above 0 and below 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected an error rate above 0 and below 1, got {text!r}")
+    return value
+
+
 def _percentage(text: str) -> float:
     """argparse type: a number from 0 to 100."""
     try:
@@ -916,7 +938,7 @@ def build_parser() -> argparse.ArgumentParser:
         "kind)",
     )
     p.add_argument(
-        "--cv", type=int, nargs="?", const=5, default=None, metavar="K",
+        "--cv", type=_fold_count, nargs="?", const=5, default=None, metavar="K",
         help="cross-validate: K stratified folds (default 5), each classified by a cascade fitted on the "
         "others (memory, classifier, thresholds)",
     )
@@ -950,8 +972,10 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate", help="choose each stage's threshold with an error bound on labelled data, write settings"
     )
     p.add_argument("--data", required=True)
-    p.add_argument("--target", type=float, help="embedding stage's error bound (default: settings, 0.10)")
-    p.add_argument("--triage-target", type=float, help="tag and rule stages' error bound (default 0.03)")
+    p.add_argument("--target", type=_error_bound,
+                   help="embedding stage's error bound (default: settings, 0.10)")
+    p.add_argument("--triage-target", type=_error_bound,
+                   help="tag and rule stages' error bound (default 0.03)")
     p.add_argument("--seed", type=_whole_number, default=0)
     p.add_argument("--write", default="gifcat-settings.yaml", help="settings file to write")
     _common(p)
@@ -1050,7 +1074,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-triage-examples", action="store_true",
                    help="learn from human and gated LLM answers only, not from what the tag and rule "
                    "stages decided")
-    p.add_argument("--gate-target", type=float, default=0.15,
+    p.add_argument("--gate-target", type=_error_bound, default=0.15,
                    help="error bound of the LLM answers the gate admits for learning (default 0.15)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="DIR", help="write stream.json and stream.png (LLM share, accuracy)")

@@ -261,8 +261,10 @@ def load_settings(
             data = merge(data, json.loads(env_overrides))
         except (json.JSONDecodeError, AttributeError) as exc:
             raise ConfigError(f"GIFCAT_OVERRIDES: not a JSON object: {exc}") from exc
+        what += " with GIFCAT_OVERRIDES"  # a bad value may be the override's, not the file's
     if overrides:
         data = merge(data, overrides)
+        what += " and the caller's overrides" if env_overrides else " with the caller's overrides"
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
