@@ -90,6 +90,47 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_run(tmp_pat
     assert exc.value.code == f"gifcat eval: cannot write {out}: {reason}"
 
 
+@pytest.mark.parametrize("command", ["eval", "stream", "discover"])
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_a_report_folder_that_cannot_be_made_is_refused_before_the_run(
+    tmp_path: Path, command: str, where: str
+) -> None:
+    # Before, the run went to its end (minutes, with the LLM) and the report's mkdir raised.
+    paths = _files(tmp_path)
+    report = paths["good"] if where == "a file" else paths["good"] / "report"
+    argv = {
+        "eval": [*EVAL, str(paths["good"])],
+        "stream": ["stream", "--until", "embedding", "--data", str(paths["good"])],
+        "discover": ["discover", "--data", str(paths["good"])],
+    }[command]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--report", str(report)])
+    reason = "it is a file" if where == "a file" else "a part of it is a file"
+    assert exc.value.code == f"gifcat {command}: cannot write a report into {report}: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["s3:/b/k", "--category", "funny"], "'s3:/b/k' is not an object URI: expected s3://BUCKET/KEY"),
+        (["s3://b/k", "--category", "space"], "unknown category 'space': taxonomy "),
+        (["s3://b/k", "--category", "funny", "--labels", "cute,space"], "unknown label 'space'"),
+    ],
+)
+def test_a_correction_that_cannot_be_right_is_refused_before_any_aws_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str],
+    message: str,
+) -> None:
+    # No region: an AWS client would fail first and hide what is wrong with the correction itself.
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    assert main(["correct", *argv, "--table", "results"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gifcat correct: {message}")
+    assert err.count("\n") == 1 and "AWS" not in err
+
+
 def test_the_missing_folders_of_an_output_file_are_made(tmp_path: Path) -> None:
     out = tmp_path / "new" / "deeper" / "predictions.jsonl"
     assert main([*EVAL, str(_files(tmp_path)["good"]), "--predictions", str(out), "--json"]) == 0

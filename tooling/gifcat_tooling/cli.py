@@ -78,6 +78,22 @@ def _output_file(path: str, command: str) -> Path:
     return out
 
 
+def _report_folder(path: str, command: str) -> Path:
+    """The folder a `--report` is written into at the command's end, made before the work starts: a
+    report that cannot be written must not cost a whole run (an evaluation with the LLM takes minutes)."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+    except FileExistsError:
+        why = "it is a file"
+    except NotADirectoryError:
+        why = "a part of it is a file"
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    raise SystemExit(f"gifcat {command}: cannot write a report into {path}: {why}")
+
+
 def _labelled_records(path: str, command: str, taxonomy: Taxonomy) -> list[LabelledRecord]:
     """The labelled records in `path`, or a one-line error naming the file (and the line, for a bad
     record): a file that is missing, unreadable or not UTF-8 text, a bad record, no record at all, or
@@ -201,6 +217,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = _settings(args.settings, overrides=overrides)
     taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
     predictions = _output_file(args.predictions, "eval") if args.predictions else None
+    report_folder = _report_folder(args.report, "eval") if args.report else None
     records = _labelled_records(args.data, "eval", taxonomy)
     training = _labelled_records(args.train, "eval", taxonomy) if args.train else None
     baselines = [b for b in (args.baseline or "").split(",") if b]
@@ -290,10 +307,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         summary = summary.model_copy(update={"command": command})
     if predictions:
         report.write_predictions(predictions)
-    if args.report:
+    if report_folder is not None:
         from gifcat_tooling.report import render_text, write_report
 
-        paths = write_report(summary, Path(args.report))
+        paths = write_report(summary, report_folder)
         print(f"report: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
         if not args.json:
             print(render_text(summary))
@@ -573,6 +590,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
         options = DiscoveryOptions.from_mapping(settings.discovery)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
+    report_folder = _report_folder(args.report, "discover") if args.report else None
     if args.table:
         from gifcat.adapters.dynamodb import ResultsTable
 
@@ -600,8 +618,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     except DiscoveryError as exc:
         print(f"gifcat discover: {exc}", file=sys.stderr)
         return 2
-    if args.report:
-        paths = write_report(result, Path(args.report))
+    if report_folder is not None:
+        paths = write_report(result, report_folder)
         print(f"report: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     print(json.dumps(result.to_public(), indent=2, ensure_ascii=False) if args.json else render_text(result))
     return 0
@@ -664,12 +682,14 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_correct(args: argparse.Namespace) -> int:
     from gifcat.adapters.dynamodb import ResultsTable
     from gifcat.adapters.s3 import S3Objects
-    from gifcat_tooling.corrections import CorrectionError, correct
+    from gifcat_tooling.corrections import CorrectionError, checked_labels, correct, parse_s3_uri
 
     settings = load_settings(args.settings)
     taxonomy = load_taxonomy(args.taxonomy or settings.taxonomy)
     labels = [s.strip() for s in (args.labels or "").split(",") if s.strip()]
     try:
+        parse_s3_uri(args.uri)  # what can be refused here is, before any AWS client is made
+        checked_labels(taxonomy, args.category, labels)
         written = correct(
             args.uri,
             args.category,
@@ -795,6 +815,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     records: list[LabelledRecord] = []
     files = []  # where each file starts in the replay (the report marks it)
     predictions = _output_file(args.predictions, "stream") if args.predictions else None
+    report_folder = _report_folder(args.report, "stream") if args.report else None
     for path in args.data:
         part = _labelled_records(path, "stream", taxonomy)
         files.append({"path": path, "start": len(records), "n": len(part)})
@@ -842,9 +863,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         with predictions.open("w", encoding="utf-8") as fh:
             for seen in run.seen:
                 fh.write(json.dumps(seen.line(), ensure_ascii=False) + "\n")
-    if args.report:
-        out = Path(args.report)
-        out.mkdir(parents=True, exist_ok=True)
+    if report_folder is not None:
+        out = report_folder
         (out / "stream.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         png = plot_stream(summary, out / "stream.png")
         print(f"report: {out / 'stream.json'}, {png}", file=sys.stderr)
