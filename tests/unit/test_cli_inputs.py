@@ -112,6 +112,28 @@ def test_a_report_folder_that_cannot_be_made_is_refused_before_the_run(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["--decided-by", "llm,robot"],
+         "gifcat export: no decider is called 'robot': choose from tags, rules, embedding, llm, human"),
+        (["--out", "{tmp}"], "gifcat export: cannot write {tmp}: it is a folder"),
+    ],
+)
+def test_an_export_that_cannot_be_right_is_refused_before_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
+) -> None:
+    # No region: a scan would fail with the SDK's message, so this message proves it came first.
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    args = [a.format(tmp=tmp_path) for a in argv]
+    out = [] if "--out" in args else ["--out", str(tmp_path / "out.jsonl")]
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "--table", "results", *out, *args])
+    assert exc.value.code == message.format(tmp=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
         (["s3:/b/k", "--category", "funny"], "'s3:/b/k' is not an object URI: expected s3://BUCKET/KEY"),
         (["s3://b/k", "--category", "space"], "unknown category 'space': taxonomy "),
         (["s3://b/k", "--category", "funny", "--labels", "cute,space"], "unknown label 'space'"),

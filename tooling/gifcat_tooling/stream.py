@@ -49,12 +49,12 @@ from gifcat.domain.learning import (
 )
 from gifcat.domain.model import Classification, StageName
 from gifcat.domain.records import LabelledRecord
+from gifcat.domain.result import HUMAN  # decided_by of a person's answer
 from gifcat.domain.stages import Stage
 from gifcat.domain.stages.embedding import EmbeddingStage
 from gifcat.domain.taxonomy import Taxonomy
 from gifcat_tooling.pipeline import LocalPipeline
 
-HUMAN = "human"  # decided_by of a person's answer
 UNDECIDED = "undecided"
 CHEAP = (*TRIAGE, StageName.EMBEDDING)
 NEVER = 1.0  # an embedding margin of 1.0 is never reached by a softmax mix: the stage decides nothing
