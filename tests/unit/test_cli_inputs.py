@@ -23,7 +23,7 @@ def _files(tmp_path: Path) -> dict[str, Path]:
         + json.dumps({**GOOD, "id": "f2", "labels": ["space"], "primary": "space"}) + "\n"
         + json.dumps({**GOOD, "id": "f3", "labels": ["funny", "space"], "primary": "funny"}) + "\n",
         "primary elsewhere": json.dumps({**GOOD, "labels": ["funny"], "primary": "food"}) + "\n",
-        "few": json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": "g2"}) + "\n",
+        "few": json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": "g2", "title": "Pasta"}) + "\n",
     }
     paths = {name: tmp_path / f"{name.replace(' ', '-')}.jsonl" for name in files}
     for name, text in files.items():
@@ -151,6 +151,26 @@ def test_a_correction_that_cannot_be_right_is_refused_before_any_aws_call(
     err = capsys.readouterr().err
     assert err.startswith(f"gifcat correct: {message}")
     assert err.count("\n") == 1 and "AWS" not in err
+
+
+def test_records_that_repeat_a_training_record_are_named_as_in_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    foods = ["Pizza", "Pasta", "Sushi", "Tacos", "Ramen", "Curry"]
+    train = [{**GOOD, "id": f"t{i}", "title": title} for i, title in enumerate(foods)]
+    data = [
+        {**GOOD, "id": "d0", "title": "  PIZZA "},  # the same GIF's metadata, up to case and spacing
+        {**GOOD, "id": "d1", "title": "Burger"},
+        {**GOOD, "id": "d2", "title": "Sushi"},
+    ]
+    for name, records in (("train", train), ("data", data)):
+        lines = "".join(json.dumps(r) + "\n" for r in records)
+        (tmp_path / f"{name}.jsonl").write_text(lines, encoding="utf-8")
+    argv = [*EVAL, str(tmp_path / "data.jsonl"), "--train", str(tmp_path / "train.jsonl"), "--json"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["fitting"]["also_in_train"] == ["d0", "d2"]
+    assert "gifcat eval: 2 record(s) of " in err and "(d0, d2): their figures are in-sample" in err
 
 
 def test_the_missing_folders_of_an_output_file_are_made(tmp_path: Path) -> None:

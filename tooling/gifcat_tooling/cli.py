@@ -144,6 +144,20 @@ def _check_fitting(
             check_fittable(train)
     except ValueError as exc:
         raise SystemExit(f"gifcat eval: {where}: {exc}") from None
+    twins = _also_in_training(records, training)
+    if twins:  # said, and kept in the summary's `fitting`: these figures are not out of sample
+        more = ", ..." if len(twins) > 3 else ""
+        print(f"gifcat eval: {len(twins)} record(s) of {args.data} have the same title, tags and description "
+              f"as a record of --train {args.train} ({', '.join(twins[:3])}{more}): their figures are "
+              "in-sample", file=sys.stderr)
+
+
+def _also_in_training(records: list[LabelledRecord], training: list[LabelledRecord] | None) -> list[str]:
+    """The ids of `records` whose content (`content_key`) a training record repeats."""
+    if training is None:
+        return []
+    trained = {r.content_key() for r in training}
+    return [r.id for r in records if r.content_key() in trained]
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -423,7 +437,10 @@ def _fitted_eval(
                 thresholds=fitted.thresholds,
                 calibration={k: Calibration.model_validate(c.as_dict()) for k, c in fitted.choices.items()},
             ))
-        fitting = Fitting(train=args.train, n_train=len(splits[0][0])) if args.train else Fitting(
+        twins = _also_in_training(records, training) or None
+        fitting = Fitting(
+            train=args.train, n_train=len(splits[0][0]), also_in_train=twins
+        ) if args.train else Fitting(
             cv=args.cv, seed=seed
         )
         report.prompt_sizes = _prompt_sizes(report, settings, taxonomy)

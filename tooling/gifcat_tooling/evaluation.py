@@ -272,6 +272,8 @@ class Fitting(_Model):
     seed: int | None = None
     train: str | None = None
     n_train: int | None = None
+    # --train: ids of evaluated records that a training record repeats (same content): in-sample
+    also_in_train: list[str] | None = None
 
 
 class BaselineSummary(_Model):

@@ -276,23 +276,33 @@ def fit(
 def stratified_folds(
     records: Sequence[LabelledRecord], k: int, seed: int = 0
 ) -> list[tuple[list[LabelledRecord], list[LabelledRecord]]]:
-    """K stratified folds by primary category (seeded): [(train, test), ...]."""
+    """K stratified folds by primary category (seeded): [(train, test), ...].
+
+    Records with the same content (`content_key`: a GIF posted twice) fall in one fold: split across
+    folds, the kNN memory would find the test record's twin and the figures would be in-sample."""
     if k < 2:
         raise ValueError(f"--cv needs at least 2 folds, got {k}")
-    if len(records) < k:
-        raise ValueError(f"--cv {k}: only {len(records)} records; need at least one per fold")
-    rng = np.random.default_rng(seed)
-    by_class: dict[str, list[int]] = {}
+    groups: dict[tuple[str, tuple[str, ...], str], list[int]] = {}
     for i, r in enumerate(records):
-        by_class.setdefault(r.primary or r.labels[0], []).append(i)
+        groups.setdefault(r.content_key(), []).append(i)
+    if len(groups) < k:
+        repeats = f" ({len(records)} with repeats)" if len(groups) < len(records) else ""
+        noun = "distinct records" if repeats else "records"
+        raise ValueError(f"--cv {k}: only {len(groups)} {noun}{repeats}; need at least one per fold")
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[list[int]]] = {}
+    for members in groups.values():  # a group goes where its first record's category sends it
+        first = records[members[0]]
+        by_class.setdefault(first.primary or first.labels[0], []).append(members)
     fold_of = np.zeros(len(records), dtype=int)
     offset = 0
     for cls in sorted(by_class):
-        idx = np.array(by_class[cls])
-        rng.shuffle(idx)
-        for j, i in enumerate(idx):
-            fold_of[i] = (offset + j) % k
-        offset += len(idx)
+        order = np.arange(len(by_class[cls]))
+        rng.shuffle(order)
+        for j, g in enumerate(order):
+            for i in by_class[cls][g]:
+                fold_of[i] = (offset + j) % k
+        offset += len(order)
     return [
         (
             [r for i, r in enumerate(records) if fold_of[i] != f],

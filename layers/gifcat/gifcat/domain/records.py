@@ -29,6 +29,15 @@ class LabelledRecord(BaseModel):
             metadata=GifMetadata(title=self.title, tags=tuple(self.tags), description=self.description),
         )
 
+    def content_key(self) -> tuple[str, tuple[str, ...], str]:
+        """What the record says, without its id: two records with the same key are the same GIF's
+        metadata (a repost), up to case, spacing and the order of the tags."""
+
+        def norm(text: str) -> str:
+            return " ".join(text.casefold().split())
+
+        return norm(self.title), tuple(sorted(norm(t) for t in self.tags)), norm(self.description)
+
     def primary_among(self, categories: Collection[str]) -> str | None:
         """The category this record teaches, of `categories`: its primary if that is one, else its first
         label that is (a record written under an older taxonomy may name a category since removed)."""
