@@ -18,7 +18,7 @@ from gifcat.application.learn import LearnJob, gather
 from gifcat.application.ports import PublishConflict
 from gifcat.config import LearnSettings, Settings, load_settings
 from gifcat.domain.artefact import ArtefactManifest, PublishedArtefact
-from gifcat.domain.learning import Fitted, Gate, GatePair, Scorecard, held_out
+from gifcat.domain.learning import Fitted, Gate, GatePair, Scorecard, held_out, split_held_out
 from gifcat.domain.memory import Learned
 from gifcat.domain.model import (
     Candidate,
@@ -392,3 +392,19 @@ def test_the_scorecard_judges_the_ranking_whether_or_not_the_stage_would_decide(
     fitted = Fitted(Learned.__new__(Learned), {"embedding": {"min_margin": 0.5}})
     card = scorecard(stage, fitted, records)  # type: ignore[arg-type]
     assert (card.n, card.top1, card.decided, card.errors) == (5, 3, 2, 1)
+
+
+def test_a_repost_of_a_held_out_example_is_not_trained_on() -> None:
+    examples = [LabelledRecord(id=f"s3://uploads/e{i}.gif", title=f"title {i}", labels=["funny"])
+                for i in range(40)]
+    held_before = [e for e in examples if held_out(e.id, 0.2, 0)]
+    trained_before = [e for e in examples if not held_out(e.id, 0.2, 0)]
+    # Reposts under keys that the draw itself trains on: only their content can keep one out.
+    keys = (f"s3://reposts/r{i}.gif" for i in range(100))
+    free = [k for k in keys if not held_out(k, 0.2, 0)][:2]
+    repost_of_held = held_before[0].model_copy(update={"id": free[0]})
+    repost_of_trained = trained_before[0].model_copy(update={"id": free[1]})
+    train, held = split_held_out([*examples, repost_of_held, repost_of_trained], 0.2, 0)
+    assert held == held_before
+    assert [e.id for e in train] == [*(e.id for e in trained_before), repost_of_trained.id]
+    assert split_held_out(examples, 0.0, 0) == (examples, [])

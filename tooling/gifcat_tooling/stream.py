@@ -42,10 +42,10 @@ from gifcat.domain.learning import (
     Fitted,
     Gate,
     GatePair,
-    held_out,
     llm_agrees,
     llm_answer,
     llm_support,
+    split_held_out,
 )
 from gifcat.domain.model import Classification, StageName
 from gifcat.domain.records import LabelledRecord
@@ -342,9 +342,7 @@ def run_stream(
         run.gate = gate
         learned = [e for s in run.seen if (e := s.example(gate, options.learn_triage)) is not None]
         examples = [*base_examples, *learned]
-        held = [e for e in examples if options.holdout and held_out(e.id, options.holdout, options.seed)]
-        held_ids = {e.id for e in held}
-        train = [e for e in examples if e.id not in held_ids]
+        train, held = split_held_out(examples, options.holdout, options.seed)
         sources = Counter((e.difficulty or "").removeprefix("learned:") for e in learned)
         window.relearn = {"gate": gate.as_dict(), "examples": len(examples), "human": sources[HUMAN],
                           "llm": sources["llm"], "triage": sources["tags"] + sources["rules"],

@@ -36,10 +36,10 @@ from gifcat.domain.learning import (
     Gate,
     GatePair,
     Scorecard,
-    held_out,
     llm_agrees,
     llm_answer,
     llm_support,
+    split_held_out,
 )
 from gifcat.domain.memory import Learned
 from gifcat.domain.model import StageName, Status
@@ -256,9 +256,8 @@ class LearnJob:
         if current.manifest is not None and current.manifest.report.get("examples_digest") == digest:
             return keep(f"nothing new since {current.version}: the same {len(examples)} examples")
 
-        held = [e for e in examples if held_out(e.id, o.holdout, o.seed)]
+        train, held = split_held_out(examples, o.holdout, o.seed)
         held_ids = {e.id for e in held}
-        train = [e for e in examples if e.id not in held_ids]
         per_category = Counter(e.primary for e in train)
         report.categories = {name: per_category.get(name, 0) for name in self.taxonomy.names}
         train, report.kept_categories = self._keep_sparse(train, per_category, current, held_ids)

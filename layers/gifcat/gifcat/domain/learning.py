@@ -17,6 +17,7 @@ from gifcat.domain.model import StageName, StageTrace
 
 if TYPE_CHECKING:  # numpy: the zip functions import the application's ports, which name these types
     from gifcat.domain.memory import Learned
+    from gifcat.domain.records import LabelledRecord
 
 # The gate admits LLM answers whose error, on the LLM answers a person also answered, has a one-sided
 # upper bound under GATE_TARGET at GATE_CONFIDENCE. 80% rather than the stages' 95%: at 95% a gate
@@ -208,3 +209,15 @@ def held_out(key: str, share: float, seed: int) -> bool:
     every run, so an example once held out is never trained on later."""
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def split_held_out(
+    examples: Sequence[LabelledRecord], share: float, seed: int
+) -> tuple[list[LabelledRecord], list[LabelledRecord]]:
+    """(train, held out): `held_out` by id. An example with the same content as a held-out one (the same
+    GIF uploaded under another key) is left out of training too: trained on, it would answer for its twin
+    in the comparison that decides whether a new artefact is published."""
+    held = [e for e in examples if share and held_out(e.id, share, seed)]
+    held_ids = {e.id for e in held}
+    twins = {e.content_key() for e in held}
+    return [e for e in examples if e.id not in held_ids and e.content_key() not in twins], held
