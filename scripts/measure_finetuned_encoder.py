@@ -48,6 +48,7 @@ from gifcat.domain.taxonomy import load_taxonomy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from common import cpu_info, machine_label  # the benchmarks' record of the machine
+from measure_second_encoder import add, score  # the same counts as the second-encoder measurement
 
 TARGET = 0.10  # the embedding stage's error target (settings: stages.embedding.target)
 TEMPERATURE = 0.1  # the contrastive loss's (SupCon's usual value)
@@ -147,27 +148,6 @@ class Measure:
                 (float(m), f in self.records[i].labels) for i, m, f in zip(held, margin, first, strict=True)
             ]
         return choose_threshold(outcomes, TARGET).threshold
-
-
-def score(
-    records: Sequence[LabelledRecord],
-    rows: Sequence[int],
-    margin: np.ndarray,
-    first: np.ndarray,
-    threshold: float,
-) -> dict[str, int]:
-    decided = [(i, f) for i, m, f in zip(rows, margin, first, strict=True) if m >= threshold]
-    return {
-        "left": len(rows),
-        "top1_right": sum(f in records[i].labels for i, f in zip(rows, first, strict=True)),
-        "decided": len(decided),
-        "decided_right": sum(f in records[i].labels for i, f in decided),
-    }
-
-
-def add(total: dict[str, int], part: dict[str, int]) -> None:
-    for k, v in part.items():
-        total[k] = total.get(k, 0) + v
 
 
 def measure(

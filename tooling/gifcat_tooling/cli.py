@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -910,48 +911,30 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
-def _whole_number(text: str) -> int:
-    """argparse type: an integer of 0 or more (a seed, a concurrency where 0 means no limit)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
-    return value
+def _bounded(
+    kind: Callable[[str], Any], accepts: Callable[[Any], bool], expected: str
+) -> Callable[[str], Any]:
+    """An argparse type: the text read with `kind` and held to `accepts`; else the usage says `expected`."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _fold_count(text: str) -> int:
-    """argparse type: how many folds to cross-validate with (2 or more; 0 must not mean "no folds")."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected 2 folds or more, got {text!r}")
-    return value
-
-
-def _error_bound(text: str) -> float:
-    """argparse type: an error rate a stage or gate is held under, above 0 and below 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected an error rate above 0 and below 1, got {text!r}")
-    return value
-
-
-def _percentage(text: str) -> float:
-    """argparse type: a number from 0 to 100."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to 100, got {text!r}")
-    return value
+# A seed, or a concurrency where 0 means no limit.
+_whole_number = _bounded(int, lambda v: v >= 0, "a whole number of 0 or more")
+# 0 must not mean "no folds": it once ran an in-sample evaluation as if --cv were absent.
+_fold_count = _bounded(int, lambda v: v >= 2, "2 folds or more")
+# What a stage or the LLM gate is held under (NaN fails every comparison, so it is refused too).
+_error_bound = _bounded(float, lambda v: 0.0 < v < 1.0, "an error rate above 0 and below 1")
+_percentage = _bounded(float, lambda v: 0.0 <= v <= 100.0, "a percentage from 0 to 100")
 
 
 def build_parser() -> argparse.ArgumentParser:
