@@ -62,6 +62,21 @@ def test_the_handoff_is_what_the_cheap_stages_left_and_how_often_their_first_can
     assert h.top_accuracy == round(2 / 3, 4)
 
 
+def test_the_handoff_counts_where_the_gold_label_stands_in_the_ranking() -> None:
+    # What an LLM held to the earlier stages' top k (stages.llm.choose_from_top) can get right at most.
+    report = Report(predictions=[
+        prediction("funny", ["funny", "cute"], "funny"),  # first
+        prediction("sad", ["funny", "cute", "sad"], "sad"),  # third
+        prediction("love", ["funny", "cute", "sad"], "funny"),  # not ranked at all
+        prediction("food", [], "food"),  # nothing ranked: not counted
+        prediction("cute", ["cute"], "cute", decided_by=StageName.EMBEDDING),  # a cheap stage decided
+    ])
+    h = report.summary().handoff
+    assert h is not None and h.ranked == 3
+    assert h.gold_rank == [1, 0, 1, 1]  # ranks 1, 2, 3, then none
+    assert [h.within(k) for k in (1, 2, 3, 4, 14)] == [1, 1, 2, 2, 2]
+
+
 def test_nothing_left_no_handoff() -> None:
     report = Report(predictions=[prediction("cute", ["cute"], "cute", decided_by=StageName.EMBEDDING)])
     assert report.summary().handoff is None

@@ -186,7 +186,8 @@ def test_the_summary_is_the_run_worked_by_hand(summary: EvalSummary) -> None:
     assert set(summary.kinds) == {"homonym", "irony"}  # records without a kind are in no group
     # What the cheap stages handed on, per kind: no homonym (all decided early); of irony, r09, whose
     # embedding candidates put its gold "sad" first (the LLM then answered "funny").
-    assert summary.kinds["irony"].handoff == Handoff(left=1, ranked=1, top_right=1, top_accuracy=1.0)
+    assert summary.kinds["irony"].handoff == Handoff(left=1, ranked=1, top_right=1, top_accuracy=1.0,
+                                                     gold_rank=[1, 0])
 
 
 def test_reliability_bins_and_ece_from_known_predictions(summary: EvalSummary) -> None:

@@ -344,7 +344,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  undecided  {summary.undecided:>4}   reached the LLM: {summary.llm_share:.1%}")
         if (h := summary.handoff) is not None:
             print(f"  left by the cheap stages {h.left}: their first candidate right on"
-                  f" {h.top_right}/{h.ranked} ranked ({h.top_accuracy:.1%})")
+                  f" {h.top_right}/{h.ranked} ranked ({h.top_accuracy:.1%});"
+                  " a gold label in their top 2/4/8 on " + "/".join(str(h.within(k)) for k in (2, 4, 8)))
         if (v := summary.llm_vs_earlier) is not None:
             print(f"  LLM answers the earlier stages' first candidate {v.same_as_earlier_top}/{v.answered}"
                   f"  LLM accuracy {v.accuracy:.3f} against that candidate's {v.earlier_top_accuracy:.3f}")
@@ -474,7 +475,8 @@ def _prompt_sizes(report: Any, settings: Any, taxonomy: Any) -> PromptSizes | No
 
     try:
         builder = prompt_builder(settings, taxonomy)
-        choose = settings.options("llm", LlmOptions).choose_from_top
+        opts = settings.options("llm", LlmOptions)
+        choose = opts.choose_from_top_for(opts.model)  # the configured model: what the projection prices
         held = LlmStage(None, builder, choose_from_top=choose)  # type: ignore[arg-type]  # no calls made
     except ConfigError:
         return None

@@ -83,6 +83,14 @@ class Handoff(_Model):
     ranked: int  # of those, the ones an earlier stage ranked candidates for
     top_right: int
     top_accuracy: float  # top_right / ranked
+    # gold_rank[i]: ranked records whose best-placed gold label is the earlier stages' (i+1)-th
+    # candidate; the last entry: those with no gold label among the candidates. An LLM held to their
+    # top k (`stages.llm.choose_from_top`) can be right on at most within(k) of them.
+    gold_rank: list[int] = Field(default_factory=list)
+
+    def within(self, k: int) -> int:
+        """Ranked records with a gold label among the earlier stages' first k candidates."""
+        return sum(self.gold_rank[:-1][:k])
 
 
 class KindSummary(_Model):
@@ -357,6 +365,15 @@ class Prediction:
                 return t.candidates[0].category
         return None
 
+    def gold_rank(self) -> int | None:
+        """Where the best-placed gold label stands among the earlier stages' candidates (1: first);
+        None when none of them is a gold label."""
+        for t in reversed(self.result.stages):
+            if t.stage is not StageName.LLM and t.candidates:
+                ranked = [c.category for c in t.candidates]
+                return next((i for i, c in enumerate(ranked, 1) if c in self.record.labels), None)
+        return None
+
     def line(self) -> dict[str, Any]:
         return {
             "id": self.record.id,
@@ -511,7 +528,11 @@ def _handoff(preds: Sequence[Prediction]) -> Handoff | None:
         return None
     tops = [(p, top) for p in left if (top := p.earlier_top())]
     right = sum(top in p.record.labels for p, top in tops)
-    return Handoff(left=len(left), ranked=len(tops), top_right=right, top_accuracy=_ratio(right, len(tops)))
+    ranks = [p.gold_rank() for p, _ in tops]
+    deepest = max((r for r in ranks if r is not None), default=1)
+    gold_rank = [sum(r == i for r in ranks) for i in range(1, deepest + 1)] + [ranks.count(None)]
+    return Handoff(left=len(left), ranked=len(tops), top_right=right, top_accuracy=_ratio(right, len(tops)),
+                   gold_rank=gold_rank)
 
 
 def _spread(values: Sequence[float]) -> Spread | None:

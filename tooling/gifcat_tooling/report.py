@@ -263,7 +263,10 @@ def _handoff(summary: EvalSummary) -> list[tuple[str, str]]:
     h = summary.handoff
     if h is None:
         return []
-    return [("left by the cheap stages: first candidate right", f"{h.top_right} / {h.ranked} of {h.left}")]
+    return [
+        ("left by the cheap stages: first candidate right", f"{h.top_right} / {h.ranked} of {h.left}"),
+        ("...a gold label in their top 2 / 4 / 8", " / ".join(str(h.within(k)) for k in (2, 4, 8))),
+    ]
 
 
 def _llm_vs_earlier(summary: EvalSummary) -> list[tuple[str, str]]:

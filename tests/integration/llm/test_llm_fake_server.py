@@ -12,7 +12,7 @@ import pytest
 
 from gifcat.adapters.llm.client import LlmClient
 from gifcat.adapters.llm.factory import build_llm_stage
-from gifcat.config import ConfigError
+from gifcat.config import ConfigError, bundled_text, parse_yaml
 from gifcat.domain.model import Classification, Neighbour, Status
 from gifcat.domain.stages.llm import LlmStage
 from tests.support.fake_openai import (
@@ -431,6 +431,23 @@ def test_local_answer_format_applies_to_the_local_model_only(server: FakeOpenAI)
     assert remote.score(PIZZA, NOTHING).rationale == "the title says so"
     required = [r.response_format["json_schema"]["schema"]["required"] for r in server.chat_requests]
     assert required == [["primary", "labels"], ["primary", "labels", "confidence", "rationale"]]
+
+
+def test_only_the_local_model_is_held_to_the_earlier_top_candidates(server: FakeOpenAI) -> None:
+    # As shipped: the deployed model may name any category (the cheap stages' top 4 may hold no gold
+    # label where they left an item); the weak local model keeps the top 4 (it names the first category
+    # of the taxonomy otherwise).
+    bundled = parse_yaml(bundled_text("settings.yaml"), "settings")["stages"]["llm"]
+    shipped = settings_with(choose_from_top=bundled["choose_from_top"])
+    local = build_llm_stage(shipped, SMALL, base_url=server.base_url, model="gemma-3-270m-q4_k_m")
+    remote = build_llm_stage(shipped, SMALL, base_url=server.base_url, api_key=KEY)
+    so_far = pending(("food", 0.4), ("cute", 0.3), ("funny", 0.2), ("gaming", 0.06), ("sad", 0.04))
+    server.push(completion('{"primary": "food"}'), answer("sad"))
+    assert local.score(PIZZA, so_far).candidates[0].category == "food"
+    assert remote.score(PIZZA, so_far).candidates[0].category == "sad"  # the fifth candidate
+    enums = [r.response_format["json_schema"]["schema"]["properties"]["primary"]["enum"]
+             for r in server.chat_requests]
+    assert enums == [["food", "cute", "funny", "gaming"], list(SMALL.names)]
 
 
 def test_a_prompt_that_cannot_give_the_configured_answer_fails_at_load() -> None:

@@ -94,7 +94,7 @@ def build_llm_stage(
         prompt,
         prices=dict(settings.prices.llm),
         rationale_max_chars=opts.rationale_max_chars,
-        choose_from_top=opts.choose_from_top,
+        choose_from_top=opts.choose_from_top_for(model),
         imager=imager,
         image_detail=opts.image_detail,
     )

@@ -49,6 +49,8 @@ class LocalOptions(BaseModel):
     answer_fields: tuple[str, ...] | None = None
     # Nearest labelled examples shown to the local model; None: `stages.llm.few_shot`.
     few_shot: int | None = Field(None, ge=0)
+    # The local model's answer held to the earlier stages' top k; None: `stages.llm.choose_from_top`.
+    choose_from_top: int | None = Field(None, ge=0)
 
     _check_fields = field_validator("answer_fields")(_fields)
 
@@ -129,6 +131,12 @@ class LlmOptions(StageOptions):
         if self.is_local(model) and self.local.few_shot is not None:
             return self.local.few_shot
         return self.few_shot
+
+    def choose_from_top_for(self, model: str) -> int:
+        """How many of the earlier stages' top candidates the answer of `model` may name (0: any)."""
+        if self.is_local(model) and self.local.choose_from_top is not None:
+            return self.local.choose_from_top
+        return self.choose_from_top
 
     def instructions_in_user(self, model: str) -> bool:
         """Gemma's chat template has no system role (llama.cpp's `gemma` format drops it)."""
