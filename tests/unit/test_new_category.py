@@ -12,6 +12,7 @@ from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.adapters.llm.factory import build_llm_stage
 from gifcat.config import Settings, load_settings
 from gifcat.domain.cascade import Cascade
+from gifcat.domain.llm.options import LlmOptions
 from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
 from gifcat.domain.records import LabelledRecord, load_labelled
 from gifcat.domain.stages.embedding import EmbeddingStage
@@ -52,9 +53,9 @@ def with_space(taxonomy: Taxonomy) -> Taxonomy:
     )
 
 
-def llm_stage(settings: Settings, taxonomy: Taxonomy) -> LlmStage:
-    local = load_settings(overrides={"stages": {"llm": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}}})
-    return build_llm_stage(local, taxonomy)
+def llm_stage(taxonomy: Taxonomy, model: str = "m") -> LlmStage:
+    endpoint = {"base_url": "http://127.0.0.1:9/v1", "model": model}
+    return build_llm_stage(load_settings(overrides={"stages": {"llm": endpoint}}), taxonomy)
 
 
 def embedded(settings: Settings, taxonomy: Taxonomy, labelled: Any = None) -> tuple[EmbeddingStage, Any]:
@@ -72,9 +73,12 @@ def test_a_new_category_is_offered_to_the_llm_at_once(settings: Settings, with_s
     assert result.top_candidates(1)[0].category == "space"
     assert stage.learned_categories is not None and "space" not in stage.learned_categories
     assert (stage.score(ITEM).abstained or "").startswith("no labelled example of space yet")
-    llm = llm_stage(settings, with_space)
+    llm = llm_stage(with_space)
     choices = llm.choices(result)
-    assert "space" in choices and len(choices) <= 4
+    assert choices == tuple(with_space.names)  # the configured model may name any category, the new one too
+    # The local model is held to the embedding stage's top 4, where the new category's prototype put it.
+    local = llm_stage(with_space, load_settings().options("llm", LlmOptions).local.model_name).choices(result)
+    assert "space" in local and len(local) == 4
     system = llm.prompt.messages(ITEM, result.top_candidates(), [], choices)[0]["content"]
     assert f"- space: {SPACE['description']}" in system and SPACE["examples"][0] in system
     assert result.taxonomy_version == with_space.version  # the result names the taxonomy it was made with

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gifcat.application.ingest import RejectedUpload, sniff_gif
 from gifcat.config import ConfigError, Settings, UriReader, load_settings
-from gifcat.domain.cascade import TRIAGE
+from gifcat.domain.cascade import TRACE_TOP_K, TRIAGE
 from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 
@@ -345,7 +345,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if (h := summary.handoff) is not None:
             print(f"  left by the cheap stages {h.left}: their first candidate right on"
                   f" {h.top_right}/{h.ranked} ranked ({h.top_accuracy:.1%});"
-                  " a gold label in their top 2/4/8 on " + "/".join(str(h.within(k)) for k in (2, 4, 8)))
+                  f" a gold label in their top 2/4 on {h.within(2)}/{h.within(4)},"
+                  f" not in the top {TRACE_TOP_K} recorded on {h.gold_rank[-1]}")
         if (v := summary.llm_vs_earlier) is not None:
             print(f"  LLM answers the earlier stages' first candidate {v.same_as_earlier_top}/{v.answered}"
                   f"  LLM accuracy {v.accuracy:.3f} against that candidate's {v.earlier_top_accuracy:.3f}")

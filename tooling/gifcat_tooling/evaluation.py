@@ -84,8 +84,8 @@ class Handoff(_Model):
     top_right: int
     top_accuracy: float  # top_right / ranked
     # gold_rank[i]: ranked records whose best-placed gold label is the earlier stages' (i+1)-th
-    # candidate; the last entry: those with no gold label among the candidates. An LLM held to their
-    # top k (`stages.llm.choose_from_top`) can be right on at most within(k) of them.
+    # candidate; the last entry: those with no gold label among the candidates recorded (a trace keeps
+    # the top 5). An LLM held to their top k (`stages.llm.choose_from_top`) is right on at most within(k).
     gold_rank: list[int] = Field(default_factory=list)
 
     def within(self, k: int) -> int:
