@@ -284,6 +284,16 @@ def test_report_renders_every_artefact(tmp_path: Path, summary: EvalSummary) -> 
     assert summary.cost is not None and f"${summary.cost.per_1000_usd:.4f}" in page
     assert "36.4%" in page  # LLM share
     assert ">undecided<" in page
+    h = summary.handoff
+    assert h is not None and h.gold_rank  # where the gold label stood among what the LLM was shown
+    assert f"{h.within(2)} / {h.within(4)} / {h.gold_rank[-1]}" in page
+
+
+def test_a_summary_saved_before_gold_ranks_were_counted_renders_a_dash(summary: EvalSummary) -> None:
+    assert summary.handoff is not None
+    old = summary.model_copy(update={"handoff": summary.handoff.model_copy(update={"gold_rank": []})})
+    page = render_html(old, None)
+    assert '<div class="v">-</div><div class="k">...a gold label in their top 2 / 4 / none recorded' in page
 
 
 def test_kind_table_in_html_and_text(summary: EvalSummary) -> None:

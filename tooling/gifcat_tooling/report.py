@@ -265,8 +265,8 @@ def _handoff(summary: EvalSummary) -> list[tuple[str, str]]:
         return []
     return [
         ("left by the cheap stages: first candidate right", f"{h.top_right} / {h.ranked} of {h.left}"),
-        ("...a gold label in their top 2 / 4 / none recorded",
-         f"{h.within(2)} / {h.within(4)} / {h.gold_rank[-1] if h.gold_rank else '-'}"),
+        ("...a gold label in their top 2 / 4 / none recorded",  # not counted in summaries before it
+         f"{h.within(2)} / {h.within(4)} / {h.gold_rank[-1]}" if h.gold_rank else "-"),
     ]
 
 
