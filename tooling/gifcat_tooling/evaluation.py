@@ -357,22 +357,24 @@ class Prediction:
         """Not decided by tags, rules or embedding: the LLM's, or undecided."""
         return not (self.result.decided and self.result.decided_by is not StageName.LLM)
 
-    def earlier_top(self) -> str | None:
-        """The first candidate of the last stage before the LLM that ranked any: what the LLM was shown
-        as the earlier stages' best guess."""
+    def earlier_ranking(self) -> list[str]:
+        """The categories of the last stage before the LLM that ranked any, best first: what the LLM
+        was shown as the earlier stages' candidates (empty when no stage ranked any)."""
         for t in reversed(self.result.stages):
             if t.stage is not StageName.LLM and t.candidates:
-                return t.candidates[0].category
-        return None
+                return [c.category for c in t.candidates]
+        return []
+
+    def earlier_top(self) -> str | None:
+        """The earlier stages' best guess, as the LLM was shown it."""
+        ranked = self.earlier_ranking()
+        return ranked[0] if ranked else None
 
     def gold_rank(self) -> int | None:
         """Where the best-placed gold label stands among the earlier stages' candidates (1: first);
         None when none of them is a gold label."""
-        for t in reversed(self.result.stages):
-            if t.stage is not StageName.LLM and t.candidates:
-                ranked = [c.category for c in t.candidates]
-                return next((i for i, c in enumerate(ranked, 1) if c in self.record.labels), None)
-        return None
+        ranked = self.earlier_ranking()
+        return next((i for i, c in enumerate(ranked, 1) if c in self.record.labels), None)
 
     def line(self) -> dict[str, Any]:
         return {
