@@ -14,8 +14,9 @@ from gifcat.adapters.training import (
     fit,
     fit_head,
     stratified_folds,
+    zero_error_count,
 )
-from gifcat.config import load_settings
+from gifcat.config import ConfigError, load_settings
 from gifcat.domain.memory import Learned, Memory, MemoryArtefactError
 from gifcat.domain.records import LabelledRecord
 
@@ -46,6 +47,51 @@ def test_no_threshold_when_the_sample_cannot_certify_the_target() -> None:
     choice = choose_threshold([(0.9, True)] * 50, target=0.03)  # 0 errors in 50 bounds only 5.8%
     assert not choice.met and math.isinf(choice.threshold) and choice.decided == 0
     assert choose_threshold([(-math.inf, False)] * 10, target=0.1).decided == 0
+
+
+def _early_error_then_clean(target: float) -> list[tuple[float, bool]]:
+    """Right answers, one error just below the first count that can certify, then many right ones."""
+    first = zero_error_count(target)
+    scores = [1.0 - i / 1000 for i in range(400)]
+    return [(s, i != first) for i, s in enumerate(scores)]  # the (first + 1)-th record is wrong
+
+
+def test_zero_error_count_is_the_first_count_that_can_pass() -> None:
+    n = zero_error_count(0.10)
+    assert clopper_pearson_upper(0, n) <= 0.10 < clopper_pearson_upper(0, n - 1)
+
+
+def test_fixed_sequence_stops_at_the_first_failure_where_lowest_goes_on() -> None:
+    outcomes = _early_error_then_clean(0.10)
+    first = zero_error_count(0.10)
+    lowest = choose_threshold(outcomes, target=0.10)
+    fixed = choose_threshold(outcomes, target=0.10, search="fixed_sequence")
+    # lowest passes far below the early error (1 wrong in 400 bounds well under 10%)
+    assert lowest.decided == 400 and lowest.errors == 1 and lowest.search == "lowest"
+    # fixed_sequence certifies the clean top, then meets the error and stops there for good
+    assert fixed.decided == first and fixed.errors == 0 and fixed.upper_bound <= 0.10
+    assert fixed.threshold == outcomes[first - 1][0] and fixed.as_dict()["search"] == "fixed_sequence"
+
+
+def test_fixed_sequence_agrees_with_lowest_when_the_bound_only_falls() -> None:
+    outcomes = [(1.0 - i / 1000, True) for i in range(300)]
+    outcomes += [(0.5 - i / 1000, i % 3 != 0) for i in range(200)]
+    lowest = choose_threshold(outcomes, target=0.03)
+    fixed = choose_threshold(outcomes, target=0.03, search="fixed_sequence")
+    assert (fixed.threshold, fixed.decided, fixed.errors) == (lowest.threshold, lowest.decided, lowest.errors)
+
+
+def test_fixed_sequence_decides_nothing_when_an_error_comes_before_the_first_count() -> None:
+    first = zero_error_count(0.10)
+    outcomes = [(1.0 - i / 1000, i != 0) for i in range(first + 1)]  # the top record is wrong
+    assert choose_threshold(outcomes, target=0.10, search="fixed_sequence").decided == 0
+
+
+def test_an_unknown_search_is_refused() -> None:
+    with pytest.raises(ValueError, match="threshold search 'bisect'"):
+        choose_threshold([(0.9, True)], target=0.1, search="bisect")
+    with pytest.raises(ConfigError, match="search"):
+        load_settings(overrides={"stages": {"embedding": {"search": "bisect"}}})
 
 
 def _records(n: int) -> list[LabelledRecord]:

@@ -548,6 +548,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         overrides.setdefault("stages", {}).update(
             {"tags": {"target": args.triage_target}, "rules": {"target": args.triage_target}}
         )
+    if args.search is not None:
+        for name in ("tags", "rules", "embedding"):
+            overrides.setdefault("stages", {}).setdefault(name, {})["search"] = args.search
     settings = _settings(args.settings, overrides=overrides)
     taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
     records = _labelled_records(args.data, "calibrate", taxonomy)
@@ -562,6 +565,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for name, chosen in fitted.thresholds.items():
         doc["stages"][name].update(chosen)
         doc["stages"][name]["target"] = settings.stages[name].target
+        doc["stages"][name]["search"] = settings.stages[name].search
     out = Path(args.write)
     out.write_text(
         f"# Written by gifcat calibrate --data {args.data}\n"
@@ -1008,6 +1012,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedding stage's error bound (default: settings, 0.10)")
     p.add_argument("--triage-target", type=_error_bound,
                    help="tag and rule stages' error bound (default 0.03)")
+    p.add_argument("--search", choices=("lowest", "fixed_sequence"),
+                   help="how every stage's threshold is searched for (default: settings, lowest): "
+                        "fixed_sequence keeps the 95%% guarantee whole at a cost in coverage")
     p.add_argument("--seed", type=_whole_number, default=0)
     p.add_argument("--write", default="gifcat-settings.yaml", help="settings file to write")
     _common(p)

@@ -210,6 +210,7 @@ class Calibration(_Model):
     error_upper_bound: float
     target: float
     met: bool
+    search: str = "lowest"  # summaries saved before the search was a setting used this one
 
 
 class FoldSummary(_Model):

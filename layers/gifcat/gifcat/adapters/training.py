@@ -5,9 +5,12 @@
   with a temperature fitted out of fold;
 - each stage's decision threshold, chosen on out-of-fold scores so that a one-sided 95% Clopper-Pearson
   upper bound of the error on what the stage decides stays under the stage's `target` (selective
-  classification with guaranteed risk, after Geifman & El-Yaniv 2017; every candidate threshold is
-  tried, without their Bonferroni split, so the bound is a little optimistic: README reports the
-  out-of-fold check).
+  classification with guaranteed risk, after Geifman & El-Yaniv 2017). Two searches, a setting per
+  stage (`search`): `lowest` tries every candidate threshold and keeps the lowest that passes, without a
+  Bonferroni split, so the bound is a little optimistic (README reports the out-of-fold check);
+  `fixed_sequence` tests them from the most conservative down and stops at the first that fails, which
+  keeps the 95% guarantee whole (fixed-sequence testing, as in Learn then Test, Angelopoulos et al.
+  2021) at a cost in coverage.
 
 `fit(records)` returns a `Fitted` (the learned arrays and the thresholds); `gifcat eval --cv` fits one per
 fold on the other folds only, `gifcat calibrate` fits on the whole file and writes the settings, and
@@ -46,6 +49,7 @@ from gifcat.domain.taxonomy import Taxonomy
 
 DEFAULT_TARGETS = {"tags": 0.03, "rules": 0.03, "embedding": 0.10}
 CONFIDENCE = 0.95
+SEARCHES = ("lowest", "fixed_sequence")
 INNER_FOLDS = 5  # fit's out-of-fold calibration of the embedding stage's margin
 
 
@@ -71,27 +75,48 @@ def clopper_pearson_upper(errors: int, n: int, confidence: float = CONFIDENCE) -
     return float(betaincinv(errors + 1, n - errors, confidence))
 
 
+def zero_error_count(target: float, confidence: float = CONFIDENCE) -> int:
+    """The fewest decisions whose error bound can be under `target`: all of them right."""
+    return math.ceil(math.log(1 - confidence) / math.log(1 - target))
+
+
 def choose_threshold(
-    outcomes: Sequence[tuple[float, bool]], target: float, confidence: float = CONFIDENCE
+    outcomes: Sequence[tuple[float, bool]],
+    target: float,
+    confidence: float = CONFIDENCE,
+    search: str = "lowest",
 ) -> ThresholdChoice:
     """The lowest threshold (most coverage) whose decided part has an error bound under `target`.
 
     `outcomes`: (confidence score, correct) per record; -inf means the stage never decides it. Every
-    distinct score is tried as a threshold; the bound is the one-sided Clopper-Pearson bound at
-    `confidence` for the records at or above it. (Trying many thresholds on one sample makes the bound a
-    little optimistic; the out-of-fold and held-out figures in README are the check.)
+    distinct score is a candidate threshold; the bound is the one-sided Clopper-Pearson bound at
+    `confidence` for the records at or above it.
+    - `lowest`: the lowest candidate that passes, wherever it is. Trying many thresholds on one sample
+      makes the bound a little optimistic; the out-of-fold and held-out figures in README are the check.
+    - `fixed_sequence`: candidates are tested in a fixed order, from the most conservative down, starting
+      at the first that holds `zero_error_count` records (no fewer can pass), and the search stops at the
+      first that fails. Each test is at the full `confidence` and the family-wise guarantee holds
+      (fixed-sequence testing): the bound is not optimistic, but one early error ends the search.
     """
+    if search not in SEARCHES:
+        raise ValueError(f"threshold search {search!r}: expected one of {', '.join(SEARCHES)}")
+    sequential = search == "fixed_sequence"
+    first = zero_error_count(target, confidence) if sequential else 1
     n = len(outcomes)
     ordered = sorted((o for o in outcomes if math.isfinite(o[0])), key=lambda o: -o[0])
-    best = ThresholdChoice(math.inf, 0, 0, n, 1.0, target)
+    best = ThresholdChoice(math.inf, 0, 0, n, 1.0, target, search)
     errors = 0
     for i, (score, ok) in enumerate(ordered):
         errors += not ok
         if i + 1 < len(ordered) and ordered[i + 1][0] == score:
             continue  # a threshold takes every record with that score
+        if i + 1 < first:
+            continue
         bound = clopper_pearson_upper(errors, i + 1, confidence)
         if bound <= target:
-            best = ThresholdChoice(score, i + 1, errors, n, bound, target)
+            best = ThresholdChoice(score, i + 1, errors, n, bound, target, search)
+        elif sequential:
+            break
     return best
 
 
@@ -234,6 +259,7 @@ def fit(
     check_fittable(records, folds)
     configured = {k: t.target for k, t in settings.stages.items() if t.target}
     targets = {**DEFAULT_TARGETS, **configured, **(targets or {})}
+    searches = {k: t.search for k, t in settings.stages.items()}
     if not isinstance(stage.text, CachingEncoder):  # every fold embeds the same texts: each once
         stage = copy.copy(stage)
         stage.text = CachingEncoder(stage.text)
@@ -251,7 +277,9 @@ def fit(
                 raise ValueError(f"fit: cannot keep a {name} threshold with a min_margin above 0")
             left = [i for i in left if tri[name][i][0] < thresholds[name]["min_score"]]
             continue
-        choice = choose_threshold([tri[name][i] for i in left], targets[name])
+        choice = choose_threshold(
+            [tri[name][i] for i in left], targets[name], search=searches.get(name, "lowest")
+        )
         choices[name] = choice
         threshold = min(choice.threshold, 1.0) if math.isfinite(choice.threshold) else 1.0
         thresholds[name] = {"min_score": round(threshold, 6), "min_margin": 0.0}
@@ -266,7 +294,9 @@ def fit(
     for train, test in stratified_folds(records, folds, seed):
         inner = stage.with_learned(learn(stage, train))
         outcomes += embedding_outcomes(inner, [r for r in test if r.id in residue_ids])
-    emb_choice = choose_threshold(outcomes, targets["embedding"])
+    emb_choice = choose_threshold(
+        outcomes, targets["embedding"], search=searches.get("embedding", "lowest")
+    )
     choices["embedding"] = emb_choice
     margin = emb_choice.threshold if math.isfinite(emb_choice.threshold) else 1.0
     thresholds["embedding"] = {"min_score": 0.0, "min_margin": round(min(max(margin, 0.0), 1.0), 6)}

@@ -29,6 +29,8 @@ class Thresholds(BaseModel):
     min_margin: float = Field(ge=0.0, le=1.0)
     # The error rate `gifcat calibrate` bounds on what the stage decides (one-sided 95% upper bound).
     target: float | None = Field(None, gt=0.0, lt=1.0)
+    # How `gifcat calibrate` searches for that threshold (gifcat.adapters.training.choose_threshold).
+    search: Literal["lowest", "fixed_sequence"] = "lowest"
 
 
 class LabelPolicy(BaseModel):

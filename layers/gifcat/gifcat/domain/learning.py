@@ -40,6 +40,7 @@ class ThresholdChoice:
     n: int
     upper_bound: float
     target: float
+    search: str = "lowest"  # how the threshold was searched for (gifcat.adapters.training.choose_threshold)
 
     @property
     def coverage(self) -> float:
@@ -59,6 +60,7 @@ class ThresholdChoice:
             "error_upper_bound": round(self.upper_bound, 4),
             "target": self.target,
             "met": self.met,
+            "search": self.search,
         }
 
 
