@@ -203,6 +203,22 @@ def test_calibrate_writes_settings_that_load(tmp_path: Path) -> None:
     assert found["calibration"]["tags"]["met"]
 
 
+def test_calibrate_with_a_fixed_sequence_search_writes_it_and_decides_no_more(tmp_path: Path) -> None:
+    out = tmp_path / "fixed.yaml"
+    run = gifcat("calibrate", "--data", str(DEV_DATA), "--search", "fixed_sequence", "--write", str(out))
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)["calibration"]
+    assert {c["search"] for c in found.values()} == {"fixed_sequence"}
+    settings = load_settings(str(out))
+    assert {settings.thresholds(s).search for s in ("tags", "rules", "embedding")} == {"fixed_sequence"}
+    # The bundled margin was searched for with `lowest` on the same records: stopping at the first
+    # failure can only keep a margin as high or higher, and so decide as much or less.
+    bundled = load_settings().thresholds("embedding")
+    assert bundled.search == "lowest"
+    assert settings.thresholds("embedding").min_margin >= bundled.min_margin
+    assert found["embedding"]["met"] and found["embedding"]["error_upper_bound"] <= 0.10
+
+
 def _dev_sample(tmp_path: Path, n: int, kinds: bool = False) -> Path:
     lines = DEV_DATA.read_text(encoding="utf-8").splitlines()[:n]
     records = [json.loads(line) for line in lines if line.strip()]
