@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gifcat.application.ingest import RejectedUpload, sniff_gif
-from gifcat.config import ConfigError, Settings, UriReader, load_settings
+from gifcat.config import THRESHOLD_SEARCHES, ConfigError, Settings, UriReader, load_settings
 from gifcat.domain.cascade import TRACE_TOP_K, TRIAGE
 from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
@@ -1012,7 +1012,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedding stage's error bound (default: settings, 0.10)")
     p.add_argument("--triage-target", type=_error_bound,
                    help="tag and rule stages' error bound (default 0.03)")
-    p.add_argument("--search", choices=("lowest", "fixed_sequence"),
+    p.add_argument("--search", choices=THRESHOLD_SEARCHES,
                    help="how every stage's threshold is searched for (default: settings, lowest): "
                         "fixed_sequence keeps the 95%% guarantee whole at a cost in coverage")
     p.add_argument("--seed", type=_whole_number, default=0)

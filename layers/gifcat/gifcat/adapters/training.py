@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from gifcat.config import Settings
+from gifcat.config import THRESHOLD_SEARCHES, Settings
 from gifcat.domain.cascade import Cascade
 from gifcat.domain.learning import (
     GATE_CONFIDENCE,
@@ -49,7 +49,6 @@ from gifcat.domain.taxonomy import Taxonomy
 
 DEFAULT_TARGETS = {"tags": 0.03, "rules": 0.03, "embedding": 0.10}
 CONFIDENCE = 0.95
-SEARCHES = ("lowest", "fixed_sequence")
 INNER_FOLDS = 5  # fit's out-of-fold calibration of the embedding stage's margin
 
 
@@ -98,8 +97,8 @@ def choose_threshold(
       first that fails. Each test is at the full `confidence` and the family-wise guarantee holds
       (fixed-sequence testing): the bound is not optimistic, but one early error ends the search.
     """
-    if search not in SEARCHES:
-        raise ValueError(f"threshold search {search!r}: expected one of {', '.join(SEARCHES)}")
+    if search not in THRESHOLD_SEARCHES:
+        raise ValueError(f"threshold search {search!r}: expected one of {', '.join(THRESHOLD_SEARCHES)}")
     sequential = search == "fixed_sequence"
     first = zero_error_count(target, confidence) if sequential else 1
     n = len(outcomes)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -22,6 +22,11 @@ class ConfigError(ValueError):
     """A settings or taxonomy file that cannot be used; the message names the bad entry."""
 
 
+# How `gifcat calibrate` searches for a stage's threshold (gifcat.adapters.training.choose_threshold).
+ThresholdSearch = Literal["lowest", "fixed_sequence"]
+THRESHOLD_SEARCHES: tuple[str, ...] = get_args(ThresholdSearch)
+
+
 class Thresholds(BaseModel):
     model_config = ConfigDict(extra="allow")  # stages keep their own knobs beside the thresholds
 
@@ -29,8 +34,7 @@ class Thresholds(BaseModel):
     min_margin: float = Field(ge=0.0, le=1.0)
     # The error rate `gifcat calibrate` bounds on what the stage decides (one-sided 95% upper bound).
     target: float | None = Field(None, gt=0.0, lt=1.0)
-    # How `gifcat calibrate` searches for that threshold (gifcat.adapters.training.choose_threshold).
-    search: Literal["lowest", "fixed_sequence"] = "lowest"
+    search: ThresholdSearch = "lowest"  # how `gifcat calibrate` searches for that threshold
 
 
 class LabelPolicy(BaseModel):
