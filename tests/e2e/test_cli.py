@@ -137,6 +137,37 @@ def test_eval_json_and_predictions(data: Path, tmp_path: Path) -> None:
     assert [line["earlier_top"] for line in lines] == [None, None, "animals", None]
 
 
+def test_eval_records_the_command_that_reproduces_it(tmp_path: Path) -> None:
+    # An override that changes the figures, and a path a shell would split: the recorded line, run as
+    # it stands, must give the same figures, and it must not carry a key.
+    folder = tmp_path / "with space"
+    folder.mkdir()
+    data = folder / "records.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    override = {"GIFCAT_OVERRIDES": '{"stages": {"tags": {"min_score": 1.0}}}', "OPENAI_API_KEY": "sk-secret"}
+    first = gifcat("eval", "--data", str(data), "--until", "triage", "--json", env=override)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["stages"]["tags"]["decided"] == 0  # the override held: no tag score reaches 1.0
+    command = summary["command"]
+    assert "sk-secret" not in command and "OPENAI_API_KEY" not in command
+    bin_dir = str(Path(sys.executable).parent)  # where the `gifcat` script is installed
+    env = {k: v for k, v in os.environ.items() if k not in ("GIFCAT_OVERRIDES", "OPENAI_API_KEY")}
+    again = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=600,
+        env={**env, "PATH": bin_dir + os.pathsep + env.get("PATH", "")},
+    )
+    assert again.returncode == 0, again.stderr
+    replay = json.loads(again.stdout)
+    assert replay["command"] == command
+    for key in ("n", "accuracy", "undecided", "confusion"):
+        assert replay[key] == summary[key]
+    for name, stage in summary["stages"].items():
+        assert (replay["stages"][name]["decided"], replay["stages"][name]["accuracy"]) == (
+            stage["decided"], stage["accuracy"]
+        )
+
+
 def test_eval_llm_baseline_counts_cost(data: Path, llm_env: dict[str, str]) -> None:
     run = gifcat("eval", "--data", str(data), "--baseline", "llm", "--json", env=llm_env)
     assert run.returncode == 0, run.stderr

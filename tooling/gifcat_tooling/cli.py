@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +60,18 @@ def _settings(source: str | None, overrides: dict[str, Any] | None = None) -> Se
 
 def _taxonomy(source: str | None) -> Taxonomy:
     return load_taxonomy(source, read_uri=READ_URI)
+
+
+# What a run reads from the environment that changes its figures (GIFCAT_CACHE only says where the
+# models are; keys are never written down).
+RESULT_ENV = ("GIFCAT_SETTINGS", "GIFCAT_TAXONOMY", "GIFCAT_OVERRIDES")
+
+
+def reproducible_command(argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    """The shell line that runs this again: the settings it read from the environment, then
+    `gifcat` and its arguments, each quoted so that a JSON override or a path with spaces survives."""
+    env = [f"{name}={shlex.quote(environ[name])}" for name in RESULT_ENV if environ.get(name, "").strip()]
+    return " ".join([*env, shlex.join(["gifcat", *argv])])
 
 
 def _load(args: argparse.Namespace) -> tuple[Settings, Taxonomy]:
@@ -318,8 +332,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         cost=b.cost,
                     )
                 summary = summary.model_copy(update={"baselines": compared})
-        command = "gifcat " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("gifcat") else None
-        summary = summary.model_copy(update={"command": command})
+        summary = summary.model_copy(update={"command": reproducible_command(args.argv, os.environ)})
     if predictions:
         report.write_predictions(predictions)
     if report_folder is not None:
@@ -667,8 +680,6 @@ def _aws_client(service: str, endpoint: str | None) -> Any:
 
 def _results_table_name(args: argparse.Namespace) -> str:
     """--table, else RESULTS_TABLE, else (with --endpoint) the local stack's table from template.yaml."""
-    import os
-
     if args.table or os.environ.get("RESULTS_TABLE"):
         return str(args.table or os.environ["RESULTS_TABLE"])
     if args.endpoint:
@@ -680,8 +691,6 @@ def _results_table_name(args: argparse.Namespace) -> str:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    import os
-
     from gifcat.adapters.dynamodb import ResultsTable
     from gifcat_tooling.backfill import BackfillRequest, render, run_backfill
 
@@ -744,8 +753,6 @@ def cmd_correct(args: argparse.Namespace) -> int:
 def _artefacts_location(args: argparse.Namespace) -> str:
     """--artefacts, else GIFCAT_ARTEFACTS, else (with --endpoint) the local stack's, as the template
     gives the functions: s3://<ArtefactsBucket>/embedding."""
-    import os
-
     if args.artefacts or os.environ.get("GIFCAT_ARTEFACTS"):
         return str(args.artefacts or os.environ["GIFCAT_ARTEFACTS"])
     if args.endpoint:
@@ -1139,7 +1146,9 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # recorded by `eval` as the command that reproduces its figures
     # Signal handlers belong to the main thread; main() called from elsewhere (tests) leaves them alone.
     handle = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.signal(sig, _exit_on_signal) for sig in STOP_SIGNALS} if handle else {}
