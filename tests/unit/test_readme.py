@@ -18,7 +18,7 @@ from gifcat.config import ConfigError, StageOptions, load_settings
 from gifcat.domain.llm.options import LlmOptions
 from gifcat.domain.stages.embedding import EmbeddingOptions
 from gifcat.domain.stages.triage import TriageWeights
-from gifcat_tooling.cli import build_parser
+from gifcat_tooling.cli import RESULT_ENV, build_parser
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -126,15 +126,55 @@ def test_every_gifcat_command_the_prose_mentions_exists_with_its_options(argv: l
     assert not unknown, f"README mentions `gifcat {' '.join(argv)}`: {argv[0]} has no {unknown}"
 
 
-@pytest.mark.parametrize("quoted", overrides(README))
-def test_every_settings_override_in_the_readme_loads(quoted: str) -> None:
-    data = json.loads(placeholders_filled(quoted))
+def assert_override_loads(data: dict[str, object]) -> None:
     settings = load_settings(overrides=data)
-    for stage in data.get("stages", {}):
-        assert stage in OPTIONS, f"README overrides stage {stage!r}: add its options model to OPTIONS"
+    stages = data.get("stages", {})
+    assert isinstance(stages, dict)
+    for stage in stages:
+        assert stage in OPTIONS, f"an override of stage {stage!r}: add its options model to OPTIONS"
         model = OPTIONS[stage]
         if model is not None:
             settings.options(stage, model)  # a misspelt knob raises ConfigError naming it
+
+
+@pytest.mark.parametrize("quoted", overrides(README))
+def test_every_settings_override_in_the_readme_loads(quoted: str) -> None:
+    assert_override_loads(json.loads(placeholders_filled(quoted)))
+
+
+def _recorded_commands() -> list[tuple[str, str]]:
+    found = []
+    for path in sorted((ROOT / "docs" / "results").rglob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("command"):
+            found.append((str(path.relative_to(ROOT)), data["command"]))
+    return found
+
+
+RECORDED = _recorded_commands()
+
+
+@pytest.mark.parametrize(("path", "command"), RECORDED, ids=[p for p, _ in RECORDED])
+def test_every_saved_result_records_a_command_that_still_runs(path: str, command: str) -> None:
+    # README's figures cite these files: the line each records must still be one `gifcat` runs, with
+    # the settings it read from the environment (an override that no longer loads would reproduce nothing).
+    words = shlex.split(command)
+    env = {}
+    while words and re.fullmatch(r"[A-Z_]+=.*", words[0], re.S):
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
+    assert words[:1] == ["gifcat"], f"{path}: {command!r} does not run gifcat"
+    assert set(env) <= set(RESULT_ENV), f"{path}: sets {sorted(set(env) - set(RESULT_ENV))}"
+    build_parser().parse_args(words[1:])
+    assert not unknown_options(words[1:]), f"{path}: no options {unknown_options(words[1:])}"
+    if "GIFCAT_OVERRIDES" in env:
+        assert_override_loads(json.loads(env["GIFCAT_OVERRIDES"]))
+
+
+def test_the_saved_results_record_their_commands() -> None:
+    # The check above is only worth something if the files are found and overrides are among them.
+    assert len(RECORDED) >= 20
+    assert sum("GIFCAT_OVERRIDES=" in c for _, c in RECORDED) >= 10
 
 
 def test_a_misspelt_override_would_be_caught() -> None:
