@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,9 +49,9 @@ def test_stream_prints_the_learning_curve_and_draws_it(tmp_path: Path, llm: Fake
                                                               "model": "gpt-4o-mini"}}})}
     before = len(llm.chat_requests)
     report, predictions = tmp_path / "report", tmp_path / "predictions.jsonl"
-    run = gifcat("stream", "--data", str(data), "--data", str(more), "--learn", "--window", "20",
-                 "--corrections", "0.5", "--json", "--report", str(report), "--predictions", str(predictions),
-                 env=env)
+    args = ["stream", "--data", str(data), "--data", str(more), "--learn", "--window", "20",
+            "--corrections", "0.5", "--json", "--report", str(report), "--predictions", str(predictions)]
+    run = gifcat(*args, env=env)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert [(w["start"], w["n"]) for w in summary["windows"]] == [(0, 20), (20, 20), (40, 20), (60, 1)]
@@ -67,6 +68,8 @@ def test_stream_prints_the_learning_curve_and_draws_it(tmp_path: Path, llm: Fake
     assert 0 < summary["corrections"] < llm_bound and summary["decided_by"]["human"] == summary["corrections"]
     assert summary["windows"][0]["relearn"]["human"] == summary["windows"][0]["corrections"]
     assert json.loads((report / "stream.json").read_text()) == summary
+    # The line that replays this run, the endpoint's override first (eval records the same).
+    assert shlex.split(summary["command"]) == [f"GIFCAT_OVERRIDES={env['GIFCAT_OVERRIDES']}", "gifcat", *args]
     assert (report / "stream.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert [line["id"] for line in lines][-2:] == ["dev-0060", "x-1"] and len(lines) == 61

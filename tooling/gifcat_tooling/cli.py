@@ -900,6 +900,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
             raise SystemExit(f"gifcat stream: {exc}") from None
     summary = run.summary()
     summary["data"] = files
+    summary["command"] = reproducible_command(args.argv, os.environ)
     if predictions:
         with predictions.open("w", encoding="utf-8") as fh:
             for seen in run.seen:
