@@ -1149,7 +1149,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    args.argv = argv  # recorded by `eval` as the command that reproduces its figures
+    args.argv = argv  # `eval` and `stream` record the command that reproduces their figures
     # Signal handlers belong to the main thread; main() called from elsewhere (tests) leaves them alone.
     handle = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.signal(sig, _exit_on_signal) for sig in STOP_SIGNALS} if handle else {}
