@@ -127,7 +127,8 @@ def test_eval_json_and_predictions(data: Path, tmp_path: Path) -> None:
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["r1", "r2", "r3", "r4"]
     assert set(lines[0]) == {
-        "id", "primary", "labels", "decided_by", "confidence", "status", "artefact_version", "earlier_top"
+        "id", "primary", "labels", "decided_by", "confidence", "status", "artefact_version", "earlier_top",
+        "earlier_candidates",
     }
     # --until triage: no embedding stage ran, so no learned artefact was used
     assert {line["artefact_version"] for line in lines} == {None}
@@ -135,6 +136,11 @@ def test_eval_json_and_predictions(data: Path, tmp_path: Path) -> None:
     # Where the cheap stages left an item, what they ranked first: r3's description names cows, which
     # the tag stage ranks but does not decide on (a sentence defers triage); r4's "#mood" ranks nothing.
     assert [line["earlier_top"] for line in lines] == [None, None, "animals", None]
+    # ...with the scores it ranked them by, best first; none where a stage decided.
+    ranked = lines[2]["earlier_candidates"]
+    assert ranked[0]["category"] == "animals"  # scored 0: triage deferred to a stage that reads sentences
+    assert [c["score"] for c in ranked] == sorted((c["score"] for c in ranked), reverse=True)
+    assert lines[0]["earlier_candidates"] is None and lines[3]["earlier_candidates"] == []
 
 
 def test_eval_records_the_command_that_reproduces_it(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from pydantic import (
 
 from gifcat.config import Settings
 from gifcat.domain.costs import item_cost
-from gifcat.domain.model import Classification, StageName, StageTrace
+from gifcat.domain.model import Candidate, Classification, StageName, StageTrace
 from gifcat.domain.records import LabelledRecord
 
 UNDECIDED = "undecided"
@@ -358,13 +358,16 @@ class Prediction:
         """Not decided by tags, rules or embedding: the LLM's, or undecided."""
         return not (self.result.decided and self.result.decided_by is not StageName.LLM)
 
-    def earlier_ranking(self) -> list[str]:
-        """The categories of the last stage before the LLM that ranked any, best first: what the LLM
+    def earlier_candidates(self) -> list[Candidate]:
+        """The candidates of the last stage before the LLM that ranked any, best first: what the LLM
         was shown as the earlier stages' candidates (empty when no stage ranked any)."""
         for t in reversed(self.result.stages):
             if t.stage is not StageName.LLM and t.candidates:
-                return [c.category for c in t.candidates]
+                return list(t.candidates)
         return []
+
+    def earlier_ranking(self) -> list[str]:
+        return [c.category for c in self.earlier_candidates()]
 
     def earlier_top(self) -> str | None:
         """The earlier stages' best guess, as the LLM was shown it."""
@@ -390,6 +393,11 @@ class Prediction:
             # What the cheap stages would have answered where they left the item (the LLM's first
             # candidate): scores a stronger last step against the same run.
             "earlier_top": self.earlier_top() if self.left_by_cheap_stages else None,
+            # ...and their candidates with scores (the top ones a trace keeps): another last step, or
+            # another way of reading them, can be scored offline (scripts/measure_llm_scoring.py).
+            "earlier_candidates": [
+                {"category": c.category, "score": round(c.score, 6)} for c in self.earlier_candidates()
+            ] if self.left_by_cheap_stages else None,
         }
 
 
