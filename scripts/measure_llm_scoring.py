@@ -122,9 +122,9 @@ def read_left(predictions: Path, records: Path, top: int) -> list[tuple[Labelled
     out = []
     for line in predictions.read_text(encoding="utf-8").splitlines():
         p = json.loads(line)
-        ranked = p.get("earlier_candidates")
-        if ranked is None and "earlier_top" not in p:
-            raise SystemExit(f"{predictions}: not a `gifcat eval --predictions` file of this version")
+        if "earlier_candidates" not in p:  # an older gifcat, or another file: it would read as none left
+            raise SystemExit(f"{predictions}: no earlier_candidates (written by `gifcat eval --predictions`)")
+        ranked = p["earlier_candidates"]
         if ranked and len(ranked) >= 2:
             out.append((by_id[p["id"]], ranked[:top]))
     return out
@@ -169,9 +169,9 @@ def main() -> int:
     args = parser.parse_args()
 
     settings, taxonomy = load_settings(), load_taxonomy()
-    scorer = GemmaScorer(ensure_model_file(settings.options("llm", LlmOptions).local), args.threads)
-    choose_rows = read_left(Path(args.choose[0]), Path(args.choose[1]), args.top)
+    choose_rows = read_left(Path(args.choose[0]), Path(args.choose[1]), args.top)  # before the model loads
     test_rows = read_left(Path(args.test[0]), Path(args.test[1]), args.top)
+    scorer = GemmaScorer(ensure_model_file(settings.options("llm", LlmOptions).local), args.threads)
     choose, choose_ms = score_file(scorer, taxonomy, choose_rows)
     test, test_ms = score_file(scorer, taxonomy, test_rows)
 
