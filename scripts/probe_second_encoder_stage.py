@@ -1,20 +1,22 @@
-"""`gifcat ...` with Gemma's hidden states added to the embedding stage's classifier: a probe of what
-building the second encoder would give the whole stage (README "A lead: Gemma's hidden states beside
+"""`gifcat ...` with a second encoder's vectors added to the embedding stage's classifier: a probe of
+what building the second encoder would give the whole stage (README "A lead: Gemma's hidden states beside
 MiniLM"), not the feature.
 
 The stage, its fitting and its calibration run as they are; three seams are wrapped in this process
 only. MiniLM's encoder remembers which text each vector it returns came from; the classifier's fit and
-its probabilities read [MiniLM vector, 0.05 x standardised Gemma vector of the same text] instead of the
-MiniLM vector alone (Gemma: the local LLM's GGUF, mean-pooled; standardised with the mean and spread of
-dev's texts). Prototypes and neighbours are unchanged. Gemma's vectors are cached in
-$GIFCAT_CACHE/probe-gemma-vectors.pkl (195 ms a text on a 2-core Intel Xeon).
+its probabilities read [MiniLM vector, 0.05 x standardised second vector of the same text] instead of the
+MiniLM vector alone (`--encoder gemma`, the default: the local LLM's GGUF, mean-pooled; `--encoder e5`:
+multilingual-e5-small; see scripts/second_encoders.py; standardised with the mean and spread of dev's
+texts). Prototypes and neighbours are unchanged. The vectors are cached in
+$GIFCAT_CACHE/probe-ENCODER-vectors.pkl (Gemma: 195 ms a text on a 2-core Intel Xeon).
 
-    python scripts/probe_second_encoder_stage.py eval --data ../shared/data/dev.jsonl --cv \\
-        --until embedding --repeats 5 [--json]
+    python scripts/probe_second_encoder_stage.py [--encoder gemma|e5] eval --data ../shared/data/dev.jsonl \\
+        --cv --until embedding --repeats 5 [--json]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
 import sys
@@ -23,39 +25,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import second_encoders
 
 import gifcat.adapters.embeddings.text as text_module
 import gifcat.adapters.training as training
 import gifcat.domain.memory as memory_module
-from gifcat.config import load_settings
-from gifcat.domain.llm.options import LlmOptions
 from gifcat.domain.records import read_records
 from gifcat.domain.stages.embedding import item_text
 from gifcat.domain.taxonomy import load_taxonomy
-from gifcat_tooling.llama_server import ensure_model_file
 
 SCALE = 0.05  # as scripts/measure_second_encoder.py
 STANDARDISE_ON = Path(__file__).resolve().parents[1] / "../shared/data/dev.jsonl"
 
 
-class GemmaVectors:
-    """Gemma 3 270M's mean-pooled hidden state of a text, unit length, cached on disk."""
+class CachedVectors:
+    """A second encoder's unit vector of a text (scripts/second_encoders.py), cached on disk."""
 
-    def __init__(self, cache: Path) -> None:
-        self.cache = cache
+    def __init__(self, encoder: str, cache: Path) -> None:
+        self.encode, self.cache = second_encoders.load(encoder), cache
         self.vectors: dict[str, np.ndarray] = pickle.loads(cache.read_bytes()) if cache.exists() else {}
-        self._model: Any = None
 
     def __call__(self, text: str) -> np.ndarray:
         if text not in self.vectors:
-            if self._model is None:
-                from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
-
-                gguf = ensure_model_file(load_settings().options("llm", LlmOptions).local)
-                self._model = Llama(str(gguf), embedding=True, pooling_type=LLAMA_POOLING_TYPE_MEAN,
-                                    n_ctx=512, n_threads=2, verbose=False)
-            vector = np.asarray(self._model.embed(text), dtype=np.float32)
-            self.vectors[text] = vector / np.linalg.norm(vector)
+            self.vectors[text] = self.encode(text)
         return self.vectors[text]
 
     def save(self) -> None:
@@ -63,7 +55,7 @@ class GemmaVectors:
         self.cache.write_bytes(pickle.dumps(self.vectors))
 
 
-def install(gemma: GemmaVectors, mean: np.ndarray, spread: np.ndarray) -> Callable[[], int]:
+def install(second: CachedVectors, mean: np.ndarray, spread: np.ndarray) -> Callable[[], int]:
     """Wrap the three seams; returns how many classifier rows had no known text (0 expected)."""
     text_of: dict[bytes, str] = {}
     unknown = [0]
@@ -76,7 +68,7 @@ def install(gemma: GemmaVectors, mean: np.ndarray, spread: np.ndarray) -> Callab
                 unknown[0] += 1
                 out.append(np.zeros_like(mean))
             else:
-                out.append(SCALE * (gemma(text) - mean) / spread)
+                out.append(SCALE * (second(text) - mean) / spread)
         return np.stack(out).astype(np.float32)
 
     encode = text_module.TextEncoder.encode
@@ -109,17 +101,21 @@ def install(gemma: GemmaVectors, mean: np.ndarray, spread: np.ndarray) -> Callab
 def main() -> int:
     from gifcat_tooling.cli import main as gifcat
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", choices=second_encoders.ENCODERS, default="gemma")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the gifcat command line to run")
+    args = parser.parse_args()
     cache_root = Path(os.environ.get("GIFCAT_CACHE") or Path.home() / ".cache" / "gifcat")
-    gemma = GemmaVectors(cache_root / "probe-gemma-vectors.pkl")
+    second = CachedVectors(args.encoder, cache_root / f"probe-{args.encoder}-vectors.pkl")
     taxonomy = load_taxonomy()
     dev = [item_text(r.title, r.tags, r.description, taxonomy.normalised_generic_tags)
            for r in read_records(STANDARDISE_ON)]
-    matrix = np.stack([gemma(t) for t in dev])
-    unknown = install(gemma, matrix.mean(axis=0), matrix.std(axis=0) + 1e-6)
+    matrix = np.stack([second(t) for t in dev])
+    unknown = install(second, matrix.mean(axis=0), matrix.std(axis=0) + 1e-6)
     try:
-        return gifcat(sys.argv[1:])
+        return gifcat(args.command)
     finally:
-        gemma.save()
+        second.save()
         print(f"probe: {unknown()} classifier rows without a known text", file=sys.stderr)
 
 
