@@ -40,6 +40,7 @@ def ranked(data: str, extra: list[str]) -> list[tuple[float, bool]]:
     with tempfile.TemporaryDirectory() as tmp:
         predictions = Path(tmp) / "predictions.jsonl"
         argv = ["eval", "--data", data, *extra, "--until", "embedding", "--predictions", str(predictions)]
+        before = os.environ.get("GIFCAT_OVERRIDES")
         os.environ["GIFCAT_OVERRIDES"] = NEVER_DECIDE
         try:
             with open(os.devnull, "w") as quiet:
@@ -49,7 +50,10 @@ def ranked(data: str, extra: list[str]) -> list[tuple[float, bool]]:
                 finally:
                     sys.stdout = stdout
         finally:
-            del os.environ["GIFCAT_OVERRIDES"]
+            if before is None:
+                del os.environ["GIFCAT_OVERRIDES"]
+            else:
+                os.environ["GIFCAT_OVERRIDES"] = before
         if status != 0:
             raise SystemExit(f"gifcat {' '.join(argv)} exited {status}")
         rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
