@@ -17,12 +17,14 @@ not a figure the cascade reaches.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
-import sys
 import tempfile
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from gifcat.adapters.training import clopper_pearson_upper
 from gifcat.domain.records import read_records
@@ -40,20 +42,9 @@ def ranked(data: str, extra: list[str]) -> list[tuple[float, bool]]:
     with tempfile.TemporaryDirectory() as tmp:
         predictions = Path(tmp) / "predictions.jsonl"
         argv = ["eval", "--data", data, *extra, "--until", "embedding", "--predictions", str(predictions)]
-        before = os.environ.get("GIFCAT_OVERRIDES")
-        os.environ["GIFCAT_OVERRIDES"] = NEVER_DECIDE
-        try:
-            with open(os.devnull, "w") as quiet:
-                stdout, sys.stdout = sys.stdout, quiet
-                try:
-                    status = gifcat(argv)
-                finally:
-                    sys.stdout = stdout
-        finally:
-            if before is None:
-                del os.environ["GIFCAT_OVERRIDES"]
-            else:
-                os.environ["GIFCAT_OVERRIDES"] = before
+        # The overrides for these runs only (a caller's own value comes back); gifcat's summary is not wanted.
+        with patch.dict(os.environ, {"GIFCAT_OVERRIDES": NEVER_DECIDE}), redirect_stdout(io.StringIO()):
+            status = gifcat(argv)
         if status != 0:
             raise SystemExit(f"gifcat {' '.join(argv)} exited {status}")
         rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
