@@ -69,3 +69,29 @@ def test_semantics_sanity(encoder: TextEncoder) -> None:
 
 def test_empty_input(encoder: TextEncoder) -> None:
     assert encoder.encode([]).shape == (0, 384)
+
+
+def test_another_encoders_width_is_read_from_its_graph(minilm_root: Path, tmp_path: Path) -> None:
+    # A larger sentence encoder (scripts/measure_text_encoder.py) runs through the same class: its
+    # vectors have the graph's width, not MiniLM's 384. A tiny graph of width 8 stands in for it.
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = np.random.default_rng(0).normal(size=(30522, 8)).astype(np.float32)  # MiniLM's vocabulary
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "input_ids"], ["last_hidden_state"])],
+        "tiny",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"])],
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", 8])],
+        [numpy_helper.from_array(table, "table")],
+    )
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    tiny = TextEncoder(path, minilm_root / "minilm" / "tokenizer.json", threads=1)
+    vecs = tiny.encode(["a puppy", "stock market report"])
+    assert tiny.dim == 8 and vecs.shape == (2, 8)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    ids = tiny.tokenizer.encode("a puppy").ids  # the mean of the rows its tokens gather, normalised
+    expected = table[ids].mean(axis=0)
+    np.testing.assert_allclose(vecs[0], expected / np.linalg.norm(expected), atol=1e-5)

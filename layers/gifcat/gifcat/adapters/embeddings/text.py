@@ -1,4 +1,6 @@
-"""all-MiniLM-L6-v2 sentence embeddings from an ONNX graph: tokenise, run, mean-pool, L2-normalise."""
+"""Sentence embeddings from an ONNX graph: tokenise, run, mean-pool, L2-normalise. gifcat ships
+all-MiniLM-L6-v2; any encoder of the same shape (a `last_hidden_state` output, mean pooling) runs too,
+which is how scripts/measure_text_encoder.py measures a larger one in the stage."""
 
 from __future__ import annotations
 
@@ -40,9 +42,8 @@ def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 class TextEncoder:
-    """MiniLM encoder. Loads its session once; `encode` is then cheap and thread-compatible."""
-
-    dim = 384
+    """A sentence encoder (MiniLM as shipped). Loads its session once; `encode` is then cheap and
+    thread-compatible. `dim` is the graph's hidden size (384 for MiniLM)."""
 
     def __init__(self, model_path: Path, tokenizer_path: Path, threads: int | str = "auto",
                  max_tokens: int = MAX_TOKENS, spin: bool = False) -> None:
@@ -54,6 +55,8 @@ class TextEncoder:
         self.session = ort.InferenceSession(str(model_path), session_options(threads, spin),
                                             providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
+        (output,) = [o for o in self.session.get_outputs() if o.name == "last_hidden_state"]
+        self.dim = int(output.shape[-1])
 
     def _feeds(self, text: str) -> dict[str, np.ndarray]:
         ids = np.asarray([self.tokenizer.encode(text).ids], dtype=np.int64)
@@ -63,7 +66,7 @@ class TextEncoder:
         return feeds
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), 384) float32, unit rows, in order. Each text runs alone: the per-channel int8
+        """(len(texts), dim) float32, unit rows, in order. Each text runs alone: the per-channel int8
         graph quantises activations over the whole input tensor, so in a batch a text's vector would
         move with its batch mates and their padding (cosine down to 0.94), and the bulk-built memory
         would not match an item scored on its own. Alone, a text also needs no padding."""
