@@ -15,6 +15,8 @@ calibration), in the same run, at each stage target given:
   first      on each set (seed 0 for dev), how often the stage's first category is right on every record
              triage leaves: decided ones and those handed to the LLM. It is what an LLM that echoes the
              cheap ranking scores, so it tells a better ranking from a looser threshold.
+  handoff    MiniLM's stage decides and mpnet only orders what it hands on: on those records, how often
+             each encoder's first category is right (seed 0 for dev).
 
     python scripts/measure_text_encoder.py --data ../shared/data/dev.jsonl \\
         --hard ../shared/data/dev-hard.jsonl --blind docs/results/blind/probe.jsonl \\
@@ -139,27 +141,34 @@ def evaluate(argv: list[str], target: float) -> tuple[dict[str, Any], list[dict[
     return json.loads(summary.getvalue()), rows
 
 
-def tally(data: str, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """On the records triage leaves: how many; how many the stage decides and how many of those are
-    right; how often its first category (decided or handed on) is right."""
-    gold = {r.id: set(r.labels) for r in read_records(Path(data))}
-    out = {"left": 0, "decided": 0, "right": 0, "first_right": 0}
+Firsts = dict[str, tuple[str | None, bool]]  # record id: (the stage's first category, decided by it)
+
+
+def firsts(rows: list[dict[str, Any]]) -> Firsts:
+    """For every record triage leaves: the stage's first category, and whether the stage decided it."""
+    out: Firsts = {}
     for row in rows:
-        if row["decided_by"] not in (None, "embedding"):
-            continue  # triage decided it
-        decided = row["decided_by"] == "embedding"
-        first = row["primary"] if decided else (row["earlier_candidates"] or [{}])[0].get("category")
-        out["left"] += 1
-        out["decided"] += decided
-        out["right"] += decided and first in gold[row["id"]]
-        out["first_right"] += first in gold[row["id"]]
+        if row["decided_by"] == "embedding":
+            out[row["id"]] = (row["primary"], True)
+        elif row["decided_by"] is None:
+            out[row["id"]] = ((row["earlier_candidates"] or [{}])[0].get("category"), False)
     return out
 
 
-def measure(args: argparse.Namespace, target: float) -> dict[str, Any]:
-    """The encoder the caller has swapped in, at one target, on the three sets."""
+def tally(data: str, first: Firsts) -> dict[str, int]:
+    """On the records triage leaves: how many; how many the stage decides and how many of those are
+    right; how often its first category (decided or handed on) is right."""
+    gold = {r.id: set(r.labels) for r in read_records(Path(data))}
+    right = {i: category in gold[i] for i, (category, _) in first.items()}
+    return {"left": len(first), "decided": sum(d for _, d in first.values()),
+            "right": sum(right[i] for i, (_, d) in first.items() if d), "first_right": sum(right.values())}
+
+
+def measure(args: argparse.Namespace, target: float) -> tuple[dict[str, Any], dict[str, Firsts]]:
+    """The encoder the caller has swapped in, at one target, on the three sets: the figures, and each
+    set's first categories (dev: seed 0)."""
     summary, rows = evaluate(["--data", args.data, "--cv", "--repeats", str(args.repeats)], target)
-    seed_0 = tally(args.data, rows)
+    first = {"dev": firsts(rows)}
     seeds = summary["repeats"]["seeds"] if "repeats" in summary else [summary]  # one seed: no `repeats`
     left = [summary["n"] - s["stages"]["tags"]["decided"] - s["stages"]["rules"]["decided"] for s in seeds]
     decided = [s["stages"]["embedding"]["decided"] for s in seeds]
@@ -168,13 +177,22 @@ def measure(args: argparse.Namespace, target: float) -> dict[str, Any]:
              for e in (s["stages"]["embedding"] for s in seeds)]
     out: dict[str, Any] = {"dev_cv": {
         "seeds": args.repeats, "left": sum(left), "decided_per_seed": decided,
-        "decided": sum(decided), "right": sum(right), "seed_0": seed_0,
+        "decided": sum(decided), "right": sum(right), "seed_0": tally(args.data, first["dev"]),
     }}
     for name, data in (("hard", args.hard), ("blind", args.blind)):
         summary, rows = evaluate(["--data", data, "--train", args.data], target)
+        first[name] = firsts(rows)
         # the stage's own time per record it reached: both encoders, one run, one machine
-        out[name] = {**tally(data, rows), "stage_ms": summary["stages"]["embedding"]["latency_ms"]}
-    return out
+        out[name] = {**tally(data, first[name]), "stage_ms": summary["stages"]["embedding"]["latency_ms"]}
+    return out, first
+
+
+def handoff(data: str, minilm: Firsts, other: Firsts) -> dict[str, int]:
+    """MiniLM's stage decides; on what it hands the LLM, whose first category is right more often."""
+    gold = {r.id: set(r.labels) for r in read_records(Path(data))}
+    handed = [i for i, (_, decided) in minilm.items() if not decided]
+    return {"handed": len(handed), "minilm_first_right": sum(minilm[i][0] in gold[i] for i in handed),
+            "mpnet_first_right": sum(other[i][0] in gold[i] for i in handed)}
 
 
 def line(encoder: str, target: float, m: dict[str, Any]) -> str:
@@ -204,14 +222,26 @@ def main() -> int:
     targets = [float(t) for t in args.targets.split(",")]
 
     mpnet = ensure_mpnet(cache_root() / "models")
-    results: dict[str, Any] = {"cpu": cpu_info(), "repeats": args.repeats, "runs": []}
+    results: dict[str, Any] = {"cpu": cpu_info(), "repeats": args.repeats, "runs": [], "handoff": []}
+    minilm_firsts: dict[float, dict[str, Firsts]] = {}
+    sets = {"dev": args.data, "hard": args.hard, "blind": args.blind}
     for encoder, folder in (("minilm", None), ("mpnet", mpnet)):
         with text_encoder(folder):
             for target in targets:
                 started = time.perf_counter()
-                m = measure(args, target)
+                m, first = measure(args, target)
                 results["runs"].append({"encoder": encoder, "target": target, **m})
                 print(f"{line(encoder, target, m)} [{time.perf_counter() - started:.0f} s]")
+                if folder is None:
+                    minilm_firsts[target] = first
+                    continue
+                # mpnet only orders what MiniLM's stage hands on (what an echoing LLM would answer)
+                mini = minilm_firsts[target]
+                h = {name: handoff(data, mini[name], first[name]) for name, data in sets.items()}
+                results["handoff"].append({"target": target, **h})
+                print(f"  MiniLM decides, mpnet orders the rest, target {target:.2f}: first right on what is "
+                      "handed on " + ", ".join(f"{name} {v['mpnet_first_right']} of {v['handed']} (MiniLM "
+                                               f"{v['minilm_first_right']})" for name, v in h.items()))
     print(machine_label())
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
