@@ -17,37 +17,24 @@ not a figure the cascade reaches.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
-import tempfile
-from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
+
+from inprocess_eval import eval_in_process
 
 from gifcat.adapters.training import clopper_pearson_upper
 from gifcat.domain.records import read_records
 
 COVERAGES = (0.2, 0.3, 0.4, 0.5)
 GOAL_COVERAGE = 0.4  # the decision-quality issue's goal: 40% of what triage leaves on dev
-NEVER_DECIDE = json.dumps({"stages": {"embedding": {"target": 1e-4}}})  # no count of records certifies it
+NEVER_DECIDE = {"stages": {"embedding": {"target": 1e-4}}}  # no count of records certifies it
 
 
 def ranked(data: str, extra: list[str]) -> list[tuple[float, bool]]:
     """(margin, first candidate right) for every record triage leaves, out of sample, best margin first."""
-    from gifcat_tooling.cli import main as gifcat
-
     gold = {r.id: set(r.labels) for r in read_records(Path(data))}
-    with tempfile.TemporaryDirectory() as tmp:
-        predictions = Path(tmp) / "predictions.jsonl"
-        argv = ["eval", "--data", data, *extra, "--until", "embedding", "--predictions", str(predictions)]
-        # The overrides for these runs only (a caller's own value comes back); gifcat's summary is not wanted.
-        with patch.dict(os.environ, {"GIFCAT_OVERRIDES": NEVER_DECIDE}), redirect_stdout(io.StringIO()):
-            status = gifcat(argv)
-        if status != 0:
-            raise SystemExit(f"gifcat {' '.join(argv)} exited {status}")
-        rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
+    _, rows = eval_in_process(["--data", data, *extra, "--until", "embedding"], NEVER_DECIDE)
     out = []
     for row in rows:
         if row["decided_by"] is not None:

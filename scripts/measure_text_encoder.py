@@ -26,19 +26,19 @@ calibration), in the same run, at each stage target given:
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
+
+from inprocess_eval import eval_in_process
 
 import gifcat.adapters.embeddings.factory as factory
 from gifcat.adapters.embeddings.text import TextEncoder
@@ -126,19 +126,7 @@ def text_encoder(folder: Path | None) -> Iterator[None]:
 
 def evaluate(argv: list[str], target: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """gifcat eval's JSON summary and its predictions, with stages.embedding.target set to `target`."""
-    from gifcat_tooling.cli import main as gifcat
-
-    with tempfile.TemporaryDirectory() as tmp:
-        predictions = Path(tmp) / "predictions.jsonl"
-        summary = io.StringIO()
-        overrides = json.dumps({"stages": {"embedding": {"target": target}}})
-        full = ["eval", *argv, "--until", "embedding", "--json", "--predictions", str(predictions)]
-        with patch.dict(os.environ, {"GIFCAT_OVERRIDES": overrides}), redirect_stdout(summary):
-            status = gifcat(full)
-        if status != 0:
-            raise SystemExit(f"gifcat {' '.join(full)} exited {status}")
-        rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
-    return json.loads(summary.getvalue()), rows
+    return eval_in_process([*argv, "--until", "embedding"], {"stages": {"embedding": {"target": target}}})
 
 
 Firsts = dict[str, tuple[str | None, bool]]  # record id: (the stage's first category, decided by it)
