@@ -13,8 +13,8 @@ machine, then beside one CPU-bound process this script starts. The figure is one
 as a ratio to two threads', pair by pair. Spinning is as settings.yaml has it (off).
 
 Writes benchmarks/results/embed_threads.json, or embed_threads-NAME.json with `--label NAME` (a run
-under a CPU quota, as Lambda gives 2,048 MB: README "Speed, memory, cold start"), with the CPU model
-and flags in `meta`. Needs torch for the export (the dev extras).
+under a CPU quota, as Lambda gives 2,048 MB: docs/results/README.md "Speed, memory, cold start"),
+with the CPU model and flags in `meta`. Needs torch for the export (the dev extras).
 """
 
 from __future__ import annotations

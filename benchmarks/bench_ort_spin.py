@@ -11,7 +11,7 @@ or a machine doing other work. Each condition's figure is the run with spinning 
 run with it on, pair by pair (wall time and this process's CPU time).
 
 Writes benchmarks/results/ort_spin.json, or ort_spin-NAME.json with `--label NAME` (a run under a
-CPU quota, say: README "Speed, memory, cold start"), with the CPU model and flags in `meta`.
+CPU quota, say: docs/results/README.md "Speed, memory, cold start"), with the CPU model and flags in `meta`.
 """
 
 from __future__ import annotations

@@ -334,7 +334,7 @@ def run(n: int, workers: int, containers: int, llm: str, timeout_s: float, warmu
                     last[key] = (hashlib.md5(body).hexdigest(), (meta or {}).get("title") if meta else None)
 
             # --uploaders > 1 offers more load than one thread can: the pipeline then queues, and on one
-            # process the extra threads cost more CPU per GIF (GIL contention). See README "Results".
+            # process the extra threads cost more CPU per GIF (GIL contention). See docs/results/README.md.
             with ThreadPoolExecutor(max_workers=uploaders) as pool:
                 list(pool.map(put, range(n), keys_in_order))
             put_s = time.perf_counter() - t0

@@ -1,5 +1,5 @@
 """Would fine-tuning MiniLM on the labelled records help the embedding stage's classifier? A measurement,
-not a feature (README "Measured and not a lead: MiniLM fine-tuned on the training part").
+not a feature (docs/results/README.md "Measured and not a lead: MiniLM fine-tuned on the training part").
 
 SetFit (Tunstall et al. 2022) reports that contrastive fine-tuning of a sentence encoder on a few labelled
 examples per class beats a classifier over the frozen encoder. This script tries it the way the stage

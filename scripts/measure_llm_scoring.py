@@ -1,5 +1,5 @@
 """Does the local Gemma help as a scorer where it does not as a writer? A measurement, not a feature
-(README "Measured and not a lead: the local Gemma as a scorer").
+(docs/results/README.md "Measured and not a lead: the local Gemma as a scorer").
 
 Where the cheap stages leave a record, the local Gemma 3 270M, asked to write its answer from the
 embedding stage's top 4, names the stage's first candidate nearly every time (dev-hard: 69 of 70 answers),

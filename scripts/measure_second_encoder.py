@@ -1,5 +1,5 @@
 """Would a second text encoder help the embedding stage's classifier? A measurement, not a feature yet
-(README "A lead: Gemma's hidden states beside MiniLM").
+(docs/results/README.md "A lead, measured and not yet built: Gemma's hidden states beside MiniLM").
 
 MiniLM reads English; it maps most emoji to one unknown token and knows few names. Gemma 3 270M, whose GGUF
 the local LLM step already uses, was trained on many languages and on emoji; so was multilingual-e5-small

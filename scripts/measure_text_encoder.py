@@ -1,5 +1,6 @@
 """Would a larger sentence encoder serve the embedding stage better than MiniLM? A measurement in the
-stage itself, not a feature (README "Measured and not a lead: a larger encoder in MiniLM's place").
+stage itself, not a feature (docs/results/README.md "Measured and not a lead: a larger encoder in
+MiniLM's place").
 
 all-mpnet-base-v2 (110M parameters, 768 wide; MiniLM-L6: 22M, 384) is the larger English sentence
 encoder whose weights the package registry holds, in five chunked packages
@@ -11,7 +12,7 @@ calibration), in the same run, at each stage target given:
   dev        `gifcat eval --cv --until embedding --repeats N`: what triage leaves, what the stage
              decides and how much of it is right, pooled over the seeds
   dev-hard   `gifcat eval --train dev --until embedding`: decided and right
-  blind      the same on the blind set (README "A blind set")
+  blind      the same on the blind set (docs/results/README.md "A blind set")
   first      on each set (seed 0 for dev), how often the stage's first category is right on every record
              triage leaves: decided ones and those handed to the LLM. It is what an LLM that echoes the
              cheap ranking scores, so it tells a better ranking from a looser threshold.

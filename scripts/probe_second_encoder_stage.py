@@ -1,6 +1,6 @@
 """`gifcat ...` with a second encoder's vectors added to the embedding stage's classifier: a probe of
-what building the second encoder would give the whole stage (README "A lead: Gemma's hidden states beside
-MiniLM"), not the feature.
+what building the second encoder would give the whole stage (docs/results/README.md, "Gemma's hidden
+states beside MiniLM"), not the feature.
 
 The stage, its fitting and its calibration run as they are; three seams are wrapped in this process
 only. MiniLM's encoder remembers which text each vector it returns came from; the classifier's fit and

@@ -1,6 +1,6 @@
 """The second text encoders that scripts/measure_second_encoder.py and probe_second_encoder_stage.py put
-beside MiniLM (README "A lead: Gemma's hidden states beside MiniLM"). Each is a function from a text to a
-unit vector, its model loaded on the first call.
+beside MiniLM (docs/results/README.md, "Gemma's hidden states beside MiniLM"). Each is a function from
+a text to a unit vector, its model loaded on the first call.
 
 - `gemma`: Gemma 3 270M's mean-pooled hidden state, from the GGUF the local LLM step serves ('.[local]').
 - `e5`: multilingual-e5-small (XLM-R's tokenizer: about 100 languages, and emoji), 4-bit, with the

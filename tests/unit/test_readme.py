@@ -1,7 +1,8 @@
 """What README tells people to type is something gifcat accepts: every `gifcat` command in its code blocks
 parses with the CLI's own parser, every GIFCAT_OVERRIDES it quotes loads and passes each stage's options
 model, and every script, benchmark or file path it names exists. The figures are only as reproducible as
-the commands written beside them.
+the commands written beside them. "README" here is both documents people read: README.md and the
+measured results it points to, docs/results/README.md.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from gifcat.domain.stages.triage import TriageWeights
 from gifcat_tooling.cli import RESULT_ENV, build_parser
 from tests.conftest import ROOT
 
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCUMENTS = {name: (ROOT / name).read_text(encoding="utf-8")
+             for name in ("README.md", "docs/results/README.md")}
+README = "\n".join(DOCUMENTS.values())
 PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_]*")  # RATE, N, FILE2: what README writes for a value to choose
 # The stages whose knobs README sets; a stage README starts to override needs its model here.
 OPTIONS: dict[str, type[StageOptions] | None] = {
@@ -105,6 +108,9 @@ def test_readme_shows_the_commands_it_documents() -> None:
     assert {"demo", "eval", "classify", "stream", "discover", "backfill", "correct", "learn"} <= named
     assert {"calibrate", "export"} <= {argv[0] for argv in MENTIONS}
     assert len(overrides(README)) >= 5
+    for name, text in DOCUMENTS.items():  # each document is read, not only the first
+        assert any(gifcat_argv(line) for block in code_blocks(text) for line in shell_lines(block)), name
+    assert "docs/results/README.md" in DOCUMENTS["README.md"]  # README points to where its figures are
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(a)[:80] for a in COMMANDS])

@@ -74,7 +74,7 @@ class StreamOptions:
     min_examples: int = MIN_EXAMPLES
     # Also learn the tag and rule stages' answers (decided under a certified 3% error bound). Without
     # them, even with a person answering every LLM-bound record, the memory holds only hard records
-    # and no margin is certified before record 250 of dev (README "The learning curve").
+    # and no margin is certified before record 250 of dev (docs/results/README.md "The learning curve").
     learn_triage: bool = True
 
     def __post_init__(self) -> None:

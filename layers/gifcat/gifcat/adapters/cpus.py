@@ -5,7 +5,8 @@ os.cpu_count() and onnxruntime count the cores a process sees, not the CPU time 
   vCPU's worth per 1,769 MB (2,048 MB: 1.16);
 - a container under a CPU quota (cgroup v1 `cpu.cfs_quota_us`, v2 `cpu.max`) sees every core of its host.
 A thread without CPU time of its own only waits for the one that has it: under a 1.16-CPU quota one
-onnxruntime thread beat two, for MiniLM and for CLIP's image tower (README "Speed, memory, cold start").
+onnxruntime thread beat two, for MiniLM and for CLIP's image tower (docs/results/README.md "Speed, memory,
+cold start").
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def session_options(threads: int | str, spin: bool = False) -> ort.SessionOption
     `spin`: the intra-op threads busy-wait for work between runs (onnxruntime's default). That buys a
     few percent on cores of their own, and costs the core when anything else wants it: a Lambda above
     1,769 MB has two vCPUs but a share of the second, and on a shared machine a spinning thread holds
-    the core that the thread it waits for needs (README "Speed, memory, cold start")."""
+    the core that the thread it waits for needs (docs/results/README.md "Speed, memory, cold start")."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = thread_count(threads)  # 0 lets onnxruntime pick (one per core)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")

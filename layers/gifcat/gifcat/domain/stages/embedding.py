@@ -51,17 +51,17 @@ class EmbeddingOptions(StageOptions):
     )
     # Decide only when the text prototypes, the neighbours and the classifier name the same category.
     # Off by default: the calibrated margin already falls where they disagree, and under cross-validation
-    # the hard rule only cost coverage (README "Results"). A category with no labelled example is never
+    # the hard rule only cost coverage (docs/results/README.md). A category with no labelled example is never
     # decided here either way (see `learned_categories`).
     require_agreement: bool = False
     # ...and only when the tags read alone and the description read alone name the same category. Off by
     # default: with the description read alone (below) the mixed margin already falls where they disagree,
-    # and under cross-validation the rule cost coverage and bought no accuracy (README "Results").
+    # and under cross-validation the rule cost coverage and bought no accuracy (docs/results/README.md).
     require_field_agreement: bool = False
     # The description read alone is a second reading, mixed with the whole text's at this weight. The
     # description says what happens in the scene; the whole text is mostly tags and title, and a team
-    # name, a figure of speech or an ironic hashtag in them outweighs one sentence there (README
-    # "Results": chosen on dev under cross-validation). 0: the whole text alone, as before.
+    # name, a figure of speech or an ironic hashtag in them outweighs one sentence there
+    # (docs/results/README.md: chosen on dev under cross-validation). 0: the whole text alone, as before.
     description_weight: float = Field(0.5, ge=0, le=1)
     text_temperature: float = Field(0.03, gt=0)  # softmax over prototype cosines (MiniLM's span ~0.1-0.7)
     knn_temperature: float = Field(0.1, gt=0)  # neighbour weight exp(cos / T): close neighbours count more

@@ -86,7 +86,8 @@ class LlmStage(Stage):
         Held to the top candidates, a weak model can no longer wander off to a category nothing
         supports (free to name any, Gemma 270M names the first one); but the answer can then be no
         better than the cheap stages' ranking, whose top 4 miss every gold label on 4% to 16% of what
-        they leave (README "What the LLM may answer"): so only the local model is held by default.
+        they leave (docs/results/README.md "What the LLM may answer"): so only the local model is held by
+        default.
         """
         if self.choose_from_top:
             top = [
