@@ -4,6 +4,7 @@ the local LLM server, sample uploads good and bad, and a result item for every o
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from importlib import resources
@@ -32,3 +33,11 @@ def test_demo_records_a_result_for_every_upload(root: Path) -> None:
     assert "skipped" in rows["uploads/not-a-gif.gif"] and "not a GIF" in rows["uploads/not-a-gif.gif"]
     assert "failed" in rows["uploads/broken sidecar.gif"]
     assert '"level":"INFO"' not in run.stdout  # the table is not buried under handler logs
+    # The summary under the table counts the same uploads by the stage that decided them.
+    deciders = [line[35:].split()[2] for line in rows.values() if " classified " in line]
+    summary = {line.split()[0]: line.split() for line in run.stdout.split("decided by ", 1)[1].splitlines()
+               if line.split() and line.split()[0] in ("tags", "rules", "embedding", "llm", "human")}
+    assert len(summary) == 5
+    assert {d: int(summary[d][1]) for d in summary} == {d: deciders.count(d) for d in summary}
+    reached = re.search(r"reached the LLM: (\d+) of (\d+) items", run.stdout)
+    assert reached and int(reached[1]) >= deciders.count("llm") and int(reached[2]) == len(samples)

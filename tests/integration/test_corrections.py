@@ -217,3 +217,32 @@ def test_cli_subprocess_against_the_embedded_aws(
     )
     assert run.returncode == 0, run.stderr
     assert (json.loads(run.stdout)["decided_by"], wait_item(aws, key).primary) == ("human", "cute")
+
+
+def summary(aws: EmbeddedAws, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """`gifcat summary --json` in-process against the embedded AWS, its rows by decider."""
+    assert main(["summary", "--endpoint", aws.endpoint, "--json"]) == 0
+    out = capsys.readouterr().out
+    printed = json.loads(out[out.rindex('{\n  "table"'):])
+    printed["rows"] = {row["decided_by"]: row for row in printed["deciders"]}
+    return printed
+
+
+def test_summary_counts_a_correction_against_the_stage_it_overruled(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "uploads/summary-me.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    assert wait_item(aws, key).decided_by == "tags"
+    before = summary(aws, capsys)
+    assert before["rows"]["tags"]["items"] >= 1
+    assert correct(aws, f"s3://{bucket}/{key}", "--category", "funny") == 0
+    capsys.readouterr()
+    after = summary(aws, capsys)
+    # Other tests' executions may still finish in between: only what a correction moves is compared.
+    tags, human = (after["rows"][d]["items"] - before["rows"][d]["items"] for d in ("tags", "human"))
+    assert (tags, human) == (-1, 1)
+    checked, changed = (after["rows"]["tags"][f] - before["rows"]["tags"][f] for f in ("checked", "changed"))
+    assert (checked, changed) == (1, 1)
+    assert after["table"] == aws.outputs["ResultsTableName"]
+    assert after["cost_usd"]["total_usd"] > 0

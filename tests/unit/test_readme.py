@@ -105,7 +105,8 @@ def placeholders_filled(quoted: str) -> str:
 def test_readme_shows_the_commands_it_documents() -> None:
     # The extraction itself: a README rewritten into another form must not leave this test with nothing.
     named = {argv[0] for argv in COMMANDS if argv}
-    assert {"demo", "eval", "classify", "stream", "discover", "backfill", "correct", "learn"} <= named
+    assert {"demo", "eval", "classify", "stream", "discover", "backfill", "correct", "learn",
+            "summary"} <= named
     assert {"calibrate", "export"} <= {argv[0] for argv in MENTIONS}
     assert len(overrides(README)) >= 5
     for name, text in DOCUMENTS.items():  # each document is read, not only the first

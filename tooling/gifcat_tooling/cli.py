@@ -750,6 +750,22 @@ def cmd_correct(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_summary(args: argparse.Namespace) -> int:
+    """What the cascade did with the uploads in the results table (gifcat_tooling.summary)."""
+    from gifcat.adapters.dynamodb import ResultsTable
+    from gifcat_tooling.summary import render_text, summarise
+
+    _, taxonomy = _load(args)
+    table = _results_table_name(args)
+    summary = summarise(
+        ResultsTable(table, _aws_client("dynamodb", args.endpoint)).items(),
+        table=table,
+        taxonomy_version=taxonomy.version,
+    )
+    print(summary.model_dump_json(indent=2) if args.json else render_text(summary))
+    return 0
+
+
 def _artefacts_location(args: argparse.Namespace) -> str:
     """--artefacts, else GIFCAT_ARTEFACTS, else (with --endpoint) the local stack's, as the template
     gives the functions: s3://<ArtefactsBucket>/embedding."""
@@ -1082,6 +1098,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
     _common(p)
     p.set_defaults(func=cmd_correct)
+
+    p = sub.add_parser(
+        "summary",
+        help="what the cascade did with the uploads in the results table: stages, corrections, cost",
+    )
+    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _common(p)
+    p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser(
         "learn",

@@ -135,6 +135,7 @@ def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbos
         print(f"uploaded {len(put_at)} objects; waiting for their results...", file=out, flush=True)
         results = aws.wait_for_results(set(put_at), timeout_s=timeout_s)
         print_table(out, put_at, results)
+        print_summary(out, aws.outputs["ResultsTableName"], results)
         missing = sorted(set(put_at) - set(results))
         elapsed = time.perf_counter() - started
         print(f"\n{len(results)}/{len(put_at)} uploads have a result item; {elapsed:.1f} s in all.", file=out)
@@ -142,6 +143,16 @@ def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbos
             print(f"no result for: {', '.join(missing)}", file=out)
             return 1
         return 0
+
+
+def print_summary(out: Any, table: str, results: dict[str, ResultItem]) -> None:
+    """What `gifcat summary` shows for these uploads: each stage's share, cost and time."""
+    from gifcat.config import load_settings
+    from gifcat.domain.taxonomy import load_taxonomy
+    from gifcat_tooling.summary import render_text, summarise
+
+    version = load_taxonomy(load_settings().taxonomy).version
+    print("\n" + render_text(summarise(results.values(), table=table, taxonomy_version=version)), file=out)
 
 
 def print_table(out: Any, put_at: dict[str, float], results: dict[str, ResultItem]) -> None:

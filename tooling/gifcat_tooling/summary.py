@@ -1,0 +1,177 @@
+"""What the cascade did with the uploads in a results table: `gifcat summary [--table T] [--json]`.
+
+Each result item records the stage that decided, its confidence, its cost and, after a person's
+correction, the machine's answer it replaced (`corrected_from`). Summed over the table they show whether
+the cascade pays and where to tune it:
+- per deciding stage: how many items, their mean confidence, what an item cost and took;
+- per stage, how many of its answers a person checked (`gifcat correct`) and how many were changed: the
+  error rate seen in production, the figure to set that stage's target by (`gifcat calibrate`);
+- how many items reached the LLM, and the cost by part (LLM, Lambda, Step Functions) per 1,000 items;
+- what was not classified, by reason; items still pending; items made with another taxonomy version
+  (`gifcat backfill --stale-only` re-classifies them).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from gifcat.domain.model import StageName, Status
+from gifcat.domain.result import HUMAN, ResultItem, now
+
+DECIDERS = [*(stage.value for stage in StageName), HUMAN]
+COST_PARTS = ("llm_usd", "lambda_usd", "stepfunctions_usd")
+
+
+class DeciderRow(BaseModel):
+    """The items one stage (or a person) decided, as they stand in the table."""
+
+    decided_by: str
+    items: int
+    share: float  # of the classified items
+    mean_confidence: float | None
+    cost_per_1000_usd: float | None  # the mean cost of these items, times 1,000
+    p50_ms: float | None  # the stages' own time an item (timings_ms summed), median
+    # The stage's answers a person answered too (now decided_by human, corrected_from this stage), and
+    # how many of those the person changed: the stage's error rate as production sees it.
+    checked: int = 0
+    changed: int = 0
+
+
+class TableSummary(BaseModel):
+    table: str
+    items: int
+    statuses: dict[str, int]
+    deciders: list[DeciderRow]
+    reached_llm: int  # items on which the LLM step ran (decided or not)
+    llm_errors: int  # ...and failed (its error recorded on the item)
+    cost_usd: dict[str, float]  # the whole table, by part, and total_usd
+    cost_per_1000_usd: float
+    not_classified: dict[str, int]  # failed and skipped, by the first clause of their reason
+    pending: int
+    oldest_pending_s: float | None
+    taxonomy_version: str  # the current one
+    other_taxonomy: int  # classified items made with another version
+
+    @property
+    def classified(self) -> int:
+        return self.statuses.get(Status.CLASSIFIED.value, 0)
+
+
+def reason_kind(reason: str | None) -> str:
+    """A reason without its particulars: the first clause, with names and numbers that carry digits (an
+    execution name, a byte count) replaced by '#', so that reasons of one kind count together."""
+    first = re.split(r"[:;(]", reason or "", maxsplit=1)[0].strip()
+    return re.sub(r"\S*\d\S*", "#", first)[:80] or "no reason given"
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 4) if values else None
+
+
+def summarise(
+    items: Iterable[ResultItem], *, table: str, taxonomy_version: str, at: datetime | None = None
+) -> TableSummary:
+    items = list(items)
+    at = at or now()
+    statuses = Counter(item.status.value for item in items)
+    classified = statuses.get(Status.CLASSIFIED.value, 0)
+    by_decider: dict[str, list[ResultItem]] = {d: [] for d in DECIDERS}
+    checked: Counter[str] = Counter()
+    changed: Counter[str] = Counter()
+    for item in items:
+        if item.status is Status.CLASSIFIED and item.decided_by:
+            by_decider[str(item.decided_by)].append(item)
+        machine = item.corrected_from
+        if item.decided_by == HUMAN and machine is not None and machine.decided_by:
+            checked[str(machine.decided_by)] += 1
+            changed[str(machine.decided_by)] += machine.primary != item.primary
+    rows = [
+        DeciderRow(
+            decided_by=decider,
+            items=len(decided),
+            share=round(len(decided) / classified, 4) if classified else 0.0,
+            mean_confidence=_mean([i.confidence for i in decided]),
+            cost_per_1000_usd=_mean([i.cost_usd * 1000 for i in decided]),
+            p50_ms=round(statistics.median(sum(i.timings_ms.values()) for i in decided), 1)
+            if decided else None,
+            checked=checked[decider],
+            changed=changed[decider],
+        )
+        for decider, decided in by_decider.items()
+    ]
+    llm_traces = [t for item in items for t in item.stages if t.stage is StageName.LLM]
+    cost = {part: round(sum((i.cost or {}).get(part, 0.0) for i in items), 8) for part in COST_PARTS}
+    cost["total_usd"] = round(sum(i.cost_usd for i in items), 8)
+    reasons = Counter(reason_kind(i.reason) for i in items if i.status in (Status.FAILED, Status.SKIPPED))
+    pending_since = [i.updated_at for i in items if i.status is Status.PENDING]
+    return TableSummary(
+        table=table,
+        items=len(items),
+        statuses=dict(statuses),
+        deciders=rows,
+        reached_llm=sum(any(t.stage is StageName.LLM for t in i.stages) for i in items),
+        llm_errors=sum(t.error is not None for t in llm_traces),
+        cost_usd=cost,
+        cost_per_1000_usd=round(cost["total_usd"] / len(items) * 1000, 6) if items else 0.0,
+        not_classified=dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),  # most first
+        pending=len(pending_since),
+        oldest_pending_s=round((at - min(pending_since)).total_seconds(), 1) if pending_since else None,
+        taxonomy_version=taxonomy_version,
+        other_taxonomy=sum(
+            i.status is Status.CLASSIFIED and i.taxonomy_version != taxonomy_version for i in items
+        ),
+    )
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def render_text(summary: TableSummary) -> str:
+    if not summary.items:
+        return f"results table {summary.table}: no items yet"
+    lines = [
+        f"results table {summary.table}: {summary.items} items ("
+        + ", ".join(f"{status} {n}" for status, n in sorted(summary.statuses.items())) + ")",
+        "",
+        f"{'decided by':<10} {'items':>6} {'share':>6} {'conf':>5} {'$/1,000':>8} {'ms p50':>7}",
+    ]
+    for row in summary.deciders:
+        conf = "-" if row.mean_confidence is None else f"{row.mean_confidence:.2f}"
+        ms = "-" if row.p50_ms is None else f"{row.p50_ms:.1f}"
+        lines.append(
+            f"{row.decided_by:<10} {row.items:>6} {row.share:>6.1%} {conf:>5} "
+            f"{_usd(row.cost_per_1000_usd):>8} {ms:>7}"
+        )
+    checked = [row for row in summary.deciders if row.checked]
+    if checked:
+        lines.append(
+            f"a person checked {sum(r.checked for r in checked)} machine answers and changed "
+            f"{sum(r.changed for r in checked)}: "
+            + ", ".join(f"{r.decided_by} {r.changed} of {r.checked}" for r in checked)
+        )
+    c = summary.cost_usd
+    reached = summary.reached_llm / summary.items
+    lines += [
+        "",
+        f"reached the LLM: {summary.reached_llm} of {summary.items} items ({reached:.1%}); "
+        f"LLM calls that failed: {summary.llm_errors}",
+        f"cost: ${c['total_usd']:.6f} in all, ${summary.cost_per_1000_usd:.4f} per 1,000 items (LLM "
+        f"${c['llm_usd']:.6f}, Lambda ${c['lambda_usd']:.6f}, Step Functions ${c['stepfunctions_usd']:.6f})",
+    ]
+    if summary.not_classified:
+        lines.append("not classified: " + ", ".join(f"{k} {n}" for k, n in summary.not_classified.items()))
+    if summary.pending:
+        lines.append(f"pending: {summary.pending}, the oldest for {summary.oldest_pending_s:.0f} s")
+    if summary.other_taxonomy:
+        lines.append(
+            f"made with another taxonomy than {summary.taxonomy_version}: {summary.other_taxonomy} "
+            "(gifcat backfill --stale-only re-classifies them)"
+        )
+    return "\n".join(lines)
