@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -13,13 +14,18 @@ from gifcat.runtime import build_embedding_step
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()
 step = build_embedding_step()  # ONNX sessions load once per container
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 @event_parser(model=StepState)
 def handler(event: StepState, context: LambdaContext) -> dict[str, Any]:
     state = step.run(event)
+    metrics.add_metric(name="Reached_embedding", unit=MetricUnit.Count, value=1)
+    if state.decided_by:
+        metrics.add_metric(name=f"Decided_{state.decided_by}", unit=MetricUnit.Count, value=1)
     logger.info("embedded", extra={"pk": state.object.pk, "status": state.classification.status.value})
     return state.model_dump(mode="json")

@@ -25,7 +25,10 @@ step = build_llm_step()  # the client and prompt load once per container
 def handler(event: StepState, context: LambdaContext) -> dict[str, Any]:
     state = step.run(event)
     trace = state.classification.stages[-1]
+    metrics.add_metric(name="Reached_llm", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="LlmCostUsd", unit=MetricUnit.NoUnit, value=trace.cost_usd)
+    if state.decided_by:
+        metrics.add_metric(name=f"Decided_{state.decided_by}", unit=MetricUnit.Count, value=1)
     logger.info(
         "escalated",
         extra={

@@ -28,6 +28,8 @@ def handler(event: S3UploadEvent, context: LambdaContext) -> dict[str, Any]:
         ref = record.object_ref()
         outcome = triage.handle_upload(ref)
         metrics.add_metric(name=f"Upload_{outcome.status.value}", unit=MetricUnit.Count, value=1)
+        if outcome.decided_by:  # what each stage takes off the LLM: the stack's dashboard draws it
+            metrics.add_metric(name=f"Decided_{outcome.decided_by}", unit=MetricUnit.Count, value=1)
         logger.info("upload triaged", extra={"outcome": outcome.model_dump(mode="json")})
         outcomes.append(outcome.model_dump(mode="json"))
     return {"outcomes": outcomes}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gifcat.adapters.stepfunctions import execution_name
-from gifcat.domain.model import GifMetadata
+from gifcat.domain.model import GifMetadata, StageName, Status
 from gifcat.domain.result import ObjectRef, ResultItem
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
@@ -332,4 +332,51 @@ def test_failing_invocations_retry_then_reach_the_dead_letter_queue(aws: Embedde
         and b["requestContext"]["approximateInvokeCount"] == before + 1
         and b["responsePayload"]["errorType"] == "ValidationError"
         for b in bodies
+    )
+
+
+def emitted_metrics(stdout: str) -> set[str]:
+    """The metric names in the handlers' CloudWatch embedded-metric-format lines (Powertools prints
+    one JSON object a flush)."""
+    names: set[str] = set()
+    for line in stdout.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+                if directive["Namespace"] == "gifcat":
+                    names |= {m["Name"] for m in directive["Metrics"]}
+    return names
+
+
+def test_the_dashboard_draws_what_the_handlers_emit(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    pizza = {"title": "Pizza GIF", "tags": ["pizza", "food"]}
+    upload(aws.s3, bucket, "uploads/metrics-pizza.gif", gif(), pizza)
+    upload(aws.s3, bucket, "uploads/metrics-mood.gif", gif(), {"title": "Mood", "tags": ["#mood", "#fyp"]})
+    assert wait_item(aws, "uploads/metrics-pizza.gif").decided_by == "tags"
+    assert wait_settled(aws, "uploads/metrics-mood.gif").decided_by in ("embedding", "llm")
+    sfn = aws.client("stepfunctions")
+    arn = sfn.start_execution(
+        stateMachineArn=aws.outputs["RerunStateMachineArn"],
+        input=json.dumps({"bucket": bucket, "key": "uploads/metrics-pizza.gif", "force": True}),
+    )["executionArn"]
+    deadline = time.monotonic() + 60
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    emitted = emitted_metrics(capsys.readouterr().out)
+    expected = {"Upload_classified", "Upload_pending", "Decided_tags", "Reached_embedding", "Rerun_triaged"}
+    assert expected <= emitted
+    name = aws.stack.physical_name("CascadeDashboard")
+    assert aws.outputs["DashboardUrl"].endswith(f"#dashboards:name={name}")
+    body = json.loads(aws.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"])
+    drawn = {m[1] for w in body["widgets"] for m in w["properties"]["metrics"] if m[0] == "gifcat"}
+    assert emitted <= drawn, f"emitted and not on the dashboard: {emitted - drawn}"
+    # What this flow does not emit is of the same families (no misspelt name draws an empty line).
+    families = {f"Decided_{s}" for s in StageName} | {f"Upload_{s}" for s in Status} | {"Rerun_kept"}
+    assert drawn - emitted <= families, drawn - emitted - families
+    # The failure widget names the stack's own resources, resolved.
+    failures = next(w for w in body["widgets"] if w["properties"]["title"].startswith("Failures"))
+    assert ["AWS/States", "ExecutionsFailed", "StateMachineArn", aws.outputs["StateMachineArn"]] in (
+        failures["properties"]["metrics"]
     )

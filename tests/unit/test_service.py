@@ -109,7 +109,7 @@ def test_decided_upload_writes_once_and_starts_nothing(make: Callable, gif: Call
     objects = Objects(gif(), {"tags": "pizza,food"})
     triage, store, starter = make(objects)
     outcome = triage.handle_upload(REF)
-    assert (outcome.status, outcome.written) == (Status.CLASSIFIED, True)
+    assert (outcome.status, outcome.written, outcome.decided_by) == (Status.CLASSIFIED, True, StageName.TAGS)
     assert [i.primary for i in store.items] == ["food"] and starter.started == []
     assert objects.reads == [triage.settings.limits.sniff_bytes]  # only the first bytes were read
 
@@ -118,11 +118,19 @@ def test_undecided_upload_is_pending_and_handed_on(make: Callable, gif: Callable
     triage, store, starter = make(Objects(gif(), {"title": "Mood"}))
     outcome = triage.handle_upload(REF)
     assert outcome.status is Status.PENDING and outcome.execution == "name-e1"
+    assert outcome.decided_by is None  # nothing decided yet: no Decided_<stage> metric
     assert store.items[0].status == "pending" and store.items[0].execution == "name-e1"
     ((name, payload),) = starter.started
     assert name == "name-e1"
     state = StepState.model_validate(payload)
     assert state.classification.status is Status.UNDECIDED and state.metadata.title == "Mood"
+
+
+def test_a_decision_that_was_not_written_is_not_counted(make: Callable, gif: Callable[..., bytes]) -> None:
+    # A repeated or stale event decides again but writes nothing: the metric counts each object once.
+    triage, _, _ = make(Objects(gif(), {"tags": "pizza,food"}), Store(accept=False))
+    outcome = triage.handle_upload(REF)
+    assert (outcome.status, outcome.written, outcome.decided_by) == (Status.CLASSIFIED, False, None)
 
 
 def test_duplicate_of_a_finished_upload_starts_nothing(make: Callable, gif: Callable[..., bytes]) -> None:
@@ -247,8 +255,10 @@ def test_rerun_takes_the_item_over_and_records_on_it(
 def test_rerun_superseded_by_a_newer_upload(
     settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
 ) -> None:
-    triage = rerun(settings, taxonomy, Objects(gif(), {"title": "Mood"}), Store(accept=False))
-    assert triage.prepare(REF, force=True, execution="console-2").superseded
+    triage = rerun(settings, taxonomy, Objects(gif(), {"tags": "pizza,food"}), Store(accept=False))
+    state = triage.prepare(REF, force=True, execution="console-2")
+    assert state.classification.decided_by is StageName.TAGS  # decided, but the item is not its own:
+    assert state.superseded and state.decided_by is None  # it writes nothing, so it counts nothing
 
 
 def stored_item(taxonomy: Taxonomy, **fields: Any) -> ResultItem:
@@ -286,7 +296,7 @@ def test_backfill_child_keeps_only_fresh_results_and_human_answers(
         assert state.kept is None and len(store.takeovers) == 1
     else:
         assert state.kept is not None and state.kept.startswith(kept) and not store.takeovers
-        assert state.record is None  # nothing for the state machine to write
+        assert state.record is None and state.decided_by is None  # nothing to write, nothing counted
 
 
 def test_backfill_child_classifies_an_object_without_a_result(
@@ -295,6 +305,7 @@ def test_backfill_child_classifies_an_object_without_a_result(
     triage = rerun(settings, taxonomy, Objects(gif(), {"tags": "pizza,food"}), Store(stored=None))
     state = triage.prepare(REF, force=True, execution="run/2", stale_only=True)
     assert state.kept is None and state.classification.primary == "food" and state.record is not None
+    assert state.decided_by is StageName.TAGS
 
 
 def test_rerun_event_without_its_execution_is_refused_when_parsed() -> None:

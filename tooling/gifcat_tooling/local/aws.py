@@ -183,6 +183,12 @@ class EmbeddedAws:
         logs = self.client("logs")
         for lid in stack.of_type("AWS::Logs::LogGroup"):
             logs.create_log_group(logGroupName=stack.physical_name(lid))
+        cloudwatch = self.client("cloudwatch")
+        for lid in stack.of_type("AWS::CloudWatch::Dashboard"):
+            props = stack.resolve(stack.resources[lid]["Properties"])
+            cloudwatch.put_dashboard(
+                DashboardName=props["DashboardName"], DashboardBody=props["DashboardBody"]
+            )
         sfn = self.client("stepfunctions")
         for lid in stack.of_type("AWS::Serverless::StateMachine"):
             props = stack.resolve(stack.resources[lid]["Properties"])

@@ -72,7 +72,8 @@ class Stack:
     # Physical names and ARNs, derived the same way every time so that references need no ordering.
     def physical_name(self, logical_id: str) -> str:
         props = self.resources[logical_id].get("Properties", {})
-        for key in ("BucketName", "TableName", "QueueName", "FunctionName", "LogGroupName", "Name"):
+        for key in ("BucketName", "TableName", "QueueName", "FunctionName", "LogGroupName", "DashboardName",
+                    "Name"):
             if key in props:
                 return str(self.resolve(props[key]))
         return f"{self.name}-{logical_id}"
@@ -124,8 +125,11 @@ class Stack:
                 return self.ref(arg)
             if key == "Fn::GetAtt":
                 logical_id, attr = arg
+                if attr == "QueueName" and self.resources[logical_id]["Type"] == "AWS::SQS::Queue":
+                    return self.physical_name(logical_id)
                 if attr != "Arn":
-                    raise ValueError(f"local deploy resolves only .Arn, not {logical_id}.{attr}")
+                    raise ValueError(f"local deploy resolves only .Arn and a queue's .QueueName, not "
+                                     f"{logical_id}.{attr}")
                 return self.arn(logical_id)
             if key == "Fn::Sub":
                 return self._sub(arg)

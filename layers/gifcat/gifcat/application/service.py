@@ -100,6 +100,15 @@ class StepState(BaseModel):
     def decided(self) -> bool:
         return self.classification.status in (Status.CLASSIFIED, Status.FAILED, Status.SKIPPED)
 
+    @property
+    def decided_by(self) -> StageName | None:
+        """The stage that classified the object in this step (the handlers' `Decided_<stage>` metric);
+        None when nothing was decided, or the run ends without writing (superseded, kept)."""
+        c = self.classification
+        if c.status is not Status.CLASSIFIED or self.superseded or self.kept:
+            return None
+        return c.decided_by
+
     def with_record(self, encode: RecordEncoder, prices: Prices | None = None) -> StepState:
         """Attach the Record state's request once decided (undecided states go to the next stage)."""
         if not self.decided or not self.execution:
@@ -115,6 +124,7 @@ class UploadOutcome(BaseModel):
     pk: str
     status: Status
     written: bool
+    decided_by: StageName | None = None  # the stage that classified it, when its result was written
     execution: str | None = None
     started: bool = False
 
@@ -191,7 +201,12 @@ class Triage(UploadTriage):
         prices = self.settings.prices
         if classification.status is not Status.UNDECIDED:
             item = result_item(ref, classification, metadata=metadata, prices=prices)
-            return UploadOutcome(pk=ref.pk, status=classification.status, written=self.store.put(item))
+            written = self.store.put(item)
+            decided_by = classification.decided_by if classification.status is Status.CLASSIFIED else None
+            return UploadOutcome(
+                pk=ref.pk, status=classification.status, written=written,
+                decided_by=decided_by if written else None,
+            )
         name = self.execution_name(ref, metadata)
         pending = classification.model_copy(update={"status": Status.PENDING})
         item = result_item(ref, pending, metadata=metadata, execution=name, prices=prices)
