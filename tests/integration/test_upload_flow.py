@@ -343,7 +343,7 @@ def emitted_metrics(stdout: str) -> set[str]:
         if line.startswith("{") and '"_aws"' in line:
             for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
                 if directive["Namespace"] == "gifcat":
-                    names |= {m["Name"] for m in directive["Metrics"]}
+                    names |= {f'{m["Name"]}@{json.loads(line)["service"]}' for m in directive["Metrics"]}
     return names
 
 
@@ -364,13 +364,18 @@ def test_the_dashboard_draws_what_the_handlers_emit(
     deadline = time.monotonic() + 60
     while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.1)
-    emitted = emitted_metrics(capsys.readouterr().out)
+    by_service = emitted_metrics(capsys.readouterr().out)
+    # Each stack's metrics carry its name as their `service`: two stacks in one account stay apart.
+    assert {e.split("@")[1] for e in by_service} == {aws.stack.name}
+    emitted = {e.split("@")[0] for e in by_service}
     expected = {"Upload_classified", "Upload_pending", "Decided_tags", "Reached_embedding", "Rerun_triaged"}
     assert expected <= emitted
     name = aws.stack.physical_name("CascadeDashboard")
     assert aws.outputs["DashboardUrl"].endswith(f"#dashboards:name={name}")
     body = json.loads(aws.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"])
-    drawn = {m[1] for w in body["widgets"] for m in w["properties"]["metrics"] if m[0] == "gifcat"}
+    gifcat = [m for w in body["widgets"] for m in w["properties"]["metrics"] if m[0] == "gifcat"]
+    assert {tuple(m[2:4]) for m in gifcat} == {("service", aws.stack.name)}
+    drawn = {m[1] for m in gifcat}
     assert emitted <= drawn, f"emitted and not on the dashboard: {emitted - drawn}"
     # What this flow does not emit is of the same families (no misspelt name draws an empty line).
     families = {f"Decided_{s}" for s in StageName} | {f"Upload_{s}" for s in Status} | {"Rerun_kept"}
