@@ -145,3 +145,9 @@ def test_an_empty_table_says_so() -> None:
     summary = summarise([], table="results", taxonomy_version=VERSION, at=AT)
     assert (summary.items, summary.cost_per_1000_usd, summary.classified) == (0, 0.0, 0)
     assert render_text(summary) == "results table results: no items yet"
+
+
+def test_the_items_are_read_once_as_they_come() -> None:
+    # A Scan's pages arrive as a generator: one pass, nothing kept but the sums.
+    once = summarise((i for i in TABLE), table="results", taxonomy_version=VERSION, at=AT)
+    assert once == summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT)

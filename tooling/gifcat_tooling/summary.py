@@ -17,6 +17,7 @@ import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -70,62 +71,79 @@ def reason_kind(reason: str | None) -> str:
     return re.sub(r"\S*\d\S*", "#", first)[:80] or "no reason given"
 
 
-def _mean(values: list[float]) -> float | None:
-    return round(statistics.fmean(values), 4) if values else None
+@dataclass
+class _Decided:
+    """What one decider's items add up to, kept as numbers so a large table is never held in memory."""
+
+    confidence: float = 0.0
+    cost_usd: float = 0.0
+    ms: list[float] = field(default_factory=list)  # for the median: one float an item
 
 
 def summarise(
     items: Iterable[ResultItem], *, table: str, taxonomy_version: str, at: datetime | None = None
 ) -> TableSummary:
-    items = list(items)
+    """One pass over the items (a Scan's pages as they arrive)."""
     at = at or now()
-    statuses = Counter(item.status.value for item in items)
-    classified = statuses.get(Status.CLASSIFIED.value, 0)
-    by_decider: dict[str, list[ResultItem]] = {d: [] for d in DECIDERS}
+    statuses: Counter[str] = Counter()
+    decided = {d: _Decided() for d in DECIDERS}
     checked: Counter[str] = Counter()
     changed: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    cost = dict.fromkeys((*COST_PARTS, "total_usd"), 0.0)
+    reached_llm = llm_errors = other_taxonomy = 0
+    oldest_pending: datetime | None = None
     for item in items:
+        statuses[item.status.value] += 1
+        for part in COST_PARTS:
+            cost[part] += (item.cost or {}).get(part, 0.0)
+        cost["total_usd"] += item.cost_usd
+        llm = [t for t in item.stages if t.stage is StageName.LLM]
+        reached_llm += bool(llm)
+        llm_errors += sum(t.error is not None for t in llm)
         if item.status is Status.CLASSIFIED and item.decided_by:
-            by_decider[str(item.decided_by)].append(item)
+            row = decided[str(item.decided_by)]
+            row.confidence += item.confidence
+            row.cost_usd += item.cost_usd
+            row.ms.append(sum(item.timings_ms.values()))
+            other_taxonomy += item.taxonomy_version != taxonomy_version
         machine = item.corrected_from
         if item.decided_by == HUMAN and machine is not None and machine.decided_by:
             checked[str(machine.decided_by)] += 1
             changed[str(machine.decided_by)] += machine.primary != item.primary
-    rows = [
-        DeciderRow(
+        if item.status in (Status.FAILED, Status.SKIPPED):
+            reasons[reason_kind(item.reason)] += 1
+        if item.status is Status.PENDING and (oldest_pending is None or item.updated_at < oldest_pending):
+            oldest_pending = item.updated_at
+    n = sum(statuses.values())
+    classified = statuses[Status.CLASSIFIED.value]
+    rows = []
+    for decider, row in decided.items():
+        count = len(row.ms)
+        rows.append(DeciderRow(
             decided_by=decider,
-            items=len(decided),
-            share=round(len(decided) / classified, 4) if classified else 0.0,
-            mean_confidence=_mean([i.confidence for i in decided]),
-            cost_per_1000_usd=_mean([i.cost_usd * 1000 for i in decided]),
-            p50_ms=round(statistics.median(sum(i.timings_ms.values()) for i in decided), 1)
-            if decided else None,
+            items=count,
+            share=round(count / classified, 4) if classified else 0.0,
+            mean_confidence=round(row.confidence / count, 4) if count else None,
+            cost_per_1000_usd=round(row.cost_usd / count * 1000, 4) if count else None,
+            p50_ms=round(statistics.median(row.ms), 1) if count else None,
             checked=checked[decider],
             changed=changed[decider],
-        )
-        for decider, decided in by_decider.items()
-    ]
-    llm_traces = [t for item in items for t in item.stages if t.stage is StageName.LLM]
-    cost = {part: round(sum((i.cost or {}).get(part, 0.0) for i in items), 8) for part in COST_PARTS}
-    cost["total_usd"] = round(sum(i.cost_usd for i in items), 8)
-    reasons = Counter(reason_kind(i.reason) for i in items if i.status in (Status.FAILED, Status.SKIPPED))
-    pending_since = [i.updated_at for i in items if i.status is Status.PENDING]
+        ))
     return TableSummary(
         table=table,
-        items=len(items),
+        items=n,
         statuses=dict(statuses),
         deciders=rows,
-        reached_llm=sum(any(t.stage is StageName.LLM for t in i.stages) for i in items),
-        llm_errors=sum(t.error is not None for t in llm_traces),
-        cost_usd=cost,
-        cost_per_1000_usd=round(cost["total_usd"] / len(items) * 1000, 6) if items else 0.0,
+        reached_llm=reached_llm,
+        llm_errors=llm_errors,
+        cost_usd={part: round(value, 8) for part, value in cost.items()},
+        cost_per_1000_usd=round(cost["total_usd"] / n * 1000, 6) if n else 0.0,
         not_classified=dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),  # most first
-        pending=len(pending_since),
-        oldest_pending_s=round((at - min(pending_since)).total_seconds(), 1) if pending_since else None,
+        pending=statuses[Status.PENDING.value],
+        oldest_pending_s=round((at - oldest_pending).total_seconds(), 1) if oldest_pending else None,
         taxonomy_version=taxonomy_version,
-        other_taxonomy=sum(
-            i.status is Status.CLASSIFIED and i.taxonomy_version != taxonomy_version for i in items
-        ),
+        other_taxonomy=other_taxonomy,
     )
 
 
