@@ -234,3 +234,13 @@ def test_a_deployed_stack_runs_the_calibrated_thresholds_unless_told_otherwise(
     else:
         assert deployed.stages["tags"].min_score == 0.9
         assert deployed.stages["tags"].target == bundled.stages["tags"].target
+
+
+@pytest.mark.parametrize("topic", ["", "arn:aws:sns:us-east-1:123456789012:gifcat-alarms"])
+def test_alarms_notify_the_topic_when_one_is_given(root: Path, topic: str) -> None:
+    stack = Stack(load_template(root / "template.yaml"), root, parameters={"AlarmTopicArn": topic})
+    alarms = stack.of_type("AWS::CloudWatch::Alarm")
+    assert sorted(alarms) == ["DeadLetterAlarm", "FailedRunsAlarm"]
+    for lid in alarms:
+        props = stack.resolve(stack.resources[lid]["Properties"])
+        assert props.get("AlarmActions") == ([topic] if topic else None)

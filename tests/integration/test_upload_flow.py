@@ -385,3 +385,20 @@ def test_the_dashboard_draws_what_the_handlers_emit(
     assert ["AWS/States", "ExecutionsFailed", "StateMachineArn", aws.outputs["StateMachineArn"]] in (
         failures["properties"]["metrics"]
     )
+
+
+def test_dead_lettered_uploads_and_failed_runs_raise_alarms(aws: EmbeddedAws) -> None:
+    # Nothing is lost silently: what the retries could not save waits in the dead-letter queue (see
+    # test_failing_invocations_retry_then_reach_the_dead_letter_queue), and each alarm watches one place.
+    alarms = {a["AlarmName"]: a for a in aws.client("cloudwatch").describe_alarms()["MetricAlarms"]}
+    queue = aws.stack.physical_name("TriageDeadLetterQueue")
+    dead = alarms[f"{aws.stack.name}-uploads-dead-lettered"]
+    assert (dead["Namespace"], dead["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert dead["Dimensions"] == [{"Name": "QueueName", "Value": queue}]
+    assert aws.outputs["TriageDeadLetterQueueUrl"].endswith(f"/{queue}")
+    runs = alarms[f"{aws.stack.name}-classify-runs-failed"]
+    assert (runs["Namespace"], runs["MetricName"]) == ("AWS/States", "ExecutionsFailed")
+    assert runs["Dimensions"] == [{"Name": "StateMachineArn", "Value": aws.outputs["StateMachineArn"]}]
+    for alarm in (dead, runs):  # any one of them is worth a look
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+        assert alarm["AlarmActions"] == []  # no AlarmTopicArn given

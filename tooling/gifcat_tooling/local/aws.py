@@ -184,6 +184,8 @@ class EmbeddedAws:
         for lid in stack.of_type("AWS::Logs::LogGroup"):
             logs.create_log_group(logGroupName=stack.physical_name(lid))
         cloudwatch = self.client("cloudwatch")
+        for lid in stack.of_type("AWS::CloudWatch::Alarm"):
+            cloudwatch.put_metric_alarm(**stack.resolve(stack.resources[lid]["Properties"]))
         for lid in stack.of_type("AWS::CloudWatch::Dashboard"):
             props = stack.resolve(stack.resources[lid]["Properties"])
             cloudwatch.put_dashboard(

@@ -73,7 +73,7 @@ class Stack:
     def physical_name(self, logical_id: str) -> str:
         props = self.resources[logical_id].get("Properties", {})
         for key in ("BucketName", "TableName", "QueueName", "FunctionName", "LogGroupName", "DashboardName",
-                    "Name"):
+                    "AlarmName", "Name"):
             if key in props:
                 return str(self.resolve(props[key]))
         return f"{self.name}-{logical_id}"
