@@ -34,7 +34,7 @@ class LocalOptions(BaseModel):
     n_threads: int = Field(2, ge=-1)
     # Threads when the server shares the machine with the embedded AWS (`gifcat demo`): llama.cpp's
     # threads meet at every layer, so while the Lambdas, moto and ONNX Runtime hold a core, one waiting
-    # thread stalls the other (README "Set up and run").
+    # thread stalls the other (docs/results/README.md "The local LLM server's threads").
     n_threads_shared: int = Field(1, ge=-1)
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
