@@ -380,6 +380,13 @@ def test_the_dashboard_draws_what_the_handlers_emit(
     # What this flow does not emit is of the same families (no misspelt name draws an empty line).
     families = {f"Decided_{s}" for s in StageName} | {f"Upload_{s}" for s in Status} | {"Rerun_kept"}
     assert drawn - emitted <= families, drawn - emitted - families
+    # A metric-math line reads only metrics its widget defines (an unknown id draws nothing).
+    for widget in body["widgets"]:
+        options = [m[-1] for m in widget["properties"]["metrics"] if isinstance(m[-1], dict)]
+        ids = {o["id"] for o in options if "id" in o}
+        for m in widget["properties"]["metrics"]:
+            if isinstance(m[0], dict) and "expression" in m[0]:
+                assert set(re.findall(r"\b([a-z]\w*)\b", m[0]["expression"])) <= ids, m[0]["expression"]
     # The failure widget names the stack's own resources, resolved.
     failures = next(w for w in body["widgets"] if w["properties"]["title"].startswith("Failures"))
     assert ["AWS/States", "ExecutionsFailed", "StateMachineArn", aws.outputs["StateMachineArn"]] in (
