@@ -109,6 +109,15 @@ def test_cost_is_summed_by_part_and_priced_per_thousand_items() -> None:
     assert (summary.reached_llm, summary.llm_errors) == (2, 1)
 
 
+def test_the_classified_items_are_counted_by_category() -> None:
+    summary = summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT)
+    # a person's answer counts as the category they gave (e.gif: sports, not the machine's animals)
+    assert summary.categories == {"food": 2, "sports": 2, "animals": 1, "cute": 1, "love": 1}
+    assert sum(summary.categories.values()) == summary.classified
+    text = render_text(summary)
+    assert "categories: food 2, sports 2, animals 1, cute 1, love 1" in text
+
+
 def test_what_was_not_classified_is_counted_by_kind_of_reason() -> None:
     summary = summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT)
     assert summary.not_classified == {
@@ -151,3 +160,20 @@ def test_the_items_are_read_once_as_they_come() -> None:
     # A Scan's pages arrive as a generator: one pass, nothing kept but the sums.
     once = summarise((i for i in TABLE), table="results", taxonomy_version=VERSION, at=AT)
     assert once == summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT)
+
+
+def test_the_readme_lists_the_json_keys_the_command_prints() -> None:
+    # README "What the cascade did with the uploads" spells out `--json`'s keys: they are the model's.
+    import re
+
+    from gifcat_tooling.summary import DeciderRow, TableSummary
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = readme[readme.index("`--json` prints the same as one object:"):]
+    listed = listed[:listed.index("`.")]
+    keys = re.findall(r'"(\w+)"', listed)
+    start, end = keys.index("decided_by"), keys.index("changed") + 1  # the rows' keys, in "deciders"
+    row_keys, top_keys = keys[start:end], keys[:start] + keys[end:]
+    assert top_keys == list(TableSummary.model_fields)
+    assert row_keys == list(DeciderRow.model_fields)

@@ -7,6 +7,7 @@ the cascade pays and where to tune it:
 - per stage, how many of its answers a person checked (`gifcat correct`) and how many were changed: the
   error rate seen in production, the figure to set that stage's target by (`gifcat calibrate`);
 - how many items reached the LLM, and the cost by part (LLM, Lambda, Step Functions) per 1,000 items;
+- the classified items by category (what the uploads are);
 - what was not classified, by reason; items still pending; items made with another taxonomy version
   (`gifcat backfill --stale-only` re-classifies them).
 """
@@ -53,6 +54,7 @@ class TableSummary(BaseModel):
     llm_errors: int  # ...and failed (its error recorded on the item)
     cost_usd: dict[str, float]  # the whole table, by part, and total_usd
     cost_per_1000_usd: float
+    categories: dict[str, int]  # classified items by primary category, most first
     not_classified: dict[str, int]  # failed and skipped, by the first clause of their reason
     pending: int
     oldest_pending_s: float | None
@@ -90,6 +92,7 @@ def summarise(
     checked: Counter[str] = Counter()
     changed: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
     cost = dict.fromkeys((*COST_PARTS, "total_usd"), 0.0)
     reached_llm = llm_errors = other_taxonomy = 0
     oldest_pending: datetime | None = None
@@ -107,6 +110,7 @@ def summarise(
             row.cost_usd += item.cost_usd
             row.ms.append(sum(item.timings_ms.values()))
             other_taxonomy += item.taxonomy_version != taxonomy_version
+            categories[item.primary or "-"] += 1
         machine = item.corrected_from
         if item.decided_by == HUMAN and machine is not None and machine.decided_by:
             checked[str(machine.decided_by)] += 1
@@ -139,12 +143,17 @@ def summarise(
         llm_errors=llm_errors,
         cost_usd={part: round(value, 8) for part, value in cost.items()},
         cost_per_1000_usd=round(cost["total_usd"] / n * 1000, 6) if n else 0.0,
-        not_classified=dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),  # most first
+        categories=_most_first(categories),
+        not_classified=_most_first(reasons),
         pending=statuses[Status.PENDING.value],
         oldest_pending_s=round((at - oldest_pending).total_seconds(), 1) if oldest_pending else None,
         taxonomy_version=taxonomy_version,
         other_taxonomy=other_taxonomy,
     )
+
+
+def _most_first(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _usd(value: float | None) -> str:
@@ -183,6 +192,8 @@ def render_text(summary: TableSummary) -> str:
         f"cost: ${c['total_usd']:.6f} in all, ${summary.cost_per_1000_usd:.4f} per 1,000 items (LLM "
         f"${c['llm_usd']:.6f}, Lambda ${c['lambda_usd']:.6f}, Step Functions ${c['stepfunctions_usd']:.6f})",
     ]
+    if summary.categories:
+        lines.append("categories: " + ", ".join(f"{k} {n}" for k, n in summary.categories.items()))
     if summary.not_classified:
         lines.append("not classified: " + ", ".join(f"{k} {n}" for k, n in summary.not_classified.items()))
     if summary.pending:
