@@ -341,9 +341,10 @@ def emitted_metrics(stdout: str) -> set[str]:
     names: set[str] = set()
     for line in stdout.splitlines():
         if line.startswith("{") and '"_aws"' in line:
-            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+            flushed = json.loads(line)
+            for directive in flushed["_aws"]["CloudWatchMetrics"]:
                 if directive["Namespace"] == "gifcat":
-                    names |= {f'{m["Name"]}@{json.loads(line)["service"]}' for m in directive["Metrics"]}
+                    names |= {f'{m["Name"]}@{flushed["service"]}' for m in directive["Metrics"]}
     return names
 
 

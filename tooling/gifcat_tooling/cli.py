@@ -598,15 +598,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from gifcat.adapters.dynamodb import ResultsTable
     from gifcat.domain.records import from_results
-    from gifcat.domain.result import HUMAN
+    from gifcat.domain.result import DECIDERS
 
     decided_by = [s.strip() for s in (args.decided_by or "").split(",") if s.strip()]
-    deciders = [*(stage.value for stage in StageName), HUMAN]
-    unknown = [d for d in decided_by if d not in deciders]
+    unknown = [d for d in decided_by if d not in DECIDERS]
     if unknown:  # would match nothing: an empty file after a whole scan
         raise SystemExit(
             f"gifcat export: no decider is called {', '.join(map(repr, unknown))}: "
-            f"choose from {', '.join(deciders)}"
+            f"choose from {', '.join(DECIDERS)}"
         )
     out = _output_file(args.out, "export")  # before the scan
     records = from_results(ResultsTable(args.table).scan(), decided_by or None)

@@ -24,9 +24,8 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from gifcat.domain.model import StageName, Status
-from gifcat.domain.result import HUMAN, ResultItem, now
+from gifcat.domain.result import DECIDERS, HUMAN, ResultItem, now
 
-DECIDERS = [*(stage.value for stage in StageName), HUMAN]
 COST_PARTS = ("llm_usd", "lambda_usd", "stepfunctions_usd")
 
 

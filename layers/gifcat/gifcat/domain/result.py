@@ -34,6 +34,7 @@ NO_SEQUENCER = "-"  # an event without a sequencer (not from S3), or a rerun of 
 HUMAN: Final = "human"
 # Who decided a result: a stage of the cascade, or a person (`gifcat correct`).
 DecidedBy = StageName | Literal["human"]
+DECIDERS: Final = (*(stage.value for stage in StageName), HUMAN)  # every `decided_by`, cheapest first
 
 
 def sortable_sequencer(sequencer: str | None) -> str:
