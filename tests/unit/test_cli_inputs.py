@@ -217,6 +217,7 @@ def test_an_aws_call_that_cannot_be_made_is_one_line(
          "argument --max-concurrency: expected a whole number"),
         (["backfill", "--bucket", "b", "--tolerated-failure-percentage", "150"],
          "argument --tolerated-failure-percentage: expected a percentage from 0 to 100, got '150'"),
+        (["summary", "--stuck-after", "0"], "argument --stuck-after: expected a number of seconds over 0"),
     ],
 )
 def test_a_number_out_of_range_is_refused_with_the_usage(

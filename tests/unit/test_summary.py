@@ -5,13 +5,16 @@ tests/integration/test_corrections.py."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gifcat.domain.model import StageName, StageTrace, Status
 from gifcat.domain.result import MachineAnswer, ResultItem
-from gifcat_tooling.summary import reason_kind, render_text, summarise
+from gifcat_tooling.local.template import Stack, load_template
+from gifcat_tooling.summary import STUCK_AFTER_S, reason_kind, render_text, summarise
+from tests.conftest import ROOT
 
 AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 VERSION = "2026-12-01.1"
@@ -72,7 +75,9 @@ TABLE = [
          reason="execution 20261205-abc123 ended without recording a result; rerun to retry"),
     item("l.gif", status=Status.FAILED,
          reason="execution 20261205-def456 ended without recording a result; rerun to retry"),
+    # Two uploads in the state machine: one for 2 minutes, one for 20 (longer than any run lasts).
     item("m.gif", status=Status.PENDING, updated_at=AT - timedelta(minutes=20)),
+    item("o.gif", status=Status.PENDING, updated_at=AT - timedelta(minutes=2)),
     item("n.gif", decided_by="tags", primary="cute", confidence=0.95, ms={"tags": 3.0},
          stages=(StageName.TAGS,), version="2026-11-01.1"),
 ]
@@ -96,7 +101,7 @@ def test_each_stage_is_counted_with_what_people_changed_of_its_answers() -> None
 def test_cost_is_summed_by_part_and_priced_per_thousand_items() -> None:
     summary = summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT)
     llm = 2e-4
-    lam = 3e-5 * 2 + 5e-5 + 2e-6 * 11
+    lam = 3e-5 * 2 + 5e-5 + 2e-6 * 12
     sfn = 6e-6 * 2 + 8e-6
     assert summary.cost_usd["llm_usd"] == pytest.approx(llm)
     assert summary.cost_usd["lambda_usd"] == pytest.approx(lam)
@@ -126,7 +131,12 @@ def test_what_was_not_classified_is_counted_by_kind_of_reason() -> None:
         "LLM step failed": 1,
         "not a GIF": 1,
     }
-    assert (summary.pending, summary.oldest_pending_s) == (1, 1200.0)
+    assert (summary.pending, summary.oldest_pending_s) == (2, 1200.0)
+    assert (summary.stuck_pending, summary.stuck_after_s) == (1, STUCK_AFTER_S)  # m.gif
+    later = summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT + timedelta(minutes=10))
+    assert later.stuck_pending == 2
+    assert summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT,
+                     stuck_after_s=30 * 60).stuck_pending == 0
     assert summary.other_taxonomy == 1  # n.gif, made before the taxonomy changed
 
 
@@ -143,10 +153,11 @@ def test_the_text_shows_every_figure_a_team_tunes_by() -> None:
     assert lines["embedding"].split()[1:3] == ["1", "14.3%"]
     assert lines["llm"].split()[1:] == ["1", "14.3%", "0.80", "0.2580", "941.0"]
     assert "a person checked 2 machine answers and changed 1: tags 0 of 1, embedding 1 of 1" in text
-    assert "reached the LLM: 2 of 14 items (14.3%); LLM calls that failed: 1" in text
+    assert "reached the LLM: 2 of 15 items (13.3%); LLM calls that failed: 1" in text
     assert ("not classified: empty object 2, execution # ended without recording a result 2, "
             "LLM step failed 1, not a GIF 1") in text
-    assert "pending: 1, the oldest for 1200 s" in text
+    assert "pending: 2, the oldest for 1200 s" in text
+    assert "pending for over 600 s, longer than a run lasts: 1 (their runs ended without recording;" in text
     assert f"made with another taxonomy than {VERSION}: 1" in text
 
 
@@ -167,7 +178,6 @@ def test_the_readme_lists_the_json_keys_the_command_prints() -> None:
     import re
 
     from gifcat_tooling.summary import DeciderRow, TableSummary
-    from tests.conftest import ROOT
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     listed = readme[readme.index("`--json` prints the same as one object:"):]
@@ -177,3 +187,13 @@ def test_the_readme_lists_the_json_keys_the_command_prints() -> None:
     row_keys, top_keys = keys[start:end], keys[:start] + keys[end:]
     assert top_keys == list(TableSummary.model_fields)
     assert row_keys == list(DeciderRow.model_fields)
+
+
+def test_a_pending_item_counts_as_stuck_only_after_any_run_would_have_ended() -> None:
+    # The classify machine (uploads and console reruns) stops a run at its TimeoutSeconds; a backfill
+    # child has no machine timeout, and its steps' function timeouts bound it. Twice the longer of the two.
+    definition = json.loads((ROOT / "statemachine" / "classify.asl.json").read_text(encoding="utf-8"))
+    stack = Stack(load_template(ROOT / "template.yaml"), ROOT)
+    steps = ("TriageStepFunction", "EmbedFunction", "EscalateFunction")
+    child_s = sum(int(stack.function_properties(f)["Timeout"]) for f in steps)
+    assert 2 * max(definition["TimeoutSeconds"], child_s) <= STUCK_AFTER_S

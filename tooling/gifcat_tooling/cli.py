@@ -20,6 +20,7 @@ from gifcat.config import THRESHOLD_SEARCHES, ConfigError, Settings, UriReader, 
 from gifcat.domain.cascade import TRACE_TOP_K, TRIAGE
 from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
+from gifcat_tooling.summary import STUCK_AFTER_S
 
 if TYPE_CHECKING:  # imported where used: `gifcat classify` needs none of the evaluation
     from gifcat.domain.model import Classification
@@ -760,6 +761,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         ResultsTable(table, _aws_client("dynamodb", args.endpoint)).items(),
         table=table,
         taxonomy_version=taxonomy.version,
+        stuck_after_s=args.stuck_after,
     )
     print(summary.model_dump_json(indent=2) if args.json else render_text(summary))
     return 0
@@ -965,6 +967,7 @@ _fold_count = _bounded(int, lambda v: v >= 2, "2 folds or more")
 # What a stage or the LLM gate is held under (NaN fails every comparison, so it is refused too).
 _error_bound = _bounded(float, lambda v: 0.0 < v < 1.0, "an error rate above 0 and below 1")
 _percentage = _bounded(float, lambda v: 0.0 <= v <= 100.0, "a percentage from 0 to 100")
+_seconds = _bounded(float, lambda v: v > 0.0, "a number of seconds over 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1105,6 +1108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
     p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--stuck-after", type=_seconds, default=STUCK_AFTER_S, metavar="SECONDS",
+                   help="a pending item older than this is counted as stuck: its run ended without "
+                        f"recording (default {STUCK_AFTER_S:.0f}, twice the longest a run lasts)")
     _common(p)
     p.set_defaults(func=cmd_summary)
 

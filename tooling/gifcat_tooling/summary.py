@@ -8,8 +8,9 @@ the cascade pays and where to tune it:
   error rate seen in production, the figure to set that stage's target by (`gifcat calibrate`);
 - how many items reached the LLM, and the cost by part (LLM, Lambda, Step Functions) per 1,000 items;
 - the classified items by category (what the uploads are);
-- what was not classified, by reason; items still pending; items made with another taxonomy version
-  (`gifcat backfill --stale-only` re-classifies them).
+- what was not classified, by reason; items still pending, and those pending for longer than a run may
+  last (their run ended without recording: timed out); items made with another taxonomy version
+  (`gifcat backfill --stale-only` re-classifies both).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from gifcat.domain.model import StageName, Status
 from gifcat.domain.result import DECIDERS, HUMAN, ResultItem, now
 
 COST_PARTS = ("llm_usd", "lambda_usd", "stepfunctions_usd")
+# An item stays pending while a run classifies it. The classify machine stops a run at its
+# TimeoutSeconds (300 s, statemachine/classify.asl.json), and a backfill child's steps time out sooner
+# in sum (template.yaml); past twice that, the run is over and never recorded (tests/unit/test_summary.py
+# holds this to both files).
+STUCK_AFTER_S = 600.0
 
 
 class DeciderRow(BaseModel):
@@ -57,6 +63,8 @@ class TableSummary(BaseModel):
     not_classified: dict[str, int]  # failed and skipped, by the first clause of their reason
     pending: int
     oldest_pending_s: float | None
+    stuck_after_s: float
+    stuck_pending: int  # pending for longer than stuck_after_s: their run ended without recording
     taxonomy_version: str  # the current one
     other_taxonomy: int  # classified items made with another version
 
@@ -82,7 +90,12 @@ class _Decided:
 
 
 def summarise(
-    items: Iterable[ResultItem], *, table: str, taxonomy_version: str, at: datetime | None = None
+    items: Iterable[ResultItem],
+    *,
+    table: str,
+    taxonomy_version: str,
+    at: datetime | None = None,
+    stuck_after_s: float = STUCK_AFTER_S,
 ) -> TableSummary:
     """One pass over the items (a Scan's pages as they arrive)."""
     at = at or now()
@@ -93,7 +106,7 @@ def summarise(
     reasons: Counter[str] = Counter()
     categories: Counter[str] = Counter()
     cost = dict.fromkeys((*COST_PARTS, "total_usd"), 0.0)
-    reached_llm = llm_errors = other_taxonomy = 0
+    reached_llm = llm_errors = other_taxonomy = stuck = 0
     oldest_pending: datetime | None = None
     for item in items:
         statuses[item.status.value] += 1
@@ -116,8 +129,10 @@ def summarise(
             changed[str(machine.decided_by)] += machine.primary != item.primary
         if item.status in (Status.FAILED, Status.SKIPPED):
             reasons[reason_kind(item.reason)] += 1
-        if item.status is Status.PENDING and (oldest_pending is None or item.updated_at < oldest_pending):
-            oldest_pending = item.updated_at
+        if item.status is Status.PENDING:
+            if oldest_pending is None or item.updated_at < oldest_pending:
+                oldest_pending = item.updated_at
+            stuck += (at - item.updated_at).total_seconds() > stuck_after_s
     n = sum(statuses.values())
     classified = statuses[Status.CLASSIFIED.value]
     rows = []
@@ -146,6 +161,8 @@ def summarise(
         not_classified=_most_first(reasons),
         pending=statuses[Status.PENDING.value],
         oldest_pending_s=round((at - oldest_pending).total_seconds(), 1) if oldest_pending else None,
+        stuck_after_s=stuck_after_s,
+        stuck_pending=stuck,
         taxonomy_version=taxonomy_version,
         other_taxonomy=other_taxonomy,
     )
@@ -197,6 +214,12 @@ def render_text(summary: TableSummary) -> str:
         lines.append("not classified: " + ", ".join(f"{k} {n}" for k, n in summary.not_classified.items()))
     if summary.pending:
         lines.append(f"pending: {summary.pending}, the oldest for {summary.oldest_pending_s:.0f} s")
+    if summary.stuck_pending:
+        lines.append(
+            f"pending for over {summary.stuck_after_s:.0f} s, longer than a run lasts: "
+            f"{summary.stuck_pending} (their runs ended without recording; gifcat backfill --stale-only "
+            "re-classifies them)"
+        )
     if summary.other_taxonomy:
         lines.append(
             f"made with another taxonomy than {summary.taxonomy_version}: {summary.other_taxonomy} "
