@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from gifcat.application.learn import SOURCES
 from gifcat.runtime import build_learn_job
 
 logger = Logger()
@@ -25,7 +26,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     dry_run = bool(isinstance(event, dict) and event.get("dry_run") is True)
     report = job.run(dry_run=dry_run)
     metrics.add_metric(name=f"Learn_{report.outcome}", unit=MetricUnit.Count, value=1)
-    for source in ("human", "llm", "tags", "rules"):
+    for source in SOURCES:
         metrics.add_metric(name=f"LearnExamples_{source}", unit=MetricUnit.Count,
                            value=report.examples.get(source, 0))
     logger.info(f"learn: {report.outcome}: {report.reason}", extra={"report": report.model_dump(mode="json")})

@@ -108,3 +108,26 @@ def wait_item(aws: EmbeddedAws, key: str, timeout_s: float = 60.0, finished: boo
             return item
         time.sleep(0.1)
     raise AssertionError(f"no {'finished ' if finished else ''}result for {key}")
+
+
+def emitted_metrics(stdout: str) -> set[str]:
+    """The metric names in the handlers' CloudWatch embedded-metric-format lines (Powertools prints
+    one JSON object a flush), each as NAME@SERVICE."""
+    names: set[str] = set()
+    for line in stdout.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            flushed = json.loads(line)
+            for directive in flushed["_aws"]["CloudWatchMetrics"]:
+                if directive["Namespace"] == "gifcat":
+                    names |= {f'{m["Name"]}@{flushed["service"]}' for m in directive["Metrics"]}
+    return names
+
+
+def dashboard(aws: EmbeddedAws) -> dict[str, Any]:
+    """The stack's CloudWatch dashboard as deployed, its body parsed; its address is the stack's output."""
+    name = aws.stack.physical_name("CascadeDashboard")
+    assert aws.outputs["DashboardUrl"].endswith(f"#dashboards:name={name}")
+    body: dict[str, Any] = json.loads(
+        aws.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"]
+    )
+    return body

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from gifcat.adapters.stepfunctions import execution_name
+from gifcat.application.learn import SOURCES
 from gifcat.domain.model import GifMetadata, StageName, Status
 from gifcat.domain.result import ObjectRef, ResultItem
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
-from tests.integration.conftest import s3_event, wait_item
+from tests.integration.conftest import dashboard, emitted_metrics, s3_event, wait_item
 from tests.support.fake_openai import FakeOpenAI, first_category, slow
 
 
@@ -335,19 +336,6 @@ def test_failing_invocations_retry_then_reach_the_dead_letter_queue(aws: Embedde
     )
 
 
-def emitted_metrics(stdout: str) -> set[str]:
-    """The metric names in the handlers' CloudWatch embedded-metric-format lines (Powertools prints
-    one JSON object a flush)."""
-    names: set[str] = set()
-    for line in stdout.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            flushed = json.loads(line)
-            for directive in flushed["_aws"]["CloudWatchMetrics"]:
-                if directive["Namespace"] == "gifcat":
-                    names |= {f'{m["Name"]}@{flushed["service"]}' for m in directive["Metrics"]}
-    return names
-
-
 def test_the_dashboard_draws_what_the_handlers_emit(
     aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -371,15 +359,15 @@ def test_the_dashboard_draws_what_the_handlers_emit(
     emitted = {e.split("@")[0] for e in by_service}
     expected = {"Upload_classified", "Upload_pending", "Decided_tags", "Reached_embedding", "Rerun_triaged"}
     assert expected <= emitted
-    name = aws.stack.physical_name("CascadeDashboard")
-    assert aws.outputs["DashboardUrl"].endswith(f"#dashboards:name={name}")
-    body = json.loads(aws.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"])
+    body = dashboard(aws)
     gifcat = [m for w in body["widgets"] for m in w["properties"]["metrics"] if m[0] == "gifcat"]
     assert {tuple(m[2:4]) for m in gifcat} == {("service", aws.stack.name)}
     drawn = {m[1] for m in gifcat}
     assert emitted <= drawn, f"emitted and not on the dashboard: {emitted - drawn}"
     # What this flow does not emit is of the same families (no misspelt name draws an empty line).
+    # (gifcat learn's are tests/integration/test_learn_function.py's.)
     families = {f"Decided_{s}" for s in StageName} | {f"Upload_{s}" for s in Status} | {"Rerun_kept"}
+    families |= {"Learn_published", "Learn_kept"} | {f"LearnExamples_{s}" for s in SOURCES}
     assert drawn - emitted <= families, drawn - emitted - families
     # A metric-math line reads only metrics its widget defines (an unknown id draws nothing).
     for widget in body["widgets"]:
@@ -390,9 +378,10 @@ def test_the_dashboard_draws_what_the_handlers_emit(
                 assert set(re.findall(r"\b([a-z]\w*)\b", m[0]["expression"])) <= ids, m[0]["expression"]
     # The failure widget names the stack's own resources, resolved.
     failures = next(w for w in body["widgets"] if w["properties"]["title"].startswith("Failures"))
-    assert ["AWS/States", "ExecutionsFailed", "StateMachineArn", aws.outputs["StateMachineArn"]] in (
-        failures["properties"]["metrics"]
-    )
+    for machine in ("StateMachineArn", "BackfillStateMachineArn"):
+        assert ["AWS/States", "ExecutionsFailed", "StateMachineArn", aws.outputs[machine]] in (
+            failures["properties"]["metrics"]
+        )
 
 
 def test_dead_lettered_uploads_and_failed_runs_raise_alarms(aws: EmbeddedAws) -> None:
@@ -405,8 +394,21 @@ def test_dead_lettered_uploads_and_failed_runs_raise_alarms(aws: EmbeddedAws) ->
     assert dead["Dimensions"] == [{"Name": "QueueName", "Value": queue}]
     assert aws.outputs["TriageDeadLetterQueueUrl"].endswith(f"/{queue}")
     runs = alarms[f"{aws.stack.name}-classify-runs-failed"]
-    assert (runs["Namespace"], runs["MetricName"]) == ("AWS/States", "ExecutionsFailed")
-    assert runs["Dimensions"] == [{"Name": "StateMachineArn", "Value": aws.outputs["StateMachineArn"]}]
-    for alarm in (dead, runs):  # any one of them is worth a look
+    # A run that failed recorded `failed`; one that timed out left its item pending: both count.
+    (ended,) = [m for m in runs["Metrics"] if m["ReturnData"]]
+    watched = {m["Id"]: m["MetricStat"] for m in runs["Metrics"] if not m["ReturnData"]}
+    assert set(re.findall(r"\b([a-z]\w*)\b", ended["Expression"])) == set(watched)
+    names = sorted(s["Metric"]["MetricName"] for s in watched.values())
+    assert names == ["ExecutionsFailed", "ExecutionsTimedOut"]
+    machine = [{"Name": "StateMachineArn", "Value": aws.outputs["StateMachineArn"]}]
+    for stat in watched.values():
+        assert stat["Metric"]["Namespace"] == "AWS/States" and stat["Stat"] == "Sum"
+        assert stat["Metric"]["Dimensions"] == machine
+    backfill = alarms[f"{aws.stack.name}-backfill-failed"]
+    assert (backfill["Namespace"], backfill["MetricName"]) == ("AWS/States", "ExecutionsFailed")
+    assert backfill["Dimensions"] == [
+        {"Name": "StateMachineArn", "Value": aws.outputs["BackfillStateMachineArn"]}
+    ]
+    for alarm in (dead, runs, backfill):  # any one of them is worth a look
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
         assert alarm["AlarmActions"] == []  # no AlarmTopicArn given
