@@ -240,7 +240,9 @@ def test_a_deployed_stack_runs_the_calibrated_thresholds_unless_told_otherwise(
 def test_alarms_notify_the_topic_when_one_is_given(root: Path, topic: str) -> None:
     stack = Stack(load_template(root / "template.yaml"), root, parameters={"AlarmTopicArn": topic})
     alarms = stack.of_type("AWS::CloudWatch::Alarm")
-    assert sorted(alarms) == ["BackfillFailedAlarm", "DeadLetterAlarm", "FailedRunsAlarm", "LearnFailedAlarm"]
+    assert sorted(alarms) == [
+        "BackfillFailedAlarm", "DeadLetterAlarm", "EmbedFailedAlarm", "FailedRunsAlarm", "LearnFailedAlarm"
+    ]
     for lid in alarms:
         props = stack.resolve(stack.resources[lid]["Properties"])
         assert props.get("AlarmActions") == ([topic] if topic else None)

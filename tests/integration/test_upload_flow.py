@@ -409,6 +409,11 @@ def test_dead_lettered_uploads_and_failed_runs_raise_alarms(aws: EmbeddedAws) ->
     assert backfill["Dimensions"] == [
         {"Name": "StateMachineArn", "Value": aws.outputs["BackfillStateMachineArn"]}
     ]
-    for alarm in (dead, runs, backfill):  # any one of them is worth a look
+    # The embed step's failures end no run (the LLM goes on without it): its errors have an alarm.
+    embed = alarms[f"{aws.stack.name}-embed-failed"]
+    assert (embed["Namespace"], embed["MetricName"]) == ("AWS/Lambda", "Errors")
+    function = aws.stack.physical_name("EmbedFunction")
+    assert embed["Dimensions"] == [{"Name": "FunctionName", "Value": function}]
+    for alarm in (dead, runs, backfill, embed):  # any one of them is worth a look
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
         assert alarm["AlarmActions"] == []  # no AlarmTopicArn given
