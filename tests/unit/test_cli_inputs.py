@@ -227,3 +227,15 @@ def test_a_number_out_of_range_is_refused_with_the_usage(
         main(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_redrive_without_a_queue_says_how_to_name_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TRIAGE_DLQ_URL", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["redrive", "--dry-run"])
+    assert str(exc.value) == (
+        "gifcat redrive: name the queue with --queue (the stack's TriageDeadLetterQueueUrl output) or "
+        "TRIAGE_DLQ_URL"
+    )

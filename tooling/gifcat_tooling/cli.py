@@ -722,6 +722,27 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0 if summary.complete else 1
 
 
+def cmd_redrive(args: argparse.Namespace) -> int:
+    """Send the triage function's dead-lettered uploads back to it (gifcat_tooling.redrive)."""
+    from gifcat_tooling.redrive import redrive, render
+
+    queue = args.queue or os.environ.get("TRIAGE_DLQ_URL")
+    if not queue and args.endpoint:
+        from gifcat_tooling.local.template import Stack, load_template
+
+        root = find_root()
+        stack = Stack(load_template(root / "template.yaml"), root)
+        queue = stack.queue_url("TriageDeadLetterQueue", args.endpoint)
+    if not queue:
+        raise SystemExit("gifcat redrive: name the queue with --queue (the stack's TriageDeadLetterQueueUrl "
+                         "output) or TRIAGE_DLQ_URL")
+    report = redrive(
+        _aws_client("sqs", args.endpoint), _aws_client("lambda", args.endpoint), queue, dry_run=args.dry_run
+    )
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
+    return 0
+
+
 def cmd_correct(args: argparse.Namespace) -> int:
     from gifcat.adapters.dynamodb import ResultsTable
     from gifcat.adapters.s3 import S3Objects
@@ -1087,6 +1108,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser(
+        "redrive", help="invoke the triage function again with the uploads in its dead-letter queue"
+    )
+    p.add_argument("--queue", help="the queue's URL (default: TRIAGE_DLQ_URL, or the local stack's)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be redriven; change nothing")
+    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_redrive)
 
     p = sub.add_parser(
         "correct", help="record a person's answer for one object (decided_by: human) on its result item"

@@ -1,7 +1,7 @@
 """Runs the real Lambda handlers in-process for the embedded moto server, which runs Lambda code only
 through Docker (and there is no Docker engine here).
 
-Three moto internals are replaced (pinned: moto==5.2.5, see pyproject.toml):
+Four moto internals are replaced (pinned: moto==5.2.5, see pyproject.toml):
 - `LambdaFunction._invoke_lambda(self, event) -> (payload, is_error, logs)`: the single path of the
   Invoke API, S3 notifications and Step Functions lambda tasks. It now calls the handler from the
   function's source folder, in a warm "container" (a module instance serving one call at a time), and
@@ -12,6 +12,9 @@ Three moto internals are replaced (pinned: moto==5.2.5, see pyproject.toml):
   event is held until the S3 request has finished (`S3Response.key_response`, the third replacement),
   then a worker delivers it, with the function's EventInvokeConfig retries and its on-failure
   destination (an SQS queue), like AWS's asynchronous invocation.
+- `LambdaFunction.invoke`, for the Invoke API with InvocationType Event only: moto runs the handler
+  before it answers and drops its error; AWS queues the event, answers 202, and retries and
+  dead-letters it as above (`gifcat redrive` invokes this way).
 - moto's S3 events carry no `sequencer`; AWS's do, and it is the only order of one key's uploads that
   AWS guarantees. Each event gets one when its request finishes: increasing hex, so later requests
   sort later, as on AWS.
@@ -306,6 +309,15 @@ class LambdaRunner:
             else:
                 held.append((fn, event_body))
 
+        original_invoke = lambda_models.LambdaFunction.invoke
+
+        def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+            fn = runner.functions.get(self.function_name)
+            if fn is not None and request_headers.get("x-amz-invocation-type") == "Event":
+                runner.submit(fn, json.loads(body or "{}"))
+                return ""
+            return original_invoke(self, body, request_headers, response_headers)
+
         original_key_response = S3Response.key_response
 
         def key_response(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -322,8 +334,10 @@ class LambdaRunner:
             "invoke": lambda_models.LambdaFunction._invoke_lambda,
             "notify": s3_notifications._invoke_awslambda,
             "key_response": original_key_response,
+            "invoke_api": original_invoke,
         }
         lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda
+        lambda_models.LambdaFunction.invoke = invoke
         s3_notifications._invoke_awslambda = _invoke_awslambda
         S3Response.key_response = key_response
         for worker in self._workers:
@@ -340,6 +354,7 @@ class LambdaRunner:
         for worker in self._workers:
             worker.join(timeout=30)
         lambda_models.LambdaFunction._invoke_lambda = self._saved["invoke"]
+        lambda_models.LambdaFunction.invoke = self._saved["invoke_api"]
         s3_notifications._invoke_awslambda = self._saved["notify"]
         S3Response.key_response = self._saved["key_response"]
 
