@@ -27,7 +27,7 @@ from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
 from tests.conftest import DEV_DATA
-from tests.integration.conftest import wait_item
+from tests.integration.conftest import emitted_metrics, wait_item
 
 RECORDS = 90  # MiniLM embeds each about six times in a run (five folds and the artefact): keep it lean
 AT = datetime(2026, 12, 2, tzinfo=UTC)
@@ -105,6 +105,7 @@ def test_learn_publishes_from_the_results_then_keeps_it_when_nothing_is_new(
 
     # The loop closed: the stack's embed function (never invoked yet in this module, so it asks the store
     # at its first item) classifies the next upload with what was published, and the result says so.
+    capsys.readouterr()
     upload(aws.s3, aws.outputs["UploadsBucketName"], "uploads/next.gif", gif(), {
         "title": "Migration",
         "description": "Thousands of wildebeest pour across the river while crocodiles wait below.",
@@ -112,6 +113,8 @@ def test_learn_publishes_from_the_results_then_keeps_it_when_nothing_is_new(
     item = wait_item(aws, "uploads/next.gif")
     (embedding,) = [t for t in item.stages if t.stage == "embedding"]
     assert embedding.artefact_version == item.artefact_version == "v000001"
+    # ...and counts it, for the dashboard: the published version was taken up.
+    assert f"Artefact_loaded@{aws.stack.name}" in emitted_metrics(capsys.readouterr().out)
 
 
 @pytest.mark.parametrize(

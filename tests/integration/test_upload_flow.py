@@ -8,11 +8,12 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from gifcat.adapters.stepfunctions import execution_name
+from gifcat.application.artefacts import RefreshOutcome
 from gifcat.application.learn import SOURCES
 from gifcat.domain.model import GifMetadata, StageName, Status
 from gifcat.domain.result import ObjectRef, ResultItem
@@ -365,9 +366,11 @@ def test_the_dashboard_draws_what_the_handlers_emit(
     drawn = {m[1] for m in gifcat}
     assert emitted <= drawn, f"emitted and not on the dashboard: {emitted - drawn}"
     # What this flow does not emit is of the same families (no misspelt name draws an empty line).
-    # (gifcat learn's are tests/integration/test_learn_function.py's.)
+    # (gifcat learn's are tests/integration/test_learn_function.py's; the artefact outcomes are
+    # tests/integration/test_learn_published.py's.)
     families = {f"Decided_{s}" for s in StageName} | {f"Upload_{s}" for s in Status} | {"Rerun_kept"}
     families |= {"Learn_published", "Learn_kept"} | {f"LearnExamples_{s}" for s in SOURCES}
+    families |= {f"Artefact_{outcome}" for outcome in get_args(RefreshOutcome)}
     assert drawn - emitted <= families, drawn - emitted - families
     # A metric-math line reads only metrics its widget defines (an unknown id draws nothing).
     for widget in body["widgets"]:

@@ -186,6 +186,7 @@ def test_nothing_published_keeps_the_bundled_artefact_and_asks_once_per_interval
 
     first = classify(step)
     assert embedding_version(first) == BUNDLED and store.current_calls == 1
+    assert step.artefact_outcome is None  # nothing published: nothing to count
     assert first.classification.status is Status.UNDECIDED  # the shipped margin (1.0) never decides
 
     clock.now += 299.9
@@ -209,7 +210,7 @@ def test_a_new_version_is_picked_up_after_the_interval_with_its_thresholds(
 
     clock.now += 300
     after = classify(step)
-    assert embedding_version(after) == "v000001"
+    assert embedding_version(after) == "v000001" and step.artefact_outcome == "loaded"
     assert (after.classification.decided_by, after.classification.primary) == (StageName.EMBEDDING, "food")
     assert after.classification.stages[-1].artefact_version == "v000001"
     # The Record state's write sets it on the item.
@@ -221,6 +222,7 @@ def test_a_new_version_is_picked_up_after_the_interval_with_its_thresholds(
     clock.now += 300
     classify(step)
     assert store.fetches == ["v000001"]  # the same version again is not fetched again
+    assert step.artefact_outcome is None
 
 
 def test_refresh_s_zero_asks_on_every_invocation(store: Store, clock: Clock, tmp_path: Path) -> None:
@@ -254,7 +256,7 @@ def test_an_artefact_for_another_encoder_or_taxonomy_is_refused_and_the_current_
                   manifest(**published.get("manifest", {})))
     with caplog.at_level(logging.WARNING, logger="gifcat.application.artefacts"):
         state = classify(step)
-    assert embedding_version(state) == BUNDLED
+    assert embedding_version(state) == BUNDLED and step.artefact_outcome == "refused"
     assert state.classification.status is Status.UNDECIDED  # the shipped thresholds still apply
     (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "v000001" in warning.getMessage() and reason in warning.getMessage()
@@ -288,7 +290,7 @@ def test_a_store_that_fails_keeps_the_current_and_is_asked_again_after_the_inter
     with caplog.at_level(logging.WARNING, logger="gifcat.application.artefacts"):
         state = classify(step)
     assert embedding_version(state) == BUNDLED and state.classification.status is Status.UNDECIDED
-    assert str(failure) in caplog.text
+    assert str(failure) in caplog.text and step.artefact_outcome == "failed"
 
     store.failure = None
     clock.now += 100

@@ -9,7 +9,8 @@
 - `ArtefactRefresh`: the cascade to run now (`refreshed()`). A version it refuses, or a store or file
   that fails, leaves the current one in place with a warning, and is asked about again after the next
   interval: an artefact problem never fails an item.
-- `RefreshingStageStep`: the embed step, asking it before each item.
+- `RefreshingStageStep`: the embed step, asking it before each item, and saying what the ask did
+  (`artefact_outcome`: loaded, refused, failed) for the embed function's metrics.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -33,6 +35,9 @@ from gifcat.domain.stages.embedding import EmbeddingOptions, EmbeddingStage
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+# What one ask for a newer artefact did: a version loaded, one refused (ArtefactRefused), or the store or
+# the file failed. Nothing new to load is no outcome.
+RefreshOutcome = Literal["loaded", "refused", "failed"]
 
 
 class ArtefactRefused(ValueError):
@@ -131,6 +136,7 @@ class ArtefactRefresh:
         self.version = version
         self.watcher = watcher
         self.loader = loader
+        self.last_outcome: RefreshOutcome | None = None  # of the last refreshed()
 
     @property
     def current(self) -> Cascade:
@@ -140,16 +146,20 @@ class ArtefactRefresh:
     def refreshed(self) -> Cascade:
         """The cascade to run now: a newer published version if one is due, found and usable."""
         published: PublishedArtefact | None = None
+        self.last_outcome = None
         try:
             published = self.watcher.newer(self.version)
             if published is not None:
                 self._cascade = self.loader.load(published)
                 log.info("embedding artefact %s loaded (was %s)", published.version, self.version)
                 self.version = published.version
+                self.last_outcome = "loaded"
         except ArtefactRefused as exc:
             assert published is not None
             log.warning("embedding artefact %s refused, keeping %s: %s", published.version, self.version, exc)
+            self.last_outcome = "refused"
         except Exception as exc:  # the store or the file: never the item's failure; asked again later
+            self.last_outcome = "failed"
             what = f"artefact {published.version}" if published is not None else "artefacts"
             log.warning(
                 "embedding %s: %s: %s; keeping %s until the next check",
@@ -192,4 +202,5 @@ class RefreshingStageStep(StageStep):
 
     def run(self, state: StepState) -> StepState:
         self.cascade = self.refresh.refreshed()
+        self.artefact_outcome = self.refresh.last_outcome
         return super().run(state)

@@ -306,6 +306,10 @@ class RerunTriage(UploadTriage):
 class StageStep:
     """Runs one later stage of the cascade on a state machine state."""
 
+    # What the last item's ask for a newer published artefact did (application.artefacts:
+    # "loaded", "refused", "failed"); None when nothing new was found, or the step follows none.
+    artefact_outcome: str | None = None
+
     def __init__(
         self,
         cascade: Cascade,
