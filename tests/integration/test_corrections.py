@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -219,9 +220,9 @@ def test_cli_subprocess_against_the_embedded_aws(
     assert (json.loads(run.stdout)["decided_by"], wait_item(aws, key).primary) == ("human", "cute")
 
 
-def summary(aws: EmbeddedAws, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+def summary(aws: EmbeddedAws, capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     """`gifcat summary --json` in-process against the embedded AWS, its rows by decider."""
-    assert main(["summary", "--endpoint", aws.endpoint, "--json"]) == 0
+    assert main(["summary", "--endpoint", aws.endpoint, "--json", *args]) == 0
     out = capsys.readouterr().out
     printed = json.loads(out[out.rindex('{\n  "table"'):])
     printed["rows"] = {row["decided_by"]: row for row in printed["deciders"]}
@@ -236,6 +237,7 @@ def test_summary_counts_a_correction_against_the_stage_it_overruled(
     assert wait_item(aws, key).decided_by == "tags"
     before = summary(aws, capsys)
     assert before["rows"]["tags"]["items"] >= 1
+    corrected_at = datetime.now(UTC)
     assert correct(aws, f"s3://{bucket}/{key}", "--category", "funny") == 0
     capsys.readouterr()
     after = summary(aws, capsys)
@@ -246,3 +248,6 @@ def test_summary_counts_a_correction_against_the_stage_it_overruled(
     assert (checked, changed) == (1, 1)
     assert after["table"] == aws.outputs["ResultsTableName"]
     assert after["cost_usd"]["total_usd"] > 0
+    # Since the correction: it is counted, and what was written before is not.
+    recent = summary(aws, capsys, "--since", corrected_at.isoformat())
+    assert recent["rows"]["human"]["items"] >= 1 and recent["items"] < after["items"]

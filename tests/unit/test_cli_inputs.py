@@ -218,6 +218,8 @@ def test_an_aws_call_that_cannot_be_made_is_one_line(
         (["backfill", "--bucket", "b", "--tolerated-failure-percentage", "150"],
          "argument --tolerated-failure-percentage: expected a percentage from 0 to 100, got '150'"),
         (["summary", "--stuck-after", "0"], "argument --stuck-after: expected a number of seconds over 0"),
+        (["summary", "--since", "yesterday"],
+         "argument --since: expected a time ago (30m, 24h, 7d) or an ISO 8601 date or time, got 'yesterday'"),
     ],
 )
 def test_a_number_out_of_range_is_refused_with_the_usage(
@@ -239,3 +241,17 @@ def test_a_redrive_without_a_queue_says_how_to_name_one(
         "gifcat redrive: name the queue with --queue (the stack's TriageDeadLetterQueueUrl output) or "
         "TRIAGE_DLQ_URL"
     )
+
+
+def test_since_reads_a_time_ago_or_an_iso_date() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from gifcat_tooling.cli import build_parser
+
+    def since(text: str) -> datetime:
+        return build_parser().parse_args(["summary", "--since", text]).since
+
+    assert abs(datetime.now(UTC) - timedelta(days=7) - since("7d")) < timedelta(seconds=5)
+    assert abs(datetime.now(UTC) - timedelta(minutes=30) - since("30m")) < timedelta(seconds=5)
+    assert since("2026-12-01") == datetime(2026, 12, 1, tzinfo=UTC)  # UTC unless it says
+    assert since("2026-12-01T08:00:00+01:00") == datetime(2026, 12, 1, 7, 0, tzinfo=UTC)

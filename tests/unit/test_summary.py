@@ -197,3 +197,17 @@ def test_a_pending_item_counts_as_stuck_only_after_any_run_would_have_ended() ->
     steps = ("TriageStepFunction", "EmbedFunction", "EscalateFunction")
     child_s = sum(int(stack.function_properties(f)["Timeout"]) for f in steps)
     assert 2 * max(definition["TimeoutSeconds"], child_s) <= STUCK_AFTER_S
+
+
+def test_since_counts_only_the_items_written_from_then_on() -> None:
+    since = AT - timedelta(minutes=5)  # m.gif has been pending for 20 minutes: written before
+    recent = summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT, since=since)
+    everything = summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT)
+    assert recent.items == everything.items - 1 and recent.since == since
+    assert (recent.pending, recent.stuck_pending) == (1, 0)
+    assert recent.deciders == everything.deciders
+    text = render_text(recent)
+    assert text.startswith("results table results since 2026-12-05T11:55:00+00:00: 14 items (")
+    later = summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT,
+                      since=AT + timedelta(seconds=1))
+    assert render_text(later) == "results table results: no items since 2026-12-05T12:00:01+00:00"

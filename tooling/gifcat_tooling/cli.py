@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -783,6 +784,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         table=table,
         taxonomy_version=taxonomy.version,
         stuck_after_s=args.stuck_after,
+        since=args.since,
     )
     print(summary.model_dump_json(indent=2) if args.json else render_text(summary))
     return 0
@@ -989,6 +991,21 @@ _fold_count = _bounded(int, lambda v: v >= 2, "2 folds or more")
 _error_bound = _bounded(float, lambda v: 0.0 < v < 1.0, "an error rate above 0 and below 1")
 _percentage = _bounded(float, lambda v: 0.0 <= v <= 100.0, "a percentage from 0 to 100")
 _seconds = _bounded(float, lambda v: v > 0.0, "a number of seconds over 0")
+_AGO = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _since(text: str) -> datetime:
+    """A point in time: "30m", "24h", "7d" ago, or an ISO 8601 date or time (UTC unless it says)."""
+    number, unit = text[:-1], text[-1:].lower()
+    if unit in _AGO and number.isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(number) * _AGO[unit])
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a time ago (30m, 24h, 7d) or an ISO 8601 date or time, got {text!r}"
+        ) from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1138,6 +1155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
     p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--since", type=_since, metavar="WHEN",
+                   help="only the items written since then: 30m, 24h, 7d ago, or an ISO 8601 date or time")
     p.add_argument("--stuck-after", type=_seconds, default=STUCK_AFTER_S, metavar="SECONDS",
                    help="a pending item older than this is counted as stuck: its run ended without "
                         f"recording (default {STUCK_AFTER_S:.0f}, twice the longest a run lasts)")

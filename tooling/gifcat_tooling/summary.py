@@ -52,6 +52,7 @@ class DeciderRow(BaseModel):
 
 class TableSummary(BaseModel):
     table: str
+    since: datetime | None  # only items written (updated_at) at or after this; None: all
     items: int
     statuses: dict[str, int]
     deciders: list[DeciderRow]
@@ -96,9 +97,13 @@ def summarise(
     taxonomy_version: str,
     at: datetime | None = None,
     stuck_after_s: float = STUCK_AFTER_S,
+    since: datetime | None = None,
 ) -> TableSummary:
-    """One pass over the items (a Scan's pages as they arrive)."""
+    """One pass over the items (a Scan's pages as they arrive); with `since`, only the items written
+    (`updated_at`: classified, corrected, failed, or made pending) at or after it."""
     at = at or now()
+    if since is not None:
+        items = (item for item in items if item.updated_at >= since)
     statuses: Counter[str] = Counter()
     decided = {d: _Decided() for d in DECIDERS}
     checked: Counter[str] = Counter()
@@ -150,6 +155,7 @@ def summarise(
         ))
     return TableSummary(
         table=table,
+        since=since,
         items=n,
         statuses=dict(statuses),
         deciders=rows,
@@ -177,10 +183,11 @@ def _usd(value: float | None) -> str:
 
 
 def render_text(summary: TableSummary) -> str:
+    since = f" since {summary.since.isoformat(timespec='seconds')}" if summary.since else ""
     if not summary.items:
-        return f"results table {summary.table}: no items yet"
+        return f"results table {summary.table}: no items{since or ' yet'}"
     lines = [
-        f"results table {summary.table}: {summary.items} items ("
+        f"results table {summary.table}{since}: {summary.items} items ("
         + ", ".join(f"{status} {n}" for status, n in sorted(summary.statuses.items())) + ")",
         "",
         f"{'decided by':<10} {'items':>6} {'share':>6} {'conf':>5} {'$/1,000':>8} {'ms p50':>7}",
