@@ -1,6 +1,6 @@
-"""How `gifcat redrive` reads the dead-letter queue's messages (gifcat_tooling.redrive): Lambda's
-on-failure records, and what it refuses to send anywhere. The command on the embedded AWS is
-tests/integration/test_redrive.py."""
+"""`gifcat redrive` (gifcat_tooling.redrive): how it reads the dead-letter queue's messages (Lambda's
+on-failure records, and what it refuses to send anywhere) and how it goes through the queue. The command
+on the embedded AWS is tests/integration/test_redrive.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gifcat_tooling.redrive import RedriveReport, read_message, render
+from gifcat_tooling.redrive import RedriveReport, read_message, redrive, render
 
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:gifcat-TriageFunction"
 
@@ -78,3 +78,83 @@ def test_the_readme_lists_the_json_keys_the_command_prints() -> None:
     listed = readme[readme.index("`--json` prints `{\"queue\""):]
     listed = listed[:listed.index("}`")]
     assert re.findall(r'"(\w+)"', listed) == list(RedriveReport(queue="q", dry_run=True).as_dict())
+
+
+class FakeQueue:
+    """SQS as redrive uses it: messages handed out in batches, hidden once received (never again here,
+    as in a run shorter than the visibility timeout) unless made visible again."""
+
+    def __init__(self, messages: list[dict[str, Any]], *, redeliver: bool = False) -> None:
+        self.messages = {m["MessageId"]: m for m in messages}
+        self.hidden: set[str] = set()
+        self.redeliver = redeliver  # a run past the visibility timeout: what it kept comes back
+        self.deleted: list[str] = []
+        self.shown: list[str] = []
+
+    def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        ready = [m for i, m in self.messages.items() if self.redeliver or i not in self.hidden]
+        batch = ready[: kwargs["MaxNumberOfMessages"]]
+        self.hidden.update(m["MessageId"] for m in batch)
+        return {"Messages": batch} if batch else {}
+
+    def delete_message(self, QueueUrl: str, ReceiptHandle: str) -> None:
+        (mid,) = [i for i, m in self.messages.items() if m["ReceiptHandle"] == ReceiptHandle]
+        del self.messages[mid]
+        self.deleted.append(mid)
+
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> None:
+        for entry in Entries:
+            (mid,) = [i for i, m in self.messages.items() if m["ReceiptHandle"] == entry["ReceiptHandle"]]
+            self.hidden.discard(mid)
+            self.shown.append(mid)
+
+
+class FakeLambda:
+    def __init__(self) -> None:
+        self.invoked: list[tuple[str, str, Any]] = []
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: str) -> None:
+        self.invoked.append((FunctionName, InvocationType, json.loads(Payload)))
+
+
+def queue_of(n: int, *, sent_ms: int = 1_000, note: bool = True) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        m = message(record())
+        out.append({**m, "MessageId": f"m-{i}", "ReceiptHandle": f"r-{i}",
+                    "Attributes": {"SentTimestamp": str(sent_ms)}})
+    if note:
+        out.append({"MessageId": "note", "ReceiptHandle": "r-note", "Attributes": {"SentTimestamp": "1"},
+                    "Body": "hello"})
+    return out
+
+
+def test_each_record_goes_back_once_as_an_event_and_the_rest_is_made_visible_again() -> None:
+    sqs, fn = FakeQueue(queue_of(23)), FakeLambda()
+    report = redrive(sqs, fn, "q")
+    assert len(report.redriven) == 23 and sorted(sqs.deleted) == sorted(f"m-{i}" for i in range(23))
+    assert {(name, kind) for name, kind, _ in fn.invoked} == {(ARN, "Event")} and len(fn.invoked) == 23
+    assert [d.message_id for d in report.left] == ["note"] and sqs.shown == ["note"]
+
+
+def test_a_dry_run_invokes_and_deletes_nothing() -> None:
+    sqs, fn = FakeQueue(queue_of(12)), FakeLambda()
+    report = redrive(sqs, fn, "q", dry_run=True)
+    assert len(report.redriven) == 12 and fn.invoked == [] and sqs.deleted == []
+    assert len(sqs.shown) == 13  # every message visible again, the note included
+
+
+def test_messages_newer_than_the_run_wait_for_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gifcat_tooling.redrive as module
+
+    monkeypatch.setattr(module.time, "time", lambda: 100.0)  # the run starts at 100,000 ms
+    sqs, fn = FakeQueue(queue_of(3, sent_ms=100_001, note=False)), FakeLambda()
+    report = redrive(sqs, fn, "q")
+    assert (report.newer, report.redriven, fn.invoked) == (3, [], [])
+    assert len(sqs.shown) == 3
+
+
+def test_a_run_that_sees_its_kept_messages_again_ends() -> None:
+    sqs, fn = FakeQueue(queue_of(0), redeliver=True), FakeLambda()  # only the note, over and over
+    report = redrive(sqs, fn, "q")
+    assert [d.message_id for d in report.left] == ["note"]  # counted once; the run ended

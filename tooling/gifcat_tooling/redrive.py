@@ -107,6 +107,7 @@ def redrive(sqs: Any, lambda_client: Any, queue_url: str, *, dry_run: bool = Fal
     started_ms = int(time.time() * 1000)
     report = RedriveReport(queue=queue_url, dry_run=dry_run)
     keep: list[DeadLetter] = []
+    seen: set[str] = set()
     while True:
         got = sqs.receive_message(
             QueueUrl=queue_url,
@@ -115,9 +116,12 @@ def redrive(sqs: Any, lambda_client: Any, queue_url: str, *, dry_run: bool = Fal
             WaitTimeSeconds=1,  # long polling asks every SQS server: an empty answer means empty
             AttributeNames=["SentTimestamp"],
         )
-        messages = got.get("Messages", [])
+        # Empty, or only messages this run has seen (a run longer than VISIBILITY_S sees again what it
+        # kept): the run is over.
+        messages = [m for m in got.get("Messages", []) if m["MessageId"] not in seen]
         if not messages:
             break
+        seen.update(m["MessageId"] for m in messages)
         for letter in map(read_message, messages):
             if letter.sent_ms > started_ms:
                 report.newer += 1
