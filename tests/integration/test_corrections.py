@@ -248,6 +248,14 @@ def test_summary_counts_a_correction_against_the_stage_it_overruled(
     assert (checked, changed) == (1, 1)
     assert after["table"] == aws.outputs["ResultsTableName"]
     assert after["cost_usd"]["total_usd"] > 0
+    # The item, readable: the person's answer and the stage it overruled.
+    capsys.readouterr()
+    assert main(["show", f"s3://{bucket}/{key}", "--endpoint", aws.endpoint]) == 0
+    shown = capsys.readouterr().out
+    assert f"s3://{bucket}/{key}: classified funny, decided by human at 1.00" in shown
+    assert "the machine said food (tags)" in shown and "      food         0.9" in shown
+    assert main(["show", f"s3://{bucket}/uploads/never-uploaded.gif", "--endpoint", aws.endpoint]) == 1
+    assert "gifcat show: no result for" in capsys.readouterr().err
     # Since the correction: it is counted, and what was written before is not.
     recent = summary(aws, capsys, "--since", corrected_at.isoformat())
     assert recent["rows"]["human"]["items"] >= 1 and recent["items"] < after["items"]

@@ -255,3 +255,10 @@ def test_since_reads_a_time_ago_or_an_iso_date() -> None:
     assert abs(datetime.now(UTC) - timedelta(minutes=30) - since("30m")) < timedelta(seconds=5)
     assert since("2026-12-01") == datetime(2026, 12, 1, tzinfo=UTC)  # UTC unless it says
     assert since("2026-12-01T08:00:00+01:00") == datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+
+
+def test_show_refuses_what_is_not_an_object_uri(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "bucket/key.gif", "--table", "results"]) == 2
+    assert capsys.readouterr().err == (
+        "gifcat show: 'bucket/key.gif' is not an object URI: expected s3://BUCKET/KEY\n"
+    )

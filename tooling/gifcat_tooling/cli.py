@@ -772,6 +772,27 @@ def cmd_correct(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    """One upload's decision as the results table holds it (gifcat_tooling.show)."""
+    from gifcat.adapters.dynamodb import ResultsTable
+    from gifcat_tooling.corrections import CorrectionError, parse_s3_uri
+    from gifcat_tooling.show import render_item
+
+    try:
+        bucket, key = parse_s3_uri(args.uri)  # refused before any AWS client is made
+    except CorrectionError as exc:
+        print(f"gifcat show: {exc}", file=sys.stderr)
+        return 2
+    table = _results_table_name(args)
+    item = ResultsTable(table, _aws_client("dynamodb", args.endpoint)).get(f"s3://{bucket}/{key}")
+    if item is None:
+        print(f"gifcat show: no result for s3://{bucket}/{key} in {table} (not uploaded under the "
+              "stack's prefix, or not classified yet)", file=sys.stderr)
+        return 1
+    print(item.model_dump_json(indent=2, exclude_none=True) if args.json else render_item(item))
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """What the cascade did with the uploads in the results table (gifcat_tooling.summary)."""
     from gifcat.adapters.dynamodb import ResultsTable
@@ -1147,6 +1168,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
     _common(p)
     p.set_defaults(func=cmd_correct)
+
+    p = sub.add_parser(
+        "show", help="one upload's decision: the stage that made it, each stage's candidates and evidence"
+    )
+    p.add_argument("uri", help="s3://BUCKET/KEY of the object")
+    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    p.add_argument("--json", action="store_true", help="print the result item as JSON")
+    p.set_defaults(func=cmd_show)
 
     p = sub.add_parser(
         "summary",
