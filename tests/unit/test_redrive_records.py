@@ -144,12 +144,9 @@ def test_a_dry_run_invokes_and_deletes_nothing() -> None:
     assert len(sqs.shown) == 13  # every message visible again, the note included
 
 
-def test_messages_newer_than_the_run_wait_for_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gifcat_tooling.redrive as module
-
-    monkeypatch.setattr(module.time, "time", lambda: 100.0)  # the run starts at 100,000 ms
+def test_messages_newer_than_the_run_wait_for_the_next() -> None:
     sqs, fn = FakeQueue(queue_of(3, sent_ms=100_001, note=False)), FakeLambda()
-    report = redrive(sqs, fn, "q")
+    report = redrive(sqs, fn, "q", clock=lambda: 100.0)  # the run starts at 100,000 ms
     assert (report.newer, report.redriven, fn.invoked) == (3, [], [])
     assert len(sqs.shown) == 3
 

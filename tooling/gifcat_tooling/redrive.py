@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -101,10 +102,17 @@ class RedriveReport:
         }
 
 
-def redrive(sqs: Any, lambda_client: Any, queue_url: str, *, dry_run: bool = False) -> RedriveReport:
+def redrive(
+    sqs: Any,
+    lambda_client: Any,
+    queue_url: str,
+    *,
+    dry_run: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> RedriveReport:
     """Invoke each dead-lettered event's function again and delete its message (`dry_run`: only say
     which). What is left is made visible again at the end, for the next run or a person."""
-    started_ms = int(time.time() * 1000)
+    started_ms = int(clock() * 1000)
     report = RedriveReport(queue=queue_url, dry_run=dry_run)
     keep: list[DeadLetter] = []
     seen: set[str] = set()
