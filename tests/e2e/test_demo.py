@@ -35,9 +35,19 @@ def test_demo_records_a_result_for_every_upload(root: Path) -> None:
     assert '"level":"INFO"' not in run.stdout  # the table is not buried under handler logs
     # The summary under the table counts the same uploads by the stage that decided them.
     deciders = [line[35:].split()[2] for line in rows.values() if " classified " in line]
-    summary = {line.split()[0]: line.split() for line in run.stdout.split("decided by ", 1)[1].splitlines()
+    block = run.stdout.split("decided by ", 1)[1].split("one decision, explained", 1)[0]
+    summary = {line.split()[0]: line.split() for line in block.splitlines()
                if line.split() and line.split()[0] in ("tags", "rules", "embedding", "llm", "human")}
     assert len(summary) == 5
     assert {d: int(summary[d][1]) for d in summary} == {d: deciders.count(d) for d in summary}
     reached = re.search(r"reached the LLM: (\d+) of (\d+) items", run.stdout)
     assert reached and int(reached[1]) >= deciders.count("llm") and int(reached[2]) == len(samples)
+    # One upload a later stage decided is explained as `gifcat show` would: its decision, then each stage.
+    explained = run.stdout.split("one decision, explained (gifcat show s3://", 1)[1].split("\n\n", 1)[0]
+    key = explained.split(")", 1)[0].split("/", 1)[1]
+    decider = next(d for d in ("embedding", "llm") if d in deciders)
+    assert f" {decider} " in rows[key] and f"decided by {decider} at " in explained
+    stages = explained.split("stages (the top candidates of each, with their evidence):\n", 1)[1]
+    assert [line.split()[0] for line in stages.splitlines() if not line.startswith("      ")][:3] == [
+        "tags", "rules", "embedding"
+    ]

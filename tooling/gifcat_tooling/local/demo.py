@@ -136,6 +136,7 @@ def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbos
         results = aws.wait_for_results(set(put_at), timeout_s=timeout_s)
         print_table(out, put_at, results)
         print_summary(out, aws.outputs["ResultsTableName"], results)
+        print_one_decision(out, [results[k] for k in put_at if k in results])
         missing = sorted(set(put_at) - set(results))
         elapsed = time.perf_counter() - started
         print(f"\n{len(results)}/{len(put_at)} uploads have a result item; {elapsed:.1f} s in all.", file=out)
@@ -153,6 +154,17 @@ def print_summary(out: Any, table: str, results: dict[str, ResultItem]) -> None:
 
     version = load_taxonomy(load_settings().taxonomy).version
     print("\n" + render_text(summarise(results.values(), table=table, taxonomy_version=version)), file=out)
+
+
+def print_one_decision(out: Any, results: list[ResultItem]) -> None:
+    """What `gifcat show` says of the first upload a later stage decided (the embedding stage's if any):
+    the decision with its evidence, each stage's candidates, time and cost, as the result item keeps them."""
+    from gifcat_tooling.show import render_item
+
+    later = [r for r in results if r.decided_by in ("embedding", "llm")]
+    if later:
+        item = min(later, key=lambda r: r.decided_by != "embedding")  # the first of the embedding's
+        print(f"\none decision, explained (gifcat show {item.pk}):\n{render_item(item)}", file=out)
 
 
 def print_table(out: Any, put_at: dict[str, float], results: dict[str, ResultItem]) -> None:
