@@ -91,11 +91,11 @@ def test_stale_only_reclassifies_only_what_is_stale(
 ) -> None:
     prefix = f"{PREFIX}stale/"
     put_samples(aws, bucket, prefix, gif)
-    for name in ("old-taxonomy", "failed", "deleted-result", "reuploaded", "human", "fresh"):
+    for name in ("old-taxonomy", "failed", "deleted-result", "reuploaded", "stuck", "human", "fresh"):
         upload(aws.s3, bucket, f"{prefix}{name}.gif", gif(), {"title": "Pizza", "tags": ["pizza", "food"]})
     assert backfill(aws, bucket, prefix)[0] == 0
     code, again = backfill(aws, bucket, prefix, "--stale-only")
-    assert code == 0 and again["written_by_run"] == 0 and again["kept"] == again["objects"] == 10
+    assert code == 0 and again["written_by_run"] == 0 and again["kept"] == again["objects"] == 11
 
     ddb, table = aws.client("dynamodb"), aws.outputs["ResultsTableName"]
 
@@ -106,6 +106,9 @@ def test_stale_only_reclassifies_only_what_is_stale(
 
     update("old-taxonomy.gif", "taxonomy_version", "2020-01-01.1")
     update("failed.gif", "status", "failed")
+    # Pending, and its run long gone (it timed out without recording): gifcat summary calls it stuck.
+    update("stuck.gif", "status", "pending")
+    update("stuck.gif", "execution", "a-run-that-timed-out")
     ddb.delete_item(TableName=table, Key={"pk": {"S": f"s3://{bucket}/{prefix}deleted-result.gif"}})
     upload(aws.s3, bucket, f"{prefix}reuploaded.gif", gif(frames=4), {"title": "Dance", "tags": ["dance"]})
     assert main(["correct", f"s3://{bucket}/{prefix}human.gif", "--category", "funny",
@@ -118,9 +121,9 @@ def test_stale_only_reclassifies_only_what_is_stale(
     after = items(aws, prefix)
     run = summary["execution"].rsplit(":", 1)[-1] + "/"
     written = {k for k, i in after.items() if (i.execution or "").startswith(run)}
-    stale = {f"{prefix}{n}.gif" for n in ("old-taxonomy", "failed", "deleted-result", "reuploaded")}
-    assert written == stale and summary["written_by_run"] == 4
-    assert after[f"{prefix}failed.gif"].status == "classified"
+    stale = {f"{prefix}{n}.gif" for n in ("old-taxonomy", "failed", "deleted-result", "reuploaded", "stuck")}
+    assert written == stale and summary["written_by_run"] == 5
+    assert after[f"{prefix}failed.gif"].status == after[f"{prefix}stuck.gif"].status == "classified"
     assert after[f"{prefix}reuploaded.gif"].primary == "dance"
     assert after[f"{prefix}old-taxonomy.gif"].taxonomy_version != "2020-01-01.1"
     # A person's answer stays, whatever its taxonomy; fresh results are untouched.
@@ -131,7 +134,7 @@ def test_stale_only_reclassifies_only_what_is_stale(
         assert after[key].updated_at == before[key].updated_at
     # Without --stale-only everything is classified again, except the person's answer.
     code, full = backfill(aws, bucket, prefix)
-    assert code == 0 and full["written_by_run"] == 9 and full["kept"] == 1
+    assert code == 0 and full["written_by_run"] == 10 and full["kept"] == 1
     assert items(aws, prefix)[f"{prefix}human.gif"].decided_by == "human"
 
 
