@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # imported where used: `gifcat classify` needs none of the ev
     from gifcat.domain.model import Classification
     from gifcat.domain.records import LabelledRecord
     from gifcat_tooling.evaluation import EvalSummary, PromptSizes, Report, VsAllLlm
+    from gifcat_tooling.local.template import Stack
     from gifcat_tooling.pipeline import LocalPipeline
 
 STAGE_CHOICES = {"triage": StageName.RULES, "embedding": StageName.EMBEDDING, "llm": StageName.LLM}
@@ -679,15 +680,20 @@ def _aws_client(service: str, endpoint: str | None) -> Any:
     return boto3.client(service, endpoint_url=endpoint) if endpoint else boto3.client(service)
 
 
+def _local_stack() -> Stack:
+    """template.yaml as the embedded AWS deploys it: the names a command takes by default with --endpoint."""
+    from gifcat_tooling.local.template import Stack, load_template
+
+    root = find_root()
+    return Stack(load_template(root / "template.yaml"), root)
+
+
 def _results_table_name(args: argparse.Namespace) -> str:
     """--table, else RESULTS_TABLE, else (with --endpoint) the local stack's table from template.yaml."""
     if args.table or os.environ.get("RESULTS_TABLE"):
         return str(args.table or os.environ["RESULTS_TABLE"])
     if args.endpoint:
-        from gifcat_tooling.local.template import Stack, load_template
-
-        root = find_root()
-        return Stack(load_template(root / "template.yaml"), root).physical_name("ResultsTable")
+        return _local_stack().physical_name("ResultsTable")
     raise SystemExit("gifcat: name the results table with --table (or RESULTS_TABLE)")
 
 
@@ -697,10 +703,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     arn = args.state_machine or os.environ.get("BACKFILL_STATE_MACHINE_ARN")
     if not arn and args.endpoint:
-        from gifcat_tooling.local.template import Stack, load_template
-
-        root = find_root()
-        arn = Stack(load_template(root / "template.yaml"), root).arn("BackfillStateMachine")
+        arn = _local_stack().arn("BackfillStateMachine")
     if not arn:
         raise SystemExit("gifcat backfill: name the state machine with --state-machine "
                          "(the stack's BackfillStateMachineArn output) or BACKFILL_STATE_MACHINE_ARN")
@@ -729,11 +732,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 
     queue = args.queue or os.environ.get("TRIAGE_DLQ_URL")
     if not queue and args.endpoint:
-        from gifcat_tooling.local.template import Stack, load_template
-
-        root = find_root()
-        stack = Stack(load_template(root / "template.yaml"), root)
-        queue = stack.queue_url("TriageDeadLetterQueue", args.endpoint)
+        queue = _local_stack().queue_url("TriageDeadLetterQueue", args.endpoint)
     if not queue:
         raise SystemExit("gifcat redrive: name the queue with --queue (the stack's TriageDeadLetterQueueUrl "
                          "output) or TRIAGE_DLQ_URL")
@@ -817,11 +816,7 @@ def _artefacts_location(args: argparse.Namespace) -> str:
     if args.artefacts or os.environ.get("GIFCAT_ARTEFACTS"):
         return str(args.artefacts or os.environ["GIFCAT_ARTEFACTS"])
     if args.endpoint:
-        from gifcat_tooling.local.template import Stack, load_template
-
-        root = find_root()
-        stack = Stack(load_template(root / "template.yaml"), root)
-        return f"s3://{stack.physical_name('ArtefactsBucket')}/embedding"
+        return f"s3://{_local_stack().physical_name('ArtefactsBucket')}/embedding"
     raise SystemExit("gifcat learn: name the artefacts location with --artefacts s3://BUCKET/embedding "
                      "(the stack's ArtefactsBucketName output) or GIFCAT_ARTEFACTS")
 
