@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gifcat.config import load_settings
-from gifcat.domain.llm.options import LocalOptions
+from gifcat.adapters.cpus import usable_cpus
+from gifcat.config import ConfigError, load_settings
+from gifcat.domain.llm.options import LlmOptions, LocalOptions
 from gifcat_tooling.llama_server import LocalLlmError, LocalServer, free_port, server_options
 
 
@@ -105,12 +106,26 @@ def test_a_server_that_answers_is_ready_after_one_token(tmp_path: Path) -> None:
 
 def test_beside_the_embedded_aws_the_server_takes_the_shared_thread_count() -> None:
     # gifcat demo runs the Lambdas, moto and ONNX Runtime on the same cores as the server: it starts it
-    # with `n_threads_shared`; the CLI's sequential runs keep `n_threads`.
+    # with `n_threads_shared`; the CLI's sequential runs keep `n_threads`. "auto" (the default) counts
+    # the CPUs gifcat can keep busy, one fewer when shared, and never goes below one.
     settings = load_settings()
-    alone, shared = server_options(settings), server_options(settings, shared=True)
-    assert (alone.n_threads, shared.n_threads) == (2, 1)
+    for cpus, expected in ((1, (1, 1)), (2, (2, 1)), (8, (8, 7))):
+        alone = server_options(settings, cpus=cpus)
+        shared = server_options(settings, shared=True, cpus=cpus)
+        assert (alone.n_threads, shared.n_threads) == expected
+    alone, shared = server_options(settings, cpus=2), server_options(settings, shared=True, cpus=2)
     assert shared.model_copy(update={"n_threads": 2}) == alone  # nothing else differs
     command = LocalServer(shared).command(Path("model.gguf"), 8080)
     assert command[command.index("--n_threads") + 1] == "1"
-    tuned = load_settings(overrides={"stages": {"llm": {"local": {"n_threads_shared": 2}}}})
-    assert server_options(tuned, shared=True).n_threads == 2
+    unresolved = LocalServer(load_settings().options("llm", LlmOptions).local).command(Path("m.gguf"), 1)
+    assert unresolved[unresolved.index("--n_threads") + 1] == str(usable_cpus())
+    tuned = load_settings(overrides={"stages": {"llm": {"local": {"n_threads_shared": 2, "n_threads": 3}}}})
+    assert server_options(tuned, shared=True, cpus=8).n_threads == 2
+    assert server_options(tuned, cpus=8).n_threads == 3
+
+
+def test_thread_counts_below_one_are_refused() -> None:
+    for bad in (0, -1, "all"):
+        with pytest.raises(ConfigError, match="n_threads"):
+            settings = load_settings(overrides={"stages": {"llm": {"local": {"n_threads": bad}}}})
+            settings.options("llm", LlmOptions)

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from gifcat.adapters.cpus import usable_cpus
 from gifcat.adapters.llm.credentials import api_key_configured
 from gifcat.config import Settings
 from gifcat.domain.llm.options import LlmOptions, LocalOptions
@@ -145,7 +146,7 @@ class LocalServer:
             "--model_alias", o.model_name,
             "--chat_format", o.chat_format,
             "--n_ctx", str(o.n_ctx),
-            "--n_threads", str(o.n_threads),
+            "--n_threads", str(server_threads(o.n_threads)),
             "--logits_all", str(o.logits_all),
             "--host", o.host,
             "--port", str(port),
@@ -288,11 +289,24 @@ class LocalServer:
         self.stop()
 
 
-def server_options(settings: Settings | LlmOptions, *, shared: bool = False) -> LocalOptions:
-    """The local server's options; `shared`: it runs beside the embedded AWS, on `n_threads_shared`."""
+def server_threads(value: int | str, *, shared: bool = False, cpus: int | None = None) -> int:
+    """A thread setting as a number: "auto" is `cpus` (None: the CPUs this process can keep busy), one
+    fewer when `shared`, beside the embedded AWS, which needs a core of its own."""
+    if isinstance(value, int):
+        return value
+    usable = usable_cpus() if cpus is None else cpus
+    return max(1, usable - 1) if shared else usable
+
+
+def server_options(
+    settings: Settings | LlmOptions, *, shared: bool = False, cpus: int | None = None
+) -> LocalOptions:
+    """The local server's options with its thread count as a number; `shared`: it runs beside the
+    embedded AWS, on `n_threads_shared`."""
     opts = settings if isinstance(settings, LlmOptions) else settings.options("llm", LlmOptions)
     local = opts.local
-    return local.model_copy(update={"n_threads": local.n_threads_shared}) if shared else local
+    value = local.n_threads_shared if shared else local.n_threads
+    return local.model_copy(update={"n_threads": server_threads(value, shared=shared, cpus=cpus)})
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -31,11 +31,13 @@ class LocalOptions(BaseModel):
     model_dir: str | None = None
     chat_format: str = "gemma"
     n_ctx: int = Field(4096, ge=512)
-    n_threads: int = Field(2, ge=-1)
+    # A number, or "auto": the CPUs this process can keep busy (gifcat.adapters.cpus.usable_cpus).
+    n_threads: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     # Threads when the server shares the machine with the embedded AWS (`gifcat demo`): llama.cpp's
     # threads meet at every layer, so while the Lambdas, moto and ONNX Runtime hold a core, one waiting
-    # thread stalls the other (docs/results/README.md "The local LLM server's threads").
-    n_threads_shared: int = Field(1, ge=-1)
+    # thread stalls the others (docs/results/README.md "The local LLM server's threads"). "auto": one
+    # fewer than `n_threads: auto`, never below 1.
+    n_threads_shared: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
     startup_timeout_s: float = Field(120.0, gt=0)
