@@ -26,6 +26,10 @@ def handler(event: S3UploadEvent, context: LambdaContext) -> dict[str, Any]:
     outcomes = []
     for record in event.Records:
         ref = record.object_ref()
+        if not triage.is_upload(ref):  # a sidecar or another file under the prefix
+            metrics.add_metric(name="Upload_ignored", unit=MetricUnit.Count, value=1)
+            logger.info("not an upload", extra={"key": ref.key})
+            continue
         outcome = triage.handle_upload(ref)
         metrics.add_metric(name=f"Upload_{outcome.status.value}", unit=MetricUnit.Count, value=1)
         if outcome.decided_by:  # what each stage takes off the LLM: the stack's dashboard draws it

@@ -57,7 +57,10 @@ def put_samples(aws: EmbeddedAws, bucket: str, prefix: str, gif: Callable[..., b
     upload(aws.s3, bucket, f"{prefix}mood.gif", gif(), {"title": "Hmm", "tags": ["#mood"]}, via="sidecar")
     upload(aws.s3, bucket, f"{prefix}dance.gif", gif(frames=2), {"title": "Dance", "tags": ["dance"]})
     aws.s3.put_object(Bucket=bucket, Key=f"{prefix}fake.gif", Body=b"not a gif at all")
-    return [f"{prefix}{k}" for k in ("pizza.gif", "mood.gif", "dance.gif", "fake.gif")]
+    # An upload in capitals is an upload; a file of another kind under the prefix is not.
+    upload(aws.s3, bucket, f"{prefix}LOUD.GIF", gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    aws.s3.put_object(Bucket=bucket, Key=f"{prefix}notes.txt", Body=b"not an upload")
+    return [f"{prefix}{k}" for k in ("pizza.gif", "mood.gif", "dance.gif", "fake.gif", "LOUD.GIF")]
 
 
 def test_backfill_gives_every_object_a_result(
@@ -70,12 +73,13 @@ def test_backfill_gives_every_object_a_result(
     code, summary = backfill(aws, bucket, prefix, "--max-concurrency", "3")
     assert code == 0, summary
     got = items(aws, prefix)
-    assert set(got) == set(keys)  # the sidecar (mood.gif.json) is listed but is not an upload
+    assert set(got) == set(keys)  # the sidecar (mood.gif.json) and notes.txt are listed, not uploads
     assert (got[f"{prefix}pizza.gif"].decided_by, got[f"{prefix}pizza.gif"].primary) == ("tags", "food")
+    assert (got[f"{prefix}LOUD.GIF"].decided_by, got[f"{prefix}LOUD.GIF"].primary) == ("tags", "food")
     assert got[f"{prefix}mood.gif"].status == "classified"
     assert got[f"{prefix}fake.gif"].status == "skipped"
     assert all(i.taxonomy_version for i in got.values())
-    assert (summary["objects"], summary["with_result"], summary["written_by_run"]) == (4, 4, 4)
+    assert (summary["objects"], summary["with_result"], summary["written_by_run"]) == (5, 5, 5)
     assert summary["missing"] == [] and summary["status"] == "SUCCEEDED"
     assert "elsewhere/outside.gif" not in {r.key for r in aws.results()}
     # The map ran as a Distributed Map with the run's parameters.
@@ -83,7 +87,8 @@ def test_backfill_gives_every_object_a_result(
     runs = sfn.list_map_runs(executionArn=summary["execution"])["mapRuns"]
     described = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])
     assert (described["maxConcurrency"], described["toleratedFailurePercentage"]) == (3, 5)
-    assert described["itemCounts"]["total"] == 5  # four objects and the sidecar
+    counts = described["itemCounts"]
+    assert (counts["total"], counts["succeeded"]) == (7, 7)  # five uploads, the sidecar and notes.txt
 
 
 def test_stale_only_reclassifies_only_what_is_stale(
@@ -95,7 +100,7 @@ def test_stale_only_reclassifies_only_what_is_stale(
         upload(aws.s3, bucket, f"{prefix}{name}.gif", gif(), {"title": "Pizza", "tags": ["pizza", "food"]})
     assert backfill(aws, bucket, prefix)[0] == 0
     code, again = backfill(aws, bucket, prefix, "--stale-only")
-    assert code == 0 and again["written_by_run"] == 0 and again["kept"] == again["objects"] == 11
+    assert code == 0 and again["written_by_run"] == 0 and again["kept"] == again["objects"] == 12
 
     ddb, table = aws.client("dynamodb"), aws.outputs["ResultsTableName"]
 
@@ -134,7 +139,7 @@ def test_stale_only_reclassifies_only_what_is_stale(
         assert after[key].updated_at == before[key].updated_at
     # Without --stale-only everything is classified again, except the person's answer.
     code, full = backfill(aws, bucket, prefix)
-    assert code == 0 and full["written_by_run"] == 10 and full["kept"] == 1
+    assert code == 0 and full["written_by_run"] == 11 and full["kept"] == 1
     assert items(aws, prefix)[f"{prefix}human.gif"].decided_by == "human"
 
 

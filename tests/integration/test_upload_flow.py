@@ -43,7 +43,8 @@ def test_stack_is_the_template(aws: EmbeddedAws, bucket: str) -> None:
     assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
     config = aws.s3.get_bucket_notification_configuration(Bucket=bucket)["LambdaFunctionConfigurations"]
     rules = {r["Name"].lower(): r["Value"] for r in config[0]["Filter"]["Key"]["FilterRules"]}
-    assert rules == {"prefix": "uploads/", "suffix": ".gif"}
+    # Prefix only: S3's suffix filter compares case by case, and "Cat.GIF" is an upload too.
+    assert rules == {"prefix": "uploads/"}
 
 
 def test_upload_decided_by_tags(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
@@ -77,9 +78,19 @@ def test_objects_outside_the_filter_do_not_trigger(
 ) -> None:
     aws.s3.put_object(Bucket=bucket, Key="elsewhere/cat.gif", Body=gif())
     aws.s3.put_object(Bucket=bucket, Key="uploads/cat.png", Body=gif())
+    aws.s3.put_object(Bucket=bucket, Key="uploads/orphan.gif.json", Body=b'{"title": "a sidecar alone"}')
     assert aws.runner.drain(10)
     keys = {r.key for r in aws.results()}
-    assert not keys & {"elsewhere/cat.gif", "uploads/cat.png"}
+    assert not keys & {"elsewhere/cat.gif", "uploads/cat.png", "uploads/orphan.gif.json"}
+
+
+def test_an_upper_case_suffix_is_an_upload(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
+    # Cameras and Windows tools write "IMG_0001.GIF": S3's suffix filter would have dropped these
+    # without a trace.
+    for key in ("uploads/Cat Nap.GIF", "uploads/cat nap.Gif"):
+        upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "cheese", "food"]})
+        item = wait_item(aws, key)
+        assert (item.status, item.primary, item.decided_by) == ("classified", "food", "tags")
 
 
 @pytest.mark.parametrize(
@@ -369,6 +380,7 @@ def test_the_dashboard_draws_what_the_handlers_emit(
     # (gifcat learn's are tests/integration/test_learn_function.py's; the artefact outcomes are
     # tests/integration/test_learn_published.py's.)
     families = {f"Decided_{s}" for s in StageName} | {f"Upload_{s}" for s in Status} | {"Rerun_kept"}
+    families.add("Upload_ignored")  # a sidecar's or another key's event (tests: not an upload)
     families |= {"Learn_published", "Learn_kept"} | {f"LearnExamples_{s}" for s in SOURCES}
     families |= {f"Artefact_{outcome}" for outcome in get_args(RefreshOutcome)}
     assert drawn - emitted <= families, drawn - emitted - families

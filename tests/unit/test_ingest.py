@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gifcat.application.events import S3UploadEvent
+from gifcat.application.events import S3UploadEvent, is_upload_key
 from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.application.service import Triage
 from gifcat.config import Settings
@@ -86,6 +86,17 @@ def test_s3_event_keys_are_url_decoded(load_s3_event: Callable[[str], dict]) -> 
     assert ref.key == "uploads/happy birthday 🎂+1.gif"
     assert ref.version_id is None  # "null" on unversioned buckets
     assert ref.sequencer == "0062F9B1B1A1D4E2C3"
+
+
+@pytest.mark.parametrize(
+    ("key", "upload"),
+    [("uploads/cat.gif", True), ("uploads/Cat.GIF", True), ("uploads/cat.gIf", True),
+     ("uploads/cat.gif.json", False), ("uploads/cat.png", False), ("uploads/gif", False),
+     ("uploads/cat.gif/", False)],
+)
+def test_an_upload_is_a_key_ending_with_the_suffix_in_any_letter_case(key: str, upload: bool) -> None:
+    assert is_upload_key(key, ".gif") is upload
+    assert is_upload_key(key, ".GIF") is upload  # the setting's own case does not matter either
 
 
 @pytest.fixture

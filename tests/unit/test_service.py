@@ -252,6 +252,21 @@ def test_rerun_takes_the_item_over_and_records_on_it(
     assert state.record["ExpressionAttributeValues"][":execution"] == {"S": "console-1"}
 
 
+def test_a_backfill_child_leaves_a_key_without_the_upload_suffix_alone(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
+    store = Store()
+    triage = rerun(settings, taxonomy, Objects(gif(), {"tags": "pizza,food"}), store)
+    other = REF.model_copy(update={"key": "uploads/notes.txt"})
+    state = triage.prepare(other, force=True, execution="run/3", upload_suffix=".gif")
+    assert state.kept == "not an upload: the key does not end with .gif"
+    assert store.takeovers == []  # no item is written for it
+    loud = REF.model_copy(update={"key": "uploads/LOUD.GIF"})
+    state = triage.prepare(loud, force=True, execution="run/4", upload_suffix=".gif")
+    assert not state.kept and state.classification.decided_by is StageName.TAGS
+    assert len(store.takeovers) == 1
+
+
 def test_rerun_superseded_by_a_newer_upload(
     settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
 ) -> None:

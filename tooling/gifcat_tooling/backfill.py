@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from gifcat.application.events import is_upload_key
 from gifcat.domain.model import Status
 from gifcat.domain.result import ResultItem
 
@@ -104,7 +105,7 @@ def wait(sfn: Any, execution_arn: str, timeout_s: float, poll_s: float = 0.2) ->
 def listed_keys(s3: Any, bucket: str, prefix: str, suffix: str = DEFAULT_SUFFIX) -> list[str]:
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(suffix))
+        keys.extend(o["Key"] for o in page.get("Contents", []) if is_upload_key(o["Key"], suffix))
     return keys
 
 

@@ -86,6 +86,9 @@ class EscalatingTriageEnvironment(TriageEnvironment):
     """The upload path's triage also starts the state machine for what it leaves undecided."""
 
     state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN)
+    # The stack's UploadSuffix: the trigger filters by prefix only, and triage compares the suffix in
+    # any letter case (S3's filter would miss "Cat.GIF").
+    upload_suffix: str = Field(".gif", alias="GIFCAT_UPLOAD_SUFFIX", min_length=1)
 
 
 class EmbedEnvironment(HandlerEnvironment):
@@ -136,6 +139,7 @@ def build_triage(environ: Mapping[str, str] | None = None) -> Triage:
         ResultsTable(env.results_table),
         Escalations(env.state_machine_arn),
         execution_name,
+        upload_suffix=env.upload_suffix,
     )
 
 

@@ -55,15 +55,25 @@ class S3UploadEvent(BaseModel):
     Records: list[S3EventRecord]
 
 
+def is_upload_key(key: str, suffix: str) -> bool:
+    """Whether a key names an upload: it ends with the stack's UploadSuffix in any letter case
+    ("Cat.GIF" as "cat.gif"). S3's suffix filter and Step Functions' StringMatches compare case by
+    case, so the trigger and the backfill filter by prefix only and ask this; sidecars (<key>.json)
+    and other files are not uploads."""
+    return key.casefold().endswith(suffix.casefold())
+
+
 class RerunRequest(BaseModel):
     """A console rerun: {"bucket", "key"} and optionally "version_id" and "force"; a backfill child
-    adds "stale_only" (classify only when the result is missing, failed or of another taxonomy)."""
+    adds "stale_only" (classify only when the result is missing, failed or of another taxonomy) and
+    "upload_suffix" (a listed key without it is not an upload, and is left alone)."""
 
     bucket: str
     key: str
     version_id: str | None = None
     force: bool = False
     stale_only: bool = False
+    upload_suffix: str | None = Field(None, min_length=1)
 
     def object_ref(self) -> ObjectRef:
         return ObjectRef(bucket=self.bucket, key=self.key, version_id=self.version_id)

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gifcat.application.events import is_upload_key
 from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.application.ports import (
     Escalator,
@@ -190,11 +191,18 @@ class Triage(UploadTriage):
         store: ResultStore,
         escalator: Escalator,
         execution_name: ExecutionNamer,
+        upload_suffix: str = ".gif",
     ) -> None:
         super().__init__(settings, cascade, source)
         self.store = store
         self.escalator = escalator
         self.execution_name = execution_name
+        self.upload_suffix = upload_suffix
+
+    def is_upload(self, ref: ObjectRef) -> bool:
+        """Whether the notified object is an upload (the trigger filters by prefix only: see
+        is_upload_key); a sidecar or another file is left alone, with no item."""
+        return is_upload_key(ref.key, self.upload_suffix)
 
     def handle_upload(self, ref: ObjectRef) -> UploadOutcome:
         ref, metadata, classification = self.classify(ref)
@@ -250,12 +258,24 @@ class RerunTriage(UploadTriage):
         self.store = store
         self.record_request = record_request
 
-    def prepare(self, ref: ObjectRef, *, force: bool, execution: str, stale_only: bool = False) -> StepState:
+    def prepare(
+        self,
+        ref: ObjectRef,
+        *,
+        force: bool,
+        execution: str,
+        stale_only: bool = False,
+        upload_suffix: str | None = None,
+    ) -> StepState:
         """Take the item over for this execution (a pending item naming it, with the full metadata),
         so that Record, which finishes only its own execution's item, can write the answer. Leaves it
         alone (`kept`) when it holds a person's answer for the object as it is now, and with
-        `stale_only` when its result is fresh (see `_kept`).
+        `stale_only` when its result is fresh (see `_kept`). With `upload_suffix` (a backfill's
+        listing), a key that does not end with it is not an upload: no item is written for it.
         """
+        if upload_suffix is not None and not is_upload_key(ref.key, upload_suffix):
+            why = f"not an upload: the key does not end with {upload_suffix}"
+            return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=why)
         stored = self.store.get(ref.pk)
         kept = self._kept(ref, stored, stale_only=stale_only)
         if kept:
