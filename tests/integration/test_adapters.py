@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from gifcat.adapters.dynamodb import CLAIM_LEASE_S, ResultsTable, asl_time
 from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
-from gifcat.application.ports import ObjectGone
+from gifcat.application.ports import ObjectArchived, ObjectGone
 from gifcat.config import ConfigError
 from gifcat.domain.model import Classification, GifMetadata, StageName, Status
 from gifcat.domain.result import ObjectRef, ResultItem, classification_fields, result_item
@@ -55,6 +55,30 @@ def test_head_read_and_sidecar(bucket: str, gif: Callable[..., bytes]) -> None:
     with pytest.raises(ValueError, match="larger than 5 bytes"):
         objects.sidecar(ref, 5)
     assert objects.sidecar(ObjectRef(bucket=bucket, key="u/none.gif"), 1000) is None
+
+
+def test_sidecars_that_are_empty_or_cannot_exist(bucket: str, gif: Callable[..., bytes]) -> None:
+    s3 = boto3.client("s3")
+    objects = S3Objects(s3)
+    s3.put_object(Bucket=bucket, Key="u/empty.gif.json", Body=b"")
+    # S3 refuses a range of an empty object (InvalidRange): the sidecar is there, and empty.
+    assert objects.sidecar(ObjectRef(bucket=bucket, key="u/empty.gif"), 1000) == b""
+    # A key of 1,020 bytes or more has no sidecar: <key>.json would be over S3's 1,024 (AWS answers
+    # KeyTooLongError; no request is made).
+    long_key = "u/" + "k" * 1016 + ".gif"
+    calls: list[str] = []
+    s3.meta.events.register("before-call.s3.GetObject", lambda **kw: calls.append("get"))
+    assert objects.sidecar(ObjectRef(bucket=bucket, key=long_key), 1000) is None
+    assert calls == []
+
+
+def test_an_archived_object_cannot_be_read_until_restored(bucket: str, gif: Callable[..., bytes]) -> None:
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key="u/cold.gif", Body=gif(), StorageClass="GLACIER")
+    objects = S3Objects(s3)
+    ref, _ = objects.head(ObjectRef(bucket=bucket, key="u/cold.gif"))
+    with pytest.raises(ObjectArchived, match="archive storage class"):
+        objects.read(ref, first=13)
 
 
 def test_missing_objects_are_gone(bucket: str) -> None:

@@ -68,6 +68,8 @@ def test_comma_separated_tags_and_sidecar_precedence() -> None:
         (b'{"tags": [1, 2]}', "tags must be a list of strings"),
         (b'{"title": 5}', "title must be a string"),
         (b"\xff\xfe", "does not parse"),
+        (b"", "sidecar JSON is empty"),
+        (b" \n", "sidecar JSON is empty"),
     ],
 )
 def test_bad_sidecars_fail_with_a_reason(sidecar: bytes, words: str) -> None:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from gifcat.adapters.dynamodb import record_request
 from gifcat.application.events import TriageStepEvent
-from gifcat.application.ports import ObjectGone, SourceUnavailable, StartOutcome
+from gifcat.application.ports import ObjectArchived, ObjectGone, SourceUnavailable, StartOutcome
 from gifcat.application.service import (
     STATE_METADATA_BUDGET,
     RerunTriage,
@@ -36,6 +36,7 @@ class Objects:
     ):
         self.body, self.metadata, self.sidecar_body = body, metadata or {}, sidecar
         self.reads: list[int | None] = []
+        self.read_error: Exception | None = None  # what reading the object raises (head still works)
 
     def head(self, ref: ObjectRef) -> tuple[ObjectRef, dict[str, str]]:
         if self.body is None:
@@ -45,6 +46,8 @@ class Objects:
 
     def read(self, ref: ObjectRef, first: int | None = None) -> bytes:
         self.reads.append(first)
+        if isinstance(self.read_error, Exception):
+            raise self.read_error
         assert self.body is not None
         return self.body[:first] if first else self.body
 
@@ -151,6 +154,43 @@ def test_rejected_uploads_are_recorded(make: Callable, objects: Objects, status:
     triage, store, starter = make(objects)
     assert triage.handle_upload(REF).status.value == status
     assert reason in (store.items[0].reason or "") and starter.started == []
+
+
+def test_an_archived_upload_is_a_failed_result_that_says_how_to_retry(
+    make: Callable, gif: Callable[..., bytes]
+) -> None:
+    objects = Objects(gif())
+    objects.read_error = ObjectArchived("s3://b/k.gif is in an archive storage class")
+    triage, store, starter = make(objects)
+    assert triage.handle_upload(REF).status is Status.FAILED  # not a retry: retrying cannot help
+    assert store.items[0].reason == (
+        "s3://b/k.gif is in an archive storage class; restore it, then run gifcat backfill --stale-only"
+    )
+    assert starter.started == []
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "reason"),
+    [
+        (ObjectGone("s3://b/k.gif no longer exists"), Status.SKIPPED, "object deleted before it was read"),
+        (ObjectArchived("s3://b/k.gif is archived"), Status.FAILED, "restore it, then run gifcat backfill"),
+    ],
+)
+def test_a_later_step_that_cannot_read_the_gif_records_why(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes], error: Exception, status: Status,
+    reason: str,
+) -> None:
+    # Deleted (or archived) between triage and the image path: recorded as triage would record it,
+    # not a failed invocation whose stack trace becomes the item's reason.
+    objects = Objects(gif())
+    objects.read_error = error
+    cascade = Cascade.from_settings(settings, [Looking()], taxonomy.version)
+    state = StepState(
+        object=REF.model_copy(update={"size": 10}), classification=cascade.start(), execution="exec-1"
+    )
+    out = StageStep(cascade, StageName.LLM, objects, settings, record_request).run(state)
+    assert out.classification.status is status and reason in (out.classification.reason or "")
+    assert out.record is not None  # the state machine records it
 
 
 def test_stage_step_records_an_upstream_failure(settings: Settings, taxonomy: Taxonomy) -> None:

@@ -7,22 +7,26 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gifcat.application.ports import ObjectGone, SourceUnavailable
+from gifcat.application.ports import ObjectArchived, ObjectGone, SourceUnavailable
 from gifcat.domain.result import ObjectRef
 
 SIDECAR_SUFFIX = ".json"
+MAX_KEY_BYTES = 1024  # S3's longest key: a longer sidecar key cannot exist (S3 answers KeyTooLongError)
 
 
 def _missing(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
-    return code in {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchBucket"}
+    return _code(exc) in {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchBucket"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _unavailable(what: str, exc: Exception) -> SourceUnavailable:
     """S3 could not answer now (or the object changed under the read): worth a retry, not a result."""
     if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        return SourceUnavailable(f"S3 {what}: {code}: {exc.response.get('Error', {}).get('Message', '')}")
+        message = exc.response.get("Error", {}).get("Message", "")
+        return SourceUnavailable(f"S3 {what}: {_code(exc)}: {message}")
     return SourceUnavailable(f"S3 {what}: {type(exc).__name__}: {exc}")
 
 
@@ -72,19 +76,32 @@ class S3Objects:
         except ClientError as exc:
             if _missing(exc):
                 raise ObjectGone(f"s3://{ref.bucket}/{ref.key} no longer exists") from exc
+            if _code(exc) == "InvalidObjectState":
+                raise ObjectArchived(
+                    f"s3://{ref.bucket}/{ref.key} is in an archive storage class and cannot be read "
+                    "until it is restored"
+                ) from exc
             raise _unavailable("get", exc) from exc  # incl. 412: replaced since the head; retry reads anew
         except BotoCoreError as exc:
             raise _unavailable("get", exc) from exc
 
     def sidecar(self, ref: ObjectRef, max_bytes: int) -> bytes | None:
-        """The metadata sidecar `<key>.json`, if there is one; larger than max_bytes is an error."""
+        """The metadata sidecar `<key>.json`, if there is one; larger than max_bytes is an error. An
+        empty one is b"" (S3 refuses a range of an empty object with InvalidRange): the caller says
+        it is empty, where None would have passed it over."""
         key = ref.key + SIDECAR_SUFFIX
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+            return None  # the GIF's key is too long for a sidecar to exist: its user metadata serves
         try:
             obj = self._s3.get_object(Bucket=ref.bucket, Key=key, Range=f"bytes=0-{max_bytes}")
             body = obj["Body"].read()
         except ClientError as exc:
-            if _missing(exc) or exc.response.get("Error", {}).get("Code") == "InvalidRange":
+            if _missing(exc) or _code(exc) == "KeyTooLongError":
                 return None
+            if _code(exc) == "InvalidRange":
+                return b""
+            if _code(exc) == "InvalidObjectState":
+                raise ValueError(f"sidecar s3://{ref.bucket}/{key} is archived: restore it first") from exc
             raise _unavailable("get sidecar", exc) from exc
         except BotoCoreError as exc:
             raise _unavailable("get sidecar", exc) from exc

@@ -182,6 +182,10 @@ def metadata_from(user_metadata: dict[str, str], sidecar: bytes | None) -> GifMe
             raise RejectedUpload(
                 "failed", f"sidecar JSON does not parse: it is not UTF-8 ({exc.reason})"
             ) from None
+        if not text.strip():
+            raise RejectedUpload(
+                "failed", "sidecar JSON is empty: it must be an object with title, tags, description"
+            )
         doc = _loads(text, "sidecar JSON")
         if not isinstance(doc, dict):
             raise RejectedUpload("failed", "sidecar JSON must be an object with title, tags, description")

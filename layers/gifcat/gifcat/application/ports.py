@@ -22,6 +22,11 @@ class ObjectGone(LookupError):
     """The object was deleted (or never readable) before it was read."""
 
 
+class ObjectArchived(LookupError):
+    """The object is there but cannot be read until it is restored (S3 Glacier Flexible Retrieval,
+    Deep Archive, or an Intelligent-Tiering archive tier: InvalidObjectState). Retrying will not help."""
+
+
 class SourceUnavailable(RuntimeError):
     """Storage could not be reached or refused the read for now (throttling, a 5xx, the network).
 

@@ -20,6 +20,7 @@ from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.application.ports import (
     Escalator,
     ExecutionNamer,
+    ObjectArchived,
     ObjectGone,
     ObjectSource,
     RecordEncoder,
@@ -166,6 +167,8 @@ class UploadTriage:
             return ref, metadata, self.cascade.run(item, only=TRIAGE)
         except ObjectGone as exc:
             return ref, metadata, self.rejected("skipped", f"object deleted before it was read: {exc}")
+        except ObjectArchived as exc:
+            return ref, metadata, self.rejected("failed", archived_reason(exc))
         except RejectedUpload as exc:
             return ref, metadata, self.rejected(exc.status, exc.reason)
         except SourceUnavailable:
@@ -355,7 +358,18 @@ class StageStep:
         size = state.object.size
         # The image paths read the GIF: CLIP in the embed step, a text-less item's frames in the LLM step.
         if size and size <= self.settings.limits.max_gif_bytes and self._reads_gif(item):
-            item = item.model_copy(update={"gif": self.source.read(state.object)})
+            try:
+                item = item.model_copy(update={"gif": self.source.read(state.object)})
+            except (ObjectGone, ObjectArchived) as exc:
+                # As triage records it: the reason, not a failed invocation with a stack trace.
+                status, reason = (
+                    (Status.SKIPPED, f"object deleted before it was read: {exc}")
+                    if isinstance(exc, ObjectGone) else (Status.FAILED, archived_reason(exc))
+                )
+                ended = classification.model_copy(update={"status": status, "reason": reason})
+                return state.model_copy(
+                    update={"classification": ended, "upstream_error": None}
+                ).with_record(self.record_request, self.settings.prices)
         classification = self.cascade.run(item, classification, only=(self.stage,))
         if self.stage is StageName.LLM and classification.status is Status.UNDECIDED:
             # The LLM is the last stage: an answer below its thresholds is still not a decision.
@@ -369,6 +383,11 @@ class StageStep:
 
     def _reads_gif(self, item: GifItem) -> bool:
         return any(s.stage.wants_gif(item) for s in self.cascade.steps if s.stage.name is self.stage)
+
+
+def archived_reason(exc: ObjectArchived) -> str:
+    # Failed, not skipped: `gifcat backfill --stale-only` classifies it again once it is restored.
+    return f"{exc}; restore it, then run gifcat backfill --stale-only"
 
 
 def failed_trace(error: dict[str, Any]) -> StageTrace:
