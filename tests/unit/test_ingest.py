@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from collections.abc import Callable
@@ -49,6 +50,35 @@ def test_user_metadata_percent_and_rfc2047_decoding() -> None:
     assert meta.title == "Café 😂"
     assert meta.tags == ("lol", "#funny")
     assert meta.description == "naïve"
+
+
+def test_a_value_sent_as_encoded_words_is_not_percent_decoded_again() -> None:
+    # "=?utf-8?q?...?=" carries the text exactly: its "%41" and a URL's escapes are what was typed.
+    url = base64.b64encode(b"voir https://ex.fr/p%C3%A2te").decode()
+    meta = metadata_from(
+        {"title": "=?utf-8?q?Pizza_=C3=A0_100%41_pr=C3=A8s?=", "description": f"=?utf-8?b?{url}?="}, None
+    )
+    assert meta.title == "Pizza à 100%41 près"
+    assert meta.description == "voir https://ex.fr/p%C3%A2te"
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [("[OC], pizza, food", ("[OC]", "pizza", "food")), ("[OC]", ("[OC]",)),
+     ('["a", "b, c"]', ("a", "b, c")), ("[]", ())],
+)
+def test_a_comma_list_may_start_with_a_bracket(tags: str, expected: tuple[str, ...]) -> None:
+    assert metadata_from({"tags": tags}, None).tags == expected
+
+
+def test_what_reading_cuts_is_said() -> None:
+    tags = [f"t{i}" for i in range(130)]
+    meta = metadata_from({}, json.dumps({"tags": tags, "title": "x" * 2500, "description": "ok"}).encode())
+    assert meta.tags == tuple(tags[:100]) and len(meta.title) == 2000
+    assert meta.cut == ("title: the first 2000 of 2500 characters kept", "tags: the first 100 of 130 kept")
+    assert metadata_from({"tags": "a, b"}, None).cut == ()
+    # The item carries it; the metadata's digest (part of an upload's identity) does not.
+    assert "cut" not in meta.model_dump()
 
 
 def test_comma_separated_tags_and_sidecar_precedence() -> None:

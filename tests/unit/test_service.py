@@ -117,6 +117,15 @@ def test_decided_upload_writes_once_and_starts_nothing(make: Callable, gif: Call
     assert objects.reads == [triage.settings.limits.sniff_bytes]  # only the first bytes were read
 
 
+def test_the_item_says_what_reading_the_metadata_cut(make: Callable, gif: Callable[..., bytes]) -> None:
+    tags = ",".join(["pizza", "food", *(f"t{i}" for i in range(120))])
+    triage, store, _ = make(Objects(gif(), {"tags": tags}))
+    triage.handle_upload(REF)
+    (item,) = store.items
+    assert item.metadata_cut == ["tags: the first 100 of 122 kept"] and len(item.tags or []) == 100
+    assert "metadata_cut" in item.stored()
+
+
 def test_undecided_upload_is_pending_and_handed_on(make: Callable, gif: Callable[..., bytes]) -> None:
     triage, store, starter = make(Objects(gif(), {"title": "Mood"}))
     outcome = triage.handle_upload(REF)

@@ -99,7 +99,8 @@ def _decode_encoded_word(charset: str, encoding: str, text: str, what: str) -> s
 
 
 def _decode_header_value(value: str, what: str) -> str:
-    """RFC 2047 encoded words, then percent-encoding, as SDKs send non-ASCII user metadata."""
+    """RFC 2047 encoded words, or else percent-encoding, as SDKs send non-ASCII user metadata. Never
+    both: a value sent as encoded words carries its text exactly, "100%41" and URLs' escapes included."""
     parts: list[str] = []
     pos, after_word = 0, False
     for match in _ENCODED_WORD.finditer(value):
@@ -109,7 +110,8 @@ def _decode_header_value(value: str, what: str) -> str:
         charset, encoding, text = match.groups()
         parts.append(_decode_encoded_word(charset, encoding, text, what))
         pos, after_word = match.end(), True
-    value = "".join(parts) + value[pos:]
+    if after_word:
+        return "".join(parts) + value[pos:]
     if "%" in value:
         try:
             return unquote(value, errors="strict")
@@ -149,22 +151,35 @@ def _loads(text: str, what: str) -> object:
         raise RejectedUpload("failed", f"{what} does not parse: {str(exc)[:200]}") from None
 
 
-def _tags(value: object, where: str) -> tuple[str, ...]:
+# A tags value read as a JSON array: "[" then what a JSON value starts with, or the end ('["a", "b"]',
+# '[]', '[1]': refused as not strings). "[OC], pizza" is a comma-separated list whose first tag has
+# brackets, and "[OC]" one such tag.
+_JSON_ARRAY_START = re.compile(r'^\[\s*["\[\]{\d-]')
+
+
+def _tags(value: object, where: str, cut: list[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         text = value.strip()
-        value = _loads(text, f"{where} tags") if text.startswith("[") else text.split(",")
+        value = _loads(text, f"{where} tags") if _JSON_ARRAY_START.match(text) else text.split(",")
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise RejectedUpload("failed", f"{where}: tags must be a list of strings or a comma-separated string")
-    tags = (_clean(t).strip()[:MAX_FIELD_CHARS] for t in value)
-    return tuple(t for t in tags if t)[:MAX_TAGS]
+    tags = [t for t in (_clean(t).strip() for t in value) if t]
+    if len(tags) > MAX_TAGS:
+        cut.append(f"tags: the first {MAX_TAGS} of {len(tags)} kept")
+    if any(len(t) > MAX_FIELD_CHARS for t in tags[:MAX_TAGS]):
+        cut.append(f"tags: each cut to {MAX_FIELD_CHARS} characters")
+    return tuple(t[:MAX_FIELD_CHARS] for t in tags[:MAX_TAGS])
 
 
-def _text(value: object, field: str, where: str) -> str:
+def _text(value: object, field: str, where: str, cut: list[str]) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
         raise RejectedUpload("failed", f"{where}: {field} must be a string, got {type(value).__name__}")
-    return _clean(value).strip()[:MAX_FIELD_CHARS]
+    text = _clean(value).strip()
+    if len(text) > MAX_FIELD_CHARS:
+        cut.append(f"{field}: the first {MAX_FIELD_CHARS} of {len(text)} characters kept")
+    return text[:MAX_FIELD_CHARS]
 
 
 def metadata_from(user_metadata: dict[str, str], sidecar: bytes | None) -> GifMetadata:
@@ -191,8 +206,10 @@ def metadata_from(user_metadata: dict[str, str], sidecar: bytes | None) -> GifMe
             raise RejectedUpload("failed", "sidecar JSON must be an object with title, tags, description")
         fields.update({k: (doc[k], "sidecar JSON") for k in ("title", "tags", "description") if k in doc})
     title, description = fields.get("title", (None, "")), fields.get("description", (None, ""))
+    cut: list[str] = []
     return GifMetadata(
-        title=_text(title[0], "title", title[1]),
-        tags=_tags(*fields.get("tags", ([], ""))),
-        description=_text(description[0], "description", description[1]),
+        title=_text(title[0], "title", title[1], cut),
+        tags=_tags(*fields.get("tags", ([], "")), cut),
+        description=_text(description[0], "description", description[1], cut),
+        cut=tuple(cut),
     )

@@ -36,6 +36,9 @@ class GifMetadata(BaseModel):
     title: str = ""
     tags: tuple[str, ...] = ()
     description: str = ""
+    # What reading it cut to fit the limits ("tags: the first 100 of 130 kept"), for the result item.
+    # Not part of the metadata's identity: excluded from dumps (and so from its digest).
+    cut: tuple[str, ...] = Field(default=(), exclude=True)
 
     @property
     def is_empty(self) -> bool:

@@ -177,6 +177,7 @@ class ResultItem(ResultAnswer):
     title: str | None = None
     tags: list[str] | None = None
     description: str | None = None
+    metadata_cut: list[str] | None = None  # what reading the metadata cut to fit gifcat's limits
     event_time: IsoTime | None = None
     # Set by a person's correction (decided_by human): who, when, and the machine's answer it replaced.
     corrected_by: str | None = None
@@ -254,5 +255,6 @@ def result_item(
         title=(metadata.title or None) if metadata else None,
         tags=list(metadata.tags) if metadata else None,
         description=(metadata.description or None) if metadata else None,
+        metadata_cut=list(metadata.cut) or None if metadata else None,
         event_time=ref.event_time,
     )
