@@ -7,6 +7,7 @@ import pytest
 
 from gifcat.config import ConfigError, StageOptions, load_settings
 from gifcat.domain.llm.options import LlmOptions
+from gifcat.domain.model import StageName
 from gifcat.domain.stages.embedding import EmbeddingOptions
 from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.stages.triage import TriageWeights
@@ -146,6 +147,7 @@ def test_settings_overrides_merge_and_validate(monkeypatch: pytest.MonkeyPatch) 
         ("tags", TriageWeights, "tag_wieght"),
         ("embedding", EmbeddingOptions, "frame"),
         ("llm", LlmOptions, "modle"),
+        ("rules", StageOptions, "min_margn"),  # thresholds only: the rule stage reads the tags' weights
     ],
 )
 def test_every_stage_reads_its_options_one_way(stage: str, model: type[StageOptions], knob: str) -> None:
@@ -155,6 +157,33 @@ def test_every_stage_reads_its_options_one_way(stage: str, model: type[StageOpti
     bad = load_settings(overrides={"stages": {stage: {knob: 1}}})
     with pytest.raises(ConfigError, match=rf"settings: stages\.{stage}: {knob}: Extra inputs are not"):
         bad.options(stage, model)
+
+
+def test_a_misspelt_rules_knob_fails_where_the_stages_are_built(taxonomy: Taxonomy) -> None:
+    bad = load_settings(overrides={"stages": {"rules": {"min_margn": 0.3}}})
+    with pytest.raises(ConfigError, match=r"stages\.rules: min_margn"):
+        triage_stages(bad, taxonomy)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "labelled", "words"),
+    [
+        ({"stages": {"embedding": {"min_margn": 0.3}}}, None, r"stages\.embedding: min_margn"),
+        ({"stages": {"llm": {"modle": "x"}}}, None, r"stages\.llm: modle"),
+        ({}, "no/such/examples.jsonl", r"labelled examples no/such/examples\.jsonl: no such file"),
+        ({"stages": {"embedding": {"labelled": "no/such.jsonl"}}}, None, r"no/such\.jsonl: no such file"),
+    ],
+)
+def test_the_local_pipeline_refuses_what_its_later_stages_would_fail_on(
+    taxonomy: Taxonomy, overrides: dict, labelled: str | None, words: str
+) -> None:
+    # Built lazily, a later stage would fail on every item it reached (each a `failed` result, the
+    # run's figures wrong and its exit 0): the pipeline checks what they read before the first item.
+    from gifcat_tooling.pipeline import LocalPipeline
+
+    with pytest.raises(ConfigError, match=words):
+        LocalPipeline(load_settings(overrides=overrides), taxonomy, labelled=labelled)
+    LocalPipeline(load_settings(overrides=overrides), taxonomy, until=StageName.RULES, labelled=labelled)
 
 
 def test_a_misspelt_triage_weight_fails_where_the_stages_are_built(taxonomy: Taxonomy) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
-from gifcat.config import Settings
+from gifcat.config import ConfigError, Settings
 from gifcat.domain.cascade import Cascade
+from gifcat.domain.llm.options import LlmOptions
 from gifcat.domain.model import Classification, GifItem, StageName, StageOutput
 from gifcat.domain.stages import Stage
 from gifcat.domain.stages.factory import ORDER, triage_stages
@@ -64,6 +66,7 @@ class LocalPipeline:
         self.llm_endpoint: tuple[str, str] | None = None
         self._exit = ExitStack()
         wanted = [s for s in ORDER[: ORDER.index(until) + 1] if s not in skip]
+        self._check(wanted, embedding is None, llm is None)
         stages: list[Stage] = [s for s in triage_stages(settings, taxonomy) if s.name in wanted]
         # Prebuilt stages (cross-validation fits one embedding stage per fold, shares one LLM stage).
         if StageName.EMBEDDING in wanted:
@@ -72,6 +75,21 @@ class LocalPipeline:
             stages.append(llm or LazyStage(StageName.LLM, self._llm))
         self.stages = stages
         self.cascade = Cascade.from_settings(settings, stages, taxonomy.version)
+
+    def _check(self, wanted: list[StageName], embedding: bool, llm: bool) -> None:
+        """What the lazy stages will read, checked now: a misspelt knob or a missing labelled file is a
+        ConfigError before the first item, where at the stage's build it would be every item's error."""
+        if embedding and StageName.EMBEDDING in wanted:
+            from gifcat.domain.stages.embedding import EmbeddingOptions
+
+            source = self.labelled if self.labelled is not None else (
+                self.settings.options("embedding", EmbeddingOptions).labelled
+            )
+            if isinstance(source, str | Path) and source != "bundled" and not Path(source).is_file():
+                where = "--labelled or stages.embedding.labelled"
+                raise ConfigError(f"labelled examples {source}: no such file ({where})")
+        if llm and StageName.LLM in wanted:
+            self.settings.options("llm", LlmOptions)
 
     def _embedding(self) -> Stage:
         from gifcat.adapters.embeddings.factory import build_embedding_stage
