@@ -259,3 +259,38 @@ def test_summary_counts_a_correction_against_the_stage_it_overruled(
     # Since the correction: it is counted, and what was written before is not.
     recent = summary(aws, capsys, "--since", corrected_at.isoformat())
     assert recent["rows"]["human"]["items"] >= 1 and recent["items"] < after["items"]
+
+
+def test_an_item_that_is_not_a_result_is_left_out_and_named(
+    aws: EmbeddedAws, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Another writer's item, or one of a newer schema: the commands over the table go on without it
+    # and name it; `show` of it says why in a line.
+    ddb, table = aws.client("dynamodb"), aws.outputs["ResultsTableName"]
+    pk = f"s3://{bucket}/uploads/foreign.gif"
+    ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "status": {"S": "weird"}})
+    try:
+        capsys.readouterr()
+        assert main(["summary", "--endpoint", aws.endpoint, "--json"]) == 0
+        out = capsys.readouterr().out
+        listed = json.loads(out[out.index('{\n  "table"'):])
+        assert [u.split(": ")[0] for u in listed["unreadable"]] == [pk]
+        assert "status: Input should be" in listed["unreadable"][0]
+        assert main(["show", pk, "--endpoint", aws.endpoint]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"gifcat: results table item {pk}: not a gifcat result: status:")
+        assert len(err.strip().splitlines()) == 1
+    finally:
+        ddb.delete_item(TableName=table, Key={"pk": {"S": pk}})
+
+
+def test_correct_without_a_reachable_aws_is_one_line(bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    code = main(["correct", f"s3://{bucket}/uploads/x.gif", "--category", "funny", "--endpoint", closed,
+                 "--table", "results"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("gifcat: AWS: S3 head:") and len(err.strip().splitlines()) == 1

@@ -799,13 +799,15 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     _, taxonomy = _load(args)
     table = _results_table_name(args)
+    results = ResultsTable(table, _aws_client("dynamodb", args.endpoint))
     summary = summarise(
-        ResultsTable(table, _aws_client("dynamodb", args.endpoint)).items(),
+        results.items(),
         table=table,
         taxonomy_version=taxonomy.version,
         stuck_after_s=args.stuck_after,
         since=args.since,
     )
+    summary = summary.model_copy(update={"unreadable": results.unreadable})
     print(summary.model_dump_json(indent=2) if args.json else render_text(summary))
     return 0
 
@@ -1266,12 +1268,21 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         # The local LLM server could not start (not installed, no model, a build that crashes): its
         # message says why and what to do. Looked up, not imported: a run without it never loads it.
+        # Or S3 could not be read (no credentials, an endpoint that does not answer): as other AWS calls.
         local_server = sys.modules.get("gifcat_tooling.llama_server")
+        ports = sys.modules.get("gifcat.application.ports")
+        if ports is not None and isinstance(exc, ports.SourceUnavailable):
+            print(f"gifcat: AWS: {exc}", file=sys.stderr)
+            return 2
         if local_server is None or not isinstance(exc, local_server.LocalLlmError):
             raise
         print(f"gifcat: the local LLM server cannot run: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        ports = sys.modules.get("gifcat.application.ports")
+        if ports is not None and isinstance(exc, ports.UnreadableResult):  # `show` or `correct` of one
+            print(f"gifcat: results table item {exc}", file=sys.stderr)
+            return 2
         # An AWS call that cannot be made (no region, no credentials, a missing table or bucket): the
         # SDK's message says which. Looked up, not imported: commands without AWS never load botocore.
         aws = sys.modules.get("botocore.exceptions")

@@ -68,6 +68,7 @@ class TableSummary(BaseModel):
     stuck_pending: int  # pending for longer than stuck_after_s: their run ended without recording
     taxonomy_version: str  # the current one
     other_taxonomy: int  # classified items made with another version
+    unreadable: list[str] = []  # items that are not gifcat results (left out, each with why)
 
     @property
     def classified(self) -> int:
@@ -232,4 +233,7 @@ def render_text(summary: TableSummary) -> str:
             f"made with another taxonomy than {summary.taxonomy_version}: {summary.other_taxonomy} "
             "(gifcat backfill --stale-only re-classifies them)"
         )
+    if summary.unreadable:
+        n, first = len(summary.unreadable), summary.unreadable[0]
+        lines.append(f"left out, not gifcat results: {n} items, e.g. {first}")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ the state machine's Record state runs from the parameters a step puts in its sta
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,7 +17,9 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
+from gifcat.application.ports import UnreadableResult
 from gifcat.domain.model import Status
 from gifcat.domain.result import (
     CLASSIFICATION_FIELDS,
@@ -28,6 +31,7 @@ from gifcat.domain.result import (
     WriteKind,
 )
 
+log = logging.getLogger(__name__)
 
 def _to_dynamo(value: Any) -> Any:
     if isinstance(value, float):
@@ -47,9 +51,20 @@ def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
 
 def from_attribute_values(raw: dict[str, Any]) -> ResultItem:
     """A stored item (DynamoDB JSON) as the result model; numbers come back as Decimal and are read
-    as the model's floats and ints."""
+    as the model's floats and ints. An item the model cannot read is an UnreadableResult naming it."""
     deserializer = TypeDeserializer()
-    return ResultItem.model_validate({k: deserializer.deserialize(v) for k, v in raw.items()})
+    try:
+        return ResultItem.model_validate({k: deserializer.deserialize(v) for k, v in raw.items()})
+    except (ValidationError, TypeError) as exc:
+        pk = raw.get("pk", {}).get("S", "(no pk)") if isinstance(raw.get("pk"), dict) else "(no pk)"
+        raise UnreadableResult(f"{pk}: not a gifcat result: {_first_problem(exc)}") from None
+
+
+def _first_problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+    return str(exc)
 
 
 # With "#decided_by" and ":human" defined: the item is not a person's answer.
@@ -215,6 +230,7 @@ class ResultsTable:
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name = table_name
         self._ddb = client or boto3.client("dynamodb")
+        self.unreadable: list[str] = []  # the last scan's items that are not gifcat results, and why
 
     def _write(self, operation: str, request: dict[str, Any]) -> bool:
         try:
@@ -251,6 +267,14 @@ class ResultsTable:
         return list(self.items())
 
     def items(self) -> Iterator[ResultItem]:
-        """Every item, one Scan page (1 MB) at a time (the ResultSource port)."""
+        """Every item, one Scan page (1 MB) at a time (the ResultSource port). An item that is not a
+        gifcat result is left out, logged, and kept in `unreadable`: one foreign item does not stop
+        a summary, an export or a learn run over the table."""
+        self.unreadable = []
         for page in self._ddb.get_paginator("scan").paginate(TableName=self.table_name, ConsistentRead=True):
-            yield from (from_attribute_values(raw) for raw in page["Items"])
+            for raw in page["Items"]:
+                try:
+                    yield from_attribute_values(raw)
+                except UnreadableResult as exc:
+                    log.warning("left out of %s: %s", self.table_name, exc)
+                    self.unreadable.append(str(exc))

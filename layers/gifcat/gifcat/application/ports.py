@@ -27,6 +27,11 @@ class ObjectArchived(LookupError):
     Deep Archive, or an Intelligent-Tiering archive tier: InvalidObjectState). Retrying will not help."""
 
 
+class UnreadableResult(ValueError):
+    """A stored item that is not a gifcat result as this version reads it (another writer's item, a
+    hand edit, an unknown status): named, so one such item does not stop a command over the table."""
+
+
 class SourceUnavailable(RuntimeError):
     """Storage could not be reached or refused the read for now (throttling, a 5xx, the network).
 
