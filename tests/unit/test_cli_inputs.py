@@ -90,6 +90,30 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_run(tmp_pat
     assert exc.value.code == f"gifcat eval: cannot write {out}: {reason}"
 
 
+def test_an_output_that_cannot_be_created_is_refused_before_the_run(tmp_path: Path) -> None:
+    # /proc takes no new files, whoever runs this (root too): the folder is there, the file cannot be.
+    paths = _files(tmp_path)
+    out = "/proc/gifcat-predictions.jsonl"
+    with pytest.raises(SystemExit) as exc:
+        main([*EVAL, str(paths["good"]), "--predictions", out])
+    assert exc.value.code == f"gifcat eval: cannot write {out}: No such file or directory"
+    with pytest.raises(SystemExit) as exc:
+        main([*EVAL, str(paths["good"]), "--report", "/proc/sys"])
+    assert str(exc.value.code).startswith("gifcat eval: cannot write a report into /proc/sys: ")
+    # calibrate checks where it writes before the fit, as the others do before their runs.
+    with pytest.raises(SystemExit) as exc:
+        main(["calibrate", "--data", str(paths["good"]), "--write", str(tmp_path)])
+    assert exc.value.code == f"gifcat calibrate: cannot write {tmp_path}: it is a folder"
+    # A file that is there is left as it was until the command writes it.
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("before\n")
+    from gifcat_tooling.cli import _output_file
+
+    assert _output_file(str(kept), "eval") == kept and kept.read_text() == "before\n"
+    assert _output_file(str(tmp_path / "new" / "p.jsonl"), "eval").parent.is_dir()
+    assert not (tmp_path / "new" / "p.jsonl").exists()
+
+
 @pytest.mark.parametrize("command", ["eval", "stream", "discover"])
 @pytest.mark.parametrize("where", ["a file", "under a file"])
 def test_a_report_folder_that_cannot_be_made_is_refused_before_the_run(

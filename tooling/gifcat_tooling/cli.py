@@ -9,6 +9,7 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -93,6 +94,14 @@ def _output_file(path: str, command: str) -> Path:
         raise SystemExit(f"gifcat {command}: cannot write {path}: {exc.strerror or exc}") from None
     if out.is_dir():
         raise SystemExit(f"gifcat {command}: cannot write {path}: it is a folder")
+    existed = out.exists()
+    try:  # opened for appending, so an existing file is left as it is until the end
+        with out.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise SystemExit(f"gifcat {command}: cannot write {path}: {exc.strerror or exc}") from None
+    if not existed:
+        out.unlink(missing_ok=True)
     return out
 
 
@@ -102,6 +111,8 @@ def _report_folder(path: str, command: str) -> Path:
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):  # a folder that is there is not yet one we may write in
+            pass
         return out
     except FileExistsError:
         why = "it is a file"
@@ -570,6 +581,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     settings = _settings(args.settings, overrides=overrides)
     taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
     records = _labelled_records(args.data, "calibrate", taxonomy)
+    out = _output_file(args.write, "calibrate")  # before the fit, which takes minutes
     try:
         check_fittable(records)
     except ValueError as exc:
@@ -582,7 +594,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         doc["stages"][name].update(chosen)
         doc["stages"][name]["target"] = settings.stages[name].target
         doc["stages"][name]["search"] = settings.stages[name].search
-    out = Path(args.write)
     out.write_text(
         f"# Written by gifcat calibrate --data {args.data}\n"
         + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True),
