@@ -155,3 +155,41 @@ def test_a_run_that_sees_its_kept_messages_again_ends() -> None:
     sqs, fn = FakeQueue(queue_of(0), redeliver=True), FakeLambda()  # only the note, over and over
     report = redrive(sqs, fn, "q")
     assert [d.message_id for d in report.left] == ["note"]  # counted once; the run ended
+
+
+class GoneFunction(FakeLambda):
+    """The function one record names was deleted: its invoke fails, the others' do not."""
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: str) -> None:
+        if len(self.invoked) == 1:
+            self.invoked.append(("failed", InvocationType, None))
+            raise RuntimeError("ResourceNotFoundException: Function not found")
+        super().invoke(FunctionName, InvocationType, Payload)
+
+
+def test_a_message_whose_invoke_fails_is_left_with_why_and_the_run_goes_on() -> None:
+    sqs, fn = FakeQueue(queue_of(3, note=False)), GoneFunction()
+    report = redrive(sqs, fn, "q")
+    assert [d.message_id for d in report.redriven] == ["m-0", "m-2"] and sqs.deleted == ["m-0", "m-2"]
+    (left,) = report.left
+    assert left.message_id == "m-1" and left.problem == (
+        "the invoke failed: RuntimeError: ResourceNotFoundException: Function not found"
+    )
+    assert sqs.shown == ["m-1"]  # visible again at once, not after the 300 s visibility timeout
+
+
+class FailingQueue(FakeQueue):
+    """SQS stops answering after the first batch."""
+
+    def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        if self.hidden:
+            raise ConnectionError("SQS is unreachable")
+        return super().receive_message(**kwargs)
+
+
+def test_a_run_stopped_by_an_error_gives_back_what_it_held() -> None:
+    sqs, fn = FailingQueue(queue_of(2)), FakeLambda()
+    with pytest.raises(ConnectionError):
+        redrive(sqs, fn, "q", dry_run=True)
+    # Before, the error left them hidden for the visibility timeout: the next run saw an empty queue.
+    assert sorted(sqs.shown) == ["m-0", "m-1", "note"]

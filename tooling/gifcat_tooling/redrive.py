@@ -111,47 +111,73 @@ def redrive(
     clock: Callable[[], float] = time.time,
 ) -> RedriveReport:
     """Invoke each dead-lettered event's function again and delete its message (`dry_run`: only say
-    which). What is left is made visible again at the end, for the next run or a person."""
+    which). A message whose invoke fails (the function is gone, access denied, throttled) is left with
+    the error. What is left, and whatever this run held when it stopped on an error (SQS itself
+    failing), is made visible again at once, for the next run or a person."""
     started_ms = int(clock() * 1000)
     report = RedriveReport(queue=queue_url, dry_run=dry_run)
-    keep: list[DeadLetter] = []
+    held: dict[str, DeadLetter] = {}  # received by this run and still in the queue, by message id
     seen: set[str] = set()
-    while True:
-        got = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=RECEIVE_BATCH,
-            VisibilityTimeout=VISIBILITY_S,
-            WaitTimeSeconds=1,  # long polling asks every SQS server: an empty answer means empty
-            AttributeNames=["SentTimestamp"],
-        )
-        # Empty, or only messages this run has seen (a run longer than VISIBILITY_S sees again what it
-        # kept): the run is over.
-        messages = [m for m in got.get("Messages", []) if m["MessageId"] not in seen]
-        if not messages:
-            break
-        seen.update(m["MessageId"] for m in messages)
-        for letter in map(read_message, messages):
-            if letter.sent_ms > started_ms:
-                report.newer += 1
-                keep.append(letter)
-            elif letter.problem:
-                report.left.append(letter)
-                keep.append(letter)
-            elif dry_run:
-                report.redriven.append(letter)
-                keep.append(letter)
-            else:
-                lambda_client.invoke(
-                    FunctionName=letter.function, InvocationType="Event", Payload=json.dumps(letter.event)
-                )
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=letter.receipt)
-                report.redriven.append(letter)
-    for i in range(0, len(keep), RECEIVE_BATCH):
-        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(n), "ReceiptHandle": d.receipt, "VisibilityTimeout": 0}
-            for n, d in enumerate(keep[i:i + RECEIVE_BATCH])
-        ])
+    try:
+        while True:
+            got = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=RECEIVE_BATCH,
+                VisibilityTimeout=VISIBILITY_S,
+                WaitTimeSeconds=1,  # long polling asks every SQS server: an empty answer means empty
+                AttributeNames=["SentTimestamp"],
+            )
+            # Empty, or only messages this run has seen (a run longer than VISIBILITY_S sees again what
+            # it kept): the run is over.
+            messages = [m for m in got.get("Messages", []) if m["MessageId"] not in seen]
+            if not messages:
+                break
+            seen.update(m["MessageId"] for m in messages)
+            letters = [read_message(m) for m in messages]
+            held.update((letter.message_id, letter) for letter in letters)
+            for letter in letters:
+                _handle(letter, report, sqs, lambda_client, queue_url, started_ms, dry_run, held)
+    finally:
+        kept = list(held.values())
+        for i in range(0, len(kept), RECEIVE_BATCH):
+            sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
+                {"Id": str(n), "ReceiptHandle": d.receipt, "VisibilityTimeout": 0}
+                for n, d in enumerate(kept[i:i + RECEIVE_BATCH])
+            ])
     return report
+
+
+def _handle(
+    letter: DeadLetter,
+    report: RedriveReport,
+    sqs: Any,
+    lambda_client: Any,
+    queue_url: str,
+    started_ms: int,
+    dry_run: bool,
+    held: dict[str, DeadLetter],
+) -> None:
+    """One message: counted as newer, left, (would be) redriven; `held` keeps what stays queued."""
+    if letter.sent_ms > started_ms:
+        report.newer += 1
+        return
+    if letter.problem:
+        report.left.append(letter)
+        return
+    if dry_run:
+        report.redriven.append(letter)
+        return
+    try:
+        lambda_client.invoke(
+            FunctionName=letter.function, InvocationType="Event", Payload=json.dumps(letter.event)
+        )
+    except Exception as exc:  # any invoke failure leaves this message, not the run
+        letter.problem = f"the invoke failed: {type(exc).__name__}: {str(exc)[:300]}"
+        report.left.append(letter)
+        return
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=letter.receipt)
+    del held[letter.message_id]
+    report.redriven.append(letter)
 
 
 def render(report: RedriveReport) -> str:
