@@ -242,6 +242,15 @@ def test_an_aws_call_that_cannot_be_made_is_one_line(
         (["backfill", "--bucket", "b", "--tolerated-failure-percentage", "150"],
          "argument --tolerated-failure-percentage: expected a percentage from 0 to 100, got '150'"),
         (["summary", "--stuck-after", "0"], "argument --stuck-after: expected a number of seconds over 0"),
+        ([*EVAL, "x.jsonl", "--cv", "--repeats", "0"], "argument --repeats: expected a whole number"),
+        (["stream", "--data", "x.jsonl", "--window", "0"], "argument --window: expected a whole number of 1"),
+        (["stream", "--data", "x.jsonl", "--corrections", "1.5"], "argument --corrections: expected a share"),
+        (["stream", "--data", "x.jsonl", "--corrections", "nan"], "argument --corrections: expected a share"),
+        (["stream", "--data", "x.jsonl", "--holdout", "1"], "argument --holdout: expected a share from 0 up"),
+        (["discover", "--data", "x.jsonl", "--clusters", "0"], "--clusters: expected a whole number"),
+        # a negative wait once started the run and reported it RUNNING at once, exit 1
+        (["backfill", "--bucket", "b", "--timeout", "-5"], "--timeout: expected a number of seconds"),
+        (["demo", "--timeout", "0"], "argument --timeout: expected a number of seconds over 0"),
         (["summary", "--since", "yesterday"],
          "argument --since: expected a time ago (30m, 24h, 7d) or an ISO 8601 date or time, got 'yesterday'"),
     ],
@@ -286,3 +295,13 @@ def test_show_refuses_what_is_not_an_object_uri(capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().err == (
         "gifcat show: 'bucket/key.gif' is not an object URI: expected s3://BUCKET/KEY\n"
     )
+
+
+def test_the_commands_aws_calls_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore's defaults (60 s a read, retried) held `summary` against a silent endpoint past 120 s.
+    from gifcat_tooling.cli import _aws_client
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    config = _aws_client("dynamodb", "http://127.0.0.1:9").meta.config
+    assert (config.connect_timeout, config.read_timeout) == (5, 30)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}

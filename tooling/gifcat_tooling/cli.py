@@ -270,8 +270,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.report and not baselines and not (args.cv or args.train):  # no baselines fitted per fold
         baselines = list(BASELINES)
     needs_llm = args.until == "llm" or "llm" in baselines
-    if args.repeats < 1:
-        raise SystemExit(f"gifcat eval: --repeats must be at least 1, got {args.repeats}")
     if args.repeats > 1 and not (args.cv or args.train):
         raise SystemExit("gifcat eval: --repeats needs --cv or --train (without fitting, every seed "
                          "gives the same figures)")
@@ -622,7 +620,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"choose from {', '.join(DECIDERS)}"
         )
     out = _output_file(args.out, "export")  # before the scan
-    records = from_results(ResultsTable(args.table).scan(), decided_by or None)
+    table = ResultsTable(args.table, _aws_client("dynamodb", args.endpoint))
+    records = from_results(table.scan(), decided_by or None)
     with out.open("w", encoding="utf-8") as fh:
         for record in records:
             fh.write(record.model_dump_json(exclude_none=True) + "\n")
@@ -654,7 +653,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     if args.table:
         from gifcat.adapters.dynamodb import ResultsTable
 
-        rows = [(r.pk, metadata_of_result(r)) for r in ResultsTable(args.table).scan()]
+        table = ResultsTable(args.table, _aws_client("dynamodb", args.endpoint))
+        rows = [(r.pk, metadata_of_result(r)) for r in table.scan()]
     else:
         try:
             rows = [(r.id, r.item().metadata) for r in iter_records(args.data, require_labels=False)]
@@ -686,9 +686,13 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 
 def _aws_client(service: str, endpoint: str | None) -> Any:
+    """A client whose calls end: botocore's defaults wait 60 s to read each answer, and retry, so an
+    endpoint that accepts and never answers held a command silent for minutes."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client(service, endpoint_url=endpoint) if endpoint else boto3.client(service)
+    config = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 3})
+    return boto3.client(service, endpoint_url=endpoint, config=config)
 
 
 def _local_stack() -> Stack:
@@ -1020,6 +1024,9 @@ _fold_count = _bounded(int, lambda v: v >= 2, "2 folds or more")
 _error_bound = _bounded(float, lambda v: 0.0 < v < 1.0, "an error rate above 0 and below 1")
 _percentage = _bounded(float, lambda v: 0.0 <= v <= 100.0, "a percentage from 0 to 100")
 _seconds = _bounded(float, lambda v: v > 0.0, "a number of seconds over 0")
+_count = _bounded(int, lambda v: v >= 1, "a whole number of 1 or more")
+_share = _bounded(float, lambda v: 0.0 <= v <= 1.0, "a share from 0 to 1")
+_holdout_share = _bounded(float, lambda v: 0.0 <= v < 1.0, "a share from 0 up to (not including) 1")
 _AGO = {"m": 60, "h": 3600, "d": 86400}
 
 
@@ -1074,7 +1081,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", metavar="FILE", help="fit on FILE (labelled JSONL), evaluate on --data")
     p.add_argument("--seed", type=_whole_number, default=0, help="seed of the folds and of fitting")
     p.add_argument(
-        "--repeats", type=int, default=1, metavar="R",
+        "--repeats", type=_count, default=1, metavar="R",
         help="with --cv or --train: run R times, seeds --seed to --seed+R-1, and report how far each "
         "stage's figures move with the draw and what they are pooled over the seeds",
     )
@@ -1085,7 +1092,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="run the whole flow locally: embedded AWS, sample uploads, results")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every result")
+    p.add_argument("--timeout", type=_seconds, default=300.0, help="seconds to wait for every result")
     p.add_argument("--verbose", action="store_true", help="show the handlers' log lines and metrics")
     p.add_argument(
         "--scenario",
@@ -1115,7 +1122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export", help="write classified results from the table as labelled JSONL (kNN examples)"
     )
-    p.add_argument("--table", required=True, help="the results table (AWS_ENDPOINT_URL for a local one)")
+    p.add_argument("--table", required=True, help="the results table")
+    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
     p.add_argument("--out", required=True, help="JSON Lines file to write")
     p.add_argument("--decided-by", help="keep only these deciders, comma-separated (e.g. llm)")
     p.set_defaults(func=cmd_export)
@@ -1126,11 +1134,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="JSON Lines of items (the TAXONOMY.md record format; labels unused)")
-    source.add_argument("--table", help="the results table (AWS_ENDPOINT_URL for a local one)")
+    source.add_argument("--table", help="the results table")
+    p.add_argument("--endpoint", help="with --table: AWS endpoint URL (the local embedded AWS); default: AWS")
     p.add_argument("--json", action="store_true", help="print {\"clusters\": [...]} as JSON")
     p.add_argument("--report", metavar="DIR", help="write map.png, index.md, index.html, discovery.json")
     p.add_argument(
-        "--clusters", type=int, metavar="K",
+        "--clusters", type=_count, metavar="K",
         help="exactly K clusters instead of the settings' distance threshold (discovery.distance_threshold)",
     )
     _common(p)
@@ -1151,7 +1160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-machine", help="its ARN (default: BACKFILL_STATE_MACHINE_ARN, or the local one)")
     p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
     p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run")
+    p.add_argument("--timeout", type=_seconds, default=3600.0, help="seconds to wait for the run")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_backfill)
 
@@ -1223,8 +1232,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON Lines of labelled records; repeat to replay several files one after another")
     p.add_argument("--learn", action="store_true",
                    help="relearn the embedding stage (memory, classifier, margin) after every window")
-    p.add_argument("--window", type=int, default=50, help="records per window (default 50)")
-    p.add_argument("--corrections", type=float, default=0.0, metavar="RATE",
+    p.add_argument("--window", type=_count, default=50, help="records per window (default 50)")
+    p.add_argument("--corrections", type=_share, default=0.0, metavar="RATE",
                    help="share of LLM-bound records a person answers with the gold label (default 0)")
     p.add_argument("--seed", type=_whole_number, default=0,
                    help="seed of the corrections draw and of fitting")
@@ -1233,7 +1242,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "shipped memory (the dev set: in-sample on dev)")
     p.add_argument("--until", choices=["embedding", "llm"], default="llm",
                    help="embedding: no LLM calls, the LLM-bound records stay undecided (fast)")
-    p.add_argument("--holdout", type=float, default=0.0, metavar="SHARE",
+    p.add_argument("--holdout", type=_holdout_share, default=0.0, metavar="SHARE",
                    help="hold this share of examples out and adopt a relearned artefact only when it is "
                    "not worse on them (default 0: always adopt)")
     p.add_argument("--no-triage-examples", action="store_true",
