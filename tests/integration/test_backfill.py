@@ -196,3 +196,20 @@ def test_the_item_reader_reads_every_page_of_the_listing(aws: EmbeddedAws, bucke
     assert [o["Key"] for o in listed] == [f"{prefix}{i:04d}.json" for i in range(1001)]
     assert all(isinstance(o["LastModified"], str) for o in listed)
     json.dumps(listed)  # JSON values only, as the map's items must be
+
+
+@pytest.mark.parametrize("missing", ["bucket", "table"])
+def test_a_backfill_of_a_missing_bucket_or_table_starts_no_run(
+    aws: EmbeddedAws, bucket: str, missing: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sfn = aws.client("stepfunctions")
+    machine = aws.outputs["BackfillStateMachineArn"]
+    before = len(sfn.list_executions(stateMachineArn=machine)["executions"])
+    args = ["backfill", "--bucket", "no-such-bucket" if missing == "bucket" else bucket,
+            "--endpoint", aws.endpoint, "--timeout", "5"]
+    if missing == "table":
+        args += ["--table", "NoSuchTable"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gifcat: AWS: ") and ("404" in err or "ResourceNotFound" in err), err
+    assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == before

@@ -305,3 +305,23 @@ def test_the_commands_aws_calls_are_bounded(monkeypatch: pytest.MonkeyPatch) -> 
     config = _aws_client("dynamodb", "http://127.0.0.1:9").meta.config
     assert (config.connect_timeout, config.read_timeout) == (5, 30)
     assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
+def test_discover_refuses_what_it_cannot_read_or_hold_before_the_models_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gifcat.adapters.embeddings.factory as factory
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model loaded before the input was checked")
+
+    monkeypatch.setattr(factory, "build_embedding_stage", no_model)
+    paths = _files(tmp_path)
+    assert main(["discover", "--data", str(paths["binary"])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gifcat discover: {paths['binary']}: not UTF-8 text") and err.count("\n") == 1
+    many = tmp_path / "many.jsonl"
+    many.write_text("".join(json.dumps({**GOOD, "id": f"m{i}"}) + "\n" for i in range(3)), encoding="utf-8")
+    monkeypatch.setenv("GIFCAT_OVERRIDES", '{"discovery": {"max_items": 2}}')
+    assert main(["discover", "--data", str(many)]) == 2
+    assert "3 items is more than discovery.max_items (2)" in capsys.readouterr().err

@@ -637,6 +637,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     from gifcat_tooling.discovery import (
         DiscoveryError,
         DiscoveryOptions,
+        check_item_count,
         discover,
         items_from_metadata,
         metadata_of_result,
@@ -661,6 +662,9 @@ def cmd_discover(args: argparse.Namespace) -> int:
         except (OSError, RecordError) as exc:
             print(f"gifcat discover: {exc}", file=sys.stderr)
             return 2
+        except UnicodeDecodeError as exc:
+            print(f"gifcat discover: {args.data}: not UTF-8 text ({exc.reason})", file=sys.stderr)
+            return 2
     generic = taxonomy.normalised_generic_tags
     items, skipped = items_from_metadata(
         rows, lambda m: item_text(m.title, m.tags, m.description, generic)
@@ -673,6 +677,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
                 f"{len(items)} item(s) with text from {len(rows)} read: too few to cluster"
                 + (f" into {args.clusters} clusters" if args.clusters is not None else " (at least 2)")
             )
+        check_item_count(len(items), options)  # before the models load
         stage = build_embedding_stage(settings, taxonomy, labelled=[])
         result = discover(items, stage, options, n_clusters=args.clusters, skipped=skipped)
     except DiscoveryError as exc:
@@ -722,10 +727,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if not arn:
         raise SystemExit("gifcat backfill: name the state machine with --state-machine "
                          "(the stack's BackfillStateMachineArn output) or BACKFILL_STATE_MACHINE_ARN")
+    table = _results_table_name(args)
+    # Before the run starts: on AWS a run doomed by a missing bucket or table ends failed (raising the
+    # backfill alarm), and here it would first be waited for (--timeout, an hour by default).
+    _aws_client("s3", args.endpoint).head_bucket(Bucket=args.bucket)
+    _aws_client("dynamodb", args.endpoint).describe_table(TableName=table)
     summary = run_backfill(
         sfn=_aws_client("stepfunctions", args.endpoint),
         s3=_aws_client("s3", args.endpoint),
-        table=ResultsTable(_results_table_name(args), _aws_client("dynamodb", args.endpoint)),
+        table=ResultsTable(table, _aws_client("dynamodb", args.endpoint)),
         state_machine_arn=arn,
         request=BackfillRequest(
             bucket=args.bucket,

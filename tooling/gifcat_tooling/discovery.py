@@ -228,6 +228,17 @@ def cluster_terms(texts: Sequence[str], labels: Sequence[int], top: int) -> dict
 
 
 # -- the whole analysis ----------------------------------------------------------------------------
+
+def check_item_count(n: int, options: DiscoveryOptions) -> None:
+    """Average linkage keeps an n x n distance matrix: more than `max_items` is refused (the CLI asks
+    before the models load)."""
+    if n > options.max_items:
+        raise DiscoveryError(
+            f"{n} items is more than discovery.max_items ({options.max_items}): average linkage keeps "
+            "an n x n distance matrix; cluster a sample or raise the setting"
+        )
+
+
 def analyse(
     items: Sequence[Item],
     vectors: np.ndarray,
@@ -246,11 +257,7 @@ def analyse(
         raise DiscoveryError(f"discover needs at least 2 items with text to cluster, got {n}")
     if n_clusters is not None and not 1 <= n_clusters <= n:
         raise DiscoveryError(f"cannot make {n_clusters} clusters of {n} items: ask for 1 to {n}")
-    if n > options.max_items:
-        raise DiscoveryError(
-            f"{n} items is more than discovery.max_items ({options.max_items}): average linkage keeps "
-            "an n x n distance matrix; cluster a sample or raise the setting"
-        )
+    check_item_count(n, options)
     if not len(categories):
         raise DiscoveryError("the taxonomy has no categories to compare clusters with")
     centred, mean = centre(np.asarray(vectors, dtype=np.float64))
