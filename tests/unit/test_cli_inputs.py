@@ -24,6 +24,8 @@ def _files(tmp_path: Path) -> dict[str, Path]:
         + json.dumps({**GOOD, "id": "f3", "labels": ["funny", "space"], "primary": "funny"}) + "\n",
         "primary elsewhere": json.dumps({**GOOD, "labels": ["funny"], "primary": "food"}) + "\n",
         "few": json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": "g2", "title": "Pasta"}) + "\n",
+        "repeated id": json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "title": "again"}) + "\n",
+        "no id": json.dumps({k: v for k, v in GOOD.items() if k != "id"}) + "\n",
     }
     paths = {name: tmp_path / f"{name.replace(' ', '-')}.jsonl" for name in files}
     for name, text in files.items():
@@ -43,6 +45,9 @@ EVAL = ["eval", "--until", "triage", "--data"]
         ([*EVAL, "{bad}"], "unlabelled", "{bad}:2: record 'u2' has no labels"),
         ([*EVAL, "{bad}"], "not json", "{bad}:2: not a valid record"),
         ([*EVAL, "{bad}"], "empty", "{bad} holds no records"),
+        ([*EVAL, "{bad}"], "repeated id", "{bad}: record 2 repeats the id 'g1' of record 1: ids must be"),
+        ([*EVAL, "{bad}"], "no id", "{bad}:1: not a valid record: id: Field required"),
+        ([*EVAL, "{good}", "--baseline", ",,"], "few", "--baseline names no baseline"),
         ([*EVAL, "{bad}"], "binary", "cannot read {bad}: 'utf-8' codec"),
         ([*EVAL, "{good}", "--train", "{bad}"], "missing",
          "cannot read {bad}: No such file or directory"),
@@ -325,3 +330,36 @@ def test_discover_refuses_what_it_cannot_read_or_hold_before_the_models_load(
     monkeypatch.setenv("GIFCAT_OVERRIDES", '{"discovery": {"max_items": 2}}')
     assert main(["discover", "--data", str(many)]) == 2
     assert "3 items is more than discovery.max_items (2)" in capsys.readouterr().err
+
+
+def test_a_labelled_file_with_a_byte_order_mark_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + (json.dumps(GOOD) + "\n").encode())
+    assert main([*EVAL, str(bom), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index('{\n  "n"'):])["n"] == 1
+
+
+@pytest.mark.parametrize(
+    "command", [["stream", "--data", "{good}"], ["correct", "s3://b/k.gif", "--category", "funny"]]
+)
+def test_every_command_reads_settings_from_s3_as_its_help_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    # stream and correct once loaded settings without the S3 reader: "no reader for s3:// documents".
+    import gifcat_tooling.cli as cli
+
+    asked: list[str] = []
+
+    def reader(uri: str) -> str:
+        asked.append(uri)
+        return "stages: {}\n"  # read, then refused: the command stops before any other work
+
+    monkeypatch.setattr(cli, "READ_URI", reader)
+    paths = _files(tmp_path)
+    argv = [part.format(good=paths["good"]) for part in command]
+    assert main([*argv, "--settings", "s3://config/settings.yaml"]) == 2
+    assert asked == ["s3://config/settings.yaml"]
+    assert "s3://config/settings.yaml" in capsys.readouterr().err

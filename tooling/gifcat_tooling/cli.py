@@ -139,6 +139,16 @@ def _labelled_records(path: str, command: str, taxonomy: Taxonomy) -> list[Label
         raise SystemExit(f"gifcat {command}: {exc}") from None
     if not records:
         raise SystemExit(f"gifcat {command}: {path} holds no records")
+    first: dict[str, int] = {}
+    for n, record in enumerate(records, 1):
+        # A repeated id could sit in a training fold and its own test fold, and the kNN vote leaves out
+        # examples with the item's id: either way a figure would be wrong without saying why.
+        if record.id in first:
+            raise SystemExit(
+                f"gifcat {command}: {path}: record {n} repeats the id {record.id!r} of record "
+                f"{first[record.id]}: ids must be unique"
+            )
+        first[record.id] = n
     foreign = foreign_labels(records, taxonomy.names)
     if foreign:
         count = len({i for ids in foreign.values() for i in ids})
@@ -263,7 +273,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report_folder = _report_folder(args.report, "eval") if args.report else None
     records = _labelled_records(args.data, "eval", taxonomy)
     training = _labelled_records(args.train, "eval", taxonomy) if args.train else None
-    baselines = [b for b in (args.baseline or "").split(",") if b]
+    baselines = [b.strip() for b in (args.baseline or "").split(",") if b.strip()]
+    if args.baseline is not None and not baselines:
+        raise SystemExit(f"gifcat eval: --baseline names no baseline; choose from {BASELINES}")
     unknown = set(baselines) - set(BASELINES)
     if unknown:
         raise SystemExit(f"gifcat eval: unknown baseline(s) {sorted(unknown)}; choose from {BASELINES}")
@@ -773,8 +785,8 @@ def cmd_correct(args: argparse.Namespace) -> int:
     from gifcat.adapters.s3 import S3Objects
     from gifcat_tooling.corrections import CorrectionError, checked_labels, correct, parse_s3_uri
 
-    settings = load_settings(args.settings)
-    taxonomy = load_taxonomy(args.taxonomy or settings.taxonomy)
+    settings = _settings(args.settings)
+    taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
     labels = [s.strip() for s in (args.labels or "").split(",") if s.strip()]
     try:
         parse_s3_uri(args.uri)  # what can be refused here is, before any AWS client is made
@@ -934,8 +946,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.llm_cache:
         overrides = {"stages": {"llm": {"cache_path": args.llm_cache}}}
-    settings = load_settings(args.settings, overrides=overrides)
-    taxonomy = load_taxonomy(args.taxonomy or settings.taxonomy)
+    settings = _settings(args.settings, overrides=overrides)
+    taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
     records: list[LabelledRecord] = []
     files = []  # where each file starts in the replay (the report marks it)
     predictions = _output_file(args.predictions, "stream") if args.predictions else None

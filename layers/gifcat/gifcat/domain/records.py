@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from gifcat.config import describe_validation_error
 from gifcat.domain.model import GifItem, GifMetadata, Status
 from gifcat.domain.result import ResultItem
 
@@ -92,7 +93,7 @@ def read_records(path: str | Path, *, require_labels: bool = True) -> list[Label
 
 
 def iter_records(path: str | Path, *, require_labels: bool = True) -> Iterator[LabelledRecord]:
-    with Path(path).open(encoding="utf-8") as fh:
+    with Path(path).open(encoding="utf-8-sig") as fh:  # a byte-order mark, as Windows editors write, is fine
         yield from parse_records(fh, str(path), require_labels=require_labels)
 
 
@@ -104,8 +105,11 @@ def parse_records(
             continue
         try:
             record = LabelledRecord.model_validate(json.loads(line))
-        except (json.JSONDecodeError, ValidationError) as exc:
+        except json.JSONDecodeError as exc:
             raise RecordError(f"{where}:{lineno}: not a valid record: {exc}") from exc
+        except ValidationError as exc:  # one line: each field and what is wrong with it
+            what = f"{where}:{lineno}: not a valid record"
+            raise RecordError(describe_validation_error(what, exc)) from exc
         if require_labels and not record.labels:
             raise RecordError(f"{where}:{lineno}: record {record.id!r} has no labels")
         if record.primary and record.labels and record.primary not in record.labels:
