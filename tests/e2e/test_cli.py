@@ -334,7 +334,7 @@ def test_eval_repeats_reports_every_seed_as_its_own_run_would(tmp_path: Path) ->
     ("extra", "message"),
     [
         (("--repeats", "2"), "--repeats needs --cv or --train"),
-        (("--cv", "2", "--repeats", "0"), "at least 1"),
+        (("--cv", "2", "--repeats", "0"), "argument --repeats: expected a whole number of 1 or more"),
     ],
 )
 def test_eval_repeats_without_fitting_or_below_one_is_a_clear_error(
