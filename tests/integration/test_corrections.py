@@ -294,3 +294,9 @@ def test_correct_without_a_reachable_aws_is_one_line(bucket: str, capsys: pytest
                  "--table", "results"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("gifcat: AWS: S3 head:") and len(err.strip().splitlines()) == 1
+
+
+def test_export_finds_the_local_stacks_table_from_its_endpoint(aws: EmbeddedAws, tmp_path: Any) -> None:
+    out = tmp_path / "examples.jsonl"
+    assert main(["export", "--endpoint", aws.endpoint, "--out", str(out)]) == 0
+    assert out.is_file()

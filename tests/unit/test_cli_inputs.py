@@ -363,3 +363,23 @@ def test_every_command_reads_settings_from_s3_as_its_help_says(
     assert main([*argv, "--settings", "s3://config/settings.yaml"]) == 2
     assert asked == ["s3://config/settings.yaml"]
     assert "s3://config/settings.yaml" in capsys.readouterr().err
+
+
+def test_gifcat_taxonomy_in_the_environment_is_the_taxonomy_a_command_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As the Lambdas read it (--taxonomy, else GIFCAT_TAXONOMY, else the settings): the CLI once passed
+    # the settings' "bundled" on and never looked at the variable.
+    import yaml
+    from PIL import Image
+
+    bundled = Path(__file__).resolve().parents[2] / "layers/gifcat/gifcat/config/taxonomy.yaml"
+    doc = yaml.safe_load(bundled.read_text(encoding="utf-8"))
+    doc["version"] = "2099-01-01.1"
+    mine = tmp_path / "my-taxonomy.yaml"
+    mine.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    gif = tmp_path / "a.gif"
+    Image.new("P", (4, 4)).save(gif, format="GIF")
+    monkeypatch.setenv("GIFCAT_TAXONOMY", str(mine))
+    assert main(["classify", str(gif), "--title", "Pizza", "--tags", "pizza,food", "--until", "triage"]) == 0
+    assert json.loads(capsys.readouterr().out)["taxonomy_version"] == "2099-01-01.1"

@@ -99,3 +99,24 @@ def test_the_embedding_stage_takes_it_over_once_examples_exist(
     )
     space = next(c for c in out.candidates if c.category == "space")
     assert any(e.startswith("knn:") for e in space.evidence)  # its own examples voted for it
+
+
+def test_the_readme_walkthroughs_category_loads_as_written(taxonomy: Taxonomy) -> None:
+    # README's step 1 is pasted under `categories:` of a copy of the taxonomy: as written, it must
+    # load (an unquoted "a: b" inside a description once broke it) and be this test's category.
+    import re
+    import textwrap
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    walkthrough = readme.split("### A new category in an afternoon", 1)[1]
+    step = walkthrough.split("# 1. ", 1)[1].split("\ngifcat ", 1)[0]
+    snippet = textwrap.dedent("\n".join(re.sub(r"^#", "", line) for line in step.splitlines()[1:]))
+    (category,) = yaml.safe_load(snippet)
+    assert category["name"] == SPACE["name"] and category["description"] == SPACE["description"]
+    assert set(category["examples"]) <= set(SPACE["examples"])
+    doc = taxonomy.model_dump()
+    added = Taxonomy.model_validate({**doc, "categories": [*doc["categories"], category]})
+    assert "space" in added.names

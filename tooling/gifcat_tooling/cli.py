@@ -66,6 +66,12 @@ def _taxonomy(source: str | None) -> Taxonomy:
     return load_taxonomy(source, read_uri=READ_URI)
 
 
+def _taxonomy_for(args: argparse.Namespace, settings: Settings) -> Taxonomy:
+    """--taxonomy, else GIFCAT_TAXONOMY, else the settings' `taxonomy`: the order the Lambdas read it
+    in (gifcat.runtime), so a command checks categories against the taxonomy the stack uses."""
+    return _taxonomy(args.taxonomy or os.environ.get("GIFCAT_TAXONOMY", "").strip() or settings.taxonomy)
+
+
 # What a run reads from the environment that changes its figures (GIFCAT_CACHE only says where the
 # models are; keys are never written down).
 RESULT_ENV = ("GIFCAT_SETTINGS", "GIFCAT_TAXONOMY", "GIFCAT_OVERRIDES")
@@ -80,7 +86,7 @@ def reproducible_command(argv: Sequence[str], environ: Mapping[str, str]) -> str
 
 def _load(args: argparse.Namespace) -> tuple[Settings, Taxonomy]:
     settings = _settings(args.settings)
-    return settings, _taxonomy(args.taxonomy or settings.taxonomy)
+    return settings, _taxonomy_for(args, settings)
 
 
 def _output_file(path: str, command: str) -> Path:
@@ -268,7 +274,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.llm_cache:
         overrides = {"stages": {"llm": {"cache_path": args.llm_cache}}}
     settings = _settings(args.settings, overrides=overrides)
-    taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
+    taxonomy = _taxonomy_for(args, settings)
     predictions = _output_file(args.predictions, "eval") if args.predictions else None
     report_folder = _report_folder(args.report, "eval") if args.report else None
     records = _labelled_records(args.data, "eval", taxonomy)
@@ -556,6 +562,9 @@ def _llm_answers(report: Any, llm: Any, progress: Any) -> dict[str, bool]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.serve and args.scenario != "samples":
+        raise SystemExit("gifcat demo: --serve keeps the samples scenario's stack up, not the "
+                         f"{args.scenario} scenario's")
     if args.scenario == "hostile":
         from gifcat_tooling.local.hostile import run_hostile
 
@@ -566,7 +575,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return run_backfill_demo(find_root(), timeout_s=args.timeout, verbose=args.verbose)
     from gifcat_tooling.local.demo import run_demo
 
-    return run_demo(find_root(), timeout_s=args.timeout, verbose=args.verbose)
+    return run_demo(find_root(), timeout_s=args.timeout, verbose=args.verbose, serve=args.serve)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -589,7 +598,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         for name in ("tags", "rules", "embedding"):
             overrides.setdefault("stages", {}).setdefault(name, {})["search"] = args.search
     settings = _settings(args.settings, overrides=overrides)
-    taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
+    taxonomy = _taxonomy_for(args, settings)
     records = _labelled_records(args.data, "calibrate", taxonomy)
     out = _output_file(args.write, "calibrate")  # before the fit, which takes minutes
     try:
@@ -632,7 +641,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"choose from {', '.join(DECIDERS)}"
         )
     out = _output_file(args.out, "export")  # before the scan
-    table = ResultsTable(args.table, _aws_client("dynamodb", args.endpoint))
+    table = ResultsTable(_results_table_name(args), _aws_client("dynamodb", args.endpoint))
     records = from_results(table.scan(), decided_by or None)
     with out.open("w", encoding="utf-8") as fh:
         for record in records:
@@ -786,7 +795,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
     from gifcat_tooling.corrections import CorrectionError, checked_labels, correct, parse_s3_uri
 
     settings = _settings(args.settings)
-    taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
+    taxonomy = _taxonomy_for(args, settings)
     labels = [s.strip() for s in (args.labels or "").split(",") if s.strip()]
     try:
         parse_s3_uri(args.uri)  # what can be refused here is, before any AWS client is made
@@ -947,7 +956,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if args.llm_cache:
         overrides = {"stages": {"llm": {"cache_path": args.llm_cache}}}
     settings = _settings(args.settings, overrides=overrides)
-    taxonomy = _taxonomy(args.taxonomy or settings.taxonomy)
+    taxonomy = _taxonomy_for(args, settings)
     records: list[LabelledRecord] = []
     files = []  # where each file starts in the replay (the report marks it)
     predictions = _output_file(args.predictions, "stream") if args.predictions else None
@@ -1124,6 +1133,11 @@ def build_parser() -> argparse.ArgumentParser:
         "metadata, huge frames, a dripping LLM endpoint...), checked for lost or stale results; "
         "backfill: the samples put with the upload trigger off, then classified by the backfill",
     )
+    p.add_argument(
+        "--serve", action="store_true",
+        help="after the samples, keep the embedded AWS up until Ctrl-C and print how to reach it "
+        "(uploads from another shell are classified; summary, show, correct... take its --endpoint)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -1144,7 +1158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export", help="write classified results from the table as labelled JSONL (kNN examples)"
     )
-    p.add_argument("--table", required=True, help="the results table")
+    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
     p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
     p.add_argument("--out", required=True, help="JSON Lines file to write")
     p.add_argument("--decided-by", help="keep only these deciders, comma-separated (e.g. llm)")

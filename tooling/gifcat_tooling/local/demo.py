@@ -9,9 +9,10 @@ import io
 import json
 import os
 import sys
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,7 +129,17 @@ def upload_samples(s3: Any, bucket: str) -> dict[str, float]:
     return put_at
 
 
-def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbose: bool = False) -> int:
+def run_demo(
+    root: Path,
+    out: Any = sys.stdout,
+    timeout_s: float = 300.0,
+    verbose: bool = False,
+    *,
+    serve: bool = False,
+    wait: Callable[[], None] | None = None,
+) -> int:
+    """The demo; with `serve`, the embedded AWS then stays up (with its results) until Ctrl-C or
+    SIGTERM, for the commands README gives `--endpoint` to. `wait` blocks while it serves (tests)."""
     started = time.perf_counter()
     with demo_stack(root, out, verbose) as aws:
         put_at = upload_samples(aws.s3, aws.outputs["UploadsBucketName"])
@@ -142,8 +153,40 @@ def run_demo(root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbos
         print(f"\n{len(results)}/{len(put_at)} uploads have a result item; {elapsed:.1f} s in all.", file=out)
         if missing:
             print(f"no result for: {', '.join(missing)}", file=out)
-            return 1
-        return 0
+        if serve:
+            print_serving(out, aws)
+            (wait or wait_for_interrupt)()
+        return 1 if missing else 0
+
+
+def print_serving(out: Any, aws: EmbeddedAws) -> None:
+    """How to reach the stack from another shell: its endpoint, the environment moto accepts, and the
+    commands that take --endpoint."""
+    from gifcat_tooling.local.aws import LOCAL_ENV
+
+    url, bucket = aws.endpoint, aws.outputs["UploadsBucketName"]
+    names = ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    env = " ".join(f"{k}={LOCAL_ENV[k]}" for k in names)
+    upload = (
+        f".venv/bin/python -c \"import boto3; boto3.client('s3', endpoint_url='{url}').upload_file("
+        f"'my.gif', '{bucket}', 'uploads/my.gif', ExtraArgs={{'Metadata': {{'title': 'My GIF'}}}})\""
+    )
+    print(
+        f"\nthe embedded AWS stays up at {url} until Ctrl-C. In another shell:\n"
+        f"  export {env}\n"
+        f"  {upload}\n"
+        f"  .venv/bin/gifcat show s3://{bucket}/uploads/my.gif --endpoint {url}\n"
+        f"  .venv/bin/gifcat summary --endpoint {url}\n"
+        f"  .venv/bin/gifcat correct s3://{bucket}/uploads/my.gif --category funny --endpoint {url}",
+        file=out,
+        flush=True,
+    )
+
+
+def wait_for_interrupt() -> None:
+    """Block until Ctrl-C (SIGTERM ends the process through the CLI's handler, which unwinds alike)."""
+    with suppress(KeyboardInterrupt):
+        threading.Event().wait()
 
 
 def print_summary(out: Any, table: str, results: dict[str, ResultItem]) -> None:
