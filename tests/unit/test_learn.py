@@ -340,6 +340,22 @@ def test_nothing_new_keeps_the_published_version_and_news_is_compared_with_it(
         assert store.versions[more.version or ""][1].parent == "v000001"
 
 
+def test_after_a_taxonomy_change_the_artefact_to_beat_is_the_shipped_one(settings: Settings) -> None:
+    # v000001 was made for the taxonomy before: the embed function refuses it and runs the shipped
+    # memory. Learning again from the same examples (now of the new version) publishes for the new
+    # taxonomy, where "nothing new since v000001" kept the refused one in force for ever.
+    store = Store()
+    items = humans("h", 36)
+    assert job(settings, items, store, bundled([])).run().version == "v000001"
+    newer = TAXONOMY.model_copy(update={"version": f"{TAXONOMY.version}+1"})
+    moved = [i.model_copy(update={"taxonomy_version": newer.version}) for i in items]
+    stage = EmbeddingStage(newer, BagOfWords(), "bag-of-words", labelled=[])  # type: ignore[arg-type]
+    report = LearnJob(settings, newer, Results(moved), store, EmbeddingTrainer(settings, newer, stage),
+                      clock=lambda: AT).run()
+    assert report.parent == "bundled" and report.outcome == "published", report.reason
+    assert store.versions[report.version or ""][1].taxonomy_version == newer.version
+
+
 def test_a_dry_run_publishes_nothing(settings: Settings) -> None:
     store = Store()
     report = job(settings, humans("h", 36), store, bundled([])).run(dry_run=True)

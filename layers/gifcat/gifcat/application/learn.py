@@ -214,8 +214,11 @@ class LearnJob:
                                  min_pairs=o.gate_min_pairs)
 
     def current(self, workdir: Path) -> Current:
+        """The artefact in force: the newest published one, unless it was made for another taxonomy
+        version (the embed function refuses it and runs the shipped one, so that is what to beat;
+        and "nothing new" must not keep it for ever after a taxonomy change)."""
         published = self.store.current()
-        if published is not None:
+        if published is not None and published.manifest.taxonomy_version == self.taxonomy.version:
             return self._published(published, workdir)
         learned = self.trainer.bundled()
         emb = self.settings.stages["embedding"]
