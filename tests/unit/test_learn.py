@@ -232,7 +232,7 @@ def test_a_better_artefact_is_published_with_a_sound_manifest(settings: Settings
     assert report.scorecards["new"]["accuracy"] > report.scorecards["current"]["accuracy"]
     held = sum(held_out(f"s3://uploads/h{i}.gif", OPTIONS.holdout, OPTIONS.seed) for i in range(36))
     assert report.examples == {"human": 36, "llm": 0, "tags": 0, "rules": 0, "total": 36,
-                               "train": 36 - held, "held_out": held, "judged": held}
+                               "train": 36 - held, "shipped": 9, "held_out": held, "judged": held}
     manifest = store.versions["v000001"][1]
     assert manifest.parent is None and manifest.encoder == "bag-of-words"
     assert manifest.taxonomy_version == TAXONOMY.version and manifest.created_at == AT
@@ -309,11 +309,16 @@ def test_held_out_examples_the_current_memory_holds_do_not_judge(settings: Setti
     assert half.examples["judged"] == unseen and half.scorecards["current"]["n"] == unseen
 
 
-def test_a_sparse_category_keeps_the_current_examples_of_it(settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep_shipped", [True, False])
+def test_a_sparse_category_keeps_the_current_examples_of_it(
+    settings: Settings, tmp_path: Path, keep_shipped: bool
+) -> None:
     items = [i for i in humans("h", 36) if i.primary != "sports"] + humans("x", 3)[2:]  # one sports answer
     store = Store()
     shipped = records("b", 9)
-    report = job(settings, items, store, bundled(shipped)).run()
+    learn = settings.learn.model_copy(update={"keep_shipped": keep_shipped})
+    tuned = settings.model_copy(update={"learn": learn})
+    report = job(tuned, items, store, bundled(shipped)).run()
     assert report.outcome == "published", report.reason
     sports = report.categories["sports"]
     assert sports <= 1
@@ -321,7 +326,12 @@ def test_a_sparse_category_keeps_the_current_examples_of_it(settings: Settings, 
     learned = store.learned("v000001", tmp_path)
     kept = {r.id for r in shipped if r.primary == "sports"}
     assert kept <= set(learned.memory.ids)
-    assert not {r.id for r in shipped if r.primary != "sports"} & set(learned.memory.ids)
+    others = {r.id for r in shipped if r.primary != "sports"}
+    # By default the shipped examples stay beside the learned ones, every category's (each once);
+    # with keep_shipped off, a category with enough new examples has only them.
+    assert (others <= set(learned.memory.ids)) if keep_shipped else not others & set(learned.memory.ids)
+    assert len(learned.memory.ids) == len(set(learned.memory.ids))
+    assert report.examples["shipped"] == (len(others) if keep_shipped else 0)
 
 
 def test_nothing_new_keeps_the_published_version_and_news_is_compared_with_it(

@@ -264,7 +264,9 @@ class LearnJob:
         per_category = Counter(e.primary for e in train)
         report.categories = {name: per_category.get(name, 0) for name in self.taxonomy.names}
         train, report.kept_categories = self._keep_sparse(train, per_category, current, held_ids)
-        report.examples.update(train=len(train), held_out=len(held))
+        shipped = self._shipped(train, held_ids)
+        report.examples.update(train=len(train), shipped=len(shipped), held_out=len(held))
+        train += shipped
 
         fitted = self.trainer.fit(train, seed=o.seed, min_examples=o.min_examples)
         if fitted is None:
@@ -315,6 +317,15 @@ class LearnJob:
             kept.append(f"kept current examples for {name}: {n} < {minimum} ({len(own)} from "
                         f"{current.version})")
         return train + extra, kept
+
+    def _shipped(self, train: list[LabelledRecord], held_ids: set[str]) -> list[LabelledRecord]:
+        """The shipped (curated) examples to keep beside the learned ones (`learn.keep_shipped`), of the
+        categories the taxonomy still has; those already kept for a sparse category count once."""
+        shipped = self.trainer.bundled() if self.options.keep_shipped else None
+        if shipped is None:
+            return []
+        ids = {e.id for e in train} | held_ids
+        return [e for name in self.taxonomy.names for e in memory_examples(shipped, name) if e.id not in ids]
 
     def _publish(self, fitted: Fitted, current: Current, report: LearnReport, workdir: Path) -> LearnReport:
         path = workdir / "new" / "memory.npz"

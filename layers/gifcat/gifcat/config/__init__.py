@@ -153,6 +153,7 @@ class LearnSettings(BaseModel):
     holdout: float = Field(0.2, gt=0.0, lt=1.0)
     seed: int = 0
     triage_examples: bool = True
+    keep_shipped: bool = True
     gate_target: float = Field(0.15, gt=0.0, lt=1.0)
     gate_confidence: float = Field(0.80, gt=0.5, lt=1.0)
     gate_min_pairs: int = Field(20, ge=0)
