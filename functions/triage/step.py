@@ -32,7 +32,6 @@ def handler(event: TriageStepEvent, context: LambdaContext) -> dict[str, Any]:
         force=request.force,
         execution=event.execution_name,
         stale_only=request.stale_only,
-        upload_suffix=request.upload_suffix,
     )
     metrics.add_metric(name="Rerun_kept" if state.kept else "Rerun_triaged", unit=MetricUnit.Count, value=1)
     if state.decided_by:

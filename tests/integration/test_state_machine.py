@@ -217,6 +217,23 @@ def test_rerun_of_a_missing_object_records_skipped(aws: EmbeddedAws, bucket: str
     assert item.status == "skipped" and "deleted before it was read" in item.reason
 
 
+def test_a_rerun_of_a_sidecar_or_an_old_version_writes_nothing(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
+    # The upload path gives a sidecar no result, and an item is about its key's current object: a
+    # console rerun naming either once wrote a "not a GIF" item, or the old version's answer.
+    key = "uploads/rerun-sidecar.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]}, via="sidecar")
+    before = wait_item(aws, key)
+    assert run_execution(aws, rerun_input(bucket, f"{key}.json"))["status"] == "SUCCEEDED"
+    assert f"{key}.json" not in {r.key for r in aws.results()}
+    other_version = {**rerun_input(bucket, key), "version_id": "3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY"}
+    execution = run_execution(aws, other_version)
+    assert execution["status"] == "SUCCEEDED"
+    after = wait_item(aws, key)
+    assert (after.updated_at, after.primary, after.status) == (before.updated_at, "food", "classified")
+
+
 def test_a_rerun_started_twice_by_name_runs_once(
     aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -301,19 +301,45 @@ def test_rerun_takes_the_item_over_and_records_on_it(
     assert state.record["ExpressionAttributeValues"][":execution"] == {"S": "console-1"}
 
 
-def test_a_backfill_child_leaves_a_key_without_the_upload_suffix_alone(
+def test_a_rerun_of_a_key_without_the_upload_suffix_writes_nothing(
     settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
 ) -> None:
+    # A console rerun or a backfill child of a sidecar or another file: no item, as on the upload path.
     store = Store()
     triage = rerun(settings, taxonomy, Objects(gif(), {"tags": "pizza,food"}), store)
-    other = REF.model_copy(update={"key": "uploads/notes.txt"})
-    state = triage.prepare(other, force=True, execution="run/3", upload_suffix=".gif")
-    assert state.kept == "not an upload: the key does not end with .gif"
-    assert store.takeovers == []  # no item is written for it
+    for key in ("uploads/notes.txt", "uploads/cat.gif.json"):
+        state = triage.prepare(REF.model_copy(update={"key": key}), force=True, execution="run/3")
+        assert state.kept == "not an upload: the key does not end with .gif"
+    assert store.takeovers == []
     loud = REF.model_copy(update={"key": "uploads/LOUD.GIF"})
-    state = triage.prepare(loud, force=True, execution="run/4", upload_suffix=".gif")
+    state = triage.prepare(loud, force=True, execution="run/4")
     assert not state.kept and state.classification.decided_by is StageName.TAGS
     assert len(store.takeovers) == 1
+
+
+class Versioned(Objects):
+    """A versioned bucket whose key's current version is v2."""
+
+    def head(self, ref: ObjectRef) -> tuple[ObjectRef, dict[str, str]]:
+        if ref.version_id not in (None, "v1", "v2"):
+            raise ObjectGone(f"no version {ref.version_id}")
+        got, meta = super().head(ref)
+        return got.model_copy(update={"version_id": ref.version_id or "v2"}), meta
+
+
+@pytest.mark.parametrize("version", ["v1", "bogus"])
+def test_a_rerun_of_another_version_writes_nothing_over_the_current_objects_result(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes], version: str
+) -> None:
+    # It wrote the older version's answer over the key's item, or "deleted" for a version that never was.
+    store = Store()
+    triage = rerun(settings, taxonomy, Versioned(gif(), {"tags": "pizza,food"}), store)
+    state = triage.prepare(REF.model_copy(update={"version_id": version}), force=True, execution="c-1")
+    assert state.kept == (f"not the current version: {version} is not the object's version now (v2); "
+                          "a result is about the key's current object")
+    assert store.takeovers == []
+    current = triage.prepare(REF.model_copy(update={"version_id": "v2"}), force=True, execution="c-2")
+    assert not current.kept and len(store.takeovers) == 1
 
 
 def test_rerun_superseded_by_a_newer_upload(

@@ -80,15 +80,16 @@ class TriageEnvironment(HandlerEnvironment):
     """The triage functions write results (reruns' triage step takes the item over too)."""
 
     results_table: str = Field(alias="RESULTS_TABLE")
+    # The stack's UploadSuffix: the trigger filters by prefix only, and triage compares the suffix in
+    # any letter case (S3's filter would miss "Cat.GIF"); a rerun or backfill child of another key
+    # writes nothing.
+    upload_suffix: str = Field(".gif", alias="GIFCAT_UPLOAD_SUFFIX", min_length=1)
 
 
 class EscalatingTriageEnvironment(TriageEnvironment):
     """The upload path's triage also starts the state machine for what it leaves undecided."""
 
     state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN)
-    # The stack's UploadSuffix: the trigger filters by prefix only, and triage compares the suffix in
-    # any letter case (S3's filter would miss "Cat.GIF").
-    upload_suffix: str = Field(".gif", alias="GIFCAT_UPLOAD_SUFFIX", min_length=1)
 
 
 class EmbedEnvironment(HandlerEnvironment):
@@ -154,6 +155,7 @@ def build_rerun_triage(environ: Mapping[str, str] | None = None) -> RerunTriage:
         S3Objects(),
         ResultsTable(env.results_table),
         record_request,
+        upload_suffix=env.upload_suffix,
     )
 
 

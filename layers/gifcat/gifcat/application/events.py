@@ -65,15 +65,13 @@ def is_upload_key(key: str, suffix: str) -> bool:
 
 class RerunRequest(BaseModel):
     """A console rerun: {"bucket", "key"} and optionally "version_id" and "force"; a backfill child
-    adds "stale_only" (classify only when the result is missing, failed or of another taxonomy) and
-    "upload_suffix" (a listed key without it is not an upload, and is left alone)."""
+    adds "stale_only" (classify only when the result is missing, failed or of another taxonomy)."""
 
     bucket: str
     key: str
     version_id: str | None = None
     force: bool = False
     stale_only: bool = False
-    upload_suffix: str | None = Field(None, min_length=1)
 
     def object_ref(self) -> ObjectRef:
         return ObjectRef(bucket=self.bucket, key=self.key, version_id=self.version_id)

@@ -256,28 +256,22 @@ class RerunTriage(UploadTriage):
         source: ObjectSource,
         store: ResultStore,
         record_request: RecordEncoder,
+        upload_suffix: str = ".gif",
     ) -> None:
         super().__init__(settings, cascade, source)
         self.store = store
         self.record_request = record_request
+        self.upload_suffix = upload_suffix
 
-    def prepare(
-        self,
-        ref: ObjectRef,
-        *,
-        force: bool,
-        execution: str,
-        stale_only: bool = False,
-        upload_suffix: str | None = None,
-    ) -> StepState:
+    def prepare(self, ref: ObjectRef, *, force: bool, execution: str, stale_only: bool = False) -> StepState:
         """Take the item over for this execution (a pending item naming it, with the full metadata),
         so that Record, which finishes only its own execution's item, can write the answer. Leaves it
-        alone (`kept`) when it holds a person's answer for the object as it is now, and with
-        `stale_only` when its result is fresh (see `_kept`). With `upload_suffix` (a backfill's
-        listing), a key that does not end with it is not an upload: no item is written for it.
+        alone (`kept`), writing nothing, when it holds a person's answer for the object as it is now,
+        with `stale_only` when its result is fresh (see `_kept`), and when the request is not about an
+        upload as it is now (see `_not_an_upload`).
         """
-        if upload_suffix is not None and not is_upload_key(ref.key, upload_suffix):
-            why = f"not an upload: the key does not end with {upload_suffix}"
+        why = self._not_an_upload(ref)
+        if why:
             return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=why)
         stored = self.store.get(ref.pk)
         kept = self._kept(ref, stored, stale_only=stale_only)
@@ -297,6 +291,24 @@ class RerunTriage(UploadTriage):
             superseded=not owned,
         )
         return state.with_record(self.record_request, self.settings.prices)
+
+    def _not_an_upload(self, ref: ObjectRef) -> str | None:
+        """Why the request names no upload as it is now, or None. A key without the upload suffix (a
+        sidecar, another file) has no result, as on the upload path; and the item is about the key's
+        current object, so a rerun naming another version would write that version's answer (or,
+        for a version that does not exist, "deleted") over the current object's."""
+        if not is_upload_key(ref.key, self.upload_suffix):
+            return f"not an upload: the key does not end with {self.upload_suffix}"
+        if ref.version_id in (None, "null"):
+            return None
+        try:
+            current, _ = self.source.head(ref.model_copy(update={"version_id": None}))
+        except ObjectGone:
+            return None  # nothing there now: classified as a rejected upload ("deleted before it was read")
+        if current.version_id != ref.version_id:
+            return (f"not the current version: {ref.version_id} is not the object's version now "
+                    f"({current.version_id}); a result is about the key's current object")
+        return None
 
     def _kept(self, ref: ObjectRef, stored: ResultItem | None, *, stale_only: bool) -> str | None:
         """Why the stored result stays as it is, or None to classify the object.
