@@ -36,6 +36,16 @@ def _files(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
+def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """What a command refusing its input says: one line on stderr, exit status 2 (as the argument
+    parser's refusals), before any run."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1, err
+    return err.strip()
+
+
 EVAL = ["eval", "--until", "triage", "--data"]
 
 
@@ -73,12 +83,11 @@ EVAL = ["eval", "--until", "triage", "--data"]
 )
 def test_an_unusable_labelled_file_is_one_line_naming_it(
     tmp_path: Path, command: list[str], bad: str, message: str
-) -> None:
+, capsys: pytest.CaptureFixture[str]) -> None:
     paths = _files(tmp_path)
     names = {"bad": str(paths[bad]), "good": str(paths["good"]), "out": str(tmp_path / "out.yaml")}
-    with pytest.raises(SystemExit) as exc:
-        main([part.format(**names) for part in command])
-    text = str(exc.value.code)
+    text = refused([part.format(**names) for part in command], capsys)
+    text = text
     assert text.startswith(f"gifcat {command[0]}: ")
     assert message.format(**names) in text
     assert "\n" not in text
@@ -86,29 +95,29 @@ def test_an_unusable_labelled_file_is_one_line_naming_it(
 
 
 @pytest.mark.parametrize("where", ["a folder", "under a file"])
-def test_an_output_file_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path, where: str) -> None:
+def test_an_output_file_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     paths = _files(tmp_path)
     out = tmp_path if where == "a folder" else paths["good"] / "predictions.jsonl"
-    with pytest.raises(SystemExit) as exc:
-        main([*EVAL, str(paths["good"]), "--predictions", str(out)])
+    text = refused([*EVAL, str(paths["good"]), "--predictions", str(out)], capsys)
     reason = "it is a folder" if where == "a folder" else "a part of its folder is a file"
-    assert exc.value.code == f"gifcat eval: cannot write {out}: {reason}"
+    assert text == f"gifcat eval: cannot write {out}: {reason}"
 
 
-def test_an_output_that_cannot_be_created_is_refused_before_the_run(tmp_path: Path) -> None:
+def test_an_output_that_cannot_be_created_is_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # /proc takes no new files, whoever runs this (root too): the folder is there, the file cannot be.
     paths = _files(tmp_path)
     out = "/proc/gifcat-predictions.jsonl"
-    with pytest.raises(SystemExit) as exc:
-        main([*EVAL, str(paths["good"]), "--predictions", out])
-    assert exc.value.code == f"gifcat eval: cannot write {out}: No such file or directory"
-    with pytest.raises(SystemExit) as exc:
-        main([*EVAL, str(paths["good"]), "--report", "/proc/sys"])
-    assert str(exc.value.code).startswith("gifcat eval: cannot write a report into /proc/sys: ")
+    text = refused([*EVAL, str(paths["good"]), "--predictions", out], capsys)
+    assert text == f"gifcat eval: cannot write {out}: No such file or directory"
+    text = refused([*EVAL, str(paths["good"]), "--report", "/proc/sys"], capsys)
+    assert text.startswith("gifcat eval: cannot write a report into /proc/sys: ")
     # calibrate checks where it writes before the fit, as the others do before their runs.
-    with pytest.raises(SystemExit) as exc:
-        main(["calibrate", "--data", str(paths["good"]), "--write", str(tmp_path)])
-    assert exc.value.code == f"gifcat calibrate: cannot write {tmp_path}: it is a folder"
+    text = refused(["calibrate", "--data", str(paths["good"]), "--write", str(tmp_path)], capsys)
+    assert text == f"gifcat calibrate: cannot write {tmp_path}: it is a folder"
     # A file that is there is left as it was until the command writes it.
     kept = tmp_path / "kept.jsonl"
     kept.write_text("before\n")
@@ -123,7 +132,7 @@ def test_an_output_that_cannot_be_created_is_refused_before_the_run(tmp_path: Pa
 @pytest.mark.parametrize("where", ["a file", "under a file"])
 def test_a_report_folder_that_cannot_be_made_is_refused_before_the_run(
     tmp_path: Path, command: str, where: str
-) -> None:
+, capsys: pytest.CaptureFixture[str]) -> None:
     # Before, the run went to its end (minutes, with the LLM) and the report's mkdir raised.
     paths = _files(tmp_path)
     report = paths["good"] if where == "a file" else paths["good"] / "report"
@@ -132,10 +141,9 @@ def test_a_report_folder_that_cannot_be_made_is_refused_before_the_run(
         "stream": ["stream", "--until", "embedding", "--data", str(paths["good"])],
         "discover": ["discover", "--data", str(paths["good"])],
     }[command]
-    with pytest.raises(SystemExit) as exc:
-        main([*argv, "--report", str(report)])
+    text = refused([*argv, "--report", str(report)], capsys)
     reason = "it is a file" if where == "a file" else "a part of it is a file"
-    assert exc.value.code == f"gifcat {command}: cannot write a report into {report}: {reason}"
+    assert text == f"gifcat {command}: cannot write a report into {report}: {reason}"
 
 
 @pytest.mark.parametrize(
@@ -148,16 +156,15 @@ def test_a_report_folder_that_cannot_be_made_is_refused_before_the_run(
 )
 def test_an_export_that_cannot_be_right_is_refused_before_the_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
-) -> None:
+, capsys: pytest.CaptureFixture[str]) -> None:
     # No region: a scan would fail with the SDK's message, so this message proves it came first.
     for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     args = [a.format(tmp=tmp_path) for a in argv]
     out = [] if "--out" in args else ["--out", str(tmp_path / "out.jsonl")]
-    with pytest.raises(SystemExit) as exc:
-        main(["export", "--table", "results", *out, *args])
-    assert exc.value.code == message.format(tmp=tmp_path)
+    text = refused(["export", "--table", "results", *out, *args], capsys)
+    assert text == message.format(tmp=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -273,9 +280,8 @@ def test_a_redrive_without_a_queue_says_how_to_name_one(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("TRIAGE_DLQ_URL", raising=False)
-    with pytest.raises(SystemExit) as exc:
-        main(["redrive", "--dry-run"])
-    assert str(exc.value) == (
+    text = refused(["redrive", "--dry-run"], capsys)
+    assert text == (
         "gifcat redrive: name the queue with --queue (the stack's TriageDeadLetterQueueUrl output) or "
         "TRIAGE_DLQ_URL"
     )

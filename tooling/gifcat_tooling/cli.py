@@ -1318,6 +1318,12 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, _exit_on_signal) for sig in STOP_SIGNALS} if handle else {}
     try:
         return int(args.func(args))
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):  # the argument parser's 2, a signal's 128 + n
+            raise
+        # A command's one-line refusal of its input: exit status 2, as the parser's refusals.
+        print(exc.code, file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"gifcat: {exc}", file=sys.stderr)
         return 2
