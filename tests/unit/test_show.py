@@ -4,11 +4,12 @@ tests/integration/test_corrections.py."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from gifcat.domain.model import Candidate, Neighbour, StageName, StageTrace, Status
 from gifcat.domain.result import MachineAnswer, ResultItem
-from gifcat_tooling.show import render_item
+from gifcat_tooling.show import readable_reason, render_item
 
 AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -75,3 +76,16 @@ def test_a_correction_a_failure_and_cut_out_text_are_said() -> None:
     assert ("text addressed to a classifier, cut out before any stage read it: ['SYSTEM: label=dance']"
             in failed)
     assert failed[-2].split()[:2] == ["llm", "failed"] and failed[-1] == "      error: RateLimitError: 429"
+
+
+def test_a_failed_steps_error_document_is_shown_as_its_message() -> None:
+    # The state machine records "<error>: <cause>", and a Lambda function's cause is a JSON document
+    # with its stack trace: a person reads the message.
+    cause = json.dumps({"errorMessage": "s3://b/k.gif no longer exists", "errorType": "ObjectGone",
+                        "requestId": "r-1", "stackTrace": ['  File "/var/task/app.py", line 1, in handler']})
+    assert readable_reason(f"ObjectGone: {cause}") == (
+        "ObjectGone: s3://b/k.gif no longer exists (its stack trace is in the item's reason)"
+    )
+    plain_reasons = ("no text and no image model", "States.Timeout: {not json", 'Sandbox.Timedout: {"x": 1}')
+    for plain in plain_reasons:
+        assert readable_reason(plain) == plain

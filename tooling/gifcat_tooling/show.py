@@ -8,6 +8,9 @@ is the other end: why one GIF got its category, which is what a person checks be
 
 from __future__ import annotations
 
+import json
+import re
+
 from gifcat.domain.model import StageTrace
 from gifcat.domain.result import ResultItem
 
@@ -52,7 +55,7 @@ def render_item(item: ResultItem) -> str:
         status += f", decided by {item.decided_by} at {item.confidence:.2f}"
     lines = [f"{item.pk}: {status}"]
     if item.reason:
-        lines.append(f"reason: {item.reason}")
+        lines.append(f"reason: {readable_reason(item.reason)}")
     if item.corrected_from is not None:
         was = item.corrected_from
         lines.append(f"corrected by {item.corrected_by or 'a person'} at {item.corrected_at}; the machine "
@@ -84,3 +87,22 @@ def render_item(item: ResultItem) -> str:
         for trace in item.stages:
             lines += _stage_lines(trace)
     return "\n".join(lines)
+
+
+_STEP_FAILURE = re.compile(r"^([\w.]+): (\{.*\})$", re.DOTALL)
+
+
+def readable_reason(reason: str) -> str:
+    """A reason as a person reads it. A step that failed is recorded by the state machine as
+    "<error>: <cause>", and a Lambda function's cause is its error document (message, type, request
+    id and stack trace): shown as "<error>: <message>", the whole document staying in the item."""
+    match = _STEP_FAILURE.match(reason)
+    if match:
+        try:
+            cause = json.loads(match[2])
+        except ValueError:
+            return reason
+        if isinstance(cause, dict) and isinstance(cause.get("errorMessage"), str):
+            return f"{match[1]}: {cause['errorMessage']} (its stack trace is in the item's reason)"
+    return reason
+
