@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from gifcat.application.events import LearnRequest
 from gifcat.application.learn import SOURCES
 from gifcat.runtime import build_learn_job
 
@@ -22,9 +23,8 @@ job = build_learn_job()  # MiniLM loads once per container
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # The schedule's event says nothing the job needs; a manual invoke may ask for {"dry_run": true}.
-    dry_run = bool(isinstance(event, dict) and event.get("dry_run") is True)
-    report = job.run(dry_run=dry_run)
+    request = LearnRequest.of(event)  # anything but the schedule's event or {"dry_run": bool} is refused
+    report = job.run(dry_run=request.dry_run)
     metrics.add_metric(name=f"Learn_{report.outcome}", unit=MetricUnit.Count, value=1)
     for source in SOURCES:
         metrics.add_metric(name=f"LearnExamples_{source}", unit=MetricUnit.Count,

@@ -23,12 +23,16 @@ triage = build_triage()  # once per container
 @metrics.log_metrics
 @event_parser(model=S3UploadEvent)
 def handler(event: S3UploadEvent, context: LambdaContext) -> dict[str, Any]:
+    if not event.Records:  # s3:TestEvent, when the notification is set up: nothing was uploaded
+        metrics.add_metric(name="Upload_ignored", unit=MetricUnit.Count, value=1)
+        logger.info("no upload in the event", extra={"event": event.Event})
+        return {"outcomes": []}
     outcomes = []
     for record in event.Records:
         ref = record.object_ref()
-        if not triage.is_upload(ref):  # a sidecar or another file under the prefix
+        if not (record.created and triage.is_upload(ref)):  # a sidecar, another file, a removal...
             metrics.add_metric(name="Upload_ignored", unit=MetricUnit.Count, value=1)
-            logger.info("not an upload", extra={"key": ref.key})
+            logger.info("not an upload", extra={"key": ref.key, "event": record.eventName})
             continue
         outcome = triage.handle_upload(ref)
         metrics.add_metric(name=f"Upload_{outcome.status.value}", unit=MetricUnit.Count, value=1)

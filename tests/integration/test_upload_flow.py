@@ -432,3 +432,28 @@ def test_dead_lettered_uploads_and_failed_runs_raise_alarms(aws: EmbeddedAws) ->
     for alarm in (dead, runs, backfill, embed):  # any one of them is worth a look
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
         assert alarm["AlarmActions"] == []  # no AlarmTopicArn given
+
+
+def test_a_removal_or_a_test_event_changes_nothing(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
+    # Only ObjectCreated events are uploads: a removal notified to the function (a hand-made
+    # notification, a direct invoke) re-triaged the object, over a person's answer too.
+    key = "uploads/removal.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    before = wait_item(aws, key)
+    fn = aws.runner.functions[aws.stack.physical_name("TriageFunction")]
+    removal = s3_event(bucket, key)
+    removal["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+    aws.runner.submit(fn, removal)
+    aws.runner.submit(fn, {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-12-05T00:00:00Z",
+                           "Bucket": bucket, "RequestId": "r", "HostId": "h"})
+    assert aws.runner.drain(30)
+    assert wait_item(aws, key).updated_at == before.updated_at
+    sqs = aws.client("sqs")
+    dead = sqs.receive_message(QueueUrl=aws.outputs["TriageDeadLetterQueueUrl"], MaxNumberOfMessages=10)
+    bodies = [json.loads(m["Body"]) for m in dead.get("Messages", [])]
+    assert not [b for b in bodies if b.get("requestPayload", {}).get("Event") == "s3:TestEvent"]
+    for message in dead.get("Messages", []):  # what other tests left, for them to read again
+        sqs.change_message_visibility(QueueUrl=aws.outputs["TriageDeadLetterQueueUrl"],
+                                      ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)

@@ -8,8 +8,9 @@ import random
 from collections.abc import Callable
 
 import pytest
+from pydantic import ValidationError
 
-from gifcat.application.events import S3UploadEvent, is_upload_key
+from gifcat.application.events import LearnRequest, S3UploadEvent, is_upload_key
 from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.application.service import Triage
 from gifcat.config import Settings
@@ -302,3 +303,42 @@ def test_hostile_metadata_becomes_a_failed_result_not_a_crash(
     (item,) = store.items
     assert item.status == "failed" and item.reason.startswith("user metadata ")
     assert starter.started == []
+
+
+@pytest.mark.parametrize(
+    ("event", "dry_run"),
+    [({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}, False),
+     ({}, False), (None, False), ({"dry_run": True}, True), ({"dry_run": False}, False)],
+)
+def test_the_learn_function_reads_its_schedule_or_an_exact_dry_run(event: object, dry_run: bool) -> None:
+    assert LearnRequest.of(event).dry_run is dry_run
+
+
+@pytest.mark.parametrize("event", [{"dry_run": "true"}, {"dry_run": 1}, {"dryRun": True}, ["dry_run"]])
+def test_a_dry_run_asked_loosely_is_refused_not_run_for_real(event: object) -> None:
+    # {"dry_run": "true"} once published a new artefact: only `is True` was a dry run.
+    with pytest.raises(ValidationError):
+        LearnRequest.of(event)
+
+
+def test_an_s3_test_event_has_no_upload_and_other_shapes_are_errors() -> None:
+    test = S3UploadEvent.model_validate(
+        {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-12-05T00:00:00Z", "Bucket": "b"}
+    )
+    assert test.Records == []
+    for other in ({}, {"Records": []}, {"detail-type": "Object Created", "source": "aws.s3", "detail": {}}):
+        with pytest.raises(ValidationError, match="not an S3 notification"):
+            S3UploadEvent.model_validate(other)
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "created"),
+    [("ObjectCreated:Put", "aws:s3", True), ("ObjectCreated:CompleteMultipartUpload", "aws:s3", True),
+     ("ObjectRemoved:Delete", "aws:s3", False), ("ObjectRestore:Completed", "aws:s3", False),
+     ("ObjectCreated:Put", "aws:sqs", False)],
+)
+def test_only_a_created_object_is_an_upload(name: str, source: str, created: bool) -> None:
+    # A removal handled as an upload re-triaged the object over a person's answer.
+    s3 = {"bucket": {"name": "b"}, "object": {"key": "k.gif"}}
+    record = {"eventSource": source, "eventName": name, "s3": s3}
+    assert S3UploadEvent.model_validate({"Records": [record]}).Records[0].created is created

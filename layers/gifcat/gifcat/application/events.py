@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import unquote_plus
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from gifcat.domain.result import ObjectRef
 
@@ -37,6 +37,12 @@ class S3EventRecord(BaseModel):
     eventTime: datetime | None = None
     s3: S3Entity
 
+    @property
+    def created(self) -> bool:
+        """An object was created (put, copied, completed): the only events that are uploads. A removal or
+        a restore notified to the function (a hand-made notification, a direct invoke) is not."""
+        return self.eventSource == "aws:s3" and self.eventName.startswith("ObjectCreated:")
+
     def object_ref(self) -> ObjectRef:
         """Keys arrive URL-encoded ('a+b%2Bc.gif' is 'a b+c.gif'): decoded as AWS documents."""
         obj = self.s3.object
@@ -52,7 +58,17 @@ class S3EventRecord(BaseModel):
 
 
 class S3UploadEvent(BaseModel):
-    Records: list[S3EventRecord]
+    # S3 sends {"Event": "s3:TestEvent", ...} with no records when a notification is configured.
+    Records: list[S3EventRecord] = Field(default_factory=list)
+    Event: str | None = None
+
+    @model_validator(mode="after")
+    def _records_or_test(self) -> S3UploadEvent:
+        # Anything else without records (an EventBridge "Object Created" event, a payload for another
+        # function) is an error, so that it is retried and dead-lettered, never dropped as a test.
+        if not self.Records and self.Event != "s3:TestEvent":
+            raise ValueError("not an S3 notification: no Records, and not s3:TestEvent")
+        return self
 
 
 def is_upload_key(key: str, suffix: str) -> bool:
@@ -93,3 +109,20 @@ class TriageStepEvent(BaseModel):
         if len(parts) == 9 and parts[5] == "express":
             return parts[7]
         return parts[-1]
+
+
+class LearnRequest(BaseModel):
+    """What the learn function is asked: the schedule's event asks nothing; a manual invoke may send
+    {"dry_run": true}, exactly: a "true" or a misspelt key must not turn a dry run into a publication."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: StrictBool = False
+
+    @classmethod
+    def of(cls, event: object) -> LearnRequest:
+        """The request in an invocation's event: an EventBridge schedule's is a real run."""
+        if isinstance(event, dict) and event.get("source") == "aws.events":
+            return cls()
+        return cls.model_validate(event if event is not None else {})
+
