@@ -12,7 +12,7 @@ with: vectors from another encoder would be compared with the wrong space, so a 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,21 @@ class Memory:
             labels=[self.labels[i] for i in idx],
             primaries=[self.primaries[i] for i in idx],
             vectors=self.vectors[idx],
+        )
+
+    def restricted_to(self, categories: Collection[str]) -> Memory:
+        """The examples as a taxonomy of these categories reads them, as labelled files are read: an
+        example keeps the labels it still has, teaches its primary if that is still a category, else the
+        first label it kept, and one with none left goes (the bundled memory after a category is
+        removed or renamed; its vote once failed every item it reached with a KeyError)."""
+        keep = [i for i, labels in enumerate(self.labels) if any(lbl in categories for lbl in labels)]
+        if len(keep) == len(self) and all(set(labels) <= set(categories) for labels in self.labels):
+            return self
+        kept = self.subset(keep)
+        labels = [tuple(lbl for lbl in row if lbl in categories) for row in kept.labels]
+        primaries = [p if p in categories else row[0] for p, row in zip(kept.primaries, labels, strict=True)]
+        return Memory(
+            ids=kept.ids, texts=kept.texts, labels=labels, primaries=primaries, vectors=kept.vectors
         )
 
 

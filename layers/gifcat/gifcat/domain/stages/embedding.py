@@ -161,7 +161,7 @@ class EmbeddingStage(Stage):
         self.labelled: Memory | None = None
         self.head: LinearHead | None = None
         if learned is not None:
-            self.labelled, self.head = learned.memory, learned.head
+            self.labelled, self.head = learned.memory.restricted_to(self._index), learned.head
         elif labelled is not None:
             self.labelled = self.embed_labelled(labelled)
         self._learned = self._learned_from(self.labelled, self.head)
