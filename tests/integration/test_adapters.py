@@ -90,7 +90,8 @@ def test_taxonomy_from_s3(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
     boto3.client("s3").put_object(
         Bucket=bucket,
         Key="config/taxonomy.yaml",
-        Body=b"version: s3-1\ncategories:\n  - {name: memes, description: memes, aliases: [meme]}\n",
+        Body=b"version: s3-1\ncategories:\n  - {name: memes, description: memes, aliases: [meme]}\n"
+        b"  - {name: other, description: everything else}\n",
     )
     uri = f"s3://{bucket}/config/taxonomy.yaml"
     assert load_taxonomy(uri, read_uri=read_s3_uri).version == "s3-1"

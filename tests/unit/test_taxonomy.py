@@ -77,7 +77,23 @@ def test_bad_rule_fails_at_load_naming_the_category() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("version: x\ncategories: []", "no categories"),
+        ("version: x\ncategories: []", "0 categories: a taxonomy needs at least 2"),
+        # One category would be every GIF's answer.
+        ("version: x\ncategories:\n  - {name: a, description: d}", "1 categories: a taxonomy needs"),
+        # A tag two categories claim, or one that names another category, is decided by the file's order.
+        ("version: x\ncategories:\n  - {name: a, description: d, aliases: [cat]}\n"
+         "  - {name: b, description: d, aliases: ['#Cats']}", "alias 'cat' is given to both 'a' and 'b'"),
+        ("version: x\ncategories:\n  - {name: funny, description: d, aliases: [sports]}\n"
+         "  - {name: sports, description: d}", "alias 'sport' of 'funny' is the name of category 'sports'"),
+        ("version: x\ncategories:\n  - {name: a, description: '  '}\n  - {name: b, description: d}",
+         "description: String should match pattern"),
+        ("version: ''\ncategories:\n  - {name: a, description: d}\n  - {name: b, description: d}",
+         "version: String should have at least 1 character"),
+        ("version: x\ncategories:\n  - {name: a, description: d, rules: [{id: r, pattern: ''}]}\n"
+         "  - {name: b, description: d}", "pattern: String should have at least 1 character"),
+        # PyYAML keeps the last of two keys: a second `categories` replaced the whole list.
+        ("version: x\ncategories:\n  - {name: a, description: d}\ncategories: []",
+         "not valid YAML at line 4, column 1: key 'categories' is written twice in one mapping"),
         ("version: x\ncategories:\n  - {name: Funny, description: d}", "lower_snake_case"),
         (
             "version: x\ncategories:\n  - {name: a, description: d}\n  - {name: a, description: d}",
@@ -100,8 +116,9 @@ def test_malformed_taxonomies_are_named(text: str, expected: str) -> None:
 
 def test_taxonomy_override_by_path_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "mine.yaml"
-    path.write_text("version: mine-1\ncategories:\n  - {name: memes, description: memes, aliases: [meme]}\n")
-    assert load_taxonomy(str(path)).names == ["memes"]
+    path.write_text("version: mine-1\ncategories:\n  - {name: memes, description: memes, aliases: [meme]}\n"
+                    "  - {name: other, description: everything else}\n")
+    assert load_taxonomy(str(path)).names == ["memes", "other"]
     monkeypatch.setenv("GIFCAT_TAXONOMY", str(path))
     assert load_taxonomy().version == "mine-1"
 
@@ -190,3 +207,22 @@ def test_a_misspelt_triage_weight_fails_where_the_stages_are_built(taxonomy: Tax
     bad = load_settings(overrides={"stages": {"tags": {"hashtag_wieght": 0.2}}})
     with pytest.raises(ConfigError, match=r"stages\.tags: hashtag_wieght"):
         triage_stages(bad, taxonomy)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"stages": {"embedding": {"min_margin": True}}}, r"embedding\.min_margin: Value error, a number"),
+        ({"stages": {"tags": {"tag_weight": -0.8}}}, r"stages\.tags: tag_weight: Input should be greater"),
+        ({"stages": {"tags": {"tag_weight": 50}}}, r"stages\.tags: tag_weight: Input should be less"),
+        ({"stages": {"embedding": {"weights": {"txt": 0.4}}}}, r"stages\.embedding: weights\.txt"),
+        ({"stages": {"embedding": {"weights": {"text": -1}}}}, r"stages\.embedding: weights\.text"),
+    ],
+)
+def test_settings_that_would_silently_change_the_figures_are_refused(overrides: dict, expected: str) -> None:
+    # `true` read as 1.0 (a stage that never decides), weights that break the scores, a misspelt signal
+    # that drops out of the mix: each measured as lower accuracy with no word said.
+    with pytest.raises(ConfigError, match=expected):
+        settings = load_settings(overrides=overrides)
+        settings.options("tags", TriageWeights)
+        settings.options("embedding", EmbeddingOptions)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -32,6 +32,13 @@ class Thresholds(BaseModel):
 
     min_score: float = Field(ge=0.0, le=1.0)
     min_margin: float = Field(ge=0.0, le=1.0)
+
+    @field_validator("min_score", "min_margin", "target", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # YAML's `true` would be read as 1.0: a stage that never decides
+            raise ValueError("a number, not true/false")
+        return value
     # The error rate `gifcat calibrate` bounds on what the stage decides (one-sided 95% upper bound).
     target: float | None = Field(None, gt=0.0, lt=1.0)
     search: ThresholdSearch = "lowest"  # how `gifcat calibrate` searches for that threshold
@@ -222,11 +229,32 @@ def bundled_text(name: str) -> str:
     return resources.files("gifcat.config").joinpath(name).read_text(encoding="utf-8")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no stubs here
+    """YAML's safe loader, refusing a key written twice in one mapping: PyYAML keeps the last one, so a
+    second `min_margin` or `categories` would silently replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` merges, by design
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is written twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_yaml(text: str, what: str) -> Any:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what}: not valid YAML: {exc}") from exc
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: constructs no Python objects
+    except yaml.YAMLError as exc:  # one line: what is wrong and where
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{what}: not valid YAML{where}: {problem}") from exc
 
 
 def describe_validation_error(what: str, exc: ValidationError) -> str:

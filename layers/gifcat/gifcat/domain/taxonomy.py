@@ -32,7 +32,7 @@ class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
-    pattern: str
+    pattern: str = Field(min_length=1)  # an empty pattern would match every text
     fields: tuple[str, ...] = RULE_FIELDS
     weight: float = Field(1.0, gt=0.0, le=1.0)
 
@@ -63,7 +63,7 @@ class Category(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    description: str
+    description: str = Field(min_length=1, pattern=r"\S")  # the text prototype and the LLM prompt read it
     aliases: tuple[str, ...] = ()  # tags that name the category outright, as users type them
     rules: tuple[Rule, ...] = ()
     examples: tuple[str, ...] = ()  # example phrases: the text prototype and the LLM prompt use them
@@ -87,14 +87,17 @@ class Category(BaseModel):
 class Taxonomy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str
+    version: str = Field(min_length=1, pattern=r"\S")  # results record it: backfill --stale-only compares it
     generic_tags: tuple[str, ...] = ()  # tags that carry no evidence: #gif, #viral, #fyp...
     categories: tuple[Category, ...]
 
     @model_validator(mode="after")
     def _consistent(self) -> Taxonomy:
+        if len(self.categories) < 2:  # one category would be every GIF's answer, and none has no answer
+            raise ValueError(f"{len(self.categories)} categories: a taxonomy needs at least 2")
         seen: set[str] = set()
         rule_ids: set[str] = set()
+        owner: dict[str, str] = {}  # normalised alias -> its category
         for cat in self.categories:
             if cat.name in seen:
                 raise ValueError(f"category {cat.name!r} is listed twice")
@@ -103,8 +106,14 @@ class Taxonomy(BaseModel):
                 if rule.id in rule_ids:
                     raise ValueError(f"rule id {rule.id!r} (category {cat.name!r}) is used twice")
                 rule_ids.add(rule.id)
-        if not self.categories:
-            raise ValueError("no categories")
+            for alias in cat.normalised_aliases:
+                if owner.setdefault(alias, cat.name) != cat.name:
+                    # The tag would count for both, and the tie go to the file's order.
+                    raise ValueError(f"alias {alias!r} is given to both {owner[alias]!r} and {cat.name!r}")
+        names = {normalise_tag(name): name for name in seen}
+        for alias, cat_name in owner.items():
+            if alias in names and names[alias] != cat_name:
+                raise ValueError(f"alias {alias!r} of {cat_name!r} is the name of category {names[alias]!r}")
         return self
 
     @property

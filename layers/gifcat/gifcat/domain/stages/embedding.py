@@ -31,6 +31,10 @@ from gifcat.domain.taxonomy import Taxonomy
 _TITLE_NOISE = re.compile(r"\s*\b(gifs?|animated gif)\b(\s+by\s+.*)?\s*$", re.IGNORECASE)
 
 
+Signal = Literal["text", "knn", "classifier", "image"]  # what the stage mixes (`weights`)
+DEFAULT_WEIGHTS: dict[Signal, float] = {"text": 0.4, "knn": 0.3, "classifier": 0.3, "image": 0.15}
+
+
 class EmbeddingOptions(StageOptions):
     """The knobs under `stages.embedding` in settings.yaml (beside min_score/min_margin)."""
 
@@ -46,9 +50,9 @@ class EmbeddingOptions(StageOptions):
     frames: int = Field(4, ge=1)  # GIF frames CLIP sees (one batch)
     k: int = Field(11, ge=1)  # neighbours in the kNN vote
     # Tuned on dev.jsonl with leave-one-out kNN (text 0.853 alone, 0.863 with kNN); image is untuned.
-    weights: dict[str, float] = Field(
-        default_factory=lambda: {"text": 0.4, "knn": 0.3, "classifier": 0.3, "image": 0.15}
-    )
+    weights: dict[Signal, Annotated[float, Field(ge=0.0)]] = Field(
+        default_factory=lambda: dict(DEFAULT_WEIGHTS)
+    )  # a misspelt signal ("txt") would silently drop out of the mix
     # Decide only when the text prototypes, the neighbours and the classifier name the same category.
     # Off by default: the calibrated margin already falls where they disagree, and under cross-validation
     # the hard rule only cost coverage (docs/results/README.md). A category with no labelled example is never
@@ -357,7 +361,8 @@ class EmbeddingStage(Stage):
 
     def _mix(self, dists: dict[str, np.ndarray]) -> np.ndarray:
         """The signals' distributions, weighted by `weights`."""
-        weights = {k: float(self.options.weights.get(k, 0.0)) for k in dists}
+        configured: dict[str, float] = {str(k): v for k, v in self.options.weights.items()}
+        weights = {k: float(configured.get(k, 0.0)) for k in dists}
         total = sum(weights.values())
         if total <= 0:  # all present signals weighted 0: fall back to an even mix rather than divide by 0
             weights, total = {k: 1.0 for k in dists}, float(len(dists))

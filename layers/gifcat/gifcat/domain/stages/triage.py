@@ -28,6 +28,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import Field
 
 from gifcat.config import StageOptions
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
@@ -86,24 +89,27 @@ class Evidence:
         return out
 
 
+Weight = Annotated[float, Field(ge=0.0, le=1.0)]  # a score share: a negative one or 50 broke the scores
+
+
 class TriageWeights(StageOptions):
     """Evidence weights (settings under stages.tags); the same for both triage stages."""
 
-    tag_weight: float = 0.8  # a plain tag that is an alias
-    hashtag_weight: float = 0.1  # '#' tags are often added for reach, not description
-    tag_word_weight: float = 0.5  # an alias inside a longer tag ("pizza time")
-    title_word_weight: float = 0.5  # an alias word in the title
-    description_word_weight: float = 0.4  # an alias word in the description
-    unexplained_tag_weight: float = 0.6  # a plain tag no alias explains (a name the taxonomy cannot read)
-    unexplained_hashtag_weight: float = 0.05
-    unexplained_description_weight: float = 0.8  # a description of a scene that names no category
+    tag_weight: Weight = 0.8  # a plain tag that is an alias
+    hashtag_weight: Weight = 0.1  # '#' tags are often added for reach, not description
+    tag_word_weight: Weight = 0.5  # an alias inside a longer tag ("pizza time")
+    title_word_weight: Weight = 0.5  # an alias word in the title
+    description_word_weight: Weight = 0.4  # an alias word in the description
+    unexplained_tag_weight: Weight = 0.6  # a plain tag no alias explains (a name the taxonomy cannot read)
+    unexplained_hashtag_weight: Weight = 0.05
+    unexplained_description_weight: Weight = 0.8  # a description of a scene that names no category
     scene_min_words: int = 4  # a description this long is a sentence about the scene
-    scene_factor: float = 0.0  # scores are multiplied by this when there is one (1: tags decide anyway)
+    scene_factor: Weight = 0.0  # scores are multiplied by this when there is one (1: tags decide anyway)
     share_exponent: float = 1.0
     min_support: int = 2  # independent pieces of support a category needs before its full score counts
-    uncorroborated_factor: float = 0.0  # a category with fewer has its score multiplied by this...
+    uncorroborated_factor: Weight = 0.0  # a category with fewer has its score multiplied by this...
     corroborate_only_beside_names: bool = True  # ...when a tag is a name no alias explains ("wrigley")
-    contradiction_factor: float = 0.0
+    contradiction_factor: Weight = 0.0
 
 
 class Lexicon:
