@@ -226,3 +226,20 @@ def test_settings_that_would_silently_change_the_figures_are_refused(overrides: 
         settings = load_settings(overrides=overrides)
         settings.options("tags", TriageWeights)
         settings.options("embedding", EmbeddingOptions)
+
+
+def test_an_llm_endpoint_that_is_not_a_url_fails_at_load() -> None:
+    # GIFCAT_LLM_BASE_URL="not a url" passed the cold start; every LLM-bound item then failed four times.
+    settings = load_settings(overrides={"stages": {"llm": {"base_url": "not a url"}}})
+    with pytest.raises(ConfigError, match=r"stages\.llm: base_url: String should match pattern"):
+        settings.options("llm", LlmOptions)
+
+
+def test_a_config_object_s3_cannot_serve_is_a_config_error_naming_it() -> None:
+    from gifcat.config import read_text
+
+    def reader(uri: str) -> str:
+        raise RuntimeError("NoSuchBucket: The specified bucket does not exist")
+
+    with pytest.raises(ConfigError, match=r"^s3://gone/settings\.yaml: cannot read: RuntimeError: NoSuch"):
+        read_text("s3://gone/settings.yaml", reader)

@@ -217,7 +217,12 @@ def read_text(source: str, read_uri: UriReader | None = None) -> str:
     if source.startswith("s3://"):
         if read_uri is None:
             raise ConfigError(f"{source}: no reader for s3:// documents was given (gifcat.runtime has one)")
-        return read_uri(source)
+        try:
+            return read_uri(source)
+        except ConfigError:
+            raise
+        except Exception as exc:  # the SDK's error (no such bucket or key, access denied): by the URI
+            raise ConfigError(f"{source}: cannot read: {type(exc).__name__}: {exc}") from exc
     try:
         return Path(source).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:  # at load, by name, like every other config error

@@ -63,7 +63,9 @@ class LocalOptions(BaseModel):
 class LlmOptions(StageOptions):
     """The knobs under `stages.llm` in settings.yaml (beside min_score/min_margin)."""
 
-    base_url: str | None = None
+    # An OpenAI-compatible endpoint; a value that is not an http(s) URL is refused at load, where every
+    # call would fail four times over.
+    base_url: str | None = Field(None, pattern=r"^https?://\S+$")
     model: str = "gpt-4o-mini"
     api_key_env: str | None = "OPENAI_API_KEY"
     api_key_secret: str | None = None
