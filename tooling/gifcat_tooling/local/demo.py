@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from importlib import resources
 from pathlib import Path
@@ -136,10 +136,9 @@ def run_demo(
     verbose: bool = False,
     *,
     serve: bool = False,
-    wait: Callable[[], None] | None = None,
 ) -> int:
     """The demo; with `serve`, the embedded AWS then stays up (with its results) until Ctrl-C or
-    SIGTERM, for the commands README gives `--endpoint` to. `wait` blocks while it serves (tests)."""
+    SIGTERM, for the commands README gives `--endpoint` to."""
     started = time.perf_counter()
     with demo_stack(root, out, verbose) as aws:
         put_at = upload_samples(aws.s3, aws.outputs["UploadsBucketName"])
@@ -155,7 +154,7 @@ def run_demo(
             print(f"no result for: {', '.join(missing)}", file=out)
         if serve:
             print_serving(out, aws)
-            (wait or wait_for_interrupt)()
+            wait_for_interrupt()
         return 1 if missing else 0
 
 

@@ -33,6 +33,7 @@ from gifcat.domain.result import (
 
 log = logging.getLogger(__name__)
 
+
 def _to_dynamo(value: Any) -> Any:
     if isinstance(value, float):
         return Decimal(repr(value))  # DynamoDB keeps 38 digits: no rounding needed

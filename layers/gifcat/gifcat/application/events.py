@@ -125,4 +125,3 @@ class LearnRequest(BaseModel):
         if isinstance(event, dict) and event.get("source") == "aws.events":
             return cls()
         return cls.model_validate(event if event is not None else {})
-

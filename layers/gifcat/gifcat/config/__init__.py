@@ -32,6 +32,9 @@ class Thresholds(BaseModel):
 
     min_score: float = Field(ge=0.0, le=1.0)
     min_margin: float = Field(ge=0.0, le=1.0)
+    # The error rate `gifcat calibrate` bounds on what the stage decides (one-sided 95% upper bound).
+    target: float | None = Field(None, gt=0.0, lt=1.0)
+    search: ThresholdSearch = "lowest"  # how `gifcat calibrate` searches for that threshold
 
     @field_validator("min_score", "min_margin", "target", mode="before")
     @classmethod
@@ -39,9 +42,6 @@ class Thresholds(BaseModel):
         if isinstance(value, bool):  # YAML's `true` would be read as 1.0: a stage that never decides
             raise ValueError("a number, not true/false")
         return value
-    # The error rate `gifcat calibrate` bounds on what the stage decides (one-sided 95% upper bound).
-    target: float | None = Field(None, gt=0.0, lt=1.0)
-    search: ThresholdSearch = "lowest"  # how `gifcat calibrate` searches for that threshold
 
 
 class LabelPolicy(BaseModel):
