@@ -234,6 +234,15 @@ def test_a_rerun_of_a_sidecar_or_an_old_version_writes_nothing(
     assert (after.updated_at, after.primary, after.status) == (before.updated_at, "food", "classified")
 
 
+def test_a_rerun_whose_input_is_refused_fails_with_the_reason(aws: EmbeddedAws, bucket: str) -> None:
+    # No item is the run's, so none records it: the run's own cause says why (it said "the result item
+    # records the reason", which was not so).
+    execution = run_execution(aws, {**rerun_input(bucket, "uploads/x.gif"), "force": "maybe"})
+    assert (execution["status"], execution["error"]) == ("FAILED", "ClassificationFailed")
+    assert execution["cause"].startswith("ValidationError: ") and "force" in execution["cause"]
+    assert "uploads/x.gif" not in {r.key for r in aws.results()}
+
+
 def test_a_rerun_started_twice_by_name_runs_once(
     aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
