@@ -134,10 +134,18 @@ class UploadOutcome(BaseModel):
 class UploadTriage:
     """Checks an upload and runs the cheap stages on it: what the upload path and a rerun share."""
 
-    def __init__(self, settings: Settings, cascade: Cascade, source: ObjectSource) -> None:
+    def __init__(
+        self, settings: Settings, cascade: Cascade, source: ObjectSource, upload_suffix: str = ".gif"
+    ) -> None:
         self.settings = settings
         self.cascade = cascade
         self.source = source
+        self.upload_suffix = upload_suffix  # the stack's UploadSuffix (see is_upload)
+
+    def is_upload(self, ref: ObjectRef) -> bool:
+        """Whether the object is an upload (the trigger filters by prefix only: see is_upload_key); a
+        sidecar or another file is left alone, with no item, on the upload path and in reruns alike."""
+        return is_upload_key(ref.key, self.upload_suffix)
 
     def classify(self, ref: ObjectRef) -> tuple[ObjectRef, GifMetadata, Classification]:
         """Check the upload and run triage; rejected uploads come back as failed/skipped results.
@@ -196,16 +204,10 @@ class Triage(UploadTriage):
         execution_name: ExecutionNamer,
         upload_suffix: str = ".gif",
     ) -> None:
-        super().__init__(settings, cascade, source)
+        super().__init__(settings, cascade, source, upload_suffix)
         self.store = store
         self.escalator = escalator
         self.execution_name = execution_name
-        self.upload_suffix = upload_suffix
-
-    def is_upload(self, ref: ObjectRef) -> bool:
-        """Whether the notified object is an upload (the trigger filters by prefix only: see
-        is_upload_key); a sidecar or another file is left alone, with no item."""
-        return is_upload_key(ref.key, self.upload_suffix)
 
     def handle_upload(self, ref: ObjectRef) -> UploadOutcome:
         ref, metadata, classification = self.classify(ref)
@@ -258,10 +260,9 @@ class RerunTriage(UploadTriage):
         record_request: RecordEncoder,
         upload_suffix: str = ".gif",
     ) -> None:
-        super().__init__(settings, cascade, source)
+        super().__init__(settings, cascade, source, upload_suffix)
         self.store = store
         self.record_request = record_request
-        self.upload_suffix = upload_suffix
 
     def prepare(self, ref: ObjectRef, *, force: bool, execution: str, stale_only: bool = False) -> StepState:
         """Take the item over for this execution (a pending item naming it, with the full metadata),
@@ -297,7 +298,7 @@ class RerunTriage(UploadTriage):
         sidecar, another file) has no result, as on the upload path; and the item is about the key's
         current object, so a rerun naming another version would write that version's answer (or,
         for a version that does not exist, "deleted") over the current object's."""
-        if not is_upload_key(ref.key, self.upload_suffix):
+        if not self.is_upload(ref):
             return f"not an upload: the key does not end with {self.upload_suffix}"
         if ref.version_id in (None, "null"):
             return None
