@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gifcat.domain.normalise import normalise_tag, normalise_text, pictured, singular
+from gifcat.domain.normalise import normalise_tag, normalise_text, pictured, singular, unspaced, words
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,25 @@ def test_an_emoji_tag_pictures_the_words_of_its_unicode_names() -> None:
     assert pictured("💃🏽") == {"dancer"}  # skin tone dropped
     assert pictured("bears") == frozenset()  # a word is no picture
     assert pictured("🐻 bears") == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Футбол и мяч", ["футбол", "и", "мяч"]),  # a word of any script is one word, not its letters
+        ("खुशी के पल", ["खुशी", "के", "पल"]),  # with its vowel signs
+        ("Fußball", ["fussball"]),  # case folded, not only lowered
+        ("Ελλάδα", ["ελλαδα"]),  # Greek accents are folded, as Latin ones
+        ("ゴール!", ["ゴール"]),  # a Japanese mark is part of the letter: ゴ is not コ
+        ("最高のサッカー 2024", ["最高のサッカー", "2024"]),  # a script without spaces: one run
+        ("สวัสดีครับ", ["สวัสดีครับ"]),
+        ("abcサッカー", ["abc", "サッカー"]),
+    ],
+)
+def test_words_of_every_script(text: str, expected: list[str]) -> None:
+    assert words(text) == expected
+
+
+def test_only_runs_of_scripts_without_spaces_are_unspaced() -> None:
+    assert unspaced("サッカー") and unspaced("我爱你")
+    assert not unspaced("футбол") and not unspaced("soccer") and not unspaced("🎉")

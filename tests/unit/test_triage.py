@@ -8,7 +8,7 @@ from gifcat.config import Settings
 from gifcat.domain.cascade import TRIAGE, Cascade
 from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
 from gifcat.domain.stages.factory import triage_stages
-from gifcat.domain.taxonomy import Taxonomy
+from gifcat.domain.taxonomy import Taxonomy, parse_taxonomy
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +171,36 @@ def test_instructions_in_the_metadata_steer_no_stage(cascade: Cascade) -> None:
     assert result.primary != "sports"
     assert result.suspicious_text
     assert any("sports" in r for r in result.removed_text)
+
+
+TWO_SCRIPTS = """
+version: t
+categories:
+  - name: sports
+    description: a game, a match, a goal
+    aliases: [футбол, サッカー]
+    rules:
+      - {id: sports-goal-ru, pattern: 'гол', fields: [title]}
+  - name: food
+    description: something to eat
+    aliases: [pizza]
+    rules:
+      - {id: food-slow, pattern: '^(a|aa)+$', fields: [title]}
+"""
+
+
+def test_aliases_and_rules_in_other_scripts_match_inside_a_title(settings: Settings) -> None:
+    # Words of any script are words: the Cyrillic rule matches a word of the title.
+    lenient = settings.model_copy(deep=True)
+    lenient.stages["rules"].min_score = 0.6
+    taxonomy = parse_taxonomy(TWO_SCRIPTS)
+    cascade = Cascade.from_settings(lenient, triage_stages(lenient, taxonomy), taxonomy.version)
+    result = run(cascade, "Футбол: последний гол!")
+    assert (result.primary, result.decided_by) == ("sports", StageName.RULES)
+    assert result.evidence == ["rule sports-goal-ru: 'гол' in title"]
+    # Japanese is written without spaces: the alias is found inside a longer tag.
+    rules = run(cascade, "", ("最高のサッカーゴール",)).stages[-1]
+    assert [(c.category, c.evidence) for c in rules.candidates] == [
+        ("sports", ["word 'サッカー' in tag '最高のサッカーゴール'"])
+    ]
+

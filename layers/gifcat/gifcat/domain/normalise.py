@@ -3,6 +3,12 @@
 A tag as typed ("#HappyBirthday", "Crying😭", "Café", "puppies") becomes a canonical key that aliases
 are compared with: accents folded, case and '#' dropped, camel case and separators split into words,
 simple plurals reduced, emoji kept as themselves (minus skin-tone and variation selectors).
+
+Words are runs of letters and digits of any script, with their combining marks ("футбол", "खुशी" and
+"Fußball" are one word each). Accents are folded only on Latin, Greek and Cyrillic letters, where they
+are spelling variants; elsewhere a mark is part of the letter (Japanese ゴ is not コ). A run of a script
+written without spaces between words (Chinese, Japanese, Thai, ...) is one word, inside which a rule
+can match and aliases are looked up (`unspaced`).
 """
 
 from __future__ import annotations
@@ -15,18 +21,81 @@ _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[\s_\-./|:,;!?'\"’()\[\]{}*+=~`^<>&%$]+")
 # Skin tones, variation selectors and the zero-width joiner change how an emoji looks, not what it says.
 _EMOJI_MODIFIERS = re.compile("[\U0001f3fb-\U0001f3ff\ufe0e\ufe0f\u200d]")
-_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+# Scripts whose words are not separated by spaces, by the first word of their characters' Unicode names.
+_UNSPACED = (
+    "CJK", "IDEOGRAPHIC", "HIRAGANA", "KATAKANA", "KATAKANA-HIRAGANA", "THAI", "LAO", "KHMER", "MYANMAR",
+    "TIBETAN",
+)
+# Scripts whose accents are spelling variants ("café", "ёлка", "άλφα"), by the same first word.
+_FOLDED = ("LATIN", "GREEK", "CYRILLIC")
 # Words of emoji names that say how the picture is drawn, not what it shows ("BEAR FACE", "KISS MARK").
 _DRAWING_WORDS = frozenset({"face", "with", "of", "and", "the", "in", "on", "mark", "sign", "symbol"})
 _NO_PLURAL = frozenset({"yes", "this", "his", "is", "was", "us", "bus", "gas", "plus", "omg", "news", "wow"})
 
 
+@lru_cache(maxsize=8192)
+def _script(ch: str) -> str:
+    """The first word of a character's Unicode name ("LATIN", "CYRILLIC", "CJK"): its script, near enough."""
+    return unicodedata.name(ch, "").split(" ", 1)[0]
+
+
+def _is_mark(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("M")
+
+
 def fold(text: str) -> str:
-    """Lower case, accents folded, emoji modifiers dropped, whitespace collapsed."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    """Case folded, accents of Latin, Greek and Cyrillic letters folded, emoji modifiers dropped,
+    whitespace collapsed."""
+    kept: list[str] = []
+    base = ""
+    for ch in unicodedata.normalize("NFKD", text):
+        if not _is_mark(ch):
+            base = ch
+        elif not base.isalnum() or _script(base) in _FOLDED:  # a mark on no letter goes too
+            continue
+        kept.append(ch)
+    text = unicodedata.normalize("NFC", "".join(kept))
     text = _EMOJI_MODIFIERS.sub("", text)
-    return " ".join(text.lower().split())
+    return " ".join(text.casefold().split())
+
+
+def unspaced(word: str) -> bool:
+    """A word of a script written without spaces: its own words can sit anywhere inside it."""
+    return bool(word) and word[0].isalnum() and _script(word[0]) in _UNSPACED
+
+
+def _split(text: str) -> list[str]:
+    """Words of folded text: runs of letters and digits with their marks. A run of a script written
+    without spaces is kept whole (a rule can match inside it; aliases are looked up inside it); any
+    other symbol (an emoji) is a word of its own."""
+    out: list[str] = []
+    run: list[str] = []
+    kind = ""  # "spaced" or "unspaced": the run breaks where it changes
+    alone = False  # the last character was a word of its own, which a following mark belongs to
+    for ch in text:
+        if _is_mark(ch) and (run or alone):
+            if run:
+                run.append(ch)
+            else:
+                out[-1] += ch
+            continue
+        if ch.isalnum():
+            now = "unspaced" if _script(ch) in _UNSPACED else "spaced"
+            if run and now != kind:
+                out.append("".join(run))
+                run = []
+            run.append(ch)
+            kind, alone = now, False
+            continue
+        if run:
+            out.append("".join(run))
+            run = []
+        alone = not ch.isspace()
+        if alone:
+            out.append(ch)
+    if run:
+        out.append("".join(run))
+    return out
 
 
 def singular(word: str) -> str:
@@ -47,7 +116,7 @@ def words(text: str) -> list[str]:
     text = _CAMEL.sub(" ", text)
     text = fold(text)
     text = _SEPARATORS.sub(" ", text)
-    return [singular(w) for w in _WORD.findall(text)]
+    return [singular(w) for w in _split(text)]
 
 
 @lru_cache(maxsize=65536)

@@ -34,7 +34,7 @@ from pydantic import Field
 
 from gifcat.config import StageOptions
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
-from gifcat.domain.normalise import normalise_tag, normalise_text, pictured, words
+from gifcat.domain.normalise import normalise_tag, normalise_text, pictured, unspaced, words
 from gifcat.domain.stages import Stage
 from gifcat.domain.taxonomy import Taxonomy
 
@@ -122,6 +122,7 @@ class Lexicon:
         for cat in taxonomy.categories:
             for key in cat.normalised_aliases:
                 self.index[key].append(cat.name)
+        self.longest_unspaced = max((len(k) for k in self.index if unspaced(k)), default=0)
 
     def tag(self, tag: str) -> list[str]:
         return self.index.get(normalise_tag(tag), [])
@@ -135,6 +136,16 @@ class Lexicon:
                 gram = ws[i : i + n]
                 for cat in self.index.get("".join(gram), ()):
                     found[cat].append(" ".join(gram))
+        # A script written without spaces: its words sit inside one run ("最高のサッカー"), so every
+        # piece of the run up to the longest such alias is looked up.
+        for w in ws:
+            if not unspaced(w):
+                continue
+            for i in range(len(w)):
+                for j in range(i + 1, min(len(w), i + self.longest_unspaced) + 1):
+                    if j - i < len(w):  # the whole run was looked up above
+                        for cat in self.index.get(w[i:j], ()):
+                            found[cat].append(w[i:j])
         return found
 
 
