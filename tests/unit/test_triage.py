@@ -204,3 +204,15 @@ def test_aliases_and_rules_in_other_scripts_match_inside_a_title(settings: Setti
         ("sports", ["word 'サッカー' in tag '最高のサッカーゴール'"])
     ]
 
+
+def test_a_rule_that_backtracks_without_end_gives_up_and_triage_goes_on(settings: Settings) -> None:
+    quick = settings.model_copy(deep=True)
+    quick.stages["tags"].rule_timeout_ms = 10
+    taxonomy = parse_taxonomy(TWO_SCRIPTS)
+    cascade = Cascade.from_settings(quick, triage_stages(quick, taxonomy), taxonomy.version)
+    # With `re`, this title keeps '^(a|aa)+$' searching for longer than any Lambda may run.
+    result = run(cascade, "a" * 60 + "h", ("pizza", "pizza time"))
+    assert result.primary == "food"
+    notes = [n for trace in result.stages for n in trace.notes]
+    assert "rules given up after 10 ms (counted as no match): food-slow on title" in notes
+    assert not any("food-slow" in e for e in result.evidence)

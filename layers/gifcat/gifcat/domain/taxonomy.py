@@ -10,6 +10,7 @@ import os
 import re
 from functools import cached_property
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gifcat.config import (
@@ -48,15 +49,17 @@ class Rule(BaseModel):
     @classmethod
     def _compiles(cls, pattern: str) -> str:
         try:
-            re.compile(pattern)
-        except re.error as exc:
+            regex.compile(pattern)
+        except regex.error as exc:
             raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from exc
         return pattern
 
     @cached_property
-    def regex(self) -> re.Pattern[str]:
-        # Rules match normalised text (lower case, accents folded), so they are written in lower case.
-        return re.compile(self.pattern)
+    def regex(self) -> regex.Pattern[str]:
+        # Rules match normalised text (case folded, accents folded), so they are written in lower case.
+        # The `regex` package, not `re`: its searches take a timeout, and a pattern that backtracks
+        # without end ("^(a|aa)+$") must not hold an upload until the function times out.
+        return regex.compile(self.pattern)
 
 
 class Category(BaseModel):

@@ -52,6 +52,7 @@ class Evidence:
     unexplained: float = 0.0
     names: int = 0  # tags no alias explains that are words, not emoji: names the taxonomy cannot read
     vetoed: set[str] = field(default_factory=set)
+    gave_up: list[str] = field(default_factory=list)  # rules whose search timed out, with the field
     scene: bool = False  # the description is a sentence: a stage that reads sentences should decide
 
     def support(self, category: str, weight: float, note: str) -> None:
@@ -110,6 +111,9 @@ class TriageWeights(StageOptions):
     uncorroborated_factor: Weight = 0.0  # a category with fewer has its score multiplied by this...
     corroborate_only_beside_names: bool = True  # ...when a tag is a name no alias explains ("wrigley")
     contradiction_factor: Weight = 0.0
+    # A rule's search on one field gives up after this long and counts as no match (noted in the stage's
+    # notes): a pattern that backtracks without end must not hold an upload until the Lambda times out.
+    rule_timeout_ms: float = Field(50.0, gt=0.0)
 
 
 class Lexicon:
@@ -219,7 +223,11 @@ class TriageEvidence:
         for category in self.taxonomy.categories:
             for rule in category.rules:
                 for name in rule.fields:
-                    match = rule.regex.search(fields[name])
+                    try:
+                        match = rule.regex.search(fields[name], timeout=w.rule_timeout_ms / 1000.0)
+                    except TimeoutError:
+                        evidence.gave_up.append(f"{rule.id} on {name}")
+                        continue
                     if match:
                         add(category.name, rule.weight, f"rule {rule.id}: {_quote(match.group(0))} in {name}")
                         if name == "description":
@@ -250,6 +258,12 @@ class TriageEvidence:
     def candidates(self, evidence: Evidence) -> list[Candidate]:
         return evidence.candidates(self.weights)
 
+    def gave_up_notes(self, evidence: Evidence) -> list[str]:
+        if not evidence.gave_up:
+            return []
+        ms = f"{self.weights.rule_timeout_ms:g} ms"
+        return [f"rules given up after {ms} (counted as no match): {', '.join(evidence.gave_up)}"]
+
 
 def _quote(text: str, limit: int = 40) -> str:
     """A quoted piece of the uploader's text for the evidence, cut short: evidence travels in the state."""
@@ -267,7 +281,8 @@ class TagStage(Stage):
     def score(self, item: GifItem, so_far: Classification) -> StageOutput:
         evidence, ignored = self.evidence.gather(item, free_text_supports=False)
         notes = [f"generic tags ignored: {', '.join(ignored)}"] if ignored else []
-        return StageOutput(stage=self.name, candidates=self.evidence.candidates(evidence), notes=notes)
+        return StageOutput(stage=self.name, candidates=self.evidence.candidates(evidence),
+                           notes=notes + self.evidence.gave_up_notes(evidence))
 
 
 class RuleStage(Stage):
@@ -280,4 +295,5 @@ class RuleStage(Stage):
 
     def score(self, item: GifItem, so_far: Classification) -> StageOutput:
         evidence, _ = self.evidence.gather(item, free_text_supports=True)
-        return StageOutput(stage=self.name, candidates=self.evidence.candidates(evidence))
+        return StageOutput(stage=self.name, candidates=self.evidence.candidates(evidence),
+                           notes=self.evidence.gave_up_notes(evidence))
