@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -434,3 +435,30 @@ def test_a_repost_of_a_held_out_example_is_not_trained_on() -> None:
     assert held == held_before
     assert [e.id for e in train] == [*(e.id for e in trained_before), repost_of_trained.id]
     assert split_held_out(examples, 0.0, 0) == (examples, [])
+
+
+def test_the_shipped_examples_are_fitted_on_with_their_fields(settings: Settings, tmp_path: Path) -> None:
+    # The bundled memory holds only the text MiniLM saw. Folded into a title, a shipped example's tags
+    # are no tags to the tag stage: `fit` counted every shipped example as one triage leaves, the easy
+    # ones the tag stage decides among them, and calibrated a permissive margin on them.
+    shipped = [r.model_copy(update={"tags": ["puppy", "puppy love"] if r.primary == "animals" else ["match"],
+                                    "description": "seen from the stands"}) for r in records("b", 9)]
+
+    class Trainer(EmbeddingTrainer):
+        fitted_on: ClassVar[list[LabelledRecord]] = []
+
+        def bundled_records(self) -> list[LabelledRecord]:
+            return shipped
+
+        def fit(self, examples: Sequence[LabelledRecord], *, seed: int, min_examples: int) -> Fitted | None:
+            Trainer.fitted_on = list(examples)
+            return super().fit(examples, seed=seed, min_examples=min_examples)
+
+    stage = bundled(shipped)
+    LearnJob(settings, TAXONOMY, Results(humans("h", 36)), Store(), Trainer(settings, TAXONOMY, stage),
+             clock=lambda: AT).run()
+    kept = {e.id: e for e in Trainer.fitted_on if e.difficulty == "kept"}
+    assert set(kept) == {r.id for r in shipped}
+    for r in shipped:
+        assert (kept[r.id].title, kept[r.id].tags, kept[r.id].description) == (r.title, r.tags, r.description)
+        assert kept[r.id].labels == r.labels and kept[r.id].primary == r.primary

@@ -20,7 +20,7 @@ import hashlib
 import json
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -149,16 +149,27 @@ def examples_digest(examples: Sequence[LabelledRecord]) -> str:
     return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()[:16]
 
 
-def memory_examples(learned: Learned, category: str) -> list[LabelledRecord]:
-    """The artefact's own examples of `category` (the text MiniLM saw, as a title: re-embedding it gives
-    the same vector), to keep a sparse category as it is."""
+def memory_examples(
+    learned: Learned, category: str, fields: Mapping[str, LabelledRecord] | None = None
+) -> list[LabelledRecord]:
+    """The artefact's own examples of `category`, to keep a sparse category as it is (or the shipped
+    ones beside the learned ones). An example whose record is in `fields` (by id: the shipped examples,
+    Trainer.bundled_records) keeps its title, tags and description; any other is the text MiniLM saw, as
+    a title (re-embedding it gives the same vector). The fields matter to `fit`: it calibrates the margin
+    on the examples the tag and rule stages leave, and with its tags folded into a title every example is
+    left, the easy ones those stages decide among them, and the margin comes out permissive."""
     memory = learned.memory
-    return [
-        LabelledRecord(id=memory.ids[i], title=memory.texts[i], labels=list(memory.labels[i]),
-                       primary=memory.primaries[i], difficulty=KEPT)
-        for i in range(len(memory))
-        if memory.primaries[i] == category
-    ]
+    fields = fields or {}
+    out = []
+    for i in range(len(memory)):
+        if memory.primaries[i] != category:
+            continue
+        record = fields.get(memory.ids[i])
+        if record is None:
+            record = LabelledRecord(id=memory.ids[i], title=memory.texts[i])
+        out.append(record.model_copy(update={
+            "labels": list(memory.labels[i]), "primary": memory.primaries[i], "difficulty": KEPT}))
+    return out
 
 
 class LearnReport(BaseModel):
@@ -207,6 +218,7 @@ class LearnJob:
         self.settings, self.taxonomy = settings, taxonomy
         self.options = settings.learn
         self.results, self.store, self.trainer, self.clock = results, store, trainer, clock
+        self._fields: dict[str, LabelledRecord] | None = None
 
     def _gate(self, pairs: Sequence[GatePair]) -> Gate:
         o = self.options
@@ -311,7 +323,8 @@ class LearnJob:
             if n >= minimum:
                 continue
             own = [] if current.fitted is None else [
-                e for e in memory_examples(current.fitted.learned, name) if e.id not in ids
+                e for e in memory_examples(current.fitted.learned, name, self._shipped_fields())
+                if e.id not in ids
             ]
             extra += own
             kept.append(f"kept current examples for {name}: {n} < {minimum} ({len(own)} from "
@@ -325,7 +338,15 @@ class LearnJob:
         if shipped is None:
             return []
         ids = {e.id for e in train} | held_ids
-        return [e for name in self.taxonomy.names for e in memory_examples(shipped, name) if e.id not in ids]
+        fields = self._shipped_fields()
+        return [e for name in self.taxonomy.names for e in memory_examples(shipped, name, fields)
+                if e.id not in ids]
+
+    def _shipped_fields(self) -> dict[str, LabelledRecord]:
+        """The shipped examples' records by id (their fields: see memory_examples)."""
+        if self._fields is None:
+            self._fields = {r.id: r for r in self.trainer.bundled_records()}
+        return self._fields
 
     def _publish(self, fitted: Fitted, current: Current, report: LearnReport, workdir: Path) -> LearnReport:
         path = workdir / "new" / "memory.npz"
