@@ -12,15 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
 from gifcat.adapters.training import EmbeddingTrainer
-from gifcat.application.learn import LearnJob, gather
+from gifcat.application.learn import LearnJob, gather, memory_examples
 from gifcat.application.ports import PublishConflict
 from gifcat.config import LearnSettings, Settings, load_settings
 from gifcat.domain.artefact import ArtefactManifest, PublishedArtefact
 from gifcat.domain.learning import Fitted, Gate, GatePair, Scorecard, held_out, split_held_out
-from gifcat.domain.memory import Learned
+from gifcat.domain.memory import Learned, Memory
 from gifcat.domain.model import (
     Candidate,
     Classification,
@@ -437,18 +438,15 @@ def test_a_repost_of_a_held_out_example_is_not_trained_on() -> None:
     assert split_held_out(examples, 0.0, 0) == (examples, [])
 
 
-def test_the_shipped_examples_are_fitted_on_with_their_fields(settings: Settings, tmp_path: Path) -> None:
-    # The bundled memory holds only the text MiniLM saw. Folded into a title, a shipped example's tags
-    # are no tags to the tag stage: `fit` counted every shipped example as one triage leaves, the easy
-    # ones the tag stage decides among them, and calibrated a permissive margin on them.
+def test_the_shipped_examples_are_fitted_on_with_their_fields(settings: Settings) -> None:
+    # The memory's text folds the tags in. Fitted on that text alone, a shipped example had no tags for
+    # the tag stage: `fit` counted every one as an example triage leaves, the easy ones the tag stage
+    # decides among them, and calibrated a permissive margin on them.
     shipped = [r.model_copy(update={"tags": ["puppy", "puppy love"] if r.primary == "animals" else ["match"],
                                     "description": "seen from the stands"}) for r in records("b", 9)]
 
     class Trainer(EmbeddingTrainer):
         fitted_on: ClassVar[list[LabelledRecord]] = []
-
-        def bundled_records(self) -> list[LabelledRecord]:
-            return shipped
 
         def fit(self, examples: Sequence[LabelledRecord], *, seed: int, min_examples: int) -> Fitted | None:
             Trainer.fitted_on = list(examples)
@@ -462,3 +460,18 @@ def test_the_shipped_examples_are_fitted_on_with_their_fields(settings: Settings
     for r in shipped:
         assert (kept[r.id].title, kept[r.id].tags, kept[r.id].description) == (r.title, r.tags, r.description)
         assert kept[r.id].labels == r.labels and kept[r.id].primary == r.primary
+
+
+def test_an_artefact_made_before_memories_kept_fields_borrows_the_shipped_ones() -> None:
+    shipped = bundled([r.model_copy(update={"tags": ["match"]}) for r in records("b", 3)]).labelled
+    learned = bundled(records("h", 3)).labelled
+    assert shipped is not None and learned is not None and shipped.fields is not None
+    both = Memory(ids=shipped.ids + learned.ids, texts=shipped.texts + learned.texts,
+                  labels=shipped.labels + learned.labels, primaries=shipped.primaries + learned.primaries,
+                  vectors=np.vstack([shipped.vectors, learned.vectors]))  # fields: None, as an old artefact
+    old = Learned(both, None, "bag-of-words", TAXONOMY.version, {})
+    fallback = dict(zip(shipped.ids, shipped.fields, strict=True))
+    got = {e.id: e for cat in CATS for e in memory_examples(old, cat, fallback)}
+    assert [got[i].tags for i in shipped.ids] == [["match"]] * 3
+    # An example of its own traffic: the text MiniLM saw, as a title.
+    assert [(got[i].title, got[i].tags) for i in learned.ids] == [(t, []) for t in learned.texts]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -172,12 +173,20 @@ def test_memory_file_round_trips_and_refuses_another_encoder(tmp_path: Path) -> 
         labels=[("cute",), ("sad", "funny")],
         primaries=["cute", "sad"],
         vectors=np.eye(2, 4, dtype=np.float32),
+        fields=[{"title": "x", "tags": ["kitten"], "description": ""},
+                {"title": "y", "tags": [], "description": "tears at a wedding"}],
     )
     head = fit_head(np.array([[1.0, 0], [0, 1.0]] * 4), ["cute", "sad"] * 4, ["cute", "sad"])
     path = tmp_path / "memory" / "memory.npz"
     Learned(memory, head, "minilm@1", "tax-1", {"records": 2}).save(path)
     loaded = Learned.load(path, encoder="minilm@1")
     assert loaded.memory.ids == ["a", "b"] and loaded.memory.labels[1] == ("sad", "funny")
+    assert loaded.memory.fields == memory.fields  # what learn refits on, beside the text MiniLM saw
+    assert loaded.memory.restricted_to({"sad"}).fields == memory.fields[1:]
+    # An artefact made before memories kept fields loads without them.
+    old = tmp_path / "old.npz"
+    Learned(replace(memory, fields=None), head, "minilm@1", "tax-1", {}).save(old)
+    assert Learned.load(old).memory.fields is None
     assert np.array_equal(loaded.memory.vectors, memory.vectors)
     assert loaded.head is not None and np.allclose(loaded.head.coef, head.coef)
     with pytest.raises(MemoryArtefactError, match="encoder"):

@@ -42,7 +42,7 @@ from gifcat.domain.learning import (
 )
 from gifcat.domain.memory import Learned, LinearHead, Memory
 from gifcat.domain.model import Classification, Status
-from gifcat.domain.records import LabelledRecord, load_labelled
+from gifcat.domain.records import LabelledRecord
 from gifcat.domain.stages.embedding import EmbeddingStage
 from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.taxonomy import Taxonomy
@@ -495,13 +495,3 @@ class EmbeddingTrainer:
             taxonomy_version=self.taxonomy.version, meta={"source": "bundled"},
             phrases=list(stage.phrases), phrase_vectors=stage.phrase_vectors,
         )
-
-    def bundled_records(self) -> list[LabelledRecord]:
-        """The records of the stage's `labelled` source (the shipped examples.jsonl, or a file) that its
-        bundled memory holds, with their fields; empty when it has no memory or names no source."""
-        source = self.stage.options.labelled
-        memory = self.stage.labelled
-        if source is None or memory is None or not len(memory):
-            return []
-        ids = set(memory.ids)
-        return [r for r in load_labelled(source) if r.id in ids]

@@ -41,7 +41,7 @@ from gifcat.domain.learning import (
     llm_support,
     split_held_out,
 )
-from gifcat.domain.memory import Learned
+from gifcat.domain.memory import ExampleFields, Learned
 from gifcat.domain.model import StageName, Status
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.result import HUMAN, ResultItem, now
@@ -150,25 +150,28 @@ def examples_digest(examples: Sequence[LabelledRecord]) -> str:
 
 
 def memory_examples(
-    learned: Learned, category: str, fields: Mapping[str, LabelledRecord] | None = None
+    learned: Learned, category: str, fallback: Mapping[str, ExampleFields] | None = None
 ) -> list[LabelledRecord]:
     """The artefact's own examples of `category`, to keep a sparse category as it is (or the shipped
-    ones beside the learned ones). An example whose record is in `fields` (by id: the shipped examples,
-    Trainer.bundled_records) keeps its title, tags and description; any other is the text MiniLM saw, as
-    a title (re-embedding it gives the same vector). The fields matter to `fit`: it calibrates the margin
-    on the examples the tag and rule stages leave, and with its tags folded into a title every example is
-    left, the easy ones those stages decide among them, and the margin comes out permissive."""
+    ones beside the learned ones), with the title, tags and description the memory keeps for each. An
+    artefact made before it kept them gives those of `fallback` (the bundled memory's, by id) or, for an
+    id it lacks, the text MiniLM saw as a title (re-embedding it gives the same vector). The fields
+    matter to `fit`: it calibrates the margin on the examples the tag and rule stages leave; with its tags
+    folded into a title every example is left, the easy ones those stages decide among them, and the
+    margin came out permissive."""
     memory = learned.memory
-    fields = fields or {}
     out = []
     for i in range(len(memory)):
         if memory.primaries[i] != category:
             continue
-        record = fields.get(memory.ids[i])
-        if record is None:
-            record = LabelledRecord(id=memory.ids[i], title=memory.texts[i])
-        out.append(record.model_copy(update={
-            "labels": list(memory.labels[i]), "primary": memory.primaries[i], "difficulty": KEPT}))
+        fields = memory.fields[i] if memory.fields is not None else (fallback or {}).get(memory.ids[i])
+        if fields is None:
+            fields = {"title": memory.texts[i], "tags": [], "description": ""}
+        out.append(LabelledRecord(
+            id=memory.ids[i], title=fields["title"], tags=list(fields["tags"]),
+            description=fields["description"], labels=list(memory.labels[i]), primary=memory.primaries[i],
+            difficulty=KEPT,
+        ))
     return out
 
 
@@ -218,7 +221,6 @@ class LearnJob:
         self.settings, self.taxonomy = settings, taxonomy
         self.options = settings.learn
         self.results, self.store, self.trainer, self.clock = results, store, trainer, clock
-        self._fields: dict[str, LabelledRecord] | None = None
 
     def _gate(self, pairs: Sequence[GatePair]) -> Gate:
         o = self.options
@@ -338,15 +340,15 @@ class LearnJob:
         if shipped is None:
             return []
         ids = {e.id for e in train} | held_ids
-        fields = self._shipped_fields()
-        return [e for name in self.taxonomy.names for e in memory_examples(shipped, name, fields)
-                if e.id not in ids]
+        return [e for name in self.taxonomy.names for e in memory_examples(shipped, name) if e.id not in ids]
 
-    def _shipped_fields(self) -> dict[str, LabelledRecord]:
-        """The shipped examples' records by id (their fields: see memory_examples)."""
-        if self._fields is None:
-            self._fields = {r.id: r for r in self.trainer.bundled_records()}
-        return self._fields
+    def _shipped_fields(self) -> dict[str, ExampleFields]:
+        """The bundled memory's fields by id: an artefact published before memories kept their fields
+        holds shipped examples too (see memory_examples)."""
+        bundled = self.trainer.bundled()
+        if bundled is None or bundled.memory.fields is None:
+            return {}
+        return dict(zip(bundled.memory.ids, bundled.memory.fields, strict=True))
 
     def _publish(self, fitted: Fitted, current: Current, report: LearnReport, workdir: Path) -> LearnReport:
         path = workdir / "new" / "memory.npz"

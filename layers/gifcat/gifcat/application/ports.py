@@ -131,9 +131,3 @@ class Trainer(Protocol):
     def bundled(self) -> Learned | None:
         """The memory and head that ship with the image (None: it has none)."""
         ...
-
-    def bundled_records(self) -> Sequence[LabelledRecord]:
-        """The labelled records the bundled memory was embedded from, with their fields (title, tags,
-        description), by id; empty when they cannot be read. The memory holds only the text MiniLM saw:
-        the tag and rule stages need the fields to tell which examples they would decide themselves."""
-        ...

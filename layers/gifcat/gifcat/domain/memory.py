@@ -15,7 +15,7 @@ import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -24,6 +24,14 @@ ARTEFACT = "memory/memory.npz"
 
 class MemoryArtefactError(ValueError):
     """A memory artefact that cannot be used with this encoder or taxonomy."""
+
+
+class ExampleFields(TypedDict):
+    """An example's metadata as it was labelled."""
+
+    title: str
+    tags: list[str]
+    description: str
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,10 @@ class Memory:
     labels: list[tuple[str, ...]]
     primaries: list[str]
     vectors: np.ndarray
+    # Each example's title, tags and description (None in artefacts made before they were kept). The
+    # text alone folds the tags in: `gifcat learn` refits on the fields, where the tag and rule stages
+    # can tell which examples they would decide themselves.
+    fields: list[ExampleFields] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -47,6 +59,7 @@ class Memory:
             labels=[self.labels[i] for i in idx],
             primaries=[self.primaries[i] for i in idx],
             vectors=self.vectors[idx],
+            fields=None if self.fields is None else [self.fields[i] for i in idx],
         )
 
     def restricted_to(self, categories: Collection[str]) -> Memory:
@@ -61,7 +74,8 @@ class Memory:
         labels = [tuple(lbl for lbl in row if lbl in categories) for row in kept.labels]
         primaries = [p if p in categories else row[0] for p, row in zip(kept.primaries, labels, strict=True)]
         return Memory(
-            ids=kept.ids, texts=kept.texts, labels=labels, primaries=primaries, vectors=kept.vectors
+            ids=kept.ids, texts=kept.texts, labels=labels, primaries=primaries, vectors=kept.vectors,
+            fields=kept.fields,
         )
 
 
@@ -104,6 +118,7 @@ class Learned:
                 "texts": self.memory.texts,
                 "labels": [list(x) for x in self.memory.labels],
                 "primaries": self.memory.primaries,
+                "fields": self.memory.fields,
                 "encoder": self.encoder,
                 "taxonomy_version": self.taxonomy_version,
                 "meta": dict(self.meta),
@@ -144,6 +159,7 @@ class Learned:
             labels=[tuple(x) for x in doc["labels"]],
             primaries=list(doc["primaries"]),
             vectors=vectors,
+            fields=doc.get("fields"),
         )
         learned = cls(memory, head, doc["encoder"], doc["taxonomy_version"], doc.get("meta", {}))
         if phrase_vectors is not None and doc.get("phrases"):

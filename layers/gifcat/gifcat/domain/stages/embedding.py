@@ -230,6 +230,7 @@ class EmbeddingStage(Stage):
             primaries=[r.primary_among(known) or "" for r in kept],  # kept: each has a known label
             vectors=self.text.encode(texts),
             texts=texts,
+            fields=[{"title": r.title, "tags": list(r.tags), "description": r.description} for r in kept],
         )
 
     def wants_gif(self, item: GifItem) -> bool:
