@@ -320,13 +320,13 @@ class LearnJob:
         kept: list[str] = []
         extra: list[LabelledRecord] = []
         ids = {e.id for e in train} | held_ids
+        fallback = self._shipped_fields()
         for name in self.taxonomy.names:
             n = per_category.get(name, 0)
             if n >= minimum:
                 continue
             own = [] if current.fitted is None else [
-                e for e in memory_examples(current.fitted.learned, name, self._shipped_fields())
-                if e.id not in ids
+                e for e in memory_examples(current.fitted.learned, name, fallback) if e.id not in ids
             ]
             extra += own
             kept.append(f"kept current examples for {name}: {n} < {minimum} ({len(own)} from "
