@@ -223,6 +223,24 @@ def test_a_config_file_that_cannot_be_read_is_one_line(
     assert capsys.readouterr().err == f"gifcat: {missing}: cannot read: No such file or directory\n"
 
 
+def test_a_taxonomy_the_local_model_cannot_read_is_refused_before_its_server_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gifcat.domain.taxonomy import load_taxonomy
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    bundled = load_taxonomy("bundled")
+    more = [{"name": f"{c.name}_{i}", "description": c.description, "examples": list(c.examples)}
+            for i, c in enumerate(bundled.categories * 8)]
+    doc = {"version": "large", "categories": [c.model_dump(mode="json") for c in bundled.categories] + more}
+    large = tmp_path / "large.yaml"
+    large.write_text(json.dumps(doc), encoding="utf-8")  # JSON is YAML
+    argv = ["eval", "--data", str(_files(tmp_path)["good"]), "--taxonomy", str(large)]
+    message = refused(argv, capsys)
+    assert "stages.llm.local.n_ctx: 4096 tokens cannot hold a call" in message
+    assert "(instructions and 126 categories)" in message
+
+
 def test_an_aws_call_that_cannot_be_made_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

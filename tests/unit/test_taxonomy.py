@@ -243,3 +243,22 @@ def test_a_config_object_s3_cannot_serve_is_a_config_error_naming_it() -> None:
 
     with pytest.raises(ConfigError, match=r"^s3://gone/settings\.yaml: cannot read: RuntimeError: NoSuch"):
         read_text("s3://gone/settings.yaml", reader)
+
+
+def test_a_taxonomy_whose_prompt_the_local_model_cannot_read_is_refused_before_the_first_item(
+    taxonomy: Taxonomy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With 114 categories the prompt's fixed part alone is past Gemma's 4,096-token context: every call
+    # would fail, and every item that reached the LLM would end `failed`.
+    from gifcat_tooling.pipeline import LocalPipeline
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # no key, no base_url: the local model
+    more = [c.model_copy(update={"name": f"{c.name}_{i}", "aliases": [], "rules": []})
+            for i in range(100) for c in taxonomy.categories[i % 14 : i % 14 + 1]]
+    large = taxonomy.model_copy(update={"categories": [*taxonomy.categories, *more]})
+    with pytest.raises(ConfigError, match=r"stages\.llm\.local\.n_ctx: 4096 tokens cannot hold a call: the "
+                                          r"prompt's fixed part \(instructions and 114 categories\)"):
+        LocalPipeline(load_settings(), large)
+    LocalPipeline(load_settings(), taxonomy)  # the bundled fourteen fit
+    roomy = load_settings(overrides={"stages": {"llm": {"local": {"n_ctx": 16384}}}})
+    LocalPipeline(roomy, large)

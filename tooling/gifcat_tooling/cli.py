@@ -305,7 +305,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         if needs_llm and wants_local_server(settings):
             # One local server for every pipeline of this run.
-            endpoint = stack.enter_context(local_llm_endpoint(settings))
+            endpoint = stack.enter_context(local_llm_endpoint(settings, taxonomy=taxonomy))
             settings = _settings(
                 args.settings,
                 overrides={
@@ -993,7 +993,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         llm = None
         if options.until is StageName.LLM:
             if wants_local_server(settings):  # one local server for the whole replay
-                endpoint = stack.enter_context(local_llm_endpoint(settings))
+                endpoint = stack.enter_context(local_llm_endpoint(settings, taxonomy=taxonomy))
                 llm = build_llm_stage(settings, taxonomy, base_url=endpoint.base_url, model=endpoint.model)
             else:
                 llm = build_llm_stage(settings, taxonomy)

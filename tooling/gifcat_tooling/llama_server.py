@@ -31,8 +31,9 @@ from typing import NamedTuple
 
 from gifcat.adapters.cpus import usable_cpus
 from gifcat.adapters.llm.credentials import api_key_configured
-from gifcat.config import Settings
+from gifcat.config import ConfigError, Settings
 from gifcat.domain.llm.options import LlmOptions, LocalOptions
+from gifcat.domain.taxonomy import Taxonomy
 
 BUILD_HINT = "run scripts/build_llama_wheel.sh (builds llama-cpp-python==0.3.36 with its server extras)"
 
@@ -309,9 +310,33 @@ def server_options(
     return local.model_copy(update={"n_threads": server_threads(value, shared=shared, cpus=cpus)})
 
 
+def check_prompt_fits(settings: Settings, taxonomy: Taxonomy) -> None:
+    """Every call to the local model reads the prompt's fixed part (the instructions and every category)
+    and may write `max_tokens`. When that alone is past the model's context, every call fails and each
+    item that reaches the LLM ends `failed`: refused here, before the first item. The tokens are the
+    prompt's characters at `prices.llm_call.tokens_per_char` (measured on Gemma's tokenizer)."""
+    from gifcat.adapters.llm.factory import prompt_builder
+
+    opts = settings.options("llm", LlmOptions)
+    fixed = prompt_builder(settings, taxonomy, model=opts.local.model_name).system_text()
+    tokens = round(len(fixed) * settings.prices.llm_call.tokens_per_char)
+    if tokens + opts.max_tokens > opts.local.n_ctx:
+        raise ConfigError(
+            f"settings: stages.llm.local.n_ctx: {opts.local.n_ctx} tokens cannot hold a call: the prompt's "
+            f"fixed part (instructions and {len(taxonomy.categories)} categories) is about {tokens:,} "
+            f"tokens and the answer may take {opts.max_tokens}; raise n_ctx (Gemma 3 270M reads up to "
+            "32,768) or use an endpoint with a larger context (stages.llm.base_url)"
+        )
+
+
 @contextlib.contextmanager
-def local_llm_endpoint(settings: Settings | LlmOptions, *, shared: bool = False) -> Iterator[LocalEndpoint]:
+def local_llm_endpoint(
+    settings: Settings | LlmOptions, *, shared: bool = False, taxonomy: Taxonomy | None = None
+) -> Iterator[LocalEndpoint]:
     """Start the local server for the duration of the block; yields (base_url, model). `shared`: the
-    embedded AWS runs beside it (`gifcat demo`), so it takes `n_threads_shared` threads."""
+    embedded AWS runs beside it (`gifcat demo`), so it takes `n_threads_shared` threads. With the
+    `taxonomy` the prompts will describe, a prompt the model cannot read is refused first."""
+    if taxonomy is not None and isinstance(settings, Settings):
+        check_prompt_fits(settings, taxonomy)
     with LocalServer(server_options(settings, shared=shared)) as endpoint:
         yield endpoint

@@ -90,6 +90,10 @@ class LocalPipeline:
                 raise ConfigError(f"labelled examples {source}: no such file ({where})")
         if llm and StageName.LLM in wanted:
             self.settings.options("llm", LlmOptions)
+            from gifcat_tooling.llama_server import check_prompt_fits, wants_local_server
+
+            if wants_local_server(self.settings):
+                check_prompt_fits(self.settings, self.taxonomy)
 
     def _embedding(self) -> Stage:
         from gifcat.adapters.embeddings.factory import build_embedding_stage

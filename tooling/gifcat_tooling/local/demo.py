@@ -98,6 +98,7 @@ def demo_stack(
     the metrics switch when it flushes, so it is set for this process, not only at import."""
     from gifcat.adapters.embeddings.artefacts import models_dir
     from gifcat.config import load_settings
+    from gifcat.domain.taxonomy import load_taxonomy
     from gifcat_tooling.llama_server import local_llm_endpoint, wants_local_server
     from gifcat_tooling.local.aws import EmbeddedAws
 
@@ -109,7 +110,9 @@ def demo_stack(
         settings = load_settings()
         if wants_local_server(settings):
             print("starting the local LLM server (llama-cpp-python, Gemma 3 270M)...", file=out, flush=True)
-            endpoint = stack.enter_context(local_llm_endpoint(settings, shared=True))
+            # The taxonomy the functions read (gifcat.runtime: GIFCAT_TAXONOMY, else the settings')
+            taxonomy = load_taxonomy(os.environ.get("GIFCAT_TAXONOMY", "").strip() or settings.taxonomy)
+            endpoint = stack.enter_context(local_llm_endpoint(settings, shared=True, taxonomy=taxonomy))
             parameters = {"LlmBaseUrl": endpoint.base_url, "LlmModel": endpoint.model}
         trigger = "" if upload_trigger else " (upload trigger off)"
         print(f"starting the embedded AWS{trigger} and deploying template.yaml...", file=out, flush=True)
