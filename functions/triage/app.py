@@ -30,6 +30,16 @@ def handler(event: S3UploadEvent, context: LambdaContext) -> dict[str, Any]:
     outcomes = []
     for record in event.Records:
         ref = record.object_ref()
+        if record.created and not triage.is_upload(ref):
+            # A sidecar put after its upload: the upload is read again (a rerun that writes only when
+            # the metadata changed); one put before it is read by the upload's own event.
+            reread = triage.handle_sidecar(ref)
+            if reread is not None:
+                metrics.add_metric(name="Upload_sidecar_reread", unit=MetricUnit.Count, value=1)
+                outcome = reread.model_dump(mode="json")
+                logger.info("sidecar of an upload: the upload is read again", extra={"outcome": outcome})
+                outcomes.append(outcome)
+                continue
         if not (record.created and triage.is_upload(ref)):  # a sidecar, another file, a removal...
             metrics.add_metric(name="Upload_ignored", unit=MetricUnit.Count, value=1)
             logger.info("not an upload", extra={"key": ref.key, "event": record.eventName})

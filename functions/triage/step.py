@@ -28,7 +28,8 @@ def handler(event: TriageStepEvent, context: LambdaContext) -> dict[str, Any]:
     request = event.request
     ref = request.object_ref()
     state = triage.prepare(
-        ref, force=request.force, execution=event.execution_name, stale_only=request.stale_only
+        ref, force=request.force, execution=event.execution_name, stale_only=request.stale_only,
+        metadata_changed_only=request.metadata_changed_only,
     )
     metrics.add_metric(name="Rerun_kept" if state.kept else "Rerun_triaged", unit=MetricUnit.Count, value=1)
     if state.decided_by:

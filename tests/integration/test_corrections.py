@@ -98,6 +98,29 @@ def test_forced_console_rerun_keeps_the_human_answer(
         assert (after.decided_by, after.primary, after.updated_at) == ("human", "sad", before.updated_at)
 
 
+def test_a_late_sidecar_keeps_the_human_answer(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI
+) -> None:
+    key = "uploads/sidecar-human.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    wait_item(aws, key)
+    before = human_item(aws, key)
+    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=b'{"title": "Kiss", "tags": ["kiss", "love"]}')
+    sfn = aws.client("stepfunctions")
+    deadline = time.monotonic() + 60
+    runs: list[dict[str, Any]] = []
+    while not runs and time.monotonic() < deadline:  # the rerun the sidecar started, named after it
+        assert aws.runner.drain(10)
+        runs = [e for e in sfn.list_executions(stateMachineArn=aws.outputs["StateMachineArn"])["executions"]
+                if e["name"].startswith("sidecar-human-gif-json-")]
+        time.sleep(0.1)
+    assert runs, "the late sidecar started no rerun"
+    while sfn.describe_execution(executionArn=runs[0]["executionArn"])["status"] == "RUNNING":
+        time.sleep(0.1)
+    after = wait_item(aws, key)
+    assert (after.decided_by, after.primary, after.updated_at) == ("human", "sad", before.updated_at)
+
+
 def test_repeated_upload_event_keeps_the_human_answer(
     aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
 ) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gifcat.application.events import RerunRequest, S3UploadEvent, TriageStepEvent
+from gifcat.application.events import RerunRequest, S3UploadEvent, TriageStepEvent, sidecar_upload_key
 from gifcat.application.service import StepState
 from gifcat.config import Settings, load_settings
 from gifcat_tooling.local.template import Stack, load_template
@@ -155,6 +155,8 @@ def test_sample_events_parse_as_their_handlers_do() -> None:
         assert state.classification.status.value == "undecided" and not state.decided
     s3 = S3UploadEvent.model_validate(load_event("triage/s3-put.json"))
     assert s3.Records[0].object_ref().key == "uploads/pizza time.gif"
+    late = S3UploadEvent.model_validate(load_event("triage/s3-put-sidecar.json")).Records[0].object_ref()
+    assert sidecar_upload_key(late.key, ".gif") == "uploads/pizza time.gif"  # a sidecar put after it
     rerun = RerunRequest.model_validate(load_event("statemachine/rerun.json"))
     assert rerun.force is True
     assert json.loads(json.dumps(load_event("statemachine/rerun.json"))).keys() <= {

@@ -84,6 +84,37 @@ def test_objects_outside_the_filter_do_not_trigger(
     assert not keys & {"elsewhere/cat.gif", "uploads/cat.png", "uploads/orphan.gif.json"}
 
 
+def test_a_sidecar_put_after_its_upload_is_read(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
+    # Uploaded first, the GIF has no metadata; the sidecar that follows reads it again, through the
+    # classify machine's rerun path.
+    key = "uploads/late sidecar.gif"
+    aws.s3.put_object(Bucket=bucket, Key=key, Body=gif(), ContentType="image/gif")
+    assert wait_item(aws, key).status == "skipped"
+    sidecar = json.dumps({"title": "Pizza GIF", "tags": ["pizza", "cheese", "food"]}).encode()
+    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=sidecar)
+    item = wait_item(aws, key)
+    deadline = time.monotonic() + 60
+    while item.status != "classified" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        item = wait_item(aws, key)
+    assert (item.status, item.primary, item.decided_by) == ("classified", "food", "tags")
+    assert item.title == "Pizza GIF"
+    # The same metadata put again is read already: the rerun keeps the result and writes nothing.
+    before = item.updated_at
+    runs = len(executions(aws))
+    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=sidecar)
+    deadline = time.monotonic() + 60
+    while len(executions(aws)) == runs and time.monotonic() < deadline:
+        time.sleep(0.1)
+    sfn = aws.client("stepfunctions")
+    newest = max(executions(aws), key=lambda e: e["startDate"])
+    while sfn.describe_execution(executionArn=newest["executionArn"])["status"] == "RUNNING":
+        time.sleep(0.1)
+    assert wait_item(aws, key).updated_at == before
+
+
 def test_an_upper_case_suffix_is_an_upload(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
     # Cameras and Windows tools write "IMG_0001.GIF": S3's suffix filter would have dropped these
     # without a trace.
@@ -381,6 +412,7 @@ def test_the_dashboard_draws_what_the_handlers_emit(
     # tests/integration/test_learn_published.py's.)
     families = {f"Decided_{s}" for s in StageName} | {f"Upload_{s}" for s in Status} | {"Rerun_kept"}
     families.add("Upload_ignored")  # a sidecar's or another key's event (tests: not an upload)
+    families.add("Upload_sidecar_reread")  # a sidecar put after its upload (tests: late sidecar)
     families |= {"Learn_published", "Learn_kept"} | {f"LearnExamples_{s}" for s in SOURCES}
     families |= {f"Artefact_{outcome}" for outcome in get_args(RefreshOutcome)}
     assert drawn - emitted <= families, drawn - emitted - families

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
-from gifcat.application.events import LearnRequest, S3UploadEvent, is_upload_key
+from gifcat.application.events import LearnRequest, S3UploadEvent, is_upload_key, sidecar_upload_key
 from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.application.service import Triage
 from gifcat.config import Settings
@@ -130,6 +130,16 @@ def test_s3_event_keys_are_url_decoded(load_s3_event: Callable[[str], dict]) -> 
 def test_an_upload_is_a_key_ending_with_the_suffix_in_any_letter_case(key: str, upload: bool) -> None:
     assert is_upload_key(key, ".gif") is upload
     assert is_upload_key(key, ".GIF") is upload  # the setting's own case does not matter either
+
+
+@pytest.mark.parametrize(
+    ("key", "upload"),
+    [("uploads/cat.gif.json", "uploads/cat.gif"), ("uploads/Cat.GIF.json", "uploads/Cat.GIF"),
+     ("uploads/cat.gif.JSON", None),  # the sidecar read is <key>.json exactly
+     ("uploads/cat.png.json", None), ("uploads/cat.json", None), ("uploads/cat.gif", None)],
+)
+def test_a_sidecar_key_names_the_upload_it_describes(key: str, upload: str | None) -> None:
+    assert sidecar_upload_key(key, ".gif") == upload
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from PIL import Image, ImageDraw
 
-from gifcat.adapters.s3 import SIDECAR_SUFFIX
+from gifcat.application.ports import SIDECAR_SUFFIX
 from gifcat.domain.result import ResultItem
 
 if TYPE_CHECKING:

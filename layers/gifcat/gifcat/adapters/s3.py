@@ -7,10 +7,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gifcat.application.ports import ObjectArchived, ObjectGone, SourceUnavailable
+from gifcat.application.ports import SIDECAR_SUFFIX, ObjectArchived, ObjectGone, SourceUnavailable
 from gifcat.domain.result import ObjectRef
 
-SIDECAR_SUFFIX = ".json"
 MAX_KEY_BYTES = 1024  # S3's longest key: a longer sidecar key cannot exist (S3 answers KeyTooLongError)
 
 

@@ -11,6 +11,7 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from gifcat.application.ports import SIDECAR_SUFFIX
 from gifcat.domain.result import ObjectRef
 
 
@@ -79,15 +80,26 @@ def is_upload_key(key: str, suffix: str) -> bool:
     return key.casefold().endswith(suffix.casefold())
 
 
+def sidecar_upload_key(key: str, suffix: str) -> str | None:
+    """The upload a sidecar key (<upload key>.json) describes, or None for any other key."""
+    if not key.endswith(SIDECAR_SUFFIX):
+        return None
+    upload = key[: -len(SIDECAR_SUFFIX)]
+    return upload if is_upload_key(upload, suffix) else None
+
+
 class RerunRequest(BaseModel):
     """A console rerun: {"bucket", "key"} and optionally "version_id" and "force"; a backfill child
-    adds "stale_only" (classify only when the result is missing, failed or of another taxonomy)."""
+    adds "stale_only" (classify only when the result is missing, failed or of another taxonomy); a
+    sidecar put after its upload, "metadata_changed_only" (classify only when the result was made from
+    other metadata than the object has now)."""
 
     bucket: str
     key: str
     version_id: str | None = None
     force: bool = False
     stale_only: bool = False
+    metadata_changed_only: bool = False
 
     def object_ref(self) -> ObjectRef:
         return ObjectRef(bucket=self.bucket, key=self.key, version_id=self.version_id)

@@ -39,6 +39,9 @@ class SourceUnavailable(RuntimeError):
     queue when the retries run out), rather than recording a result about the upload."""
 
 
+SIDECAR_SUFFIX = ".json"  # an upload's sidecar is <key>.json, exactly: what ObjectSource.sidecar reads
+
+
 class ObjectSource(Protocol):
     def head(self, ref: ObjectRef) -> tuple[ObjectRef, dict[str, str]]: ...
     def read(self, ref: ObjectRef, first: int | None = None) -> bytes: ...

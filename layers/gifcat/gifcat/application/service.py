@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gifcat.application.events import is_upload_key
+from gifcat.application.events import is_upload_key, sidecar_upload_key
 from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.application.ports import (
     Escalator,
@@ -30,7 +30,14 @@ from gifcat.application.ports import (
 from gifcat.config import Prices, Settings
 from gifcat.domain.cascade import TRIAGE, Cascade
 from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, StageTrace, Status
-from gifcat.domain.result import HUMAN, ObjectRef, ResultItem, classification_fields, result_item
+from gifcat.domain.result import (
+    HUMAN,
+    ObjectRef,
+    ResultItem,
+    classification_fields,
+    metadata_digest,
+    result_item,
+)
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +254,28 @@ class Triage(UploadTriage):
         )
 
 
+    def handle_sidecar(self, ref: ObjectRef) -> UploadOutcome | None:
+        """A sidecar put after its upload: its upload is classified again through the state machine's
+        rerun path, which writes only when the result was made from other metadata than the object has
+        now (`metadata_changed_only`), never over a person's answer, and never over a newer upload.
+        None when the key is no upload's sidecar, or its upload is not there (yet): an upload's own
+        event reads the sidecar put before it."""
+        key = sidecar_upload_key(ref.key, self.upload_suffix)
+        if key is None:
+            return None
+        upload = ObjectRef(bucket=ref.bucket, key=key)
+        try:
+            self.source.head(upload)
+        except (ObjectGone, ObjectArchived):
+            return None
+        name = self.execution_name(ref, GifMetadata())  # one per sidecar version: a repeated event, one name
+        request = {"bucket": upload.bucket, "key": upload.key, "force": True, "metadata_changed_only": True}
+        started = self.escalator.start(name, request)
+        return UploadOutcome(
+            pk=upload.pk, status=Status.PENDING, written=False, execution=name, started=started == "started"
+        )
+
+
 class RerunTriage(UploadTriage):
     """The state machine's triage step, for executions started without a triage result (reruns and
     backfill children)."""
@@ -264,21 +293,32 @@ class RerunTriage(UploadTriage):
         self.store = store
         self.record_request = record_request
 
-    def prepare(self, ref: ObjectRef, *, force: bool, execution: str, stale_only: bool = False) -> StepState:
+    def prepare(
+        self, ref: ObjectRef, *, force: bool, execution: str, stale_only: bool = False,
+        metadata_changed_only: bool = False,
+    ) -> StepState:
         """Take the item over for this execution (a pending item naming it, with the full metadata),
         so that Record, which finishes only its own execution's item, can write the answer. Leaves it
         alone (`kept`), writing nothing, when it holds a person's answer for the object as it is now,
-        with `stale_only` when its result is fresh (see `_kept`), and when the request is not about an
-        upload as it is now (see `_not_an_upload`).
+        with `stale_only` when its result is fresh (see `_kept`), with `metadata_changed_only` when
+        there is no result yet or it was made from the metadata the object has now, and when the
+        request is not about an upload as it is now (see `_not_an_upload`).
         """
         why = self._not_an_upload(ref)
         if why:
             return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=why)
         stored = self.store.get(ref.pk)
         kept = self._kept(ref, stored, stale_only=stale_only)
+        if metadata_changed_only and stored is None:
+            kept = "no result yet: the upload's own event reads its metadata"
         if kept:
             return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=kept)
         ref, metadata, classification = self.classify(ref)
+        if metadata_changed_only and stored is not None and stored.etag == ref.etag and (
+            stored.metadata_digest == metadata_digest(metadata)
+        ):
+            kept = "its result was made from the metadata it has now"
+            return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=kept)
         stored = self.store.get(ref.pk)  # again: what the take-over's condition must see
         pending = classification.model_copy(update={"status": Status.PENDING})
         item = result_item(ref, pending, metadata=metadata, execution=execution, prices=self.settings.prices)
