@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
+
+from measure_learn import NoStore, Table  # the same in-memory table and store as the timing run
 
 from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.adapters.training import CachingEncoder, EmbeddingTrainer, scorecard, triage_outcomes
 from gifcat.application.learn import LearnJob
 from gifcat.config import Settings, load_settings
-from gifcat.domain.artefact import ArtefactManifest, PublishedArtefact
 from gifcat.domain.learning import Fitted
 from gifcat.domain.model import Status
 from gifcat.domain.records import LabelledRecord, read_records
@@ -34,28 +34,6 @@ from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
 AT = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 PLACES = ["beach", "park", "mall", "office", "airport", "station", "museum", "library", "harbour", "market",
           "lake", "garden", "plaza", "bridge", "pier", "square", "campus", "river", "cafe", "hotel"]
-
-
-class Table:
-    def __init__(self, items: list[ResultItem]) -> None:
-        self._items = items
-
-    def items(self) -> Iterable[ResultItem]:
-        return iter(self._items)
-
-
-class NoStore:
-    """Nothing published yet; a publication is only counted."""
-
-    def current(self) -> PublishedArtefact | None:
-        return None
-
-    def fetch(self, version: str, into: Path) -> Path:
-        raise LookupError(version)
-
-    def publish(self, artefact: Path, manifest: ArtefactManifest) -> PublishedArtefact:
-        published = manifest.model_copy(update={"version": "v000001"})
-        return PublishedArtefact(version="v000001", manifest=published)
 
 
 def templated(settings: Settings, taxonomy: Taxonomy, n: int) -> list[LabelledRecord]:
