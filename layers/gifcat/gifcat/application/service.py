@@ -253,7 +253,6 @@ class Triage(UploadTriage):
             pk=ref.pk, status=pending.status, written=True, execution=name, started=started == "started"
         )
 
-
     def handle_sidecar(self, ref: ObjectRef) -> UploadOutcome | None:
         """A sidecar put after its upload: its upload is classified again through the state machine's
         rerun path, which writes only when the result was made from other metadata than the object has
