@@ -21,6 +21,7 @@ _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[\s_\-./|:,;!?'\"’()\[\]{}*+=~`^<>&%$]+")
 # Skin tones, variation selectors and the zero-width joiner change how an emoji looks, not what it says.
 _EMOJI_MODIFIERS = re.compile("[\U0001f3fb-\U0001f3ff\ufe0e\ufe0f\u200d]")
+_ASCII_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")  # _split's words, for folded ASCII text
 # Scripts whose words are not separated by spaces, by the first word of their characters' Unicode names.
 _UNSPACED = (
     "CJK", "IDEOGRAPHIC", "HIRAGANA", "KATAKANA", "KATAKANA-HIRAGANA", "THAI", "LAO", "KHMER", "MYANMAR",
@@ -46,6 +47,8 @@ def _is_mark(ch: str) -> bool:
 def fold(text: str) -> str:
     """Case folded, accents of Latin, Greek and Cyrillic letters folded, emoji modifiers dropped,
     whitespace collapsed."""
+    if text.isascii():  # most metadata: nothing to decompose or fold
+        return " ".join(text.lower().split())
     kept: list[str] = []
     base = ""
     for ch in unicodedata.normalize("NFKD", text):
@@ -68,6 +71,8 @@ def _split(text: str) -> list[str]:
     """Words of folded text: runs of letters and digits with their marks. A run of a script written
     without spaces is kept whole (a rule can match inside it; aliases are looked up inside it); any
     other symbol (an emoji) is a word of its own."""
+    if text.isascii():
+        return _ASCII_WORD.findall(text)
     out: list[str] = []
     run: list[str] = []
     kind = ""  # "spaced" or "unspaced": the run breaks where it changes
