@@ -24,10 +24,11 @@ step = build_embedding_step()  # ONNX sessions load once per container
 @event_parser(model=StepState)
 def handler(event: StepState, context: LambdaContext) -> dict[str, Any]:
     state = step.run(event)
-    metrics.add_metric(name="Reached_embedding", unit=MetricUnit.Count, value=1)
     if step.artefact_outcome:  # a version gifcat learn published, taken up or not (its log says why)
         metrics.add_metric(name=f"Artefact_{step.artefact_outcome}", unit=MetricUnit.Count, value=1)
-    if state.decided_by:
-        metrics.add_metric(name=f"Decided_{state.decided_by}", unit=MetricUnit.Count, value=1)
+    if step.trace(event, state) is not None:  # not for a state decided already, or a deleted GIF
+        metrics.add_metric(name="Reached_embedding", unit=MetricUnit.Count, value=1)
+        if state.decided_by:
+            metrics.add_metric(name=f"Decided_{state.decided_by}", unit=MetricUnit.Count, value=1)
     logger.info("embedded", extra={"pk": state.object.pk, "status": state.classification.status.value})
     return state.model_dump(mode="json")

@@ -24,18 +24,19 @@ step = build_llm_step()  # the client and prompt load once per container
 @event_parser(model=StepState)
 def handler(event: StepState, context: LambdaContext) -> dict[str, Any]:
     state = step.run(event)
-    trace = state.classification.stages[-1]
-    metrics.add_metric(name="Reached_llm", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="LlmCostUsd", unit=MetricUnit.NoUnit, value=trace.cost_usd)
-    if state.decided_by:
-        metrics.add_metric(name=f"Decided_{state.decided_by}", unit=MetricUnit.Count, value=1)
+    trace = step.trace(event, state)
+    if trace is not None:  # the LLM was asked (not for a state decided already, or a deleted GIF)
+        metrics.add_metric(name="Reached_llm", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="LlmCostUsd", unit=MetricUnit.NoUnit, value=trace.cost_usd)
+        if state.decided_by:
+            metrics.add_metric(name=f"Decided_{state.decided_by}", unit=MetricUnit.Count, value=1)
     logger.info(
         "escalated",
         extra={
             "pk": state.object.pk,
             "status": state.classification.status.value,
-            "model": trace.model,
-            "usage": trace.usage,
+            "model": trace.model if trace else None,
+            "usage": trace.usage if trace else None,
         },
     )
     return state.model_dump(mode="json")

@@ -19,12 +19,13 @@ import pytest
 from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.adapters.stepfunctions import Escalations
 from gifcat.config import load_settings
+from gifcat.domain.model import Classification
 from gifcat.domain.records import read_records
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
 from tests.conftest import load_event
-from tests.integration.conftest import wait_item
+from tests.integration.conftest import emitted_metrics, wait_item
 from tests.support.fake_openai import FakeOpenAI, answer, completion, slow
 
 
@@ -191,6 +192,32 @@ def test_embedding_failure_is_caught_and_the_llm_still_decides(
     assert (item.decided_by, item.primary) == ("llm", "sad")
     embed_trace = next(s for s in item.stages if s.stage == "embedding")
     assert (embed_trace.error or "").startswith("MemoryError")
+
+
+@pytest.mark.parametrize("function", ["EmbedFunction", "EscalateFunction"])
+def test_a_state_decided_already_is_neither_asked_again_nor_counted_again(
+    aws: EmbeddedAws, llm_server: FakeOpenAI, capsys: pytest.CaptureFixture[str], function: str
+) -> None:
+    # The state machine's Choice states send only undecided states on; a direct invoke (the console,
+    # sam local invoke with an edited sample) may send a decided one. It used to be run again and its
+    # decision counted twice (Reached_* and Decided_*), and a state without traces raised IndexError.
+    state = load_event("escalate/state.json")
+    state["classification"] |= {"status": "classified", "primary": "sad", "labels": ["sad"],
+                                "confidence": 0.9}
+    asked = len(llm_server.chat_requests)
+    capsys.readouterr()
+    for classification in (state["classification"], {**state["classification"], "stages": []}):
+        payload, errored = aws.runner.functions[aws.stack.physical_name(function)].invoke(
+            {**state, "classification": classification}
+        )
+        assert not errored, payload
+        assert Classification.model_validate(payload["classification"]) == Classification.model_validate(
+            classification
+        )
+        assert payload["record"] is not None  # what it holds is still recorded
+    assert len(llm_server.chat_requests) == asked
+    counted = emitted_metrics(capsys.readouterr().out)
+    assert not {m for m in counted if m.startswith(("Reached_", "Decided_", "LlmCostUsd"))}, counted
 
 
 def test_a_failing_step_records_a_failed_result_and_the_execution_fails(

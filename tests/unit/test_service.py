@@ -466,3 +466,26 @@ def test_a_skipped_item_is_recorded_and_a_stale_only_backfill_keeps_it(
         REF, force=True, execution="run/3", stale_only=True
     )
     assert again.kept is not None and again.kept.startswith("fresh: skipped") and not store.takeovers
+
+
+def test_a_state_decided_already_is_not_read_again_and_reached_no_stage(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
+    # The state machine sends only undecided states to the later steps; a direct invoke may send any.
+    # The handlers count Reached_/Decided_ only for a trace this step added (StageStep.trace).
+    stage = Looking(skip=True)
+    cascade = Cascade.from_settings(settings, [stage], taxonomy.version)
+    objects = Objects(gif())
+    step = StageStep(cascade, StageName.LLM, objects, settings, record_request)
+    undecided = StepState(object=REF.model_copy(update={"size": 10}), metadata=GifMetadata(),
+                          classification=cascade.start(), execution="exec-1")
+    ran = step.run(undecided)
+    assert step.trace(undecided, ran) is not None and len(objects.reads) == 1
+    again = step.run(ran)
+    assert again.classification == ran.classification
+    assert len(objects.reads) == 1  # the GIF is not read again for a decision already made
+    assert step.trace(ran, again) is None
+    assert again.record is not None  # what it holds is still recorded
+    # An item deleted before the step read it did not reach the stage either.
+    objects.read_error = ObjectGone("gone")
+    assert step.trace(undecided, step.run(undecided)) is None

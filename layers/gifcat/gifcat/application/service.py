@@ -401,6 +401,10 @@ class StageStep:
 
     def run(self, state: StepState) -> StepState:
         classification = state.classification
+        if classification.status is not Status.UNDECIDED:
+            # Decided, skipped or failed already (a hand-built state, a direct invoke: the state
+            # machine's Choice states send only undecided ones here): nothing for this stage to add.
+            return state.with_record(self.record_request, self.settings.prices)
         if state.upstream_error:
             # The previous step failed (its Catch passed the error on): record it and carry on.
             classification = classification.model_copy(
@@ -432,6 +436,11 @@ class StageStep:
             update={"classification": classification, "upstream_error": None}
         ).with_record(self.record_request, self.settings.prices)
 
+    def trace(self, before: StepState, after: StepState) -> StageTrace | None:
+        """This stage's trace, when `run` ran it on `before` (the handlers count what ran: an item
+        deleted before it was read, or a state decided already, did not reach the stage)."""
+        added = after.classification.stages[len(before.classification.stages):]
+        return next((t for t in added if t.stage is self.stage), None)
 
     def _reads_gif(self, item: GifItem) -> bool:
         return any(s.stage.wants_gif(item) for s in self.cascade.steps if s.stage.name is self.stage)
