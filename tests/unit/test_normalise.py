@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from gifcat.domain.normalise import normalise_tag, normalise_text, pictured, singular, unspaced, words
+from gifcat.domain.normalise import (
+    fold_pattern,
+    is_hashtag,
+    normalise_tag,
+    normalise_text,
+    pictured,
+    singular,
+    unspaced,
+    words,
+)
 
 
 @pytest.mark.parametrize(
@@ -58,6 +67,12 @@ def test_an_emoji_tag_pictures_the_words_of_its_unicode_names() -> None:
         ("最高のサッカー 2024", ["最高のサッカー", "2024"]),  # a script without spaces: one run
         ("สวัสดีครับ", ["สวัสดีครับ"]),
         ("abcサッカー", ["abc", "サッカー"]),
+        # Optional marks are spelling variants: Arabic harakat and hamza, Hebrew niqqud, the nukta.
+        ("قِطَّة أحبك", ["قطة", "احبك"]),
+        ("חָתוּל", ["חתול"]),
+        ("फ़ुटबॉल", ["फुटबॉल"]),
+        ("MUTLU YILLAR, mutlu yıllar, bóng đá", ["mutlu", "yillar", "mutlu", "yillar", "bong", "da"]),
+        ("ㅋㅋㅋㅋ", ["ᄏᄏᄏᄏ"]),  # Hangul's letters run together: laughter of any length is one run
     ],
 )
 def test_words_of_every_script(text: str, expected: list[str]) -> None:
@@ -67,3 +82,14 @@ def test_words_of_every_script(text: str, expected: list[str]) -> None:
 def test_only_runs_of_scripts_without_spaces_are_unspaced() -> None:
     assert unspaced("サッカー") and unspaced("我爱你")
     assert not unspaced("футбол") and not unspaced("soccer") and not unspaced("🎉")
+
+
+def test_a_full_width_hashtag_is_a_hashtag() -> None:
+    assert is_hashtag("＃かわいい") and is_hashtag(" #cute") and not is_hashtag("cute#")
+    assert normalise_tag("＃かわいい") == normalise_tag("かわいい")
+
+
+def test_rule_patterns_are_folded_as_the_text_they_search() -> None:
+    # Non-ASCII literals only: case-folding the ASCII "\\B" would turn it into "\\b".
+    assert fold_pattern(r"\bfußball|Ёлка|σοφός\B") == r"\bfussball|елка|σοφοσ\B"
+    assert normalise_text("ЁЛКА") == fold_pattern("Ёлка")

@@ -82,7 +82,8 @@ def test_bad_rule_fails_at_load_naming_the_category() -> None:
         ("version: x\ncategories:\n  - {name: a, description: d}", "1 categories: a taxonomy needs"),
         # A tag two categories claim, or one that names another category, is decided by the file's order.
         ("version: x\ncategories:\n  - {name: a, description: d, aliases: [cat]}\n"
-         "  - {name: b, description: d, aliases: ['#Cats']}", "alias 'cat' is given to both 'a' and 'b'"),
+         "  - {name: b, description: d, aliases: ['#Cats']}",
+         "alias 'cat' is given to both 'a' and 'b' \\('cat' and '#Cats' normalise to it\\)"),
         ("version: x\ncategories:\n  - {name: funny, description: d, aliases: [sports]}\n"
          "  - {name: sports, description: d}", "alias 'sport' of 'funny' is the name of category 'sports'"),
         ("version: x\ncategories:\n  - {name: a, description: '  '}\n  - {name: b, description: d}",

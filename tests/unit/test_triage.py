@@ -183,9 +183,16 @@ categories:
       - {id: sports-goal-ru, pattern: 'гол', fields: [title]}
   - name: food
     description: something to eat
-    aliases: [pizza]
+    aliases: [pizza, 热狗]
     rules:
       - {id: food-slow, pattern: '^(a|aa)+$', fields: [title]}
+      - {id: food-ru, pattern: 'Ёлка', fields: [title]}
+  - name: cute
+    description: small and sweet
+    aliases: [可爱]
+  - name: love
+    description: hearts and kisses
+    aliases: [爱, 狗]
 """
 
 
@@ -216,3 +223,24 @@ def test_a_rule_that_backtracks_without_end_gives_up_and_triage_goes_on(settings
     notes = [n for trace in result.stages for n in trace.notes]
     assert "rules given up after 10 ms (counted as no match): food-slow on title" in notes
     assert not any("food-slow" in e for e in result.evidence)
+
+
+def test_inside_a_run_aliases_are_found_longest_first_and_never_as_one_character(settings: Settings) -> None:
+    taxonomy = parse_taxonomy(TWO_SCRIPTS)
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+
+    def inside(tag: str) -> dict[str, list[str]]:
+        return {c.category: c.evidence for c in run(cascade, "", (tag,)).stages[-1].candidates}
+
+    assert inside("好可爱的猫") == {"cute": ["word '可爱' in tag '好可爱的猫'"]}  # not 爱 (love) inside it
+    assert inside("今天吃热狗") == {"food": ["word '热狗' in tag '今天吃热狗'"]}  # nor 狗 (one character)
+    assert inside("爱") == {"love": ["tag '爱'"]}  # a tag of its own is still the alias
+
+
+def test_a_rule_written_with_capitals_and_accents_matches_the_folded_text(settings: Settings) -> None:
+    lenient = settings.model_copy(deep=True)
+    lenient.stages["rules"].min_score = 0.6
+    taxonomy = parse_taxonomy(TWO_SCRIPTS)
+    cascade = Cascade.from_settings(lenient, triage_stages(lenient, taxonomy), taxonomy.version)
+    result = run(cascade, "Новогодняя ЁЛКА")
+    assert result.evidence == ["rule food-ru: 'елка' in title"]

@@ -22,13 +22,19 @@ _SEPARATORS = re.compile(r"[\s_\-./|:,;!?'\"’()\[\]{}*+=~`^<>&%$]+")
 # Skin tones, variation selectors and the zero-width joiner change how an emoji looks, not what it says.
 _EMOJI_MODIFIERS = re.compile("[\U0001f3fb-\U0001f3ff\ufe0e\ufe0f\u200d]")
 _ASCII_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")  # _split's words, for folded ASCII text
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 # Scripts whose words are not separated by spaces, by the first word of their characters' Unicode names.
 _UNSPACED = (
     "CJK", "IDEOGRAPHIC", "HIRAGANA", "KATAKANA", "KATAKANA-HIRAGANA", "THAI", "LAO", "KHMER", "MYANMAR",
     "TIBETAN",
 )
-# Scripts whose accents are spelling variants ("café", "ёлка", "άλφα"), by the same first word.
-_FOLDED = ("LATIN", "GREEK", "CYRILLIC")
+# Hangul's single letters (ㅋ, ㅠ: "ㅋㅋㅋ" is laughter of any length) run together like those scripts.
+_UNSPACED_NAMES = ("HANGUL CHOSEONG", "HANGUL JUNGSEONG", "HANGUL JONGSEONG", "HANGUL LETTER")
+# Scripts whose marks are optional spellings ("café", "ёлка", "άλφα", Arabic harakat and hamza, Hebrew
+# niqqud), by the same first word; elsewhere only a nukta is (फ़/फ).
+_FOLDED = ("LATIN", "GREEK", "CYRILLIC", "ARABIC", "HEBREW")
+# Letters that are accented forms without a decomposition, and the Arabic tatweel (a stretch, no letter).
+_UNDECOMPOSED = str.maketrans({"ı": "i", "đ": "d", "ł": "l", "ø": "o", "ħ": "h", "ŧ": "t", "ـ": None})
 # Words of emoji names that say how the picture is drawn, not what it shows ("BEAR FACE", "KISS MARK").
 _DRAWING_WORDS = frozenset({"face", "with", "of", "and", "the", "in", "on", "mark", "sign", "symbol"})
 _NO_PLURAL = frozenset({"yes", "this", "his", "is", "was", "us", "bus", "gas", "plus", "omg", "news", "wow"})
@@ -44,9 +50,20 @@ def _is_mark(ch: str) -> bool:
     return unicodedata.category(ch).startswith("M")
 
 
+@lru_cache(maxsize=8192)
+def _unspaced_char(ch: str) -> bool:
+    name = unicodedata.name(ch, "")
+    return name.split(" ", 1)[0] in _UNSPACED or name.startswith(_UNSPACED_NAMES)
+
+
+def _optional_mark(mark: str, base: str) -> bool:
+    """A mark that is a spelling variant on its letter (folded), not part of it (kept)."""
+    return not base.isalnum() or _script(base) in _FOLDED or "NUKTA" in unicodedata.name(mark, "")
+
+
 def fold(text: str) -> str:
-    """Case folded, accents of Latin, Greek and Cyrillic letters folded, emoji modifiers dropped,
-    whitespace collapsed."""
+    """Case folded, optional marks folded (accents of Latin, Greek and Cyrillic letters, Arabic and
+    Hebrew vowel marks, nuktas), emoji modifiers dropped, whitespace collapsed."""
     if text.isascii():  # most metadata: nothing to decompose or fold
         return " ".join(text.lower().split())
     kept: list[str] = []
@@ -54,17 +71,28 @@ def fold(text: str) -> str:
     for ch in unicodedata.normalize("NFKD", text):
         if not _is_mark(ch):
             base = ch
-        elif not base.isalnum() or _script(base) in _FOLDED:  # a mark on no letter goes too
+        elif _optional_mark(ch, base):  # a mark on no letter goes too
             continue
         kept.append(ch)
     text = unicodedata.normalize("NFC", "".join(kept))
     text = _EMOJI_MODIFIERS.sub("", text)
-    return " ".join(text.casefold().split())
+    return " ".join(text.casefold().translate(_UNDECOMPOSED).split())
+
+
+def fold_pattern(pattern: str) -> str:
+    """A rule's regular expression folded as the text it searches is: its non-ASCII literals (ASCII is
+    left as written, since case-folding "\\B" would make it "\\b")."""
+    return _NON_ASCII.sub(lambda m: fold(m.group()), pattern)
+
+
+def is_hashtag(tag: str) -> bool:
+    """'#' or full-width '＃' first."""
+    return unicodedata.normalize("NFKC", tag).lstrip().startswith("#")
 
 
 def unspaced(word: str) -> bool:
     """A word of a script written without spaces: its own words can sit anywhere inside it."""
-    return bool(word) and word[0].isalnum() and _script(word[0]) in _UNSPACED
+    return bool(word) and word[0].isalnum() and _unspaced_char(word[0])
 
 
 def _split(text: str) -> list[str]:
@@ -85,7 +113,7 @@ def _split(text: str) -> list[str]:
                 out[-1] += ch
             continue
         if ch.isalnum():
-            now = "unspaced" if _script(ch) in _UNSPACED else "spaced"
+            now = "unspaced" if _unspaced_char(ch) else "spaced"
             if run and now != kind:
                 out.append("".join(run))
                 run = []
@@ -130,7 +158,7 @@ def normalise_tag(tag: str) -> str:
 
     Joining without spaces makes "#happybirthday", "Happy Birthday" and "happy_birthdays" one key.
     """
-    return "".join(words(tag.lstrip("#@ ")))
+    return "".join(words(unicodedata.normalize("NFKC", tag).lstrip("#@ ")))
 
 
 def normalise_text(text: str) -> str:

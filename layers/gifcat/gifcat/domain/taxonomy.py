@@ -21,7 +21,7 @@ from gifcat.config import (
     parse_yaml,
     read_text,
 )
-from gifcat.domain.normalise import normalise_tag
+from gifcat.domain.normalise import fold_pattern, normalise_tag
 
 RULE_FIELDS = ("title", "tags", "description")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -49,17 +49,18 @@ class Rule(BaseModel):
     @classmethod
     def _compiles(cls, pattern: str) -> str:
         try:
-            regex.compile(pattern)
+            regex.compile(fold_pattern(pattern))
         except regex.error as exc:
             raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from exc
         return pattern
 
     @cached_property
     def regex(self) -> regex.Pattern[str]:
-        # Rules match normalised text (case folded, accents folded), so they are written in lower case.
+        # Rules match normalised text (case folded, accents folded), so they are written in lower case;
+        # their non-ASCII letters are folded as the text is (ß as ss, ё as е, ㅋ as the text's ᄏ).
         # The `regex` package, not `re`: its searches take a timeout, and a pattern that backtracks
         # without end ("^(a|aa)+$") must not hold an upload until the function times out.
-        return regex.compile(self.pattern)
+        return regex.compile(fold_pattern(self.pattern))
 
 
 class Category(BaseModel):
@@ -101,6 +102,7 @@ class Taxonomy(BaseModel):
         seen: set[str] = set()
         rule_ids: set[str] = set()
         owner: dict[str, str] = {}  # normalised alias -> its category
+        written: dict[tuple[str, str], str] = {}  # (category, normalised alias) -> the alias as written
         for cat in self.categories:
             if cat.name in seen:
                 raise ValueError(f"category {cat.name!r} is listed twice")
@@ -109,10 +111,16 @@ class Taxonomy(BaseModel):
                 if rule.id in rule_ids:
                     raise ValueError(f"rule id {rule.id!r} (category {cat.name!r}) is used twice")
                 rule_ids.add(rule.id)
+            for typed in cat.aliases:
+                written.setdefault((cat.name, normalise_tag(typed)), typed)
             for alias in cat.normalised_aliases:
                 if owner.setdefault(alias, cat.name) != cat.name:
                     # The tag would count for both, and the tie go to the file's order.
-                    raise ValueError(f"alias {alias!r} is given to both {owner[alias]!r} and {cat.name!r}")
+                    first, second = written[(owner[alias], alias)], written[(cat.name, alias)]
+                    same = "" if first == second == alias else f" ({first!r} and {second!r} normalise to it)"
+                    raise ValueError(
+                        f"alias {alias!r} is given to both {owner[alias]!r} and {cat.name!r}{same}"
+                    )
         names = {normalise_tag(name): name for name in seen}
         for alias, cat_name in owner.items():
             if alias in names and names[alias] != cat_name:

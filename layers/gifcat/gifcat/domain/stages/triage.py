@@ -34,7 +34,7 @@ from pydantic import Field
 
 from gifcat.config import StageOptions
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
-from gifcat.domain.normalise import normalise_tag, normalise_text, pictured, unspaced, words
+from gifcat.domain.normalise import is_hashtag, normalise_tag, normalise_text, pictured, unspaced, words
 from gifcat.domain.stages import Stage
 from gifcat.domain.taxonomy import Taxonomy
 
@@ -126,7 +126,10 @@ class Lexicon:
         for cat in taxonomy.categories:
             for key in cat.normalised_aliases:
                 self.index[key].append(cat.name)
-        self.longest_unspaced = max((len(k) for k in self.index if unspaced(k)), default=0)
+        # Aliases in a script written without spaces, by length, looked up inside runs of it; one
+        # character alone is too common a piece of other words (爱 in 可爱, 狗 in 热狗) to count there.
+        lengths = {len(k) for k in self.index if unspaced(k) and len(k) > 1}
+        self.unspaced_lengths = sorted(lengths, reverse=True)
 
     def tag(self, tag: str) -> list[str]:
         return self.index.get(normalise_tag(tag), [])
@@ -140,16 +143,27 @@ class Lexicon:
                 gram = ws[i : i + n]
                 for cat in self.index.get("".join(gram), ()):
                     found[cat].append(" ".join(gram))
-        # A script written without spaces: its words sit inside one run ("最高のサッカー"), so every
-        # piece of the run up to the longest such alias is looked up.
         for w in ws:
-            if not unspaced(w):
+            if unspaced(w):
+                for piece in self._inside(w):
+                    for cat in self.index[piece]:
+                        found[cat].append(piece)
+        return found
+
+    def _inside(self, run: str) -> list[str]:
+        """The aliases found inside a run of a script written without spaces ("最高のサッカー"), longest
+        first and not overlapping one another, so that 可爱 (cute) found leaves no 爱 (love) inside it.
+        The whole run was looked up as a word already."""
+        taken = [False] * len(run)
+        found = []
+        for n in self.unspaced_lengths:
+            if n >= len(run):
                 continue
-            for i in range(len(w)):
-                for j in range(i + 1, min(len(w), i + self.longest_unspaced) + 1):
-                    if j - i < len(w):  # the whole run was looked up above
-                        for cat in self.index.get(w[i:j], ()):
-                            found[cat].append(w[i:j])
+            for i in range(len(run) - n + 1):
+                piece = run[i : i + n]
+                if piece in self.index and not any(taken[i : i + n]):
+                    found.append(piece)
+                    taken[i : i + n] = [True] * n
         return found
 
 
@@ -185,7 +199,7 @@ class TriageEvidence:
                 if tag.strip():
                     ignored.append(tag)
                 continue
-            hashtag = tag.lstrip().startswith("#")
+            hashtag = is_hashtag(tag)
             shows = pictured(tag)  # what an emoji tag pictures; empty for a word
             inside = {c: [tag] for c in lex.tag(tag)}
             whole = bool(inside)
@@ -246,7 +260,7 @@ class TriageEvidence:
         # Hashtags are weighed as tags (lightly); a rule over them would undo that.
         kept = [
             t for t in item.metadata.tags
-            if normalise_tag(t) not in generic and not t.lstrip().startswith("#")
+            if normalise_tag(t) not in generic and not is_hashtag(t)
         ]
         return {
             "title": normalise_text(item.metadata.title),
