@@ -115,6 +115,66 @@ def test_a_sidecar_put_after_its_upload_is_read(
     assert wait_item(aws, key).updated_at == before
 
 
+def newest_run_ends(aws: EmbeddedAws, runs_before: int) -> dict[str, Any]:
+    """The newest run of the classify machine once there are more than `runs_before`, when it ended."""
+    sfn = aws.client("stepfunctions")
+    deadline = time.monotonic() + 60
+    while len(executions(aws)) == runs_before and time.monotonic() < deadline:
+        assert aws.runner.drain(10)
+        time.sleep(0.1)
+    newest = max(executions(aws), key=lambda e: e["startDate"])
+    while sfn.describe_execution(executionArn=newest["executionArn"])["status"] == "RUNNING":
+        time.sleep(0.1)
+    return newest
+
+
+def test_a_late_sidecar_that_does_not_parse_is_recorded(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
+    # Read, it is no metadata, as the GIF had: what the result says is the reason (README's table).
+    key = "uploads/late broken sidecar.gif"
+    aws.s3.put_object(Bucket=bucket, Key=key, Body=gif(), ContentType="image/gif")
+    assert wait_item(aws, key).status == "skipped"
+    runs = len(executions(aws))
+    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=b'{"title": "oops",}')
+    newest_run_ends(aws, runs)
+    item = wait_item(aws, key)
+    assert item.status == "failed" and (item.reason or "").startswith("sidecar JSON does not parse")
+
+
+def test_a_second_start_of_a_sidecar_rerun_ends_without_claiming(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
+    # Express starts are at-least-once. A second start that finds the item pending under its own name
+    # (the first start took it over and has not claimed it yet) keeps: it must not claim and record
+    # the empty state a keeping triage step returns.
+    key = "uploads/twice started.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    wait_item(aws, key)
+    runs = len(executions(aws))
+    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=b'{"title": "a kiss", "tags": ["kiss", "love"]}')
+    first = newest_run_ends(aws, runs)
+    done = wait_item(aws, key)
+    assert (done.title, done.primary, done.execution) == ("a kiss", "love", first["name"])
+    ddb, table = aws.client("dynamodb"), aws.outputs["ResultsTableName"]
+    raw = ddb.get_item(TableName=table, Key={"pk": {"S": done.pk}})["Item"]
+    raw["status"] = {"S": "pending"}  # as the first start's take-over left it, before its Claim
+    raw.pop("run", None)
+    raw.pop("claimed_at", None)
+    ddb.put_item(TableName=table, Item=raw)
+    sfn = aws.client("stepfunctions")
+    request = {"bucket": bucket, "key": key, "force": True, "metadata_changed_only": True}
+    arn = sfn.start_execution(stateMachineArn=aws.outputs["StateMachineArn"], name=first["name"],
+                              input=json.dumps(request))["executionArn"]
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        time.sleep(0.1)
+    history = sfn.get_execution_history(executionArn=arn)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered[-1] == "AlreadyClaimed" and "Claim" not in entered, entered
+    after = wait_item(aws, key, finished=False)
+    assert (after.status, after.title) == ("pending", "a kiss")  # left for the first start to record
+
+
 def test_an_upper_case_suffix_is_an_upload(aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]) -> None:
     # Cameras and Windows tools write "IMG_0001.GIF": S3's suffix filter would have dropped these
     # without a trace.

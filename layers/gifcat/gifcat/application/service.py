@@ -313,9 +313,8 @@ class RerunTriage(UploadTriage):
         if kept:
             return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=kept)
         ref, metadata, classification = self.classify(ref)
-        if metadata_changed_only and stored is not None and stored.etag == ref.etag and (
-            stored.metadata_digest == metadata_digest(metadata)
-        ):
+        alike = stored is not None and _read_alike(stored, ref, metadata, classification)
+        if metadata_changed_only and alike:
             kept = "its result was made from the metadata it has now"
             return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=kept)
         stored = self.store.get(ref.pk)  # again: what the take-over's condition must see
@@ -444,6 +443,19 @@ class StageStep:
 
     def _reads_gif(self, item: GifItem) -> bool:
         return any(s.stage.wants_gif(item) for s in self.cascade.steps if s.stage.name is self.stage)
+
+
+def _read_alike(
+    stored: ResultItem, ref: ObjectRef, metadata: GifMetadata, classification: Classification
+) -> bool:
+    """Whether reading the object now gives what its result was made from: the same object and metadata,
+    and, when the read itself failed (a sidecar that does not parse reads as no metadata), the same
+    failure."""
+    if stored.etag != ref.etag or stored.metadata_digest != metadata_digest(metadata):
+        return False
+    if classification.status in (Status.FAILED, Status.SKIPPED):
+        return (stored.status, stored.reason) == (classification.status, classification.reason)
+    return True
 
 
 def archived_reason(exc: ObjectArchived) -> str:
