@@ -5,10 +5,10 @@ are compared with: accents folded, case and '#' dropped, camel case and separato
 simple plurals reduced, emoji kept as themselves (minus skin-tone and variation selectors).
 
 Words are runs of letters and digits of any script, with their combining marks ("футбол", "खुशी" and
-"Fußball" are one word each). Accents are folded only on Latin, Greek and Cyrillic letters, where they
-are spelling variants; elsewhere a mark is part of the letter (Japanese ゴ is not コ). A run of a script
-written without spaces between words (Chinese, Japanese, Thai, ...) is one word, inside which a rule
-can match and aliases are looked up (`unspaced`).
+"Fußball" are one word each). Marks are folded where they are optional spellings (accents on Latin,
+Greek and Cyrillic letters, Arabic and Hebrew vowel marks, nuktas); elsewhere a mark is part of the
+letter (Japanese ゴ is not コ). A run of a script written without spaces between words (Chinese,
+Japanese, Thai, ...) is one word, inside which a rule can match and aliases are looked up (`unspaced`).
 """
 
 from __future__ import annotations
