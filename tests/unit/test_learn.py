@@ -8,6 +8,7 @@ The results table and the artefact store are in memory; a bag-of-words encoder s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -304,11 +305,27 @@ def test_held_out_examples_the_current_memory_holds_do_not_judge(settings: Setti
     report = job(settings, items, store, bundled(same)).run()
     assert report.outcome == "kept" and store.versions == {} and report.examples["judged"] == 0
     held = report.examples["held_out"]
-    assert report.reason == (f"all {held} held-out examples are in bundled's memory: nothing unseen to "
-                             "compare on; bundled stays")
+    assert report.reason == (f"all {held} held-out examples are in the new or bundled's memory: nothing "
+                             "unseen to compare on; bundled stays")
     half = job(settings, items, Store(), bundled(same[:18])).run()
     unseen = sum(held_out(i.pk, OPTIONS.holdout, OPTIONS.seed) for i in items[18:])
     assert half.examples["judged"] == unseen and half.scorecards["current"]["n"] == unseen
+
+
+def test_held_out_examples_the_new_memory_holds_do_not_judge(settings: Settings) -> None:
+    """The shipped examples kept beside the learned ones may repeat a held-out result (the same GIF,
+    another id): judged on it, the new artefact would score in-sample against a published one that
+    lacks them."""
+    items = humans("h", 36)
+    store = Store()
+    alone = settings.model_copy(update={"learn": settings.learn.model_copy(update={"keep_shipped": False})})
+    assert job(alone, items, store, bundled(records("b", 9))).run().outcome == "published"
+    same = [LabelledRecord(id=f"dev-{i}", title=item.title or "", labels=item.labels, primary=item.primary)
+            for i, item in enumerate(items)]
+    more = humans("n", 12)
+    report = job(settings, items + more, store, bundled(same)).run()
+    unseen = sum(held_out(i.pk, OPTIONS.holdout, OPTIONS.seed) for i in more)
+    assert report.examples["judged"] == unseen < report.examples["held_out"]
 
 
 @pytest.mark.parametrize("keep_shipped", [True, False])
@@ -350,6 +367,23 @@ def test_nothing_new_keeps_the_published_version_and_news_is_compared_with_it(
     assert more.parent == "v000001" and "current" in more.scorecards
     if more.outcome == "published":
         assert store.versions[more.version or ""][1].parent == "v000001"
+
+
+def test_an_artefact_made_before_memories_kept_fields_is_refitted_though_nothing_is_new(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # Its margin was calibrated on its examples' texts alone, which the tag stage could not read.
+    store = Store()
+    items = humans("h", 36)
+    assert job(settings, items, store, bundled([])).run().outcome == "published"
+    old = store.learned("v000001", tmp_path)
+    path = tmp_path / "old.npz"
+    without = replace(old.memory, fields=None)
+    Learned(without, old.head, old.encoder, old.taxonomy_version, old.meta).save(path)
+    store.versions["v000001"] = (path.read_bytes(), store.versions["v000001"][1])
+    again = job(settings, items, store, bundled([])).run()
+    assert not again.reason.startswith("nothing new"), again.reason
+    assert "current" in again.scorecards
 
 
 def test_after_a_taxonomy_change_the_artefact_to_beat_is_the_shipped_one(settings: Settings) -> None:

@@ -270,7 +270,10 @@ class LearnJob:
         if len(examples) < o.min_examples or len(categories) < 2:
             return keep(f"too few examples: {len(examples)} in {len(categories)} categories "
                         f"(at least {o.min_examples} in 2 needed); {current.version} stays")
-        if current.manifest is not None and current.manifest.report.get("examples_digest") == digest:
+        if (current.manifest is not None and current.manifest.report.get("examples_digest") == digest
+                and current.fitted is not None and current.fitted.learned.memory.fields is not None):
+            # (An artefact made before memories kept their fields is refitted: its margin was
+            # calibrated on its examples' texts alone, which the tag stage could not read.)
             return keep(f"nothing new since {current.version}: the same {len(examples)} examples")
 
         train, held = split_held_out(examples, o.holdout, o.seed)
@@ -289,14 +292,16 @@ class LearnJob:
         if not held:
             return keep(f"no held-out example (holdout {o.holdout} of {len(examples)}): nothing to compare "
                         f"on; {current.version} stays")
-        # Judged on what neither artefact was fitted on: a held-out example whose text the current
-        # memory holds (the bundled memory is the dev set; results may describe the same GIFs) would
-        # score the current artefact in-sample.
-        judged = held if current.fitted is None else self.trainer.unseen(current.fitted, held)
+        # Judged on what neither artefact was fitted on: a held-out example whose text either memory
+        # holds (the bundled memory is the dev set; results may describe the same GIFs, and the shipped
+        # examples kept beside the learned ones may repeat one) would score that artefact in-sample.
+        judged = self.trainer.unseen(fitted, held)
+        if current.fitted is not None:
+            judged = self.trainer.unseen(current.fitted, judged)
         report.examples["judged"] = len(judged)
         if not judged:
-            return keep(f"all {len(held)} held-out examples are in {current.version}'s memory: nothing "
-                        f"unseen to compare on; {current.version} stays")
+            return keep(f"all {len(held)} held-out examples are in the new or {current.version}'s memory: "
+                        f"nothing unseen to compare on; {current.version} stays")
         new_card = self.trainer.scorecard(fitted, judged)
         report.scorecards["new"] = new_card.as_dict()
         if current.fitted is not None:
