@@ -93,3 +93,10 @@ def test_rule_patterns_are_folded_as_the_text_they_search() -> None:
     # Non-ASCII literals only: case-folding the ASCII "\\B" would turn it into "\\b".
     assert fold_pattern(r"\bfußball|Ёлка|σοφός\B") == r"\bfussball|елка|σοφοσ\B"
     assert normalise_text("ЁЛКА") == fold_pattern("Ёлка")
+
+
+def test_joined_emoji_are_emoji_of_their_own_but_a_joined_gender_sign_is_not() -> None:
+    assert words("😮‍💨 ❤️‍🔥") == ["😮\u200d💨", "❤\u200d🔥"]  # exhaling, heart on fire: not 😮 and ❤
+    assert normalise_tag("🤦🏽‍♂️") == normalise_tag("🤦")  # a gender sign, like a skin tone, is a look
+    assert words("a\u200db") == ["ab"] and words("😮\u200d x") == ["😮", "x"]  # a joiner that joins nothing
+    assert pictured("😮‍💨") == {"open", "mouth", "dash"}

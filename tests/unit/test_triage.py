@@ -244,3 +244,9 @@ def test_a_rule_written_with_capitals_and_accents_matches_the_folded_text(settin
     cascade = Cascade.from_settings(lenient, triage_stages(lenient, taxonomy), taxonomy.version)
     result = run(cascade, "Новогодняя ЁЛКА")
     assert result.evidence == ["rule food-ru: 'елка' in title"]
+
+
+def test_a_joined_emoji_is_not_the_emoji_it_starts_with(cascade: Cascade) -> None:
+    # 😮‍💨 (exhaling) is not 😮 (surprised); 🤦🏽‍♂️ is 🤦, in another look.
+    assert run(cascade, "", ("😮‍💨",)).stages[0].candidates == []
+    assert run(cascade, "", ("😮",)).stages[0].candidates[0].category == "surprised"

@@ -19,8 +19,10 @@ from functools import lru_cache
 
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[\s_\-./|:,;!?'\"’()\[\]{}*+=~`^<>&%$]+")
-# Skin tones, variation selectors and the zero-width joiner change how an emoji looks, not what it says.
-_EMOJI_MODIFIERS = re.compile("[\U0001f3fb-\U0001f3ff\ufe0e\ufe0f\u200d]")
+# Skin tones, variation selectors and a gender sign joined on change how an emoji looks, not what it
+# says (🤦🏽‍♂️ is 🤦). Other joined sequences are emoji of their own (😮‍💨 is not 😮): they stay whole.
+_ZWJ = "\u200d"
+_EMOJI_MODIFIERS = re.compile("[\U0001f3fb-\U0001f3ff\ufe0e\ufe0f]|\u200d[\u2640\u2642]")
 _ASCII_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")  # _split's words, for folded ASCII text
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 # Scripts whose words are not separated by spaces, by the first word of their characters' Unicode names.
@@ -105,7 +107,20 @@ def _split(text: str) -> list[str]:
     run: list[str] = []
     kind = ""  # "spaced" or "unspaced": the run breaks where it changes
     alone = False  # the last character was a word of its own, which a following mark belongs to
+    joined = False  # ... and ended with a zero-width joiner: the next symbol belongs to it too
     for ch in text:
+        if joined:
+            if not ch.isspace() and not ch.isalnum():
+                out[-1] += ch
+                joined = ch == _ZWJ
+                continue
+            out[-1] = out[-1].rstrip(_ZWJ)  # a joiner that joins nothing
+            joined = False
+        if ch == _ZWJ:  # joins two emoji; between letters it is nothing
+            if alone:
+                out[-1] += ch
+                joined = True
+            continue
         if _is_mark(ch) and (run or alone):
             if run:
                 run.append(ch)
@@ -128,6 +143,8 @@ def _split(text: str) -> list[str]:
             out.append(ch)
     if run:
         out.append("".join(run))
+    elif joined:
+        out[-1] = out[-1].rstrip(_ZWJ)
     return out
 
 
@@ -173,5 +190,5 @@ def pictured(tag: str) -> frozenset[str]:
     text = fold(tag)
     if any(ch.isalnum() for ch in text):
         return frozenset()
-    named = (unicodedata.name(ch, "") for ch in text if not ch.isspace() and ch != "#")
+    named = (unicodedata.name(ch, "") for ch in text if not ch.isspace() and ch not in ("#", _ZWJ))
     return frozenset(singular(w) for name in named for w in name.lower().split()) - _DRAWING_WORDS
