@@ -84,8 +84,10 @@ def test_objects_outside_the_filter_do_not_trigger(
     assert not keys & {"elsewhere/cat.gif", "uploads/cat.png", "uploads/orphan.gif.json"}
 
 
-def newest_run_ends(aws: EmbeddedAws, runs_before: int) -> dict[str, Any]:
-    """The newest run of the classify machine once there are more than `runs_before`, when it ended."""
+def put_late_sidecar(aws: EmbeddedAws, bucket: str, key: str, body: bytes) -> dict[str, Any]:
+    """Put `key`'s sidecar after it, and wait for the rerun that starts to end; that run."""
+    runs_before = len(executions(aws))
+    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=body)
     sfn = aws.client("stepfunctions")
     deadline = time.monotonic() + 60
     while len(executions(aws)) == runs_before and time.monotonic() < deadline:
@@ -106,16 +108,12 @@ def test_a_sidecar_put_after_its_upload_is_read(
     aws.s3.put_object(Bucket=bucket, Key=key, Body=gif(), ContentType="image/gif")
     assert wait_item(aws, key).status == "skipped"
     sidecar = json.dumps({"title": "Pizza GIF", "tags": ["pizza", "cheese", "food"]}).encode()
-    runs = len(executions(aws))
-    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=sidecar)
-    newest_run_ends(aws, runs)
+    put_late_sidecar(aws, bucket, key, sidecar)
     item = wait_item(aws, key)
     assert (item.status, item.primary, item.decided_by) == ("classified", "food", "tags")
     assert item.title == "Pizza GIF"
     # The same metadata put again is read already: the rerun keeps the result and writes nothing.
-    runs = len(executions(aws))
-    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=sidecar)
-    newest_run_ends(aws, runs)
+    put_late_sidecar(aws, bucket, key, sidecar)
     assert wait_item(aws, key).updated_at == item.updated_at
 
 
@@ -126,9 +124,7 @@ def test_a_late_sidecar_that_does_not_parse_is_recorded(
     key = "uploads/late broken sidecar.gif"
     aws.s3.put_object(Bucket=bucket, Key=key, Body=gif(), ContentType="image/gif")
     assert wait_item(aws, key).status == "skipped"
-    runs = len(executions(aws))
-    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=b'{"title": "oops",}')
-    newest_run_ends(aws, runs)
+    put_late_sidecar(aws, bucket, key, b'{"title": "oops",}')
     item = wait_item(aws, key)
     assert item.status == "failed" and (item.reason or "").startswith("sidecar JSON does not parse")
 
@@ -142,9 +138,7 @@ def test_a_second_start_of_a_sidecar_rerun_ends_without_claiming(
     key = "uploads/twice started.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
     wait_item(aws, key)
-    runs = len(executions(aws))
-    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=b'{"title": "a kiss", "tags": ["kiss", "love"]}')
-    first = newest_run_ends(aws, runs)
+    first = put_late_sidecar(aws, bucket, key, b'{"title": "a kiss", "tags": ["kiss", "love"]}')
     done = wait_item(aws, key)
     assert (done.title, done.primary, done.execution) == ("a kiss", "love", first["name"])
     ddb, table = aws.client("dynamodb"), aws.outputs["ResultsTableName"]

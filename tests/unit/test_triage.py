@@ -16,6 +16,13 @@ def cascade(settings: Settings, taxonomy: Taxonomy) -> Cascade:
     return Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
 
 
+def lenient(settings: Settings, taxonomy: Taxonomy) -> Cascade:
+    """Triage with a rule threshold, so that rules decide (the calibrated default keeps them from it)."""
+    tuned = settings.model_copy(deep=True)
+    tuned.stages["rules"].min_score = 0.6
+    return Cascade.from_settings(tuned, triage_stages(tuned, taxonomy), taxonomy.version)
+
+
 def run(cascade: Cascade, title: str = "", tags: tuple[str, ...] = (), description: str = ""):
     item = GifItem(id="t", metadata=GifMetadata(title=title, tags=tags, description=description))
     return cascade.run(item, only=TRIAGE)
@@ -60,10 +67,7 @@ def test_hashtags_contradicting_the_title_do_not_decide(cascade: Cascade) -> Non
 
 def test_rules_add_title_evidence_and_decide_as_rules(settings: Settings, taxonomy: Taxonomy) -> None:
     # The calibrated default keeps rules from deciding alone; with a rule threshold they do.
-    lenient = settings.model_copy(deep=True)
-    lenient.stages["rules"].min_score = 0.6
-    cascade = Cascade.from_settings(lenient, triage_stages(lenient, taxonomy), taxonomy.version)
-    result = run(cascade, "Hilarious Prank Compilation", (), "trips and falls")
+    result = run(lenient(settings, taxonomy), "Hilarious Prank Compilation", (), "trips and falls")
     assert result.status is Status.CLASSIFIED
     assert result.primary == "funny"
     assert result.decided_by is StageName.RULES
@@ -198,10 +202,7 @@ categories:
 
 def test_aliases_and_rules_in_other_scripts_match_inside_a_title(settings: Settings) -> None:
     # Words of any script are words: the Cyrillic rule matches a word of the title.
-    lenient = settings.model_copy(deep=True)
-    lenient.stages["rules"].min_score = 0.6
-    taxonomy = parse_taxonomy(TWO_SCRIPTS)
-    cascade = Cascade.from_settings(lenient, triage_stages(lenient, taxonomy), taxonomy.version)
+    cascade = lenient(settings, parse_taxonomy(TWO_SCRIPTS))
     result = run(cascade, "Футбол: последний гол!")
     assert (result.primary, result.decided_by) == ("sports", StageName.RULES)
     assert result.evidence == ["rule sports-goal-ru: 'гол' in title"]
@@ -238,10 +239,7 @@ def test_inside_a_run_aliases_are_found_longest_first_and_never_as_one_character
 
 
 def test_a_rule_written_with_capitals_and_accents_matches_the_folded_text(settings: Settings) -> None:
-    lenient = settings.model_copy(deep=True)
-    lenient.stages["rules"].min_score = 0.6
-    taxonomy = parse_taxonomy(TWO_SCRIPTS)
-    cascade = Cascade.from_settings(lenient, triage_stages(lenient, taxonomy), taxonomy.version)
+    cascade = lenient(settings, parse_taxonomy(TWO_SCRIPTS))
     result = run(cascade, "Новогодняя ЁЛКА")
     assert result.evidence == ["rule food-ru: 'елка' in title"]
 
