@@ -32,7 +32,7 @@ def handler(event: S3UploadEvent, context: LambdaContext) -> dict[str, Any]:
         ref = record.object_ref()
         if record.created and not triage.is_upload(ref):
             # A sidecar put after its upload: the upload is read again (a rerun that writes only when
-            # the metadata changed); one put before it is read by the upload's own event.
+            # the metadata changed); one put before it is read by the upload's own event (None).
             reread = triage.handle_sidecar(ref)
             if reread is not None:
                 metrics.add_metric(name="Upload_sidecar_reread", unit=MetricUnit.Count, value=1)

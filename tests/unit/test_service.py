@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from gifcat.adapters.dynamodb import record_request
 from gifcat.application.events import TriageStepEvent
+from gifcat.application.ingest import metadata_from
 from gifcat.application.ports import ObjectArchived, ObjectGone, SourceUnavailable, StartOutcome
 from gifcat.application.service import (
     STATE_METADATA_BUDGET,
@@ -396,6 +397,102 @@ def test_backfill_child_classifies_an_object_without_a_result(
     state = triage.prepare(REF, force=True, execution="run/2", stale_only=True)
     assert state.kept is None and state.classification.primary == "food" and state.record is not None
     assert state.decided_by is StageName.TAGS
+
+
+class Arriving(Store):
+    """A table where the upload's own result lands after `after` reads (never, with None)."""
+
+    def __init__(self, stored: ResultItem, after: int | None) -> None:
+        super().__init__(stored=stored)
+        self.after, self.reads = after, 0
+
+    def get(self, pk: str) -> ResultItem | None:
+        self.reads += 1
+        return self.stored if self.after is not None and self.reads > self.after else None
+
+
+class Clock:
+    """time.monotonic and time.sleep, without waiting."""
+
+    def __init__(self) -> None:
+        self.now, self.slept = 0.0, 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+
+
+def sidecar_rerun(
+    settings: Settings, taxonomy: Taxonomy, gif: bytes, read_before: GifMetadata, after: int | None
+) -> tuple[StepState, Arriving, Clock]:
+    """A late sidecar's rerun (its tags: pizza, food) that finds no result at first; the upload's own
+    result, made from `read_before`, lands after `after` more reads of the table."""
+    classified = Classification(status=Status.CLASSIFIED, primary="funny", decided_by=StageName.LLM,
+                                taxonomy_version=taxonomy.version)
+    store = Arriving(result_item(REF.model_copy(update={"etag": "e1"}), classified, metadata=read_before),
+                     after)
+    clock = Clock()
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    triage = RerunTriage(settings, cascade, Objects(gif, {"tags": "pizza,food"}), store, record_request,
+                         sleep=clock.sleep, clock=lambda: clock.now)
+    state = triage.prepare(REF, force=True, execution="sidecar-1", metadata_changed_only=True)
+    return state, store, clock
+
+
+def test_a_late_sidecars_rerun_waits_for_the_uploads_own_result(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
+    # The upload's own event read the object just before the sidecar was put, and had not written yet
+    # when the sidecar's rerun looked: keeping then lost the sidecar. The rerun waits for that result
+    # and classifies when it was made from other metadata...
+    state, store, clock = sidecar_rerun(settings, taxonomy, gif(), GifMetadata(), after=3)
+    assert state.kept is None and state.classification.primary == "food"
+    assert len(store.takeovers) == 1 and 0 < clock.slept < settings.limits.sidecar_wait_seconds
+    # ...and keeps when it was made from the metadata the object has now.
+    same = metadata_from({"tags": "pizza,food"}, None)
+    state, store, _ = sidecar_rerun(settings, taxonomy, gif(), same, after=3)
+    assert state.kept == "its result was made from the metadata it has now" and not store.takeovers
+
+
+def test_a_late_sidecars_rerun_keeps_when_the_uploads_event_is_not_read_in_time(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
+    # No result at all: the upload's event is still queued (or retried, or dead-lettered), and reads the
+    # sidecar whenever it is read. The rerun writes nothing, after waiting as long as the settings say.
+    state, store, clock = sidecar_rerun(settings, taxonomy, gif(), GifMetadata(), after=None)
+    assert state.kept == ("no result after 10 s: the upload's own event has not been read yet, "
+                          "and reads its metadata")
+    assert not store.takeovers and state.record is None
+    assert clock.slept == pytest.approx(settings.limits.sidecar_wait_seconds)
+    assert store.reads > 5  # it looked again while it waited
+
+
+SIDECAR = ObjectRef(bucket="b", key="uploads/x.gif.json")
+
+
+@pytest.mark.parametrize(
+    ("event_time", "starts"),
+    [
+        (datetime(2025, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC), False),  # the upload came a second later
+        (datetime(2026, 1, 1, 0, 0, 0, 200_000, tzinfo=UTC), True),  # the same second: either came first
+        (datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC), True),  # the sidecar came after the upload
+        (datetime(2025, 12, 31, 23, 59, 59, 500_000), True),  # a time without its zone orders nothing
+        (None, True),
+    ],
+)
+def test_a_sidecar_starts_a_rerun_unless_its_upload_was_put_after_it(
+    make: Callable, gif: Callable[..., bytes], event_time: datetime | None, starts: bool
+) -> None:
+    # Objects' upload was last modified at 2026-01-01T00:00:00Z (S3 gives whole seconds). An upload put
+    # after its sidecar read it on its own event: a rerun would cost a run and find nothing new.
+    triage, store, starter = make(Objects(gif()))
+    outcome = triage.handle_sidecar(SIDECAR.model_copy(update={"event_time": event_time}))
+    assert (outcome is not None) is starts and bool(starter.started) is starts
+    if starts:
+        ((_, request),) = starter.started
+        assert request == {"bucket": "b", "key": "uploads/x.gif", "force": True,
+                           "metadata_changed_only": True}
+    assert store.items == []
 
 
 def test_rerun_event_without_its_execution_is_refused_when_parsed() -> None:

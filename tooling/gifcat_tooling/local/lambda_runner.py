@@ -17,7 +17,8 @@ Four moto internals are replaced (pinned: moto==5.2.5, see pyproject.toml):
   dead-letters it as above (`gifcat redrive` invokes this way).
 - moto's S3 events carry no `sequencer`; AWS's do, and it is the only order of one key's uploads that
   AWS guarantees. Each event gets one when its request finishes: increasing hex, so later requests
-  sort later, as on AWS.
+  sort later, as on AWS. Its `eventTime` is set then too, in UTC with its `Z`, as AWS writes it ("when
+  S3 finished processing the request"): moto stamps the local time, without a zone, before it stores.
 
 A function's environment variables are in os.environ while its handler module is imported (its cold
 start), which is when gifcat's handlers read them, and only for the importing thread: the process's
@@ -40,6 +41,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -359,11 +361,14 @@ class LambdaRunner:
         S3Response.key_response = self._saved["key_response"]
 
     def _deliver(self, events: list[tuple[LocalFunction, Any]]) -> None:
-        """Stamp the request's events with one sequencer (one upload, however many notifications)."""
+        """Stamp the request's events with one sequencer (one upload, however many notifications) and
+        the time the request finished."""
         sequencer = self.sequencer.next()
+        finished = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         for fn, body in events:
             for record in body.get("Records", []):
                 record.get("s3", {}).get("object", {}).setdefault("sequencer", sequencer)
+                record["eventTime"] = finished
             self.submit(fn, body)
 
     def submit(self, fn: LocalFunction, event: Any) -> None:

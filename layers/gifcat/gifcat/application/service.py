@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -257,15 +259,17 @@ class Triage(UploadTriage):
         """A sidecar put after its upload: its upload is classified again through the state machine's
         rerun path, which writes only when the result was made from other metadata than the object has
         now (`metadata_changed_only`), never over a person's answer, and never over a newer upload.
-        None when the key is no upload's sidecar, or its upload is not there (yet): an upload's own
-        event reads the sidecar put before it."""
+        None when the key is no upload's sidecar, or its upload is not there (yet), or was put after
+        the sidecar: an upload's own event reads the sidecar put before it."""
         key = sidecar_upload_key(ref.key, self.upload_suffix)
         if key is None:
             return None
         upload = ObjectRef(bucket=ref.bucket, key=key)
         try:
-            self.source.head(upload)
+            upload, _ = self.source.head(upload)
         except (ObjectGone, ObjectArchived):
+            return None
+        if _put_after(upload, ref):
             return None
         name = self.execution_name(ref, GifMetadata())  # one per sidecar version: a repeated event, one name
         request = {"bucket": upload.bucket, "key": upload.key, "force": True, "metadata_changed_only": True}
@@ -287,10 +291,13 @@ class RerunTriage(UploadTriage):
         store: ResultStore,
         record_request: RecordEncoder,
         upload_suffix: str = ".gif",
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(settings, cascade, source, upload_suffix)
         self.store = store
         self.record_request = record_request
+        self.sleep, self.clock = sleep, clock
 
     def prepare(
         self, ref: ObjectRef, *, force: bool, execution: str, stale_only: bool = False,
@@ -300,16 +307,21 @@ class RerunTriage(UploadTriage):
         so that Record, which finishes only its own execution's item, can write the answer. Leaves it
         alone (`kept`), writing nothing, when it holds a person's answer for the object as it is now,
         with `stale_only` when its result is fresh (see `_kept`), with `metadata_changed_only` when
-        there is no result yet or it was made from the metadata the object has now, and when the
-        request is not about an upload as it is now (see `_not_an_upload`).
+        its result was made from the metadata the object has now or none comes (see `_first_result`),
+        and when the request is not about an upload as it is now (see `_not_an_upload`).
         """
         why = self._not_an_upload(ref)
         if why:
             return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=why)
         stored = self.store.get(ref.pk)
-        kept = self._kept(ref, stored, stale_only=stale_only)
         if metadata_changed_only and stored is None:
-            kept = "no result yet: the upload's own event reads its metadata"
+            stored = self._first_result(ref)
+            if stored is None:
+                waited = (f"no result after {self.settings.limits.sidecar_wait_seconds:g} s: the upload's "
+                          "own event has not been read yet, and reads its metadata")
+                return StepState(object=ref, classification=self.cascade.start(), execution=execution,
+                                 kept=waited)
+        kept = self._kept(ref, stored, stale_only=stale_only)
         if kept:
             return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=kept)
         ref, metadata, classification = self.classify(ref)
@@ -330,6 +342,23 @@ class RerunTriage(UploadTriage):
             superseded=not owned,
         )
         return state.with_record(self.record_request, self.settings.prices)
+
+    def _first_result(self, ref: ObjectRef) -> ResultItem | None:
+        """The upload's own first result (pending or final), waited for. A late sidecar's rerun that
+        finds none may have come while the upload's own event was between its read and its write: that
+        read may have missed the sidecar, so keeping at once could lose it. Once the result is there,
+        `_read_alike` tells whether it was made from the metadata the object has now. None after
+        `limits.sidecar_wait_seconds`: the upload's event has not been read (a cold start, a retry, the
+        dead-letter queue), and whenever it is, it reads the sidecar."""
+        deadline = self.clock() + self.settings.limits.sidecar_wait_seconds
+        pause = 0.1
+        while (left := deadline - self.clock()) > 0:
+            self.sleep(min(pause, left))
+            pause = min(pause * 2, 1.0)
+            stored = self.store.get(ref.pk)
+            if stored is not None:
+                return stored
+        return None
 
     def _not_an_upload(self, ref: ObjectRef) -> str | None:
         """Why the request names no upload as it is now, or None. A key without the upload suffix (a
@@ -456,6 +485,17 @@ def _read_alike(
     if classification.status in (Status.FAILED, Status.SKIPPED):
         return (stored.status, stored.reason) == (classification.status, classification.reason)
     return True
+
+
+def _put_after(upload: ObjectRef, sidecar: ObjectRef) -> bool:
+    """Whether the upload was put after its sidecar's event: its Last-Modified (whole seconds, the
+    start of its upload) is in a later second than the time S3 finished the sidecar's put, so the
+    upload's own event read the sidecar. Unknown or within the same second: not known to be."""
+    if upload.last_modified is None or sidecar.event_time is None:
+        return False
+    if upload.last_modified.tzinfo is None or sidecar.event_time.tzinfo is None:
+        return False  # a time without its zone (a hand-made event) orders nothing
+    return upload.last_modified > sidecar.event_time
 
 
 def archived_reason(exc: ObjectArchived) -> str:

@@ -57,6 +57,9 @@ class Limits(BaseModel):
     max_gif_bytes: int = Field(25_000_000, gt=0)
     sniff_bytes: int = Field(1024, ge=13)
     max_metadata_bytes: int = Field(65536, gt=0)
+    # How long a late sidecar's rerun waits for its upload's own first result before it compares what
+    # that upload read with what the object has now (RerunTriage). Under the step function's Timeout.
+    sidecar_wait_seconds: float = Field(10.0, ge=0.0, le=20.0)
 
 
 class TokenPrice(BaseModel):
