@@ -59,6 +59,7 @@ def embedded_stack(
             "LlmBaseUrl": llm.base_url,
             "LlmModel": model,
             "SettingsOverrides": json.dumps(TEST_OVERRIDES if overrides is None else overrides),
+            "LlmHourlyBudgetUsd": "1.5",
         },
         upload_trigger=upload_trigger,
     )

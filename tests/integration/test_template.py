@@ -240,11 +240,32 @@ def test_a_deployed_stack_runs_the_calibrated_thresholds_unless_told_otherwise(
 
 @pytest.mark.parametrize("topic", ["", "arn:aws:sns:us-east-1:123456789012:gifcat-alarms"])
 def test_alarms_notify_the_topic_when_one_is_given(root: Path, topic: str) -> None:
-    stack = Stack(load_template(root / "template.yaml"), root, parameters={"AlarmTopicArn": topic})
+    stack = Stack(load_template(root / "template.yaml"), root,
+                  parameters={"AlarmTopicArn": topic, "LlmHourlyBudgetUsd": "0.5"})
     alarms = stack.of_type("AWS::CloudWatch::Alarm")
     assert sorted(alarms) == [
-        "BackfillFailedAlarm", "DeadLetterAlarm", "EmbedFailedAlarm", "FailedRunsAlarm", "LearnFailedAlarm"
+        "BackfillFailedAlarm", "DeadLetterAlarm", "EmbedFailedAlarm", "FailedRunsAlarm", "LearnFailedAlarm",
+        "LlmSpendAlarm",
     ]
     for lid in alarms:
         props = stack.resolve(stack.resources[lid]["Properties"])
         assert props.get("AlarmActions") == ([topic] if topic else None)
+
+
+@pytest.mark.parametrize("budget", ["0", "2.5"])
+def test_the_llm_spend_alarm_watches_the_handlers_cost_metric_against_the_budget(
+    root: Path, budget: str
+) -> None:
+    # What the escalate handler emits (functions/escalate/app.py: LlmCostUsd, Powertools' namespace and
+    # service dimension), summed over an hour; no alarm unless a budget is given.
+    stack = Stack(load_template(root / "template.yaml"), root, parameters={"LlmHourlyBudgetUsd": budget})
+    if budget == "0":
+        assert "LlmSpendAlarm" not in stack.of_type("AWS::CloudWatch::Alarm")
+        return
+    alarm = stack.resolve(stack.resources["LlmSpendAlarm"]["Properties"])
+    env = stack.function_properties("EscalateFunction")["Environment"]["Variables"]
+    escalate = (root / "functions/escalate/app.py").read_text()
+    assert f'name="{alarm["MetricName"]}"' in escalate
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert (alarm["Statistic"], alarm["Period"], float(alarm["Threshold"])) == ("Sum", 3600, 2.5)

@@ -509,6 +509,13 @@ def test_dead_lettered_uploads_and_failed_runs_raise_alarms(aws: EmbeddedAws) ->
     for alarm in (dead, runs, backfill, embed):  # any one of them is worth a look
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
         assert alarm["AlarmActions"] == []  # no AlarmTopicArn given
+    # The LLM's spend, whatever moves it, against the budget the stack was given (1.5 USD an hour).
+    spend = alarms[f"{aws.stack.name}-llm-spend"]
+    assert (spend["Namespace"], spend["MetricName"], spend["Statistic"]) == ("gifcat", "LlmCostUsd", "Sum")
+    assert spend["Dimensions"] == [{"Name": "service", "Value": aws.stack.name}]
+    assert (spend["Period"], spend["Threshold"], spend["ComparisonOperator"]) == (
+        3600, 1.5, "GreaterThanThreshold"
+    )
 
 
 def test_a_removal_or_a_test_event_changes_nothing(

@@ -185,7 +185,9 @@ class EmbeddedAws:
             logs.create_log_group(logGroupName=stack.physical_name(lid))
         cloudwatch = self.client("cloudwatch")
         for lid in stack.of_type("AWS::CloudWatch::Alarm"):
-            cloudwatch.put_metric_alarm(**stack.resolve(stack.resources[lid]["Properties"]))
+            alarm = stack.resolve(stack.resources[lid]["Properties"])
+            # A parameter's value is a string to CloudFormation, which converts it; the API does not.
+            cloudwatch.put_metric_alarm(**alarm | {"Threshold": float(alarm["Threshold"])})
         for lid in stack.of_type("AWS::CloudWatch::Dashboard"):
             props = stack.resolve(stack.resources[lid]["Properties"])
             cloudwatch.put_dashboard(

@@ -68,6 +68,11 @@ class Stack:
             "Conditions", {}
         ).items():  # in order: later ones may cite earlier
             self.conditions[name] = bool(self.resolve(expr))
+        # A resource whose Condition is false is not created, as CloudFormation does.
+        self.resources = {
+            lid: res for lid, res in self.resources.items()
+            if "Condition" not in res or self.conditions[res["Condition"]]
+        }
 
     # Physical names and ARNs, derived the same way every time so that references need no ordering.
     def physical_name(self, logical_id: str) -> str:
