@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from gifcat.adapters.dynamodb import CLAIM_LEASE_S, ResultsTable, asl_time
 from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
-from gifcat.application.ports import ObjectArchived, ObjectGone
+from gifcat.application.ports import ObjectArchived, ObjectGone, SourceUnavailable
 from gifcat.config import ConfigError
 from gifcat.domain.model import Classification, GifMetadata, StageName, Status
 from gifcat.domain.result import ObjectRef, ResultItem, classification_fields, result_item
@@ -70,6 +71,16 @@ def test_sidecars_that_are_empty_or_cannot_exist(bucket: str, gif: Callable[...,
     s3.meta.events.register("before-call.s3.GetObject", lambda **kw: calls.append("get"))
     assert objects.sidecar(ObjectRef(bucket=bucket, key=long_key), 1000) is None
     assert calls == []
+
+
+def test_a_sidecar_read_that_is_denied_says_what_a_missing_key_looks_like_then(bucket: str) -> None:
+    # S3 answers a missing key with 403 to a role that may not list the bucket: retried as storage
+    # unavailable, the upload is dead-lettered, and the error must say what to grant.
+    objects = S3Objects(boto3.client("s3"))
+    with Stubber(objects.client) as stub:
+        stub.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
+        with pytest.raises(SourceUnavailable, match=r"AccessDenied: .*without s3:ListBucket on the bucket"):
+            objects.sidecar(ObjectRef(bucket=bucket, key="u/cat.gif"), 1000)
 
 
 def test_an_archived_object_cannot_be_read_until_restored(bucket: str, gif: Callable[..., bytes]) -> None:

@@ -102,6 +102,7 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
     assert actions["TriageFunction"] == {
         "s3:GetObject",
         "s3:GetObjectVersion",
+        "s3:ListBucket",
         "dynamodb:PutItem",
         "states:StartExecution",
         "sqs:SendMessage",
@@ -109,6 +110,7 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
     assert actions["TriageStepFunction"] == {
         "s3:GetObject",
         "s3:GetObjectVersion",
+        "s3:ListBucket",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
     }
@@ -116,10 +118,10 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
     # missing current.json reads as "nothing published" rather than access denied)
     assert actions["EmbedFunction"] == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
     embed = stack.function_properties("EmbedFunction")["Policies"][0]["Statement"]
-    (listing,) = [s for s in embed if "s3:ListBucket" in s["Action"]]
+    (listing,) = [s for s in embed if "s3:ListBucket" in s["Action"] and "Condition" in s]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["embedding/*"]}}
     # The uploads only (a text-less GIF's frames); no secret configured: nothing else
-    assert actions["EscalateFunction"] == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert actions["EscalateFunction"] == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
     # gifcat learn: reads the results (Scan only), reads and publishes artefacts under embedding/ only
     assert actions["LearnFunction"] == {"dynamodb:Scan", "s3:GetObject", "s3:PutObject", "s3:ListBucket"}
     learn = stack.function_properties("LearnFunction")["Policies"][0]["Statement"]
@@ -136,13 +138,31 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
         parameters={"LlmApiKeySecretArn": "arn:aws:secretsmanager:us-east-1:1:secret:k"},
     )
     statements = with_secret.function_properties("EscalateFunction")["Policies"][0]["Statement"]
-    assert statements[1:] == [
+    assert statements[2:] == [
         {
             "Effect": "Allow",
             "Action": ["secretsmanager:GetSecretValue"],
             "Resource": "arn:aws:secretsmanager:us-east-1:1:secret:k",
         }
     ]
+
+
+def test_every_function_that_reads_uploads_may_learn_that_a_key_is_missing(root: Path) -> None:
+    # Without s3:ListBucket on the bucket, S3 answers GetObject and HeadObject of a missing key with 403
+    # AccessDenied, not 404. A GIF without a sidecar (the sidecar read finds nothing), or one deleted
+    # before it was read, then failed as storage unavailable: retried, and dead-lettered without a
+    # result. The embedded AWS does not enforce IAM, so only the policy can say it.
+    stack = Stack(load_template(root / "template.yaml"), root)
+    bucket = stack.arn("UploadsBucket")
+    readers = []
+    for lid in stack.of_type("AWS::Serverless::Function"):
+        statements = stack.function_properties(lid).get("Policies", [{}])[0].get("Statement", [])
+        if not any("s3:GetObject" in s["Action"] and s["Resource"] == f"{bucket}/*" for s in statements):
+            continue
+        readers.append(lid)
+        listing = [s for s in statements if "s3:ListBucket" in s["Action"] and s["Resource"] == bucket]
+        assert listing and "Condition" not in listing[0], lid
+    assert sorted(readers) == ["EmbedFunction", "EscalateFunction", "TriageFunction", "TriageStepFunction"]
 
 
 def test_sample_events_parse_as_their_handlers_do() -> None:

@@ -25,6 +25,10 @@ def _unavailable(what: str, exc: Exception) -> SourceUnavailable:
     """S3 could not answer now (or the object changed under the read): worth a retry, not a result."""
     if isinstance(exc, ClientError):
         message = exc.response.get("Error", {}).get("Message", "")
+        if _code(exc) in ("AccessDenied", "403", "Forbidden"):
+            # S3 says 403 for a missing key to a caller that may not list the bucket (template.yaml
+            # grants s3:ListBucket for this): a role without it fails on every GIF without a sidecar.
+            message += " (a missing key reads as access denied without s3:ListBucket on the bucket)"
         return SourceUnavailable(f"S3 {what}: {_code(exc)}: {message}")
     return SourceUnavailable(f"S3 {what}: {type(exc).__name__}: {exc}")
 
