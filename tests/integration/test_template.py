@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gifcat.adapters.llm.credentials import is_ssm_name
 from gifcat.application.events import RerunRequest, S3UploadEvent, TriageStepEvent, sidecar_upload_key
 from gifcat.application.service import StepState
 from gifcat.config import Settings, load_settings
@@ -163,6 +164,34 @@ def test_every_function_that_reads_uploads_may_learn_that_a_key_is_missing(root:
         listing = [s for s in statements if "s3:ListBucket" in s["Action"] and s["Resource"] == bucket]
         assert listing and "Condition" not in listing[0], lid
     assert sorted(readers) == ["EmbedFunction", "EscalateFunction", "TriageFunction", "TriageStepFunction"]
+
+
+@pytest.mark.parametrize(
+    ("where", "action", "resources"),
+    [
+        ("arn:aws:secretsmanager:us-east-1:1:secret:k-AbC", "secretsmanager:GetSecretValue",
+         ["arn:aws:secretsmanager:us-east-1:1:secret:k-AbC"]),
+        ("/gifcat/openai-key", "ssm:GetParameter",
+         ["arn:aws:ssm:us-east-1:123456789012:parameter/gifcat/openai-key"]),
+        ("ssm:openai-key", "ssm:GetParameter", ["arn:aws:ssm:us-east-1:123456789012:parameter/openai-key"]),
+        ("ssm:/gifcat/k", "ssm:GetParameter", ["arn:aws:ssm:us-east-1:123456789012:parameter/gifcat/k"]),
+        ("arn:aws:ssm:us-east-1:1:parameter/k", "ssm:GetParameter", ["arn:aws:ssm:us-east-1:1:parameter/k"]),
+    ],
+)
+def test_the_llm_key_is_readable_where_the_function_reads_it(
+    root: Path, where: str, action: str, resources: list[str]
+) -> None:
+    # README and settings.yaml offer an SSM parameter as well as a secret: a grant of
+    # secretsmanager:GetSecretValue on "/gifcat/openai-key" failed the deploy, and on an SSM ARN it
+    # deployed and every LLM call failed at its key.
+    assert is_ssm_name(where) == action.startswith("ssm:")
+    stack = Stack(load_template(root / "template.yaml"), root, parameters={"LlmApiKeySecretArn": where})
+    statements = stack.function_properties("EscalateFunction")["Policies"][0]["Statement"]
+    keys = [s for s in statements if not any(a.startswith("s3:") for a in s["Action"])]
+    assert [s["Action"] for s in keys] == [[action]]
+    granted = keys[0]["Resource"]
+    granted = granted if isinstance(granted, list) else [granted]
+    assert set(resources) <= set(granted) and len(granted) <= 2
 
 
 def test_sample_events_parse_as_their_handlers_do() -> None:
