@@ -222,6 +222,7 @@ def test_sample_events_parse_as_their_handlers_do() -> None:
         ("bundled", "", False),
         ("s3://b/t.yaml", "", True),
         ("", "s3://b/s.yaml", True),
+        ("s3://b/config/t.yaml", "s3://c/s.yaml", True),
         ("/opt/t.yaml", "", False),
     ],
 )
@@ -232,6 +233,15 @@ def test_config_in_s3_grants_read(root: Path, taxonomy: str, settings: str, expe
         parameters={"TaxonomyLocation": taxonomy, "SettingsLocation": settings},
     )
     assert stack.conditions["S3Config"] is expected
+    # Each function may read the configured objects, and no other object of the account.
+    objects = [f"arn:aws:s3:::{where.removeprefix('s3://')}" for where in (taxonomy, settings)
+               if where.startswith("s3://")]
+    for lid in stack.of_type("AWS::Serverless::Function"):
+        statements = stack.function_properties(lid).get("Policies", [{}])[0].get("Statement", [])
+        reads = [s["Resource"] for s in statements
+                 if s["Action"] == ["s3:GetObject"] and "uploads" not in str(s["Resource"])
+                 and "embedding" not in str(s["Resource"])]
+        assert reads == ([objects] if expected else []), lid
 
 
 def test_cost_accounting_prices_each_stage_at_its_functions_memory(root: Path, settings: Settings) -> None:
