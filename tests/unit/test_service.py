@@ -400,15 +400,16 @@ def test_backfill_child_classifies_an_object_without_a_result(
 
 
 class Arriving(Store):
-    """A table where the upload's own result lands after `after` reads (never, with None)."""
+    """A table where the upload's own result lands after `after` reads (never, with None); `before`
+    is what it holds until then (an older upload's result, or nothing)."""
 
-    def __init__(self, stored: ResultItem, after: int | None) -> None:
+    def __init__(self, stored: ResultItem, after: int | None, before: ResultItem | None = None) -> None:
         super().__init__(stored=stored)
-        self.after, self.reads = after, 0
+        self.after, self.before, self.reads = after, before, 0
 
     def get(self, pk: str) -> ResultItem | None:
         self.reads += 1
-        return self.stored if self.after is not None and self.reads > self.after else None
+        return self.stored if self.after is not None and self.reads > self.after else self.before
 
 
 class Clock:
@@ -423,14 +424,15 @@ class Clock:
 
 
 def sidecar_rerun(
-    settings: Settings, taxonomy: Taxonomy, gif: bytes, read_before: GifMetadata, after: int | None
+    settings: Settings, taxonomy: Taxonomy, gif: bytes, read_before: GifMetadata, after: int | None,
+    before: ResultItem | None = None,
 ) -> tuple[StepState, Arriving, Clock]:
-    """A late sidecar's rerun (its tags: pizza, food) that finds no result at first; the upload's own
+    """A late sidecar's rerun (its tags: pizza, food) that finds `before` at first; the upload's own
     result, made from `read_before`, lands after `after` more reads of the table."""
     classified = Classification(status=Status.CLASSIFIED, primary="funny", decided_by=StageName.LLM,
                                 taxonomy_version=taxonomy.version)
     store = Arriving(result_item(REF.model_copy(update={"etag": "e1"}), classified, metadata=read_before),
-                     after)
+                     after, before)
     clock = Clock()
     cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
     triage = RerunTriage(settings, cascade, Objects(gif, {"tags": "pizza,food"}), store, record_request,
@@ -460,11 +462,32 @@ def test_a_late_sidecars_rerun_keeps_when_the_uploads_event_is_not_read_in_time(
     # No result at all: the upload's event is still queued (or retried, or dead-lettered), and reads the
     # sidecar whenever it is read. The rerun writes nothing, after waiting as long as the settings say.
     state, store, clock = sidecar_rerun(settings, taxonomy, gif(), GifMetadata(), after=None)
-    assert state.kept == ("no result after 10 s: the upload's own event has not been read yet, "
-                          "and reads its metadata")
+    assert state.kept == ("no result for the object as it is now after 10 s: the upload's own event "
+                          "has not been read yet, and reads its metadata")
     assert not store.takeovers and state.record is None
     assert clock.slept == pytest.approx(settings.limits.sidecar_wait_seconds)
     assert store.reads > 5  # it looked again while it waited
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_a_late_sidecars_rerun_waits_past_an_older_uploads_result(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes], landed: bool
+) -> None:
+    # The key held an older upload's result (ETag e0) when the new GIF and its sidecar came. Taking that
+    # item over at once lost the sidecar when the new GIF's own event had read before it: that event's
+    # write outranks a rerun's (a later upload), and replaced the rerun's item with a result made
+    # without the sidecar. The rerun waits for the new upload's own result, as for none at all.
+    older = result_item(REF.model_copy(update={"etag": "e0"}), Classification(status=Status.SKIPPED),
+                        metadata=GifMetadata())
+    state, store, clock = sidecar_rerun(settings, taxonomy, gif(), GifMetadata(), after=4 if landed else None,
+                                        before=older)
+    assert store.reads >= 5
+    if landed:  # the new upload's result, made without the sidecar: classified again, with it
+        assert state.kept is None and state.classification.primary == "food" and len(store.takeovers) == 1
+        assert store.takeovers[0][1] is store.stored  # over the new upload's item, not the older one's
+    else:
+        assert state.kept is not None and state.kept.startswith("no result for the object as it is now")
+        assert not store.takeovers and clock.slept == pytest.approx(settings.limits.sidecar_wait_seconds)
 
 
 SIDECAR = ObjectRef(bucket="b", key="uploads/x.gif.json")

@@ -307,18 +307,19 @@ class RerunTriage(UploadTriage):
         so that Record, which finishes only its own execution's item, can write the answer. Leaves it
         alone (`kept`), writing nothing, when it holds a person's answer for the object as it is now,
         with `stale_only` when its result is fresh (see `_kept`), with `metadata_changed_only` when
-        its result was made from the metadata the object has now or none comes (see `_first_result`),
+        its result was made from the metadata the object has now or none comes (see `_own_result`),
         and when the request is not about an upload as it is now (see `_not_an_upload`).
         """
         why = self._not_an_upload(ref)
         if why:
             return StepState(object=ref, classification=self.cascade.start(), execution=execution, kept=why)
         stored = self.store.get(ref.pk)
-        if metadata_changed_only and stored is None:
-            stored = self._first_result(ref)
+        if metadata_changed_only:
+            stored = self._own_result(ref, stored)
             if stored is None:
-                waited = (f"no result after {self.settings.limits.sidecar_wait_seconds:g} s: the upload's "
-                          "own event has not been read yet, and reads its metadata")
+                waited = (f"no result for the object as it is now after "
+                          f"{self.settings.limits.sidecar_wait_seconds:g} s: the upload's own event has "
+                          "not been read yet, and reads its metadata")
                 return StepState(object=ref, classification=self.cascade.start(), execution=execution,
                                  kept=waited)
         kept = self._kept(ref, stored, stale_only=stale_only)
@@ -343,22 +344,29 @@ class RerunTriage(UploadTriage):
         )
         return state.with_record(self.record_request, self.settings.prices)
 
-    def _first_result(self, ref: ObjectRef) -> ResultItem | None:
-        """The upload's own first result (pending or final), waited for. A late sidecar's rerun that
-        finds none may have come while the upload's own event was between its read and its write: that
-        read may have missed the sidecar, so keeping at once could lose it. Once the result is there,
-        `_read_alike` tells whether it was made from the metadata the object has now. None after
-        `limits.sidecar_wait_seconds`: the upload's event has not been read (a cold start, a retry, the
-        dead-letter queue), and whenever it is, it reads the sidecar."""
+    def _own_result(self, ref: ObjectRef, stored: ResultItem | None) -> ResultItem | None:
+        """The result of the object as it is now (pending or final), waited for. A late sidecar's rerun
+        may come while that upload's own event is between its read and its write, finding no result or
+        an older upload's: that read may have missed the sidecar, and the upload's write would replace
+        whatever the rerun took over, so neither keeping nor classifying at once is safe. Once the
+        upload's result is there, `_read_alike` tells whether it was made from the metadata the object
+        has now. None after `limits.sidecar_wait_seconds`: the upload's event has not been read (a cold
+        start, a retry, the dead-letter queue), and whenever it is, it reads the sidecar. A GIF gone
+        (or archived) has no result to wait for: `stored` as it is, which the read then settles."""
+        try:
+            current, _ = self.source.head(ref)
+        except (ObjectGone, ObjectArchived):
+            return stored
         deadline = self.clock() + self.settings.limits.sidecar_wait_seconds
         pause = 0.1
-        while (left := deadline - self.clock()) > 0:
+        while not _about(stored, current):
+            left = deadline - self.clock()
+            if left <= 0:
+                return None
             self.sleep(min(pause, left))
             pause = min(pause * 2, 1.0)
             stored = self.store.get(ref.pk)
-            if stored is not None:
-                return stored
-        return None
+        return stored
 
     def _not_an_upload(self, ref: ObjectRef) -> str | None:
         """Why the request names no upload as it is now, or None. A key without the upload suffix (a
@@ -485,6 +493,16 @@ def _read_alike(
     if classification.status in (Status.FAILED, Status.SKIPPED):
         return (stored.status, stored.reason) == (classification.status, classification.reason)
     return True
+
+
+def _about(stored: ResultItem | None, current: ObjectRef) -> bool:
+    """Whether a result is about the object as it is now: its ETag, and its Last-Modified where both
+    are known (identical bytes uploaded again have the same ETag)."""
+    if stored is None or stored.etag != current.etag:
+        return False
+    return stored.last_modified is None or current.last_modified is None or (
+        stored.last_modified == current.last_modified
+    )
 
 
 def _put_after(upload: ObjectRef, sidecar: ObjectRef) -> bool:
