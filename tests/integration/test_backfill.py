@@ -89,6 +89,14 @@ def test_backfill_gives_every_object_a_result(
     assert (described["maxConcurrency"], described["toleratedFailurePercentage"]) == (3, 5)
     counts = described["itemCounts"]
     assert (counts["total"], counts["succeeded"]) == (7, 7)  # five uploads, the sidecar and notes.txt
+    # The children's outcomes went to the artefacts bucket (the map's ResultWriter), not into the run's
+    # output, which stays small however many objects there are.
+    output = json.loads(sfn.describe_execution(executionArn=summary["execution"])["output"])
+    written = output["map"]["ResultWriterDetails"]
+    assert output["map"]["MapRunArn"] == runs[0]["mapRunArn"]
+    assert written["Bucket"] == aws.outputs["ArtefactsBucketName"] and written["Key"].startswith("backfill/")
+    manifest = json.loads(aws.s3.get_object(Bucket=written["Bucket"], Key=written["Key"])["Body"].read())
+    assert manifest["MapRunArn"] == runs[0]["mapRunArn"]
 
 
 def test_stale_only_reclassifies_only_what_is_stale(

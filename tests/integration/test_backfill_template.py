@@ -51,15 +51,37 @@ def test_the_role_lists_one_bucket_and_runs_its_own_children(root: Path) -> None
     statements = {a: s["Resource"] for p in props["Policies"] if "Statement" in p
                   for s in p["Statement"] for a in s["Action"]}
     machine = stack.arn("BackfillStateMachine")
+    outcomes = stack.arn("ArtefactsBucket") + "/backfill/*"  # the map's ResultWriter, and only there
     assert statements == {
         "dynamodb:UpdateItem": stack.arn("ResultsTable"),
         "s3:ListBucket": stack.arn("UploadsBucket"),
         "states:StartExecution": machine,
         "states:DescribeExecution": machine.replace(":stateMachine:", ":execution:") + "/*",
         "states:StopExecution": machine.replace(":stateMachine:", ":execution:") + "/*",
+        "s3:PutObject": outcomes,
+        "s3:GetObject": outcomes,
+        "s3:ListMultipartUploadParts": outcomes,
+        "s3:AbortMultipartUpload": outcomes,
     }
     invoked = {
         p["LambdaInvokePolicy"]["FunctionName"] for p in props["Policies"] if "LambdaInvokePolicy" in p
     }
     functions = ("TriageStepFunction", "EmbedFunction", "EscalateFunction")
     assert invoked == {stack.physical_name(f) for f in functions}
+
+
+def test_the_children_outcomes_go_to_s3_not_into_the_maps_output(root: Path) -> None:
+    # Without a ResultWriter the map's output is every child's outcome, and a state over 256 KiB fails
+    # the run in AWS (States.DataLimitExceeded; moto does not check): a backfill of about 20,000
+    # objects did every child's work and then failed. The outcomes expire with the bucket's rule.
+    definition = json.loads((root / ASL).read_text())
+    (maps,) = [s for s in definition["States"].values() if s["Type"] == "Map"]
+    writer = maps["ResultWriter"]
+    assert writer["Resource"] == "arn:aws:states:::s3:putObject"
+    assert writer["Parameters"] == {"Bucket": "${BackfillResultsBucket}", "Prefix": "backfill"}
+    stack = Stack(load_template(root / "template.yaml"), root)
+    subs = stack.resolve(stack.resources["BackfillStateMachine"]["Properties"]["DefinitionSubstitutions"])
+    assert subs["BackfillResultsBucket"] == stack.physical_name("ArtefactsBucket")
+    rules = stack.resources["ArtefactsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    expiring = [(r["Prefix"], r["Status"]) for r in rules if "ExpirationInDays" in r]
+    assert expiring == [("backfill/", "Enabled")]
