@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,24 @@ def test_the_llm_key_is_readable_where_the_function_reads_it(
     granted = keys[0]["Resource"]
     granted = granted if isinstance(granted, list) else [granted]
     assert set(resources) <= set(granted) and len(granted) <= 2
+
+
+@pytest.mark.parametrize("asl", [ASL, "statemachine/backfill.asl.json"])
+def test_every_write_to_the_table_retries_a_throttle(root: Path, asl: str) -> None:
+    # RecordFailure had no Retry: a throttled write of a failure ended the run with its item pending
+    # (and the run failed by its own RecordFailure error, not the one it was recording).
+    def tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        for name, state in states.items():
+            if state["Type"] == "Map":
+                yield from tasks(state["ItemProcessor"]["States"])
+            elif state["Type"] == "Task" and ":::dynamodb:" in state["Resource"]:
+                yield name, state
+
+    writes = dict(tasks(json.loads((root / asl).read_text())["States"]))
+    assert "RecordFailure" in writes and "Record" in writes
+    for name, state in writes.items():
+        retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+        assert "DynamoDB.ProvisionedThroughputExceededException" in retried, name
 
 
 def test_sample_events_parse_as_their_handlers_do() -> None:
