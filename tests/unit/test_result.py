@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +27,7 @@ from gifcat.domain.costs import orchestration_usd
 from gifcat.domain.model import Candidate, Classification, GifMetadata, StageName, StageTrace, Status
 from gifcat.domain.result import HUMAN, NO_SEQUENCER, ObjectRef, classification_fields, result_item
 
+ROOT = Path(__file__).resolve().parents[2]
 REF = ObjectRef(
     bucket="b",
     key="uploads/a b+c.gif",
@@ -225,3 +232,46 @@ def test_a_corrected_item_reads_back_as_the_result_model() -> None:
     assert item.corrected_from is not None and item.corrected_from.decided_by is StageName.TAGS
     assert item.corrected_from.confidence == 0.8 and item.execution is None
     assert to_attribute_values(item.stored()) == corrected  # and writes back as it was read
+
+
+def _placeholders_in_use(request: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """The names and values a request declares and its expressions do not use, and the reverse."""
+    text = " ".join(request.get(k, "") for k in ("UpdateExpression", "ConditionExpression"))
+    used = set(re.findall(r"[#:][A-Za-z0-9_]+", text))
+    declared = {k.removesuffix(".$") for k in (*request.get("ExpressionAttributeNames", {}),
+                                               *request.get("ExpressionAttributeValues", {}))}
+    return declared - used, used - declared
+
+
+def _every_request() -> Iterator[tuple[str, dict[str, Any]]]:
+    item = result_item(REF, classified(), execution="x-1")
+    for kind in ("result", "pending"):
+        yield f"put {kind}", put_request(item, kind=kind)
+    for stored, force in itertools.product((None, item), (True, False)):
+        yield f"take over {stored is not None} {force}", takeover_request(item, stored, force=force)
+    failed = Classification(status=Status.FAILED, reason="boom")
+    for classification, only_pending in itertools.product((classified(), failed), (True, False)):
+        answer = classification_fields(classification, execution="x-1")
+        yield f"record {classification.status} {only_pending}", record_request(
+            REF.pk, answer, execution="x-1", only_pending=only_pending
+        )
+    for etag in ("abc", None):
+        yield f"correct {etag}", correction_request(REF.pk, {"primary": "funny"}, object_seq="-", etag=etag)
+    for machine in ("classify", "backfill"):
+        definition = json.loads((ROOT / f"statemachine/{machine}.asl.json").read_text())
+        states = dict(definition["States"])
+        for state in list(states.values()):
+            states |= state.get("ItemProcessor", {}).get("States", {})
+        for name, state in states.items():
+            if ":::dynamodb:" in state.get("Resource", "") and "UpdateExpression" in state["Parameters"]:
+                yield f"{machine} {name}", state["Parameters"]
+
+
+def test_every_request_declares_exactly_the_placeholders_it_uses() -> None:
+    # DynamoDB refuses a request that declares a name or value its expressions do not use
+    # (ValidationException). moto checks that for UpdateItem but not for PutItem's values, so a
+    # placeholder left behind when a clause is dropped would pass every local test and fail in AWS.
+    requests = dict(_every_request())
+    assert len(requests) >= 14
+    for label, request in requests.items():
+        assert _placeholders_in_use(request) == (set(), set()), label
