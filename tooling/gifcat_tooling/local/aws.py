@@ -25,7 +25,7 @@ import boto3
 from gifcat.adapters.embeddings.artefacts import models_dir
 from gifcat.domain.model import Status
 from gifcat.domain.result import ResultItem
-from gifcat_tooling.local import moto_dynamodb_atomic, moto_express, moto_itemreader, moto_speedups
+from gifcat_tooling.local import iam, moto_dynamodb_atomic, moto_express, moto_itemreader, moto_speedups
 from gifcat_tooling.local.lambda_runner import LambdaRunner, LocalFunction
 from gifcat_tooling.local.template import REGION, Stack, load_template
 
@@ -257,6 +257,7 @@ class EmbeddedAws:
                     f"{self.endpoint}/123456789012/{dlq.rsplit(':', 1)[-1]}" if dlq else None
                 ),
                 max_containers=self.containers_per_function,
+                statements=iam.function_statements(props.get("Policies", []), lid),
             )
         )
         for event in props.get("Events", {}).values():

@@ -20,6 +20,10 @@ Four moto internals are replaced (pinned: moto==5.2.5, see pyproject.toml):
   sort later, as on AWS. Its `eventTime` is set then too, in UTC with its `Z`, as AWS writes it ("when
   S3 finished processing the request"): moto stamps the local time, without a zone, before it stores.
 
+Each AWS call a function's code makes (botocore's `BaseClient._make_api_call`, while the function's
+cold start or invocation runs in this thread) is checked against its policy in template.yaml, as AWS
+would check it: moto enforces no IAM (see `iam.py`).
+
 A function's environment variables are in os.environ while its handler module is imported (its cold
 start), which is when gifcat's handlers read them, and only for the importing thread: the process's
 other threads go on reading (and iterating) the environment unchanged. Code that reads the environment
@@ -38,7 +42,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +51,9 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+from botocore.client import BaseClient
+
+from gifcat_tooling.local import iam
 
 _IMPORT_LOCK = threading.Lock()  # a cold start puts its code folder first on sys.path: one at a time
 
@@ -142,6 +149,9 @@ class LocalFunction:
     max_retries: int = 2  # EventInvokeConfig.MaximumRetryAttempts (asynchronous invocations)
     on_failure_queue_url: str | None = None
     max_containers: int = 4
+    # Its template policy's statements: each AWS call its code makes is checked against them (iam.py);
+    # None leaves its calls unchecked.
+    statements: list[Mapping[str, Any]] | None = None
     _idle: list[Callable[..., Any]] = field(default_factory=list)
     _count: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -194,7 +204,8 @@ class LocalFunction:
                 if spec is None or spec.loader is None:
                     raise ImportError(f"cannot load handler {self.handler} from {path}")
                 module: ModuleType = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
+                with iam.running(self.statements):
+                    spec.loader.exec_module(module)
             finally:
                 sys.path.remove(str(self.code_dir))
         self.cold_starts += 1
@@ -231,7 +242,8 @@ class LocalFunction:
 
         def call() -> None:
             try:
-                outcome["result"] = handler(event, context)
+                with iam.running(self.statements):
+                    outcome["result"] = handler(event, context)
             except SandboxTimedOut:
                 pass  # stopped after its timeout: nobody is waiting for it any more
             except BaseException as exc:  # handed to the caller, as Lambda reports it
@@ -333,11 +345,13 @@ class LambdaRunner:
                     runner._deliver(held)
 
         self._saved = {
+            "api_call": BaseClient._make_api_call,
             "invoke": lambda_models.LambdaFunction._invoke_lambda,
             "notify": s3_notifications._invoke_awslambda,
             "key_response": original_key_response,
             "invoke_api": original_invoke,
         }
+        BaseClient._make_api_call = iam.checked_call(BaseClient._make_api_call)
         lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda
         lambda_models.LambdaFunction.invoke = invoke
         s3_notifications._invoke_awslambda = _invoke_awslambda
@@ -355,6 +369,7 @@ class LambdaRunner:
             self._queue.put(None)
         for worker in self._workers:
             worker.join(timeout=30)
+        BaseClient._make_api_call = self._saved["api_call"]
         lambda_models.LambdaFunction._invoke_lambda = self._saved["invoke"]
         lambda_models.LambdaFunction.invoke = self._saved["invoke_api"]
         s3_notifications._invoke_awslambda = self._saved["notify"]
