@@ -229,10 +229,13 @@ class LearnJob:
 
     def current(self, workdir: Path) -> Current:
         """The artefact in force: the newest published one, unless it was made for another taxonomy
-        version (the embed function refuses it and runs the shipped one, so that is what to beat;
-        and "nothing new" must not keep it for ever after a taxonomy change)."""
+        version or by another encoder (a rebuilt image's MiniLM, another `text_model`): the embed
+        function refuses it and runs the shipped one, so that is what to beat, and "nothing new" must
+        not keep it for ever. Loading it against this encoder failed every run until someone deleted
+        it by hand."""
         published = self.store.current()
-        if published is not None and published.manifest.taxonomy_version == self.taxonomy.version:
+        if (published is not None and published.manifest.taxonomy_version == self.taxonomy.version
+                and published.manifest.encoder == self.trainer.encoder):
             return self._published(published, workdir)
         learned = self.trainer.bundled()
         emb = self.settings.stages["embedding"]
