@@ -8,6 +8,7 @@ cannot hide a dependency.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import io
 import os
 import re
@@ -353,3 +354,32 @@ def test_escalate_ships_pillow_and_loads_it_only_for_a_textless_gif() -> None:
     }
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0 and run.stdout.split() == ["3", "image/jpeg", "True"], run.stderr[-2000:]
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore keeps `path` out of the build context: the last pattern matching it or one
+    of its folders decides, a `!` one letting it back in."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    out = False
+    for pattern in patterns:
+        keep = pattern.startswith("!")
+        if any(fnmatch.fnmatchcase(p, pattern.lstrip("!")) for p in prefixes):
+            out = not keep
+    return out
+
+
+def test_every_file_the_images_copy_is_in_the_build_context() -> None:
+    # The context is the repository root, 2 GB with the virtual environments: .dockerignore keeps
+    # those out, and must keep nothing out that a COPY names (CLIP's commented one included).
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert _ignored(".venv/lib/x.py", patterns)
+    assert _ignored("layers/gifcat/gifcat/__pycache__/a.pyc", patterns)
+    dockerfile = (FUNCTIONS / "Dockerfile").read_text(encoding="utf-8")
+    copies = re.findall(r"(?m)^#? ?COPY (?!--from)(.+) \S+$", dockerfile)
+    sources = [s for line in copies for s in line.split()]
+    assert ".artifacts/models/clip" in sources and "scripts/build_memory.py" in sources
+    for source in sources:
+        assert (ROOT / source).exists() or source.startswith(".artifacts/"), source
+        assert not _ignored(source, patterns), source
