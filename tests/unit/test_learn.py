@@ -190,6 +190,26 @@ def test_other_taxonomies_unfinished_and_empty_results_teach_nothing() -> None:
     assert got.skipped == {"other_taxonomy": 1, "unfinished": 2, "no_answer": 2, "no_text": 1}
 
 
+def test_a_category_keeps_at_most_its_cap_people_first_then_the_llm_then_the_newest() -> None:
+    # Months of traffic, every example embedded at each run and shipped to the embed function: the run
+    # outgrew its 900 s and its /tmp. The cap keeps what the cheap stages could not decide first.
+    agreeing = [trace(StageName.EMBEDDING, ("food", 0.6)), trace(StageName.LLM, ("food", 1.0))]
+    items = [
+        *[result(f"t{i}", "food", decided_by="tags").model_copy(update={"updated_at": AT.replace(day=i + 1)})
+          for i in range(4)],
+        result("l0", "food", decided_by="llm", stages=agreeing),
+        result("h0", "food"),
+        *[result(f"s{i}", "sports", decided_by="tags") for i in range(2)],
+    ]
+    got = gather(items, TAXONOMY, OPTIONS.model_copy(update={"max_per_category": 3}), prior_gate)
+    food = [e.id.removeprefix("s3://uploads/") for e in got.examples if e.primary == "food"]
+    assert food == ["h0.gif", "l0.gif", "t3.gif"]  # the person's, the LLM's, the newest tag example
+    assert sum(e.primary == "sports" for e in got.examples) == 2  # under the cap: all of them
+    assert got.skipped["over_category_cap"] == 3
+    unbounded = gather(items, TAXONOMY, OPTIONS.model_copy(update={"max_per_category": None}), prior_gate)
+    assert len(unbounded.examples) == len(items) and "over_category_cap" not in unbounded.skipped
+
+
 def corrected_llm(key: str, llm: str, person: str, support: float) -> ResultItem:
     """An LLM answer (which the embedding stage also ranked first, at `support`) a person then gave."""
     stages = [trace(StageName.EMBEDDING, (llm, support)), trace(StageName.LLM, (llm, 1.0))]

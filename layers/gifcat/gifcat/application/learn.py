@@ -115,7 +115,7 @@ def gather(
         else:
             usable.append(item)
     gate = choose_gate([p for item in usable if (p := _pair(item)) is not None])
-    examples: list[LabelledRecord] = []
+    picked: list[tuple[ResultItem, LabelledRecord]] = []
     refused = 0
     for item in usable:
         primary = item.primary
@@ -123,21 +123,43 @@ def gather(
         labels = [lbl for lbl in item.labels if lbl in names]
         decider = str(item.decided_by) if item.decided_by else None
         if decider == HUMAN:
-            examples.append(_example(item, "human", labels, primary))
+            picked.append((item, _example(item, "human", labels, primary)))
         elif decider in (StageName.TAGS.value, StageName.RULES.value):
             if options.triage_examples:
-                examples.append(_example(item, decider, labels, primary))
+                picked.append((item, _example(item, decider, labels, primary)))
             else:
                 skipped["triage_not_learned"] += 1
         elif decider == StageName.LLM.value:
             answer = llm_answer(item.stages, decider, primary)
             if gate.admits(llm_support(item.stages, answer), llm_agrees(item.stages, answer)):
-                examples.append(_example(item, "llm", labels, primary))
+                picked.append((item, _example(item, "llm", labels, primary)))
             else:
                 refused += 1
         else:
             skipped["embedding"] += 1  # the stage's own answers teach it nothing new
+    examples = _capped(picked, options.max_per_category)
+    if len(examples) < len(picked):
+        skipped["over_category_cap"] = len(picked) - len(examples)
     return Gathered(examples, gate, n, dict(sorted(skipped.items())), refused)
+
+
+# Which examples a category's cap keeps first: people's answers, then the LLM's (both are of records the
+# cheap stages left), then the tag and rule stages' (which those stages decide again anyway).
+_CAP_ORDER = {"human": 0, "llm": 1, "tags": 2, "rules": 2}
+
+
+def _capped(picked: Sequence[tuple[ResultItem, LabelledRecord]], cap: int | None) -> list[LabelledRecord]:
+    """At most `cap` examples of each category, in `_CAP_ORDER`, the newest first within a source."""
+    if cap is None:
+        return [example for _, example in picked]
+    ranked = sorted(picked, key=lambda p: (_CAP_ORDER[source_of(p[1])], -p[0].updated_at.timestamp()))
+    kept: Counter[str | None] = Counter()
+    out = []
+    for _, example in ranked:
+        if kept[example.primary] < cap:
+            kept[example.primary] += 1
+            out.append(example)
+    return out
 
 
 def examples_digest(examples: Sequence[LabelledRecord]) -> str:
