@@ -114,6 +114,11 @@ def test_text_only_scores_every_category(text_stage: EmbeddingStage, minilm_root
     assert out.model == f"minilm-l6-v2-int8pc@{sha256_file(graph)[:8]}"
 
 
+def test_the_gif_is_read_only_for_clip(text_stage: EmbeddingStage, clip_stage: EmbeddingStage) -> None:
+    # The embed step downloads the GIF when its stage wants it: without CLIP every GIF was read for nothing.
+    assert not text_stage.wants_gif(item("a dog")) and clip_stage.wants_gif(item("a dog"))
+
+
 def test_leave_one_out(text_stage: EmbeddingStage) -> None:
     # Scored as l3 itself, the only 'animals' example may not vote for itself.
     own = text_stage.score(item("Dog chasing ball", id="l3"), SO_FAR)

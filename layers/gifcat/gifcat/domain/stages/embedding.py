@@ -234,7 +234,8 @@ class EmbeddingStage(Stage):
         )
 
     def wants_gif(self, item: GifItem) -> bool:
-        return True  # for CLIP, when deployed (the step has always read the GIF for this stage)
+        # Only CLIP reads it: without CLIP artefacts the step downloaded every GIF (up to 25 MB) unread.
+        return self.clip is not None
 
     def text_of(self, item: GifItem) -> str:
         meta = item.metadata
