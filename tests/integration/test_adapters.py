@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from gifcat.adapters.dynamodb import CLAIM_LEASE_S, ResultsTable, asl_time
+from gifcat.adapters.dynamodb import CLAIM_LEASE_S, ResultsTable, asl_time, put_request
 from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.application.ports import ObjectArchived, ObjectGone, SourceUnavailable
@@ -81,6 +81,35 @@ def test_a_sidecar_read_that_is_denied_says_what_a_missing_key_looks_like_then(b
         stub.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
         with pytest.raises(SourceUnavailable, match=r"AccessDenied: .*without s3:ListBucket on the bucket"):
             objects.sidecar(ObjectRef(bucket=bucket, key="u/cat.gif"), 1000)
+
+
+def test_results_of_given_objects_are_read_in_batches_whatever_the_table_holds(table: ResultsTable) -> None:
+    # A backfill's summary reads the results of the objects it listed, not the whole table (Scan).
+    classified = Classification(status=Status.CLASSIFIED, primary="food", decided_by=StageName.TAGS)
+    for i in range(230):
+        assert table.put(result_item(ObjectRef(bucket="b", key=f"u/{i}.gif", sequencer="0A"), classified))
+    asked = [f"s3://b/u/{i}.gif" for i in range(0, 250, 2)] + ["s3://b/u/0.gif"]
+    requests: list[int] = []
+    table._ddb.meta.events.register(
+        "provide-client-params.dynamodb.BatchGetItem",
+        lambda params, **kw: requests.append(len(params["RequestItems"]["results"]["Keys"])),
+    )
+    got = table.get_many(asked)
+    assert sorted(got) == sorted(f"s3://b/u/{i}.gif" for i in range(0, 230, 2))
+    assert got["s3://b/u/4.gif"].primary == "food"
+    assert requests == [100, 25]  # 125 distinct keys, 100 a request
+
+
+def test_keys_a_batch_left_unprocessed_are_asked_again(table: ResultsTable) -> None:
+    item = result_item(ObjectRef(bucket="b", key="u/a.gif", sequencer="0A"),
+                       Classification(status=Status.CLASSIFIED, primary="food", decided_by=StageName.TAGS))
+    raw = put_request(item)["Item"]
+    keys = [{"pk": {"S": "s3://b/u/a.gif"}}]
+    with Stubber(table._ddb) as stub:
+        stub.add_response("batch_get_item", {"Responses": {"results": []},
+                                             "UnprocessedKeys": {"results": {"Keys": keys}}})
+        stub.add_response("batch_get_item", {"Responses": {"results": [raw]}})
+        assert list(table.get_many(["s3://b/u/a.gif"])) == ["s3://b/u/a.gif"]
 
 
 def test_an_archived_object_cannot_be_read_until_restored(bucket: str, gif: Callable[..., bytes]) -> None:

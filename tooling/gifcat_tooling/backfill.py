@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -24,9 +25,10 @@ DEFAULT_SUFFIX = ".gif"
 
 
 class ResultScanner(Protocol):
-    """The results table as the summary reads it (gifcat.adapters.dynamodb.ResultsTable)."""
+    """The results table as the summary reads it (gifcat.adapters.dynamodb.ResultsTable): the results
+    of the listed objects only, whatever else the table holds."""
 
-    def scan(self) -> list[ResultItem]: ...
+    def get_many(self, pks: Iterable[str]) -> dict[str, ResultItem]: ...
 
 
 @dataclass
@@ -161,14 +163,15 @@ def run_backfill(
 ) -> BackfillSummary:
     """Start the backfill, wait for it, and summarise the table for the listed objects.
 
-    `table` is a gifcat.adapters.dynamodb.ResultsTable (or anything with `scan()`).
+    `table` is a gifcat.adapters.dynamodb.ResultsTable (or anything with `get_many()`).
     """
     started = time.perf_counter()
     arn = start(sfn, state_machine_arn, request)
     described = wait(sfn, arn, timeout_s)
     seconds = time.perf_counter() - started
     keys = listed_keys(s3, request.bucket, request.prefix, suffix)
-    items = {i.key: i for i in table.scan() if i.bucket == request.bucket}
+    found = table.get_many(f"s3://{request.bucket}/{key}" for key in keys)
+    items = {i.key: i for i in found.values()}
     return summarise(described, seconds, keys, items)
 
 
