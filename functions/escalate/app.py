@@ -28,6 +28,8 @@ def handler(event: StepState, context: LambdaContext) -> dict[str, Any]:
     if trace is not None:  # the LLM was asked (not for a state decided already, or a deleted GIF)
         metrics.add_metric(name="Reached_llm", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="LlmCostUsd", unit=MetricUnit.NoUnit, value=trace.cost_usd)
+        if trace.error:  # the call failed after its retries: the item is recorded failed, the run is not
+            metrics.add_metric(name="Llm_failed", unit=MetricUnit.Count, value=1)
         if state.decided_by:
             metrics.add_metric(name=f"Decided_{state.decided_by}", unit=MetricUnit.Count, value=1)
     logger.info(

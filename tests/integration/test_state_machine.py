@@ -156,8 +156,10 @@ def test_escalated_to_the_llm(
 
 
 def test_llm_failure_is_recorded_then_a_rerun_fixes_it(
-    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    capsys.readouterr()
     llm_server.push(completion("this is not json"), completion('{"primary": "pizza-party"}'))
     key = "uploads/llm fails.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#mood"]})
@@ -165,6 +167,13 @@ def test_llm_failure_is_recorded_then_a_rerun_fixes_it(
     assert item.status == "failed"
     assert "llm" in item.reason
     assert item.primary is None
+    # The run itself succeeds (it recorded what happened), so only this metric, and its alarm, say so.
+    (run,) = runs_named(aws, item.execution or "")
+    assert run["status"] == "SUCCEEDED"
+    assert f"Llm_failed@{aws.stack.name}" in emitted_metrics(capsys.readouterr().out)
+    alarms = aws.client("cloudwatch").describe_alarms(AlarmNames=[f"{aws.stack.name}-llm-failed"])
+    (alarm,) = alarms["MetricAlarms"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == ("gifcat", "Llm_failed", 0)
     llm_server.push(answer("funny"))
     execution = run_execution(aws, rerun_input(bucket, key))
     assert execution["status"] == "SUCCEEDED"

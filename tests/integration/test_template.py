@@ -328,7 +328,7 @@ def test_alarms_notify_the_topic_when_one_is_given(root: Path, topic: str) -> No
     alarms = stack.of_type("AWS::CloudWatch::Alarm")
     assert sorted(alarms) == [
         "BackfillFailedAlarm", "DeadLetterAlarm", "EmbedFailedAlarm", "FailedRunsAlarm", "LearnFailedAlarm",
-        "LlmSpendAlarm",
+        "LlmFailedAlarm", "LlmSpendAlarm",
     ]
     for lid in alarms:
         props = stack.resolve(stack.resources[lid]["Properties"])
