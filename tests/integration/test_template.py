@@ -352,3 +352,17 @@ def test_the_llm_spend_alarm_watches_the_handlers_cost_metric_against_the_budget
     assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
     assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
     assert (alarm["Statistic"], alarm["Period"], float(alarm["Threshold"])) == ("Sum", 3600, 2.5)
+
+
+@pytest.mark.parametrize("days", [None, "90"])
+def test_every_log_the_stack_writes_expires(root: Path, days: str | None) -> None:
+    # Lambda's own group for a function keeps every line for ever (about 4 KB an upload): each function
+    # logs to a group of the stack's instead, kept as long as LogRetentionDays says, as the machine's is.
+    parameters = {} if days is None else {"LogRetentionDays": days}
+    stack = Stack(load_template(root / "template.yaml"), root, parameters=parameters)
+    groups = {stack.physical_name(lid): stack.resolve(stack.resources[lid]["Properties"])
+              for lid in stack.of_type("AWS::Logs::LogGroup")}
+    assert {str(g["RetentionInDays"]) for g in groups.values()} == {days or "30"}
+    for lid in stack.of_type("AWS::Serverless::Function"):
+        assert stack.function_properties(lid)["LoggingConfig"]["LogGroup"] in groups, lid
+    assert len(groups) == len(stack.of_type("AWS::Serverless::Function")) + 1  # and the Express machine's
