@@ -19,7 +19,7 @@ step = build_llm_step()  # the client and prompt load once per container
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)  # the state holds the uploader's text
 @metrics.log_metrics
 @event_parser(model=StepState)
 def handler(event: StepState, context: LambdaContext) -> dict[str, Any]:

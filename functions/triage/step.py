@@ -21,7 +21,7 @@ triage = build_rerun_triage()
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)  # the state holds the uploader's text
 @metrics.log_metrics
 @event_parser(model=TriageStepEvent)
 def handler(event: TriageStepEvent, context: LambdaContext) -> dict[str, Any]:

@@ -383,3 +383,17 @@ def test_every_file_the_images_copy_is_in_the_build_context() -> None:
     for source in sources:
         assert (ROOT / source).exists() or source.startswith(".artifacts/"), source
         assert not _ignored(source, patterns), source
+
+
+@pytest.mark.parametrize("handler", ["triage/step.py", "embed/app.py", "escalate/app.py"])
+def test_handlers_that_return_the_uploaders_text_keep_it_out_of_their_traces(handler: str) -> None:
+    # Powertools' Tracer records a handler's response in its X-Ray segment unless told not to. These
+    # return the state machine's state, metadata and neighbours' texts included, which the machine's
+    # logs leave out (IncludeExecutionData: false): the traces must too.
+    tree = ast.parse((FUNCTIONS / handler).read_text(encoding="utf-8"))
+    (function,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "handler"]
+    capture = [d for d in function.decorator_list
+               if isinstance(d, ast.Call) and ast.unparse(d.func) == "tracer.capture_lambda_handler"]
+    assert capture, "tracer.capture_lambda_handler(...) with its options"
+    options = {k.arg: ast.literal_eval(k.value) for k in capture[0].keywords}
+    assert options.get("capture_response") is False
