@@ -26,11 +26,14 @@ from gifcat.domain.taxonomy import load_taxonomy
 
 
 class Table:
+    """The results table in memory, read as `gifcat learn` reads it: one taxonomy version, newest first."""
+
     def __init__(self, items: list[ResultItem]) -> None:
         self._items = items
 
-    def items(self) -> Iterable[ResultItem]:
-        return iter(self._items)
+    def newest(self, taxonomy_version: str, limit: int) -> Iterable[ResultItem]:
+        mine = [i for i in self._items if i.taxonomy_version == taxonomy_version]
+        return sorted(mine, key=lambda i: i.updated_at, reverse=True)[:limit]
 
 
 class NoStore:

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -21,6 +22,7 @@ from gifcat.domain.model import Classification, GifMetadata, StageName, Status
 from gifcat.domain.result import ObjectRef, ResultItem, classification_fields, result_item
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat.runtime import settings_and_taxonomy
+from gifcat_tooling.local.template import Stack, load_template
 
 
 @pytest.fixture
@@ -98,6 +100,38 @@ def test_results_of_given_objects_are_read_in_batches_whatever_the_table_holds(t
     assert sorted(got) == sorted(f"s3://b/u/{i}.gif" for i in range(0, 230, 2))
     assert got["s3://b/u/4.gif"].primary == "food"
     assert requests == [100, 25]  # 125 distinct keys, 100 a request
+
+
+@pytest.fixture
+def indexed(moto_in_process: None, root: Path) -> ResultsTable:
+    """The results table as template.yaml makes it, with the index gifcat learn queries."""
+    stack = Stack(load_template(root / "template.yaml"), root)
+    props = stack.resolve(stack.resources["ResultsTable"]["Properties"])
+    ddb = boto3.client("dynamodb")
+    ddb.create_table(TableName="indexed", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=props["AttributeDefinitions"], KeySchema=props["KeySchema"],
+                     GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"])
+    return ResultsTable("indexed", ddb)
+
+
+def test_the_newest_results_of_a_taxonomy_version_come_first_and_stop_at_the_limit(
+    indexed: ResultsTable,
+) -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    for i in range(30):
+        version = "t2" if i % 3 else "t1"
+        classified = Classification(status=Status.CLASSIFIED, primary="food", decided_by=StageName.TAGS,
+                                    taxonomy_version=version)
+        item = result_item(ObjectRef(bucket="b", key=f"u/{i}.gif", sequencer="0A"), classified,
+                           at=start + timedelta(minutes=(i * 7) % 30))  # written in another order
+        assert indexed.put(item)
+    newest = list(indexed.newest("t2", limit=15))
+    assert {i.taxonomy_version for i in newest} == {"t2"} and len(newest) == 15
+    times = [i.updated_at for i in newest]
+    assert times == sorted(times, reverse=True)
+    every = sorted((i for i in indexed.items() if i.taxonomy_version == "t2"), key=lambda i: i.updated_at)
+    assert [i.pk for i in newest] == [i.pk for i in reversed(every)][:15]
+    assert len(list(indexed.newest("t1", limit=1000))) == 10
 
 
 def test_keys_a_batch_left_unprocessed_are_asked_again(table: ResultsTable) -> None:

@@ -61,4 +61,4 @@ def test_a_failed_run_is_a_function_error_that_the_learn_alarm_watches(aws: Embe
     reply = invoke_learn(aws, load_event("learn/schedule.json"))
     assert reply["error"] is not None  # moto says "Handled" where Lambda says "Unhandled"
     assert reply["payload"]["errorType"] == "ResourceNotFoundException"
-    assert "Scan operation" in reply["payload"]["errorMessage"]
+    assert "Query operation" in reply["payload"]["errorMessage"]

@@ -64,9 +64,12 @@ def test_dead_lettered_uploads_go_back_to_triage_once_the_cause_is_fixed(
     assert left["problem"].startswith("the body is not JSON")
     assert len(queued(aws)) == 3  # a dry run changes nothing
 
+    indexes = [{k: i[k] for k in ("IndexName", "KeySchema", "Projection")}
+               for i in described.get("GlobalSecondaryIndexes", [])]
     ddb.create_table(  # the cause fixed
         TableName=table, KeySchema=described["KeySchema"],
         AttributeDefinitions=described["AttributeDefinitions"], BillingMode="PAY_PER_REQUEST",
+        GlobalSecondaryIndexes=indexes,
     )
     done = redrive(aws, capsys)
     assert sorted(tuple(d["keys"]) for d in done["redriven"]) == [(), (f"s3://{bucket}/{key}",)]

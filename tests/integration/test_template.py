@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gifcat.adapters.dynamodb import BY_TAXONOMY_VERSION
 from gifcat.adapters.llm.credentials import is_ssm_name
 from gifcat.application.events import RerunRequest, S3UploadEvent, TriageStepEvent, sidecar_upload_key
 from gifcat.application.service import StepState
@@ -124,11 +125,16 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["embedding/*"]}}
     # The uploads only (a text-less GIF's frames); no secret configured: nothing else
     assert actions["EscalateFunction"] == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
-    # gifcat learn: reads the results (Scan only), reads and publishes artefacts under embedding/ only
-    assert actions["LearnFunction"] == {"dynamodb:Scan", "s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    # gifcat learn: reads the newest results (the index, then the items), reads and publishes artefacts
+    # under embedding/ only
+    assert actions["LearnFunction"] == {
+        "dynamodb:Query", "dynamodb:BatchGetItem", "s3:GetObject", "s3:PutObject", "s3:ListBucket"
+    }
     learn = stack.function_properties("LearnFunction")["Policies"][0]["Statement"]
     resources = {a: s["Resource"] for s in learn for a in s["Action"]}
-    assert resources["dynamodb:Scan"] == stack.resolve({"Fn::GetAtt": ["ResultsTable", "Arn"]})
+    table_arn = stack.resolve({"Fn::GetAtt": ["ResultsTable", "Arn"]})
+    assert resources["dynamodb:Query"] == f"{table_arn}/index/{BY_TAXONOMY_VERSION}"
+    assert resources["dynamodb:BatchGetItem"] == table_arn
     artefacts = stack.resolve({"Fn::GetAtt": ["ArtefactsBucket", "Arn"]})
     assert resources["s3:GetObject"] == resources["s3:PutObject"] == f"{artefacts}/embedding/*"
     assert resources["s3:ListBucket"] == artefacts
@@ -366,3 +372,16 @@ def test_every_log_the_stack_writes_expires(root: Path, days: str | None) -> Non
     for lid in stack.of_type("AWS::Serverless::Function"):
         assert stack.function_properties(lid)["LoggingConfig"]["LogGroup"] in groups, lid
     assert len(groups) == len(stack.of_type("AWS::Serverless::Function")) + 1  # and the Express machine's
+
+
+def test_the_index_learn_reads_is_the_tables(root: Path) -> None:
+    # gifcat learn queries it by name for the newest results of a taxonomy version: keys only, sorted by
+    # the time each result was written.
+    stack = Stack(load_template(root / "template.yaml"), root)
+    table = stack.resolve(stack.resources["ResultsTable"]["Properties"])
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == BY_TAXONOMY_VERSION
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] == [
+        ("taxonomy_version", "HASH"), ("updated_at", "RANGE")
+    ]

@@ -83,11 +83,14 @@ def humans(prefix: str, n: int, label: dict[str, str] | None = None) -> list[Res
 
 
 class Results:
+    """The RecentResults port in memory (the table's index: one taxonomy version, newest first)."""
+
     def __init__(self, items: Iterable[ResultItem]) -> None:
         self.list = list(items)
 
-    def items(self) -> Iterable[ResultItem]:
-        return iter(self.list)
+    def newest(self, taxonomy_version: str, limit: int) -> Iterable[ResultItem]:
+        mine = [i for i in self.list if i.taxonomy_version == taxonomy_version]
+        return sorted(mine, key=lambda i: i.updated_at, reverse=True)[:limit]
 
 
 class Store:

@@ -84,6 +84,10 @@ def test_a_call_without_a_rule_is_refused_by_name() -> None:
          iam.Need("states:StartExecution", "arn:sm")),
         ("s3", "ListObjectsV2", {"Bucket": "a", "Prefix": "embedding/"},
          iam.Need("s3:ListBucket", "arn:aws:s3:::a", {"s3:prefix": "embedding/"})),
+        ("dynamodb", "Query", {"TableName": "t", "IndexName": "by-x", "KeyConditionExpression": "k"},
+         iam.Need("dynamodb:Query", "arn:aws:dynamodb:us-east-1:123456789012:table/t/index/by-x")),
+        ("dynamodb", "BatchGetItem", {"RequestItems": {"t": {"Keys": []}}},
+         iam.Need("dynamodb:BatchGetItem", "arn:aws:dynamodb:us-east-1:123456789012:table/t")),
     ],
 )
 def test_each_call_needs_what_aws_checks(

@@ -158,11 +158,13 @@ class EmbeddedAws:
         for lid in stack.of_type("AWS::DynamoDB::Table"):
             props = stack.resolve(stack.resources[lid]["Properties"])
             name = stack.physical_name(lid)
+            indexes = props.get("GlobalSecondaryIndexes")
             ddb.create_table(
                 TableName=name,
                 AttributeDefinitions=props["AttributeDefinitions"],
                 KeySchema=props["KeySchema"],
                 BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+                **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
             )
             pitr = props.get("PointInTimeRecoverySpecification")
             if pitr:

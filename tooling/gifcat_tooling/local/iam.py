@@ -82,7 +82,10 @@ def needs(service: str, operation: str, params: Mapping[str, Any]) -> list[Need]
     if service == "dynamodb" and operation in (
         "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "DescribeTable"
     ):
-        return [Need(f"dynamodb:{operation}", _table(params))]
+        index = f"/index/{params['IndexName']}" if params.get("IndexName") else ""
+        return [Need(f"dynamodb:{operation}", _table(params) + index)]
+    if service == "dynamodb" and operation == "BatchGetItem":
+        return [Need("dynamodb:BatchGetItem", _table({"TableName": t})) for t in params["RequestItems"]]
     if service == "stepfunctions":
         if operation in ("StartExecution", "StartSyncExecution", "ListExecutions", "DescribeStateMachine"):
             return [Need(f"states:{operation}", str(params["stateMachineArn"]))]

@@ -73,6 +73,10 @@ def _first_problem(exc: Exception) -> str:
 NOT_HUMAN = "(attribute_not_exists(#decided_by) OR #decided_by <> :human)"
 
 
+# The results table's index by taxonomy version and `updated_at` (template.yaml, keys only): what
+# `gifcat learn` queries for the newest results of the taxonomy in force.
+BY_TAXONOMY_VERSION = "by-taxonomy-version"
+
 # How long a run's claim on a pending item holds (statemachine/classify.asl.json, Claim): the state
 # machine's TimeoutSeconds (300, the Express limit) and a minute more. Past it, the run that claimed
 # the item has surely ended, and a pending item it left behind may be started again.
@@ -271,18 +275,40 @@ class ResultsTable:
     def items(self) -> Iterator[ResultItem]:
         """Every item, one Scan page (1 MB) at a time (the ResultSource port). An item that is not a
         gifcat result is left out, logged, and kept in `unreadable`: one foreign item does not stop
-        a summary, an export or a learn run over the table. Eventually consistent: a strongly
+        a summary or an export over the table. Eventually consistent: a strongly
         consistent Scan reads the whole table at twice the price, for writes of the last second."""
         self.unreadable = []
         for page in self._ddb.get_paginator("scan").paginate(TableName=self.table_name):
             for raw in page["Items"]:
                 yield from self._readable(raw)
 
-    def get_many(self, pks: Iterable[str]) -> dict[str, ResultItem]:
-        """The results of these objects, as written (strongly consistent), by pk; a pk without one is
-        absent. BatchGetItem, 100 keys a request: what a backfill reads after its run, however large
-        the table around its prefix."""
+    def newest(self, taxonomy_version: str, limit: int) -> Iterator[ResultItem]:
+        """The results of this taxonomy version, the most recently written (`updated_at`) first, at most
+        `limit` (the RecentResults port): a query of the index by taxonomy version, which holds the
+        keys only, then the items themselves, a page at a time."""
+        pages = self._ddb.get_paginator("query").paginate(
+            TableName=self.table_name, IndexName=BY_TAXONOMY_VERSION,
+            KeyConditionExpression="#version = :version",
+            ExpressionAttributeNames={"#version": "taxonomy_version"},
+            ExpressionAttributeValues={":version": {"S": taxonomy_version}},
+            ScanIndexForward=False,
+        )
         self.unreadable = []
+        left = limit
+        for page in pages:
+            pks = [raw["pk"]["S"] for raw in page["Items"]][:left]
+            found = self.get_many(pks, consistent=False)
+            for pk in pks:
+                if pk in found:  # gone since the index was read: left out
+                    yield found[pk]
+            left -= len(pks)
+            if left <= 0:
+                return
+
+    def get_many(self, pks: Iterable[str], *, consistent: bool = True) -> dict[str, ResultItem]:
+        """The results of these objects by pk (a pk without one is absent), as written unless
+        `consistent` is False. BatchGetItem, 100 keys a request: what a backfill reads after its run,
+        however large the table around its prefix."""
         wanted = list(dict.fromkeys(pks))
         found: dict[str, ResultItem] = {}
         for start in range(0, len(wanted), 100):
@@ -290,7 +316,7 @@ class ResultsTable:
             pause = 0.05
             while keys:
                 got = self._ddb.batch_get_item(
-                    RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": True}}
+                    RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": consistent}}
                 )
                 for raw in got.get("Responses", {}).get(self.table_name, []):
                     for item in self._readable(raw):

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from gifcat.application.ports import ArtefactStore, ResultSource, Trainer
+from gifcat.application.ports import ArtefactStore, RecentResults, Trainer
 from gifcat.config import LearnSettings, Settings
 from gifcat.domain.artefact import BUNDLED, ArtefactManifest, PublishedArtefact
 from gifcat.domain.learning import (
@@ -90,6 +90,17 @@ def _pair(item: ResultItem) -> GatePair | None:
     return GatePair(llm_support(item.stages, answer), llm_agrees(item.stages, answer), answer in item.labels)
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """What gathering keeps of a usable result (its example, not the result with its stage traces):
+    gathering reads every result before the gate is chosen, and a run reads many."""
+
+    example: LabelledRecord
+    updated_at: float
+    support: float = 0.0  # an LLM answer's, for the gate
+    agrees: bool = False
+
+
 def gather(
     items: Iterable[ResultItem],
     taxonomy: Taxonomy,
@@ -97,46 +108,49 @@ def gather(
     choose_gate: Callable[[Sequence[GatePair]], Gate],
 ) -> Gathered:
     """Examples from finished results of `taxonomy`'s version: people's answers always, the tag and rule
-    stages' (with `options.triage_examples`), the LLM's when the gate chosen on `items` admits them."""
+    stages' (with `options.triage_examples`), the LLM's when the gate chosen on `items` admits them. One
+    pass: each result is reduced to its example as it is read."""
     skipped: Counter[str] = Counter()
-    usable: list[ResultItem] = []
     names = set(taxonomy.names)
+    candidates: list[_Candidate] = []
+    pairs: list[GatePair] = []
     n = 0
     for item in items:
         n += 1
         if item.status in (Status.PENDING, Status.FAILED, Status.UNDECIDED):
             skipped["unfinished"] += 1
-        elif item.taxonomy_version != taxonomy.version:
+            continue
+        if item.taxonomy_version != taxonomy.version:
             skipped["other_taxonomy"] += 1
-        elif item.status is not Status.CLASSIFIED or not item.primary or item.primary not in names:
+            continue
+        if item.status is not Status.CLASSIFIED or not item.primary or item.primary not in names:
             skipped["no_answer"] += 1  # skipped uploads, or an answer outside the taxonomy
-        elif not (item.title or item.tags or item.description):
+            continue
+        if not (item.title or item.tags or item.description):
             skipped["no_text"] += 1  # nothing for the encoder to read
-        else:
-            usable.append(item)
-    gate = choose_gate([p for item in usable if (p := _pair(item)) is not None])
-    picked: list[tuple[ResultItem, LabelledRecord]] = []
-    refused = 0
-    for item in usable:
+            continue
+        if (pair := _pair(item)) is not None:
+            pairs.append(pair)
         primary = item.primary
-        assert primary is not None  # checked above
         labels = [lbl for lbl in item.labels if lbl in names]
         decider = str(item.decided_by) if item.decided_by else None
+        at = item.updated_at.timestamp()
         if decider == HUMAN:
-            picked.append((item, _example(item, "human", labels, primary)))
+            candidates.append(_Candidate(_example(item, "human", labels, primary), at))
         elif decider in (StageName.TAGS.value, StageName.RULES.value):
             if options.triage_examples:
-                picked.append((item, _example(item, decider, labels, primary)))
+                candidates.append(_Candidate(_example(item, decider, labels, primary), at))
             else:
                 skipped["triage_not_learned"] += 1
         elif decider == StageName.LLM.value:
             answer = llm_answer(item.stages, decider, primary)
-            if gate.admits(llm_support(item.stages, answer), llm_agrees(item.stages, answer)):
-                picked.append((item, _example(item, "llm", labels, primary)))
-            else:
-                refused += 1
+            candidates.append(_Candidate(_example(item, "llm", labels, primary), at,
+                                         llm_support(item.stages, answer), llm_agrees(item.stages, answer)))
         else:
             skipped["embedding"] += 1  # the stage's own answers teach it nothing new
+    gate = choose_gate(pairs)
+    picked = [c for c in candidates if source_of(c.example) != "llm" or gate.admits(c.support, c.agrees)]
+    refused = len(candidates) - len(picked)
     examples = _capped(picked, options.max_per_category)
     if len(examples) < len(picked):
         skipped["over_category_cap"] = len(picked) - len(examples)
@@ -148,17 +162,17 @@ def gather(
 _CAP_ORDER = {"human": 0, "llm": 1, "tags": 2, "rules": 2}
 
 
-def _capped(picked: Sequence[tuple[ResultItem, LabelledRecord]], cap: int | None) -> list[LabelledRecord]:
+def _capped(picked: Sequence[_Candidate], cap: int | None) -> list[LabelledRecord]:
     """At most `cap` examples of each category, in `_CAP_ORDER`, the newest first within a source."""
     if cap is None:
-        return [example for _, example in picked]
-    ranked = sorted(picked, key=lambda p: (_CAP_ORDER[source_of(p[1])], -p[0].updated_at.timestamp()))
+        return [c.example for c in picked]
+    ranked = sorted(picked, key=lambda c: (_CAP_ORDER[source_of(c.example)], -c.updated_at))
     kept: Counter[str | None] = Counter()
     out = []
-    for _, example in ranked:
-        if kept[example.primary] < cap:
-            kept[example.primary] += 1
-            out.append(example)
+    for c in ranked:
+        if kept[c.example.primary] < cap:
+            kept[c.example.primary] += 1
+            out.append(c.example)
     return out
 
 
@@ -234,7 +248,7 @@ class LearnJob:
         self,
         settings: Settings,
         taxonomy: Taxonomy,
-        results: ResultSource,
+        results: RecentResults,
         store: ArtefactStore,
         trainer: Trainer,
         *,
@@ -277,7 +291,8 @@ class LearnJob:
 
     def _run(self, workdir: Path, dry_run: bool) -> LearnReport:
         o = self.options
-        gathered = gather(self.results.items(), self.taxonomy, o, self._gate)
+        newest = self.results.newest(self.taxonomy.version, o.max_items)
+        gathered = gather(newest, self.taxonomy, o, self._gate)
         examples = gathered.examples
         current = self.current(workdir)
         digest = examples_digest(examples)

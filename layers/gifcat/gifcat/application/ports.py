@@ -108,6 +108,14 @@ class ResultSource(Protocol):
     def items(self) -> Iterable[ResultItem]: ...
 
 
+class RecentResults(Protocol):
+    """The results made with one taxonomy version, the most recently written first, at most `limit`
+    (gifcat.adapters.dynamodb.ResultsTable: a query of the table's index by taxonomy version and time).
+    What `gifcat learn` reads: a Scan of every result, every run, outgrows the run as the table grows."""
+
+    def newest(self, taxonomy_version: str, limit: int) -> Iterable[ResultItem]: ...
+
+
 class Trainer(Protocol):
     """Fits and judges embedding artefacts (gifcat.adapters.training.EmbeddingTrainer: scikit-learn and
     scipy, in the learn image only)."""

@@ -169,6 +169,7 @@ class LearnSettings(BaseModel):
     gate_min_pairs: int = Field(20, ge=0)
     tolerance: float = Field(0.0, ge=0.0, lt=1.0)
     max_per_category: int | None = Field(1000, ge=1)
+    max_items: int = Field(200_000, ge=1)
 
 
 class Settings(BaseModel):
