@@ -132,6 +132,13 @@ def test_the_newest_results_of_a_taxonomy_version_come_first_and_stop_at_the_lim
     every = sorted((i for i in indexed.items() if i.taxonomy_version == "t2"), key=lambda i: i.updated_at)
     assert [i.pk for i in newest] == [i.pk for i in reversed(every)][:15]
     assert len(list(indexed.newest("t1", limit=1000))) == 10
+    # People's answers, however old, from the sparse index of corrections: only corrected results.
+    for i, key in enumerate(("u/3.gif", "u/4.gif")):
+        item = next(r for r in indexed.items() if r.key == key)
+        corrected = item.model_copy(update={"corrected_at": start + timedelta(days=i), "decided_by": "human"})
+        indexed._ddb.put_item(TableName="indexed", Item=put_request(corrected)["Item"])
+    assert [i.key for i in indexed.corrected("t1")] == ["u/3.gif"]
+    assert [i.key for i in indexed.corrected("t2")] == ["u/4.gif"]
 
 
 def test_keys_a_batch_left_unprocessed_are_asked_again(table: ResultsTable) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gifcat.adapters.dynamodb import BY_TAXONOMY_VERSION
+from gifcat.adapters.dynamodb import BY_TAXONOMY_VERSION, CORRECTED_BY_TAXONOMY_VERSION
 from gifcat.adapters.llm.credentials import is_ssm_name
 from gifcat.application.events import RerunRequest, S3UploadEvent, TriageStepEvent, sidecar_upload_key
 from gifcat.application.service import StepState
@@ -133,7 +133,9 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
     learn = stack.function_properties("LearnFunction")["Policies"][0]["Statement"]
     resources = {a: s["Resource"] for s in learn for a in s["Action"]}
     table_arn = stack.resolve({"Fn::GetAtt": ["ResultsTable", "Arn"]})
-    assert resources["dynamodb:Query"] == f"{table_arn}/index/{BY_TAXONOMY_VERSION}"
+    assert resources["dynamodb:Query"] == [
+        f"{table_arn}/index/{BY_TAXONOMY_VERSION}", f"{table_arn}/index/{CORRECTED_BY_TAXONOMY_VERSION}"
+    ]
     assert resources["dynamodb:BatchGetItem"] == table_arn
     artefacts = stack.resolve({"Fn::GetAtt": ["ArtefactsBucket", "Arn"]})
     assert resources["s3:GetObject"] == resources["s3:PutObject"] == f"{artefacts}/embedding/*"
@@ -374,14 +376,15 @@ def test_every_log_the_stack_writes_expires(root: Path, days: str | None) -> Non
     assert len(groups) == len(stack.of_type("AWS::Serverless::Function")) + 1  # and the Express machine's
 
 
-def test_the_index_learn_reads_is_the_tables(root: Path) -> None:
-    # gifcat learn queries it by name for the newest results of a taxonomy version: keys only, sorted by
-    # the time each result was written.
+def test_the_indexes_learn_reads_are_the_tables(root: Path) -> None:
+    # gifcat learn queries them by name: the newest results of a taxonomy version, and its people's
+    # answers however old (sparse: only corrected results have corrected_at). Keys only.
     stack = Stack(load_template(root / "template.yaml"), root)
     table = stack.resolve(stack.resources["ResultsTable"]["Properties"])
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == BY_TAXONOMY_VERSION
-    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
-    assert [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] == [
-        ("taxonomy_version", "HASH"), ("updated_at", "RANGE")
-    ]
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {BY_TAXONOMY_VERSION, CORRECTED_BY_TAXONOMY_VERSION}
+    for name, sort in ((BY_TAXONOMY_VERSION, "updated_at"), (CORRECTED_BY_TAXONOMY_VERSION, "corrected_at")):
+        assert indexes[name]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+        assert [(k["AttributeName"], k["KeyType"]) for k in indexes[name]["KeySchema"]] == [
+            ("taxonomy_version", "HASH"), (sort, "RANGE")
+        ]

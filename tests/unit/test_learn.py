@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from gifcat.adapters.training import EmbeddingTrainer
-from gifcat.application.learn import LearnJob, gather, memory_examples
+from gifcat.application.learn import LearnJob, LearnReport, gather, memory_examples
 from gifcat.application.ports import PublishConflict
 from gifcat.config import LearnSettings, Settings, load_settings
 from gifcat.domain.artefact import ArtefactManifest, PublishedArtefact
@@ -91,6 +91,10 @@ class Results:
     def newest(self, taxonomy_version: str, limit: int) -> Iterable[ResultItem]:
         mine = [i for i in self.list if i.taxonomy_version == taxonomy_version]
         return sorted(mine, key=lambda i: i.updated_at, reverse=True)[:limit]
+
+    def corrected(self, taxonomy_version: str) -> Iterable[ResultItem]:
+        mine = [i for i in self.list if i.taxonomy_version == taxonomy_version and i.corrected_at]
+        return sorted(mine, key=lambda i: i.corrected_at or AT, reverse=True)
 
 
 class Store:
@@ -436,6 +440,23 @@ def test_after_the_encoder_changed_the_artefact_to_beat_is_the_shipped_one(setti
                       clock=lambda: AT).run()
     assert report.parent == "bundled" and report.outcome == "published", report.reason
     assert store.versions[report.version or ""][1].encoder == "bag-of-words@rebuilt"
+
+
+def test_people_s_answers_are_learned_however_old_and_the_rest_only_the_newest(settings: Settings) -> None:
+    # A run reads the newest `max_items` results, and every person's answer (the table's sparse index
+    # of corrections) however old, each once.
+    def run(items: list[ResultItem]) -> LearnReport:
+        options = OPTIONS.model_copy(update={"max_items": 12})
+        return LearnJob(settings.model_copy(update={"learn": options}), TAXONOMY, Results(items), Store(),
+                        EmbeddingTrainer(settings, TAXONOMY, bundled([])), clock=lambda: AT).run(dry_run=True)
+
+    last_year = AT.replace(year=2025)
+    corrected = [h.model_copy(update={"updated_at": last_year, "corrected_at": last_year})
+                 for h in humans("old", 12)]
+    report = run([*corrected, *humans("new", 12)])
+    assert report.items == 24 and report.examples["human"] == 24
+    written = [h.model_copy(update={"updated_at": last_year}) for h in humans("old", 12)]
+    assert run([*written, *humans("new", 12)]).items == 12  # older results: past the newest 12
 
 
 def test_a_dry_run_publishes_nothing(settings: Settings) -> None:

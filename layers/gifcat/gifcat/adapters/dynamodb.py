@@ -73,9 +73,10 @@ def _first_problem(exc: Exception) -> str:
 NOT_HUMAN = "(attribute_not_exists(#decided_by) OR #decided_by <> :human)"
 
 
-# The results table's index by taxonomy version and `updated_at` (template.yaml, keys only): what
-# `gifcat learn` queries for the newest results of the taxonomy in force.
+# The results table's indexes by taxonomy version (template.yaml, keys only), which `gifcat learn`
+# queries: every result by `updated_at`, for the newest; people's answers by `corrected_at` (sparse).
 BY_TAXONOMY_VERSION = "by-taxonomy-version"
+CORRECTED_BY_TAXONOMY_VERSION = "corrected-by-taxonomy-version"
 
 # How long a run's claim on a pending item holds (statemachine/classify.asl.json, Claim): the state
 # machine's TimeoutSeconds (300, the Express limit) and a minute more. Past it, the run that claimed
@@ -286,17 +287,26 @@ class ResultsTable:
         """The results of this taxonomy version, the most recently written (`updated_at`) first, at most
         `limit` (the RecentResults port): a query of the index by taxonomy version, which holds the
         keys only, then the items themselves, a page at a time."""
+        return self._by_index(BY_TAXONOMY_VERSION, taxonomy_version, limit)
+
+    def corrected(self, taxonomy_version: str) -> Iterator[ResultItem]:
+        """Every person's answer of this taxonomy version, the newest correction first (the
+        RecentResults port): the sparse index of corrected results."""
+        return self._by_index(CORRECTED_BY_TAXONOMY_VERSION, taxonomy_version, None)
+
+    def _by_index(self, index: str, taxonomy_version: str, limit: int | None) -> Iterator[ResultItem]:
         pages = self._ddb.get_paginator("query").paginate(
-            TableName=self.table_name, IndexName=BY_TAXONOMY_VERSION,
+            TableName=self.table_name, IndexName=index,
             KeyConditionExpression="#version = :version",
             ExpressionAttributeNames={"#version": "taxonomy_version"},
             ExpressionAttributeValues={":version": {"S": taxonomy_version}},
             ScanIndexForward=False,
         )
-        self.unreadable = []
-        left = limit
+        left = float("inf") if limit is None else limit
         for page in pages:
-            pks = [raw["pk"]["S"] for raw in page["Items"]][:left]
+            pks = [raw["pk"]["S"] for raw in page["Items"]]
+            if len(pks) > left:
+                pks = pks[:int(left)]
             found = self.get_many(pks, consistent=False)
             for pk in pks:
                 if pk in found:  # gone since the index was read: left out

@@ -20,9 +20,10 @@ import hashlib
 import json
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 
@@ -285,14 +286,24 @@ class LearnJob:
                                     **published.manifest.thresholds.get("embedding", {})}}
         return Current(published.version, Fitted(learned, thresholds), published.manifest)
 
+    def _results(self) -> Iterator[ResultItem]:
+        """People's answers of the taxonomy in force, however old (they are few, and worth most), then
+        its newest results up to `learn.max_items`, each once."""
+        version = self.taxonomy.version
+        seen: set[str] = set()
+        people, newest = self.results.corrected(version), self.results.newest(version, self.options.max_items)
+        for item in chain(people, newest):
+            if item.pk not in seen:
+                seen.add(item.pk)
+                yield item
+
     def run(self, *, dry_run: bool = False) -> LearnReport:
         with tempfile.TemporaryDirectory(prefix="gifcat-learn-") as tmp:
             return self._run(Path(tmp), dry_run)
 
     def _run(self, workdir: Path, dry_run: bool) -> LearnReport:
         o = self.options
-        newest = self.results.newest(self.taxonomy.version, o.max_items)
-        gathered = gather(newest, self.taxonomy, o, self._gate)
+        gathered = gather(self._results(), self.taxonomy, o, self._gate)
         examples = gathered.examples
         current = self.current(workdir)
         digest = examples_digest(examples)

@@ -109,11 +109,16 @@ class ResultSource(Protocol):
 
 
 class RecentResults(Protocol):
-    """The results made with one taxonomy version, the most recently written first, at most `limit`
-    (gifcat.adapters.dynamodb.ResultsTable: a query of the table's index by taxonomy version and time).
-    What `gifcat learn` reads: a Scan of every result, every run, outgrows the run as the table grows."""
+    """The results made with one taxonomy version, the most recently written first, at most `limit`;
+    and people's answers of it (gifcat.adapters.dynamodb.ResultsTable: queries of the table's indexes
+    by taxonomy version). What `gifcat learn` reads: a Scan of every result, every run, outgrows the run
+    as the table grows."""
 
     def newest(self, taxonomy_version: str, limit: int) -> Iterable[ResultItem]: ...
+
+    def corrected(self, taxonomy_version: str) -> Iterable[ResultItem]:
+        """Every person's answer of that taxonomy version, however old."""
+        ...
 
 
 class Trainer(Protocol):
