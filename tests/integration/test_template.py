@@ -299,6 +299,7 @@ def test_learn_runs_alone_on_a_schedule_that_can_be_turned_off(
                      parameters={**parameters, "LearnReservedConcurrency": "1"})
     assert reserved.function_properties("LearnFunction")["ReservedConcurrentExecutions"] == "1"
     assert props["PackageType"] == "Image" and props["Timeout"] <= 900
+    assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 0  # the next scheduled run is the retry
     (event,) = props["Events"].values()
     assert event["Type"] == "Schedule"
     assert event["Properties"]["State"] == state
