@@ -25,7 +25,14 @@ import boto3
 from gifcat.adapters.embeddings.artefacts import models_dir
 from gifcat.domain.model import Status
 from gifcat.domain.result import ResultItem
-from gifcat_tooling.local import iam, moto_dynamodb_atomic, moto_express, moto_itemreader, moto_speedups
+from gifcat_tooling.local import (
+    iam,
+    moto_choice,
+    moto_dynamodb_atomic,
+    moto_express,
+    moto_itemreader,
+    moto_speedups,
+)
 from gifcat_tooling.local.lambda_runner import LambdaRunner, LocalFunction
 from gifcat_tooling.local.template import REGION, Stack, load_template
 
@@ -107,6 +114,7 @@ class EmbeddedAws:
         moto_express.install()  # Express executions as AWS starts them (no name idempotency)
         moto_itemreader.install()  # the Distributed Map reads the whole listing, as on AWS
         moto_dynamodb_atomic.install()  # no reader sees an item half updated
+        moto_choice.install()  # a Choice rule's missing variable is a value, not a logged error
         self.runner = LambdaRunner(self.endpoint, workers=self.workers).__enter__()
         try:
             self.deploy()
