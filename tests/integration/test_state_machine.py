@@ -23,6 +23,7 @@ from gifcat.config import load_settings
 from gifcat.domain.model import Classification
 from gifcat.domain.records import read_records
 from gifcat.domain.taxonomy import load_taxonomy
+from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
 from tests.conftest import load_event
@@ -180,6 +181,43 @@ def test_llm_failure_is_recorded_then_a_rerun_fixes_it(
     assert execution["status"] == "SUCCEEDED"
     fixed = wait_item(aws, key)
     assert (fixed.status, fixed.primary) == ("classified", "funny")
+
+
+def test_failed_results_are_run_again_from_the_table_and_nothing_else_is(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # After an LLM outage: rerun what failed, found in the results table (not by listing the bucket).
+    def rerun(*args: str) -> dict[str, Any]:
+        capsys.readouterr()
+        assert main(["rerun", "failed", "--endpoint", aws.endpoint, "--prefix", "uploads/outage ",
+                     "--reason", "llm", "--json", *args]) == 0
+        out = capsys.readouterr().out  # with the log lines of the runs it started, in their threads
+        report, _ = json.JSONDecoder().raw_decode(out[out.index('{\n  "which"'):])
+        return dict(report)
+
+    broken = [completion("this is not json"), completion('{"primary": "pizza-party"}')]
+    llm_server.push(*broken, *broken)
+    keys = ["uploads/outage 1.gif", "uploads/outage 2.gif"]
+    for key in keys:
+        upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#mood"]})
+        assert wait_item(aws, key).status == "failed"
+    pizza_meta = {"title": "Pizza GIF", "tags": ["pizza", "food"]}
+    upload(aws.s3, bucket, "uploads/outage pizza.gif", gif(), pizza_meta)
+    pizza = wait_item(aws, "uploads/outage pizza.gif")
+
+    dry = rerun("--dry-run")
+    assert (dry["matched"], dry["started"]) == (2, 0)
+    llm_server.push(answer("funny"), answer("funny"))
+    done = rerun()
+    assert done["started"] == 2 and sorted(done["pks"]) == [f"s3://{bucket}/{k}" for k in keys]
+    for key in keys:
+        deadline = time.monotonic() + 60
+        while (item := wait_item(aws, key)).status == "failed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (item.status, item.primary, item.decided_by) == ("classified", "funny", "llm")
+    assert wait_item(aws, "uploads/outage pizza.gif").updated_at == pizza.updated_at  # not failed: untouched
+    assert rerun()["matched"] == 0
 
 
 def test_embedding_failure_is_caught_and_the_llm_still_decides(

@@ -772,6 +772,26 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0 if summary.complete else 1
 
 
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """Classify again the objects whose result failed or is stuck pending (gifcat_tooling.rerun)."""
+    from gifcat.adapters.dynamodb import ResultsTable
+    from gifcat_tooling.rerun import matching, render, rerun
+
+    arn = args.state_machine or os.environ.get("STATE_MACHINE_ARN")
+    if not arn and args.endpoint:
+        arn = _local_stack().arn("ClassifyStateMachine")
+    if not arn:
+        raise SystemExit("gifcat rerun: name the upload state machine with --state-machine (the stack's "
+                         "StateMachineArn output) or STATE_MACHINE_ARN")
+    table = ResultsTable(_results_table_name(args), _aws_client("dynamodb", args.endpoint))
+    chosen = matching(table.items(), args.which, since=args.since, prefix=args.prefix, reason=args.reason,
+                      stuck_after_s=args.stuck_after)
+    report = rerun(chosen, _aws_client("stepfunctions", args.endpoint), arn, args.which,
+                   dry_run=args.dry_run, rate=args.rate)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
+    return 0
+
+
 def cmd_redrive(args: argparse.Namespace) -> int:
     """Send the triage function's dead-lettered uploads back to it (gifcat_tooling.redrive)."""
     from gifcat_tooling.redrive import redrive, render
@@ -1056,6 +1076,7 @@ _error_bound = _bounded(float, lambda v: 0.0 < v < 1.0, "an error rate above 0 a
 _percentage = _bounded(float, lambda v: 0.0 <= v <= 100.0, "a percentage from 0 to 100")
 _seconds = _bounded(float, lambda v: v > 0.0, "a number of seconds over 0")
 _count = _bounded(int, lambda v: v >= 1, "a whole number of 1 or more")
+_rate = _bounded(float, lambda v: 0.0 < v <= 1000.0, "a number of starts a second over 0, at most 1000")
 _share = _bounded(float, lambda v: 0.0 <= v <= 1.0, "a share from 0 to 1")
 _holdout_share = _bounded(float, lambda v: 0.0 <= v < 1.0, "a share from 0 up to (not including) 1")
 _AGO = {"m": 60, "h": 3600, "d": 86400}
@@ -1199,6 +1220,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, default=3600.0, help="seconds to wait for the run")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser(
+        "rerun", help="classify again the objects whose result failed, or is stuck pending, from the table"
+    )
+    p.add_argument("which", choices=["failed", "stuck"],
+                   help="failed results, or results pending for longer than --stuck-after")
+    p.add_argument("--since", type=_since, metavar="WHEN",
+                   help="only results written since then (30m, 24h, 7d, or an ISO 8601 date or time)")
+    p.add_argument("--prefix", default="", help="only keys under this prefix")
+    p.add_argument("--reason", default="", help="only results whose reason holds this text (any case)")
+    p.add_argument("--stuck-after", type=_seconds, default=STUCK_AFTER_S, metavar="SECONDS",
+                   help=f"pending for longer than this is stuck (default {STUCK_AFTER_S:g})")
+    p.add_argument("--rate", type=_rate, default=10.0, help="runs started a second (default 10)")
+    p.add_argument("--dry-run", action="store_true", help="count what would be run again; start nothing")
+    p.add_argument("--state-machine", help="the upload machine's ARN (default: STATE_MACHINE_ARN, or the "
+                                           "local one)")
+    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_rerun)
 
     p = sub.add_parser(
         "redrive", help="invoke the triage function again with the uploads in its dead-letter queue"
