@@ -738,16 +738,25 @@ def _results_table_name(args: argparse.Namespace) -> str:
     raise SystemExit("gifcat: name the results table with --table (or RESULTS_TABLE)")
 
 
+def _state_machine_arn(
+    args: argparse.Namespace, command: str, logical_id: str, output: str, variable: str
+) -> str:
+    """--state-machine, else the environment variable, else (with --endpoint) the local stack's."""
+    arn = args.state_machine or os.environ.get(variable)
+    if not arn and args.endpoint:
+        arn = _local_stack().arn(logical_id)
+    if not arn:
+        raise SystemExit(f"gifcat {command}: name the state machine with --state-machine (the stack's "
+                         f"{output} output) or {variable}")
+    return str(arn)
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     from gifcat.adapters.dynamodb import ResultsTable
     from gifcat_tooling.backfill import BackfillRequest, render, run_backfill
 
-    arn = args.state_machine or os.environ.get("BACKFILL_STATE_MACHINE_ARN")
-    if not arn and args.endpoint:
-        arn = _local_stack().arn("BackfillStateMachine")
-    if not arn:
-        raise SystemExit("gifcat backfill: name the state machine with --state-machine "
-                         "(the stack's BackfillStateMachineArn output) or BACKFILL_STATE_MACHINE_ARN")
+    arn = _state_machine_arn(args, "backfill", "BackfillStateMachine", "BackfillStateMachineArn",
+                             "BACKFILL_STATE_MACHINE_ARN")
     table = _results_table_name(args)
     # Before the run starts: on AWS a run doomed by a missing bucket or table ends failed (raising the
     # backfill alarm), and here it would first be waited for (--timeout, an hour by default).
@@ -777,12 +786,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from gifcat.adapters.dynamodb import ResultsTable
     from gifcat_tooling.rerun import matching, render, rerun
 
-    arn = args.state_machine or os.environ.get("STATE_MACHINE_ARN")
-    if not arn and args.endpoint:
-        arn = _local_stack().arn("ClassifyStateMachine")
-    if not arn:
-        raise SystemExit("gifcat rerun: name the upload state machine with --state-machine (the stack's "
-                         "StateMachineArn output) or STATE_MACHINE_ARN")
+    arn = _state_machine_arn(args, "rerun", "ClassifyStateMachine", "StateMachineArn", "STATE_MACHINE_ARN")
     table = ResultsTable(_results_table_name(args), _aws_client("dynamodb", args.endpoint))
     chosen = matching(table.items(), args.which, since=args.since, prefix=args.prefix, reason=args.reason,
                       stuck_after_s=args.stuck_after)
