@@ -24,7 +24,7 @@ from gifcat.domain.result import ResultItem
 DEFAULT_SUFFIX = ".gif"
 
 
-class ResultScanner(Protocol):
+class ResultLookup(Protocol):
     """The results table as the summary reads it (gifcat.adapters.dynamodb.ResultsTable): the results
     of the listed objects only, whatever else the table holds."""
 
@@ -155,7 +155,7 @@ def run_backfill(
     *,
     sfn: Any,
     s3: Any,
-    table: ResultScanner,
+    table: ResultLookup,
     state_machine_arn: str,
     request: BackfillRequest,
     suffix: str = DEFAULT_SUFFIX,
