@@ -19,7 +19,13 @@ from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.application.ports import ObjectArchived, ObjectGone, SourceUnavailable
 from gifcat.config import ConfigError
 from gifcat.domain.model import Classification, GifMetadata, StageName, Status
-from gifcat.domain.result import ObjectRef, ResultItem, classification_fields, result_item
+from gifcat.domain.result import (
+    ObjectRef,
+    ResultItem,
+    classification_fields,
+    result_item,
+    sortable_sequencer,
+)
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat.runtime import settings_and_taxonomy
 from gifcat_tooling.local.template import Stack, load_template
@@ -139,6 +145,40 @@ def test_the_newest_results_of_a_taxonomy_version_come_first_and_stop_at_the_lim
         indexed._ddb.put_item(TableName="indexed", Item=put_request(corrected)["Item"])
     assert [i.key for i in indexed.corrected("t1")] == ["u/3.gif"]
     assert [i.key for i in indexed.corrected("t2")] == ["u/4.gif"]
+
+
+def test_failed_and_pending_results_are_found_by_status_and_time_in_their_own_index(
+    indexed: ResultsTable,
+) -> None:
+    start = datetime(2026, 12, 5, 9, tzinfo=UTC)
+    statuses = [Status.FAILED, Status.PENDING, Status.CLASSIFIED, Status.UNDECIDED]
+    for i in range(12):
+        outcome = Classification(status=statuses[i % 4], reason="llm: down" if i % 4 == 0 else None)
+        item = result_item(ObjectRef(bucket="b", key=f"u/{i}.gif", sequencer="0A"), outcome,
+                           execution=f"run-{i}", at=start + timedelta(minutes=i))
+        assert indexed.put(item, kind="pending" if item.status is Status.PENDING else "result")
+    ids = lambda found: [int(i.key[2:-4]) for i in found]  # noqa: E731
+    assert ids(indexed.rerunnable(Status.FAILED)) == [8, 4, 0]  # the newest first
+    assert ids(indexed.rerunnable(Status.PENDING)) == [9, 5, 1]
+    assert ids(indexed.rerunnable(Status.FAILED, since=start + timedelta(minutes=4))) == [8, 4]
+    assert ids(indexed.rerunnable(Status.PENDING, before=start + timedelta(minutes=5, seconds=30))) == [5, 1]
+    with pytest.raises(ValueError, match="not classified"):
+        list(indexed.rerunnable(Status.CLASSIFIED))
+
+    # A finished run leaves the index; a failed one enters it; a person's answer leaves it too.
+    assert indexed.record("s3://b/u/9.gif", classification_fields(
+        Classification(status=Status.CLASSIFIED, primary="food", decided_by=StageName.EMBEDDING),
+        execution="run-9", at=start + timedelta(minutes=20)), execution="run-9")
+    assert indexed.record("s3://b/u/5.gif", classification_fields(
+        Classification(status=Status.FAILED, reason="llm: timeout"), execution="run-5",
+        at=start + timedelta(minutes=20)), execution="run-5")
+    assert ids(indexed.rerunnable(Status.PENDING)) == [1]
+    assert ids(indexed.rerunnable(Status.FAILED)) == [5, 8, 4, 0]
+    answer = {"status": "classified", "primary": "food", "decided_by": "human"}
+    assert indexed.correct("s3://b/u/8.gif", answer, object_seq=sortable_sequencer("0A"), etag=None)
+    assert ids(indexed.rerunnable(Status.FAILED)) == [5, 4, 0]
+    stored = indexed.get("s3://b/u/5.gif")
+    assert stored is not None and stored.rerunnable == "failed" and "rerunnable" not in stored.model_dump()
 
 
 def test_keys_a_batch_left_unprocessed_are_asked_again(table: ResultsTable) -> None:

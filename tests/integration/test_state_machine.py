@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
+from gifcat.adapters.dynamodb import ResultsTable
 from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.adapters.stepfunctions import Escalations
 from gifcat.config import load_settings
-from gifcat.domain.model import Classification
+from gifcat.domain.model import Classification, Status
 from gifcat.domain.records import read_records
 from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.cli import main
@@ -208,6 +209,7 @@ def test_failed_results_are_run_again_from_the_table_and_nothing_else_is(
 
     dry = rerun("--dry-run")
     assert (dry["matched"], dry["started"]) == (2, 0)
+    assert rerun("--dry-run", "--scan")["matched"] == 2  # the whole table: the same two
     llm_server.push(answer("funny"), answer("funny"))
     done = rerun()
     assert done["started"] == 2 and sorted(done["pks"]) == [f"s3://{bucket}/{k}" for k in keys]
@@ -283,6 +285,9 @@ def test_a_failing_step_records_a_failed_result_and_the_execution_fails(
     assert item.execution is not None
     (run,) = runs_named(aws, item.execution)
     assert run["status"] == "FAILED"
+    # RecordFailure also puts it in the index that `gifcat rerun failed` queries.
+    table = ResultsTable(aws.outputs["ResultsTableName"], aws.client("dynamodb"))
+    assert item.pk in [i.pk for i in table.rerunnable(Status.FAILED)]
 
 
 def test_rerun_of_a_missing_object_records_skipped(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gifcat.adapters.dynamodb import BY_TAXONOMY_VERSION, CORRECTED_BY_TAXONOMY_VERSION
+from gifcat.adapters.dynamodb import BY_TAXONOMY_VERSION, CORRECTED_BY_TAXONOMY_VERSION, RERUNNABLE_INDEX
 from gifcat.adapters.llm.credentials import is_ssm_name
 from gifcat.application.events import RerunRequest, S3UploadEvent, TriageStepEvent, sidecar_upload_key
 from gifcat.application.service import StepState
@@ -377,15 +377,18 @@ def test_every_log_the_stack_writes_expires(root: Path, days: str | None) -> Non
     assert len(groups) == len(stack.of_type("AWS::Serverless::Function")) + 1  # and the Express machine's
 
 
-def test_the_indexes_learn_reads_are_the_tables(root: Path) -> None:
+def test_the_indexes_learn_and_rerun_read_are_the_tables(root: Path) -> None:
     # gifcat learn queries them by name: the newest results of a taxonomy version, and its people's
-    # answers however old (sparse: only corrected results have corrected_at). Keys only.
+    # answers however old (sparse: only corrected results have corrected_at); gifcat rerun the failed
+    # and pending results (sparse: only they have a rerunnable). Keys only.
     stack = Stack(load_template(root / "template.yaml"), root)
     table = stack.resolve(stack.resources["ResultsTable"]["Properties"])
     indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {BY_TAXONOMY_VERSION, CORRECTED_BY_TAXONOMY_VERSION}
-    for name, sort in ((BY_TAXONOMY_VERSION, "updated_at"), (CORRECTED_BY_TAXONOMY_VERSION, "corrected_at")):
+    assert set(indexes) == {BY_TAXONOMY_VERSION, CORRECTED_BY_TAXONOMY_VERSION, RERUNNABLE_INDEX}
+    for name, key, sort in ((BY_TAXONOMY_VERSION, "taxonomy_version", "updated_at"),
+                            (CORRECTED_BY_TAXONOMY_VERSION, "taxonomy_version", "corrected_at"),
+                            (RERUNNABLE_INDEX, "rerunnable", "updated_at")):
         assert indexes[name]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
         assert [(k["AttributeName"], k["KeyType"]) for k in indexes[name]["KeySchema"]] == [
-            ("taxonomy_version", "HASH"), (sort, "RANGE")
+            (key, "HASH"), (sort, "RANGE")
         ]

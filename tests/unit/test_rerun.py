@@ -8,7 +8,7 @@ from typing import Any
 
 from gifcat.domain.model import Classification, Status
 from gifcat.domain.result import ObjectRef, ResultItem, result_item
-from gifcat_tooling.rerun import matching, rerun
+from gifcat_tooling.rerun import from_table, matching, rerun
 
 AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -41,6 +41,32 @@ def test_failed_results_are_chosen_by_when_where_and_why() -> None:
 
 def test_stuck_results_are_those_pending_longer_than_any_run() -> None:
     assert keys(matching(ITEMS, "stuck", stuck_after_s=600, at=AT)) == ["u/stuck.gif"]
+
+
+class Table:
+    """The two reads from_table may make: the index of failed and pending results, or a Scan."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[Any, ...]] = []
+
+    def rerunnable(self, status: Status, *, since: datetime | None = None,
+                   before: datetime | None = None) -> list[ResultItem]:
+        self.asked.append(("index", status, since, before))
+        return [i for i in ITEMS if i.status is status]
+
+    def items(self) -> list[ResultItem]:
+        self.asked.append(("scan",))
+        return ITEMS
+
+
+def test_the_index_is_asked_for_failed_results_or_for_those_pending_since_before_a_run_ends() -> None:
+    table, since = Table(), AT - timedelta(hours=2)
+    assert keys(from_table(table, "failed", since=since, at=AT)) == [
+        "u/llm.gif", "u/old.gif", "u/embed.gif", "x/llm.gif"]
+    from_table(table, "stuck", since=since, stuck_after_s=600, at=AT)
+    from_table(table, "stuck", scan=True)
+    assert table.asked == [("index", Status.FAILED, since, None),
+                           ("index", Status.PENDING, since, AT - timedelta(seconds=600)), ("scan",)]
 
 
 class Machine:

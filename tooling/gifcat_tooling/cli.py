@@ -784,12 +784,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_rerun(args: argparse.Namespace) -> int:
     """Classify again the objects whose result failed or is stuck pending (gifcat_tooling.rerun)."""
     from gifcat.adapters.dynamodb import ResultsTable
-    from gifcat_tooling.rerun import matching, render, rerun
+    from gifcat.domain.result import now
+    from gifcat_tooling.rerun import from_table, matching, render, rerun
 
     arn = _state_machine_arn(args, "rerun", "ClassifyStateMachine", "StateMachineArn", "STATE_MACHINE_ARN")
     table = ResultsTable(_results_table_name(args), _aws_client("dynamodb", args.endpoint))
-    chosen = matching(table.items(), args.which, since=args.since, prefix=args.prefix, reason=args.reason,
-                      stuck_after_s=args.stuck_after)
+    at = now()
+    found = from_table(table, args.which, since=args.since, stuck_after_s=args.stuck_after, at=at,
+                       scan=args.scan)
+    chosen = matching(found, args.which, since=args.since, prefix=args.prefix, reason=args.reason,
+                      stuck_after_s=args.stuck_after, at=at)
     report = rerun(chosen, _aws_client("stepfunctions", args.endpoint), arn, args.which,
                    dry_run=args.dry_run, rate=args.rate)
     print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
@@ -1238,6 +1242,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"pending for longer than this is stuck (default {STUCK_AFTER_S:g})")
     p.add_argument("--rate", type=_rate, default=10.0, help="runs started a second (default 10)")
     p.add_argument("--dry-run", action="store_true", help="count what would be run again; start nothing")
+    p.add_argument("--scan", action="store_true",
+                   help="read the whole table, not its index of failed and pending results (for results "
+                        "written before the index existed)")
     p.add_argument("--state-machine", help="the upload machine's ARN (default: STATE_MACHINE_ARN, or the "
                                            "local one)")
     p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")

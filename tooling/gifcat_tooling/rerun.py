@@ -1,9 +1,11 @@
 """`gifcat rerun`: classify again, on the upload state machine, the objects whose result failed (an LLM
 endpoint down, a revoked key, an exhausted quota) or is stuck pending (a run that timed out).
 
-It reads the results table, not the bucket. After an outage the failures are a few thousand among
-millions of objects, and `gifcat backfill --stale-only` would list every object and run a Standard
-child for each; here each failed result costs one Express run. A run is started as a forced rerun
+It reads the results table, not the bucket: a query of its sparse index of failed and pending results
+(`rerunnable`), or with `scan` the whole table (results written before that index existed). After an
+outage the failures are a few thousand among millions of objects, and `gifcat backfill --stale-only`
+would list every object and run a Standard child for each; here each failed result costs one Express
+run. A run is started as a forced rerun
 ({"bucket", "key", "force": true}): it takes the item over in place, never over a person's answer nor a
 newer upload's result (README "Console reruns").
 """
@@ -17,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from gifcat.domain.model import Status
 from gifcat.domain.result import ResultItem, now
@@ -61,6 +63,35 @@ def matching(
         if not item.key.startswith(prefix) or reason.casefold() not in (item.reason or "").casefold():
             continue
         yield item
+
+
+class RerunSource(Protocol):
+    """The results table's two reads that from_table makes (gifcat.adapters.dynamodb.ResultsTable)."""
+
+    def rerunnable(
+        self, status: Status, *, since: datetime | None = None, before: datetime | None = None
+    ) -> Iterable[ResultItem]: ...
+
+    def items(self) -> Iterable[ResultItem]: ...
+
+
+def from_table(
+    table: RerunSource,
+    which: Which,
+    *,
+    since: datetime | None = None,
+    stuck_after_s: float = 600.0,
+    at: datetime | None = None,
+    scan: bool = False,
+) -> Iterable[ResultItem]:
+    """The table's results that may match: its failed ones, or those pending since before they would be
+    stuck, from the index; every result with `scan`. `matching` then chooses among them."""
+    if scan:
+        return table.items()
+    if which == "failed":
+        return table.rerunnable(Status.FAILED, since=since)
+    stale = (at or now()) - timedelta(seconds=stuck_after_s)
+    return table.rerunnable(Status.PENDING, since=since, before=stale)
 
 
 def rerun(

@@ -26,6 +26,7 @@ from gifcat.domain.result import (
     CLASSIFICATION_FIELDS,
     HUMAN,
     NO_SEQUENCER,
+    RERUNNABLE,
     UNFINISHED,
     ResultAnswer,
     ResultItem,
@@ -77,11 +78,18 @@ NOT_HUMAN = "(attribute_not_exists(#decided_by) OR #decided_by <> :human)"
 # queries: every result by `updated_at`, for the newest; people's answers by `corrected_at` (sparse).
 BY_TAXONOMY_VERSION = "by-taxonomy-version"
 CORRECTED_BY_TAXONOMY_VERSION = "corrected-by-taxonomy-version"
+# Failed and pending results by `updated_at` (sparse: keyed by `rerunnable`), which `gifcat rerun` queries.
+RERUNNABLE_INDEX = "rerunnable"
 
 # How long a run's claim on a pending item holds (statemachine/classify.asl.json, Claim): the state
 # machine's TimeoutSeconds (300, the Express limit) and a minute more. Past it, the run that claimed
 # the item has surely ended, and a pending item it left behind may be started again.
 CLAIM_LEASE_S = 360
+
+
+def _second(at: datetime) -> str:
+    """A time as stored, cut to the second: "2026-12-05T09:30:00"."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def asl_time(at: datetime) -> str:
@@ -206,13 +214,14 @@ def correction_request(
 ) -> dict[str, Any]:
     """UpdateItem parameters that record a person's answer on the result of one upload.
 
-    Sets `fields` (decided_by human, the answer, who and when) and removes `reason` (of a failure) and
-    `execution`: a run still
-    going for this upload no longer owns the item, so its Record and RecordFailure write nothing. The
+    Sets `fields` (decided_by human, the answer, who and when) and removes `reason` (of a failure),
+    `rerunnable` (a person's answer is never run again) and `execution`: a run still going for this
+    upload no longer owns the item, so its Record and RecordFailure write nothing. The
     condition is that the item still describes the upload that was checked (same object_seq and ETag):
     a newer upload's triage, landed meanwhile, wins.
     """
-    names = {"#seq": "object_seq", "#etag": "etag", "#execution": "execution", "#reason": "reason"}
+    names = {"#seq": "object_seq", "#etag": "etag", "#execution": "execution", "#reason": "reason",
+             "#rerunnable": "rerunnable"}
     values: dict[str, Any] = {":seq": object_seq, ":etag": etag or ""}
     sets = []
     for i, (name, value) in enumerate(fields.items()):
@@ -226,7 +235,7 @@ def correction_request(
         del values[":etag"]
     return {
         "Key": {"pk": {"S": pk}},
-        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE #execution, #reason",
+        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE #execution, #reason, #rerunnable",
         "ConditionExpression": condition,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": to_attribute_values(values),
@@ -287,20 +296,44 @@ class ResultsTable:
         """The results of this taxonomy version, the most recently written (`updated_at`) first, at most
         `limit` (the RecentResults port): a query of the index by taxonomy version, which holds the
         keys only, then the items themselves, a page at a time."""
-        return self._by_index(BY_TAXONOMY_VERSION, taxonomy_version, limit)
+        return self._by_version(BY_TAXONOMY_VERSION, taxonomy_version, limit)
 
     def corrected(self, taxonomy_version: str) -> Iterator[ResultItem]:
         """Every person's answer of this taxonomy version, the newest correction first (the
         RecentResults port): the sparse index of corrected results."""
-        return self._by_index(CORRECTED_BY_TAXONOMY_VERSION, taxonomy_version, None)
+        return self._by_version(CORRECTED_BY_TAXONOMY_VERSION, taxonomy_version, None)
 
-    def _by_index(self, index: str, taxonomy_version: str, limit: int | None) -> Iterator[ResultItem]:
+    def rerunnable(
+        self, status: Status, *, since: datetime | None = None, before: datetime | None = None
+    ) -> Iterator[ResultItem]:
+        """The results in this status (failed or pending) written since `since` and before `before`,
+        the newest first: a query of the sparse index of such results, not a scan of the table. Its
+        bounds compare stored times as text, to the second; callers check the exact times."""
+        if status not in RERUNNABLE:
+            raise ValueError(f"only {[s.value for s in RERUNNABLE]} results are indexed, not {status.value}")
+        names = {"#rerunnable": "rerunnable"}
+        values: dict[str, Any] = {":status": {"S": status.value}}
+        condition = "#rerunnable = :status"
+        # Whole seconds: a time written by Step Functions ends "...123Z", one of ours "+00:00".
+        low = {"S": _second(since)} if since else None
+        high = {"S": _second(before + timedelta(seconds=1))} if before else None
+        if low or high:
+            names["#at"] = "updated_at"
+            condition += (" AND #at BETWEEN :low AND :high" if low and high
+                          else " AND #at >= :low" if low else " AND #at < :high")
+            values |= {k: v for k, v in ((":low", low), (":high", high)) if v}
+        return self._by_index(RERUNNABLE_INDEX, condition, names, values, None)
+
+    def _by_version(self, index: str, taxonomy_version: str, limit: int | None) -> Iterator[ResultItem]:
+        return self._by_index(index, "#version = :version", {"#version": "taxonomy_version"},
+                              {":version": {"S": taxonomy_version}}, limit)
+
+    def _by_index(
+        self, index: str, condition: str, names: dict[str, str], values: dict[str, Any], limit: int | None
+    ) -> Iterator[ResultItem]:
         pages = self._ddb.get_paginator("query").paginate(
-            TableName=self.table_name, IndexName=index,
-            KeyConditionExpression="#version = :version",
-            ExpressionAttributeNames={"#version": "taxonomy_version"},
-            ExpressionAttributeValues={":version": {"S": taxonomy_version}},
-            ScanIndexForward=False,
+            TableName=self.table_name, IndexName=index, KeyConditionExpression=condition,
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values, ScanIndexForward=False,
         )
         left = float("inf") if limit is None else limit
         for page in pages:

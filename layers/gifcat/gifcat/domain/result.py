@@ -27,6 +27,10 @@ from gifcat.domain.model import Classification, GifMetadata, StageName, StageTra
 SCHEMA_VERSION = 2  # 2: object_seq is the S3 event sequencer; Record finishes only its own item
 SEQ_WIDTH = 40  # sequencers are hex strings of varying length (18 on AWS today)
 UNFINISHED = (Status.PENDING, Status.FAILED, Status.UNDECIDED)
+# The statuses `gifcat rerun` looks for. A result in one of them also stores its status as `rerunnable`,
+# the key of a sparse index of the results table, so that the few failed or stuck results among
+# millions are found by a query, not a scan of the table.
+RERUNNABLE = (Status.PENDING, Status.FAILED)
 
 
 NO_SEQUENCER = "-"  # an event without a sequencer (not from S3), or a rerun of an unknown object
@@ -105,6 +109,7 @@ CLASSIFICATION_FIELDS = (
     "stages",
     "execution",
     "updated_at",
+    "rerunnable",
 )
 
 
@@ -141,10 +146,16 @@ class ResultAnswer(BaseModel):
     stages: list[StageTrace] = Field(default_factory=list)
     execution: str | None = None  # the state machine execution that owns (pending) or finished it
     updated_at: IsoTime
+    # Read back from the store and never set: stored() derives it from `status` (RERUNNABLE).
+    rerunnable: str | None = Field(default=None, exclude=True)
 
     def stored(self) -> dict[str, Any]:
-        """The fields as stored: JSON types, unknown (None or empty) fields left out."""
-        return without_unknown(self.model_dump(mode="json", exclude_none=True))
+        """The fields as stored: JSON types, unknown (None or empty) fields left out, and `rerunnable`,
+        the key of the index of failed and pending results, for those only."""
+        fields = without_unknown(self.model_dump(mode="json", exclude_none=True))
+        if self.status in RERUNNABLE:
+            fields["rerunnable"] = self.status.value
+        return fields
 
 
 class MachineAnswer(BaseModel):
