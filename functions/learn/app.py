@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gifcat.application.events import LearnRequest
+from gifcat.application.events import ScheduledRequest
 from gifcat.application.learn import SOURCES
 from gifcat.runtime import build_learn_job
 
@@ -23,7 +23,7 @@ job = build_learn_job()  # MiniLM loads once per container
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = LearnRequest.of(event)  # anything but the schedule's event or {"dry_run": bool} is refused
+    request = ScheduledRequest.of(event)  # anything but the schedule's event or {"dry_run": bool} is refused
     report = job.run(dry_run=request.dry_run)
     metrics.add_metric(name=f"Learn_{report.outcome}", unit=MetricUnit.Count, value=1)
     for source in SOURCES:

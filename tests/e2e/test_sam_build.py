@@ -20,7 +20,12 @@ import pytest
 from gifcat_tooling.local.template import load_template
 from tests.integration.test_template import tool
 
-ZIP_FUNCTIONS = {"TriageFunction": "app", "TriageStepFunction": "step", "EscalateFunction": "app"}
+
+def zip_functions(root: Path) -> dict[str, str]:
+    """Each zip function of template.yaml and its handler's module (Handler "app.handler": "app")."""
+    resources = load_template(root / "template.yaml")["Resources"]
+    return {lid: r["Properties"]["Handler"].rsplit(".", 1)[0] for lid, r in resources.items()
+            if r["Type"] == "AWS::Serverless::Function" and r["Properties"].get("PackageType") != "Image"}
 
 
 def python312() -> str:
@@ -89,7 +94,9 @@ def test_sam_build_and_import_under_python312(root: Path, tmp_path: Path) -> Non
     # (tqdm is not on the list: openai depends on it)
     tooling = {"gifcat_tooling", "moto", "sklearn", "scipy", "matplotlib", "torch", "llama_cpp"}
     assert {p.name for p in layer.iterdir()} & tooling == set()
-    for function, module in ZIP_FUNCTIONS.items():
+    functions = zip_functions(root)
+    assert {"TriageFunction", "TriageStepFunction", "EscalateFunction", "SweepFunction"} <= set(functions)
+    for function, module in functions.items():
         code = build / function
         if function == "EscalateFunction":  # its own requirements.txt: Pillow, for GIFs with no text
             assert (code / "PIL").is_dir()

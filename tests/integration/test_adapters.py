@@ -181,6 +181,38 @@ def test_failed_and_pending_results_are_found_by_status_and_time_in_their_own_in
     assert stored is not None and stored.rerunnable == "failed" and "rerunnable" not in stored.model_dump()
 
 
+def test_a_stuck_item_is_marked_failed_only_while_it_is_the_one_found(table: ResultsTable) -> None:
+    start = datetime(2026, 12, 5, 9, tzinfo=UTC)
+    stale, at = start + timedelta(minutes=10), start + timedelta(minutes=20)
+
+    def pending(key: str, execution: str, minutes: float) -> ResultItem:
+        item = result_item(ObjectRef(bucket="b", key=key, sequencer="0A"),
+                           Classification(status=Status.PENDING), execution=execution,
+                           at=start + timedelta(minutes=minutes))
+        assert table.put(item, kind="pending")
+        return item
+
+    found = pending("u/a.gif", "run-a", 0)
+    assert table.fail_stuck(found, "stuck: x", stale_before=stale, at=at)
+    swept = table.get(found.pk)
+    assert swept is not None
+    assert (swept.status, swept.reason, swept.updated_at) == (Status.FAILED, "stuck: x", at)
+    assert not table.fail_stuck(found, "stuck: x", stale_before=stale, at=at)  # failed already
+
+    # Taken over by another run since it was read (a rerun, a newer upload): that run's item stays.
+    old = pending("u/b.gif", "run-b", 0)
+    table._ddb.put_item(TableName="results",
+                        Item=put_request(old.model_copy(update={"execution": "rerun-b"}))["Item"])
+    assert not table.fail_stuck(old, "stuck: x", stale_before=stale, at=at)
+    # Made pending again since (a retried upload event, its run under the same name): not stale now.
+    again = pending("u/c.gif", "run-c", 0)
+    table._ddb.put_item(TableName="results", Item=put_request(
+        again.model_copy(update={"updated_at": start + timedelta(minutes=15)}))["Item"])
+    assert not table.fail_stuck(again, "stuck: x", stale_before=stale, at=at)
+    assert {i.key: i.status for i in table.items()} == {
+        "u/a.gif": Status.FAILED, "u/b.gif": Status.PENDING, "u/c.gif": Status.PENDING}
+
+
 def test_keys_a_batch_left_unprocessed_are_asked_again(table: ResultsTable) -> None:
     item = result_item(ObjectRef(bucket="b", key="u/a.gif", sequencer="0A"),
                        Classification(status=Status.CLASSIFIED, primary="food", decided_by=StageName.TAGS))

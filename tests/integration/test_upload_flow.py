@@ -459,6 +459,7 @@ def test_the_dashboard_draws_what_the_handlers_emit(
     families.add("Upload_ignored")  # a sidecar's or another key's event (tests: not an upload)
     families.add("Upload_sidecar_reread")  # a sidecar put after its upload (tests: late sidecar)
     families.add("Llm_failed")  # an LLM call that failed (tests: test_llm_failure_is_recorded_...)
+    families.add("Stuck_failed")  # a timed-out run's result (tests/integration/test_sweep_function.py)
     families |= {"Learn_published", "Learn_kept"} | {f"LearnExamples_{s}" for s in SOURCES}
     families |= {f"Artefact_{outcome}" for outcome in get_args(RefreshOutcome)}
     assert drawn - emitted <= families, drawn - emitted - families

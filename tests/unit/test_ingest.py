@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
-from gifcat.application.events import LearnRequest, S3UploadEvent, is_upload_key, sidecar_upload_key
+from gifcat.application.events import S3UploadEvent, ScheduledRequest, is_upload_key, sidecar_upload_key
 from gifcat.application.ingest import RejectedUpload, metadata_from, sniff_gif
 from gifcat.application.service import Triage
 from gifcat.config import Settings
@@ -321,14 +321,14 @@ def test_hostile_metadata_becomes_a_failed_result_not_a_crash(
      ({}, False), (None, False), ({"dry_run": True}, True), ({"dry_run": False}, False)],
 )
 def test_the_learn_function_reads_its_schedule_or_an_exact_dry_run(event: object, dry_run: bool) -> None:
-    assert LearnRequest.of(event).dry_run is dry_run
+    assert ScheduledRequest.of(event).dry_run is dry_run
 
 
 @pytest.mark.parametrize("event", [{"dry_run": "true"}, {"dry_run": 1}, {"dryRun": True}, ["dry_run"]])
 def test_a_dry_run_asked_loosely_is_refused_not_run_for_real(event: object) -> None:
     # {"dry_run": "true"} once published a new artefact: only `is True` was a dry run.
     with pytest.raises(ValidationError):
-        LearnRequest.of(event)
+        ScheduledRequest.of(event)
 
 
 def test_an_s3_test_event_has_no_upload_and_other_shapes_are_errors() -> None:

@@ -19,6 +19,7 @@ from gifcat.adapters.dynamodb import (
     from_attribute_values,
     put_request,
     record_request,
+    stuck_request,
     takeover_request,
     to_attribute_values,
 )
@@ -257,6 +258,10 @@ def _every_request() -> Iterator[tuple[str, dict[str, Any]]]:
         )
     for etag in ("abc", None):
         yield f"correct {etag}", correction_request(REF.pk, {"primary": "funny"}, object_seq="-", etag=etag)
+    stale, at = datetime(2026, 12, 5, 9, tzinfo=UTC), datetime(2026, 12, 5, 9, 10, tzinfo=UTC)
+    for execution in ("x-1", None):
+        yield f"fail stuck {execution}", stuck_request(REF.pk, execution, "timeout", stale_before=stale,
+                                                       at=at)
     for machine in ("classify", "backfill"):
         definition = json.loads((ROOT / f"statemachine/{machine}.asl.json").read_text())
         states = dict(definition["States"])
@@ -272,6 +277,6 @@ def test_every_request_declares_exactly_the_placeholders_it_uses() -> None:
     # (ValidationException). moto checks that for UpdateItem but not for PutItem's values, so a
     # placeholder left behind when a clause is dropped would pass every local test and fail in AWS.
     requests = dict(_every_request())
-    assert len(requests) >= 14
+    assert len(requests) >= 16
     for label, request in requests.items():
         assert _placeholders_in_use(request) == (set(), set()), label

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gifcat.application.sweep import STUCK_AFTER_S
 from gifcat.domain.model import StageName, StageTrace, Status
 from gifcat.domain.result import MachineAnswer, ResultItem
 from gifcat_tooling.local.template import Stack, load_template
-from gifcat_tooling.summary import STUCK_AFTER_S, reason_kind, render_text, summarise
+from gifcat_tooling.summary import reason_kind, render_text, summarise
 from tests.conftest import ROOT
 
 AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)

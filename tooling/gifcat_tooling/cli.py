@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gifcat.application.ingest import RejectedUpload, sniff_gif
+from gifcat.application.sweep import STUCK_AFTER_S
 from gifcat.config import THRESHOLD_SEARCHES, ConfigError, Settings, UriReader, load_settings
 from gifcat.domain.cascade import TRACE_TOP_K, TRIAGE
 from gifcat.domain.model import GifItem, GifMetadata, StageName, Status
 from gifcat.domain.taxonomy import Taxonomy, load_taxonomy
-from gifcat_tooling.summary import STUCK_AFTER_S
 
 if TYPE_CHECKING:  # imported where used: `gifcat classify` needs none of the evaluation
     from gifcat.domain.model import Classification

@@ -24,15 +24,11 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from gifcat.application.sweep import STUCK_AFTER_S
 from gifcat.domain.model import StageName, Status
 from gifcat.domain.result import DECIDERS, HUMAN, ResultItem, now
 
 COST_PARTS = ("llm_usd", "lambda_usd", "stepfunctions_usd")
-# An item stays pending while a run classifies it. The classify machine stops a run at its
-# TimeoutSeconds (300 s, statemachine/classify.asl.json), and a backfill child's steps time out sooner
-# in sum (template.yaml); past twice that, the run is over and never recorded (tests/unit/test_summary.py
-# holds this to both files).
-STUCK_AFTER_S = 600.0
 
 
 class DeciderRow(BaseModel):

@@ -28,6 +28,7 @@ from gifcat.adapters.dynamodb import ResultsTable, record_request
 from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
 from gifcat.application.service import RerunTriage, StageStep, Triage
+from gifcat.application.sweep import StuckSweep
 from gifcat.config import ConfigError, Settings, load_settings
 from gifcat.domain.cascade import Cascade
 from gifcat.domain.stages import Stage
@@ -104,6 +105,12 @@ class LearnEnvironment(HandlerEnvironment):
 
     results_table: str = Field(alias="RESULTS_TABLE")
     artefacts: str = Field(alias="GIFCAT_ARTEFACTS", pattern=ARTEFACTS_URI)
+
+
+class SweepEnvironment(HandlerEnvironment):
+    """The sweep reads and writes the results table, and reads no settings nor taxonomy."""
+
+    results_table: str = Field(alias="RESULTS_TABLE")
 
 
 def _describe(exc: ValidationError) -> str:
@@ -192,6 +199,11 @@ def build_llm_step(environ: Mapping[str, str] | None = None) -> StageStep:
 def _stage_step(settings: Settings, taxonomy: Taxonomy, stage: Stage) -> StageStep:
     cascade = Cascade.from_settings(settings, [stage], taxonomy.version)
     return StageStep(cascade, stage.name, S3Objects(), settings, record_request)
+
+
+def build_stuck_sweep(environ: Mapping[str, str] | None = None) -> StuckSweep:
+    """The sweep function's job: mark failed the pending results whose run ended without recording."""
+    return StuckSweep(ResultsTable(SweepEnvironment.from_environ(environ).results_table))
 
 
 def build_learn_job(environ: Mapping[str, str] | None = None) -> LearnJob:

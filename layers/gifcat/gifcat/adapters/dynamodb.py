@@ -204,6 +204,35 @@ def record_request(
     }
 
 
+def stuck_request(
+    pk: str, execution: str | None, reason: str, *, stale_before: datetime, at: datetime
+) -> dict[str, Any]:
+    """UpdateItem parameters that mark a stuck pending item failed, with the reason (the sweep's).
+
+    The condition is that the item is still the one found: pending, made pending before `stale_before`
+    (to the second: the stored times of Step Functions and Python differ below it) and owned by the same
+    execution (or by none). A run that recorded meanwhile, or a newer upload or rerun, wins."""
+    names = {"#status": "status", "#rerunnable": "rerunnable", "#reason": "reason",
+             "#updated_at": "updated_at", "#execution": "execution"}
+    values: dict[str, Any] = {":failed": Status.FAILED.value, ":pending": Status.PENDING.value,
+                              ":reason": reason, ":at": at.isoformat(), ":stale": _second(stale_before)}
+    condition = "#status = :pending AND #updated_at < :stale AND "
+    if execution:
+        condition += "#execution = :execution"
+        values[":execution"] = execution
+    else:
+        condition += "attribute_not_exists(#execution)"
+    return {
+        "Key": {"pk": {"S": pk}},
+        "UpdateExpression": (
+            "SET #status = :failed, #rerunnable = :failed, #reason = :reason, #updated_at = :at"
+        ),
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": to_attribute_values(values),
+    }
+
+
 def _condition_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -270,6 +299,12 @@ class ResultsTable:
         return self._write(
             "update_item", record_request(pk, answer, execution=execution, only_pending=only_pending)
         )
+
+    def fail_stuck(self, item: ResultItem, reason: str, *, stale_before: datetime, at: datetime) -> bool:
+        """Mark a pending item whose run ended without recording failed (the StuckResults port); False
+        when it was recorded, taken over or made pending again since it was read."""
+        return self._write("update_item", stuck_request(item.pk, item.execution, reason,
+                                                        stale_before=stale_before, at=at))
 
     def correct(self, pk: str, fields: dict[str, Any], *, object_seq: str, etag: str | None) -> bool:
         """A person's answer on the result of the upload that was checked; False when it changed since."""

@@ -123,16 +123,17 @@ class TriageStepEvent(BaseModel):
         return parts[-1]
 
 
-class LearnRequest(BaseModel):
-    """What the learn function is asked: the schedule's event asks nothing; a manual invoke may send
-    {"dry_run": true}, exactly: a "true" or a misspelt key must not turn a dry run into a publication."""
+class ScheduledRequest(BaseModel):
+    """What a scheduled function (learn, sweep) is asked: the schedule's event asks nothing; a manual
+    invoke may send {"dry_run": true}, exactly: a "true" or a misspelt key must not turn a dry run into
+    a publication."""
 
     model_config = ConfigDict(extra="forbid")
 
     dry_run: StrictBool = False
 
     @classmethod
-    def of(cls, event: object) -> LearnRequest:
+    def of(cls, event: object) -> ScheduledRequest:
         """The request in an invocation's event: an EventBridge schedule's is a real run."""
         if isinstance(event, dict) and event.get("source") == "aws.events":
             return cls()
