@@ -156,6 +156,8 @@ def test_running_execution_does_not_overwrite_a_correction(
         time.sleep(0.1)
     item = wait_item(aws, key)
     assert (item.decided_by, item.primary) == ("human", "love")
+    # Nothing of the run it took over stays on the item: no execution, no claim, not in rerun's index.
+    assert (item.execution, item.run, item.claimed_at, item.rerunnable) == (None, None, None, None)
     events = sfn.get_execution_history(executionArn=arn)["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     # Its write was refused: at Record if the run claimed the item before the person answered, at Claim

@@ -244,13 +244,14 @@ def correction_request(
     """UpdateItem parameters that record a person's answer on the result of one upload.
 
     Sets `fields` (decided_by human, the answer, who and when) and removes `reason` (of a failure),
-    `rerunnable` (a person's answer is never run again) and `execution`: a run still going for this
-    upload no longer owns the item, so its Record and RecordFailure write nothing. The
+    `rerunnable` (a person's answer is never run again), and `execution` with the claim of its run
+    (`run`, `claimed_at`): a run still going for this upload no longer owns the item, so its Record and
+    RecordFailure write nothing. The
     condition is that the item still describes the upload that was checked (same object_seq and ETag):
     a newer upload's triage, landed meanwhile, wins.
     """
     names = {"#seq": "object_seq", "#etag": "etag", "#execution": "execution", "#reason": "reason",
-             "#rerunnable": "rerunnable"}
+             "#rerunnable": "rerunnable", "#run": "run", "#claimed_at": "claimed_at"}
     values: dict[str, Any] = {":seq": object_seq, ":etag": etag or ""}
     sets = []
     for i, (name, value) in enumerate(fields.items()):
@@ -264,7 +265,9 @@ def correction_request(
         del values[":etag"]
     return {
         "Key": {"pk": {"S": pk}},
-        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE #execution, #reason, #rerunnable",
+        "UpdateExpression": (
+            "SET " + ", ".join(sets) + " REMOVE #execution, #run, #claimed_at, #reason, #rerunnable"
+        ),
         "ConditionExpression": condition,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": to_attribute_values(values),
