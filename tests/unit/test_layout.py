@@ -248,6 +248,34 @@ def test_the_image_builds_need_no_tooling(function: str) -> None:
     assert "COPY --from=models /opt/models /opt/models" in stage
 
 
+@pytest.mark.parametrize("function", ["embed", "learn"])
+def test_what_an_image_copies_from_a_checkout_made_with_umask_077_is_readable_by_lambdas_user(
+    function: str, tmp_path: Path
+) -> None:
+    # Lambda runs the image as a user that owns none of its files, and COPY keeps the checkout's modes.
+    # The stage's last RUN, run here as the build would (paths under tmp_path), must make them readable.
+    stage = docker_stage((FUNCTIONS / "Dockerfile").read_text(encoding="utf-8"), function)
+    lines = [line for line in stage.splitlines() if line and not line.startswith("#")]
+    run = lines[-2]
+    assert run.startswith("RUN ") and lines[-1].startswith("CMD "), "the fix must come after every COPY"
+    task, models = tmp_path / "var" / "task", tmp_path / "opt" / "models"
+    for folder in (task / "gifcat" / "domain", models / "clip"):
+        folder.mkdir(parents=True)
+    files = [task / "app.py", task / "gifcat" / "domain" / "model.py", models / "clip" / "visual.onnx"]
+    for file in files:
+        file.write_text("x")
+        file.chmod(0o600)
+    for folder in (task / "gifcat", task / "gifcat" / "domain", models / "clip"):
+        folder.chmod(0o700)
+    command = run.removeprefix("RUN ").replace("${LAMBDA_TASK_ROOT}", str(task))
+    command = command.replace("/opt/models", str(models))
+    subprocess.run(["sh", "-c", command], check=True)
+    for file in files:
+        assert file.stat().st_mode & 0o444 == 0o444, file
+    for folder in (task / "gifcat", task / "gifcat" / "domain", models / "clip"):
+        assert folder.stat().st_mode & 0o555 == 0o555, folder
+
+
 def docker_stage(dockerfile: str, name: str) -> str:
     """The lines of one build stage (FROM ... AS name up to the next FROM)."""
     stages = re.split(r"(?m)^FROM ", dockerfile)[1:]
