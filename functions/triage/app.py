@@ -1,4 +1,5 @@
-"""TriageFunction: S3 ObjectCreated -> tag and rule triage -> a result, or a state-machine execution."""
+"""TriageFunction: S3 ObjectCreated -> tag and rule triage -> a result, or a state-machine execution;
+ObjectRemoved (and LifecycleExpiration) -> the deleted upload's result becomes its tombstone."""
 
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ def handler(event: S3UploadEvent, context: LambdaContext) -> dict[str, Any]:
     outcomes = []
     for record in event.Records:
         ref = record.object_ref()
-        if record.created and not triage.is_upload(ref):
-            # A sidecar put after its upload: the upload is read again (a rerun that writes only when
-            # the metadata changed); one put before it is read by the upload's own event (None).
+        if (record.created or record.removed) and not triage.is_upload(ref):
+            # A sidecar put or deleted after its upload: the upload is read again (a rerun that writes
+            # only when the metadata changed); one put before it is read by the upload's own event (None).
             reread = triage.handle_sidecar(ref)
             if reread is not None:
                 metrics.add_metric(name="Upload_sidecar_reread", unit=MetricUnit.Count, value=1)
@@ -40,7 +41,15 @@ def handler(event: S3UploadEvent, context: LambdaContext) -> dict[str, Any]:
                 logger.info("sidecar of an upload: the upload is read again", extra={"outcome": outcome})
                 outcomes.append(outcome)
                 continue
-        if not (record.created and triage.is_upload(ref)):  # a sidecar, another file, a removal...
+        if record.removed and triage.is_upload(ref):
+            removal = triage.handle_removal(ref, record.eventName)
+            # Deleted: its result now says so. Not written: the key has an object again, or a newer result.
+            metrics.add_metric(name="Upload_deleted" if removal.written else "Upload_ignored",
+                               unit=MetricUnit.Count, value=1)
+            logger.info("upload removed", extra={"outcome": removal.model_dump(mode="json")})
+            outcomes.append(removal.model_dump(mode="json"))
+            continue
+        if not (record.created and triage.is_upload(ref)):  # a sidecar, another file, a restore...
             metrics.add_metric(name="Upload_ignored", unit=MetricUnit.Count, value=1)
             logger.info("not an upload", extra={"key": ref.key, "event": record.eventName})
             continue

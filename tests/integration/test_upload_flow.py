@@ -86,8 +86,13 @@ def test_objects_outside_the_filter_do_not_trigger(
 
 def put_late_sidecar(aws: EmbeddedAws, bucket: str, key: str, body: bytes) -> dict[str, Any]:
     """Put `key`'s sidecar after it, and wait for the rerun that starts to end; that run."""
+    return after_run(aws, lambda: aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=body))
+
+
+def after_run(aws: EmbeddedAws, act: Callable[[], Any]) -> dict[str, Any]:
+    """Do `act`, and wait for the run of the classify machine it starts to end; that run."""
     runs_before = len(executions(aws))
-    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=body)
+    act()
     sfn = aws.client("stepfunctions")
     deadline = time.monotonic() + 60
     while len(executions(aws)) == runs_before and time.monotonic() < deadline:
@@ -115,6 +120,43 @@ def test_a_sidecar_put_after_its_upload_is_read(
     # The same metadata put again is read already: the rerun keeps the result and writes nothing.
     put_late_sidecar(aws, bucket, key, sidecar)
     assert wait_item(aws, key).updated_at == item.updated_at
+
+
+def test_a_deleted_uploads_result_says_so_until_it_expires_and_a_new_upload_is_classified(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "uploads/deleted later.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    assert wait_item(aws, key).primary == "food"
+    capsys.readouterr()
+    aws.s3.delete_object(Bucket=bucket, Key=key)
+    gone = wait_item(aws, key)
+    assert (gone.status, gone.reason, gone.primary, gone.decided_by) == (
+        "deleted", "object deleted (ObjectRemoved:Delete)", None, None)
+    assert gone.expires_at is not None and 29 * 86400 < gone.expires_at - time.time() <= 30 * 86400
+    assert "Upload_deleted@" + aws.stack.name in emitted_metrics(capsys.readouterr().out)
+    ttl = aws.client("dynamodb").describe_time_to_live(TableName=aws.outputs["ResultsTableName"])
+    assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+    # Uploaded again: classified as any upload, and the tombstone's expiry goes with it.
+    upload(aws.s3, bucket, key, gif(), {"title": "Cat GIF", "tags": ["cat", "kitten"]})
+    again = wait_item(aws, key)
+    assert (again.status, again.primary, again.expires_at) == ("classified", "animals", None)
+
+
+def test_a_sidecar_deleted_after_its_upload_is_read_again(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
+) -> None:
+    # The result was made from the sidecar; with it gone, the GIF is classified from what is left
+    # (here nothing: skipped), as a late sidecar's upload is.
+    key = "uploads/sidecar removed.gif"
+    aws.s3.put_object(Bucket=bucket, Key=key + ".json",
+                      Body=json.dumps({"title": "Pizza GIF", "tags": ["pizza", "food"]}).encode())
+    aws.s3.put_object(Bucket=bucket, Key=key, Body=gif(), ContentType="image/gif")
+    assert wait_item(aws, key).primary == "food"
+    run = after_run(aws, lambda: aws.s3.delete_object(Bucket=bucket, Key=key + ".json"))
+    assert run["status"] in ("RUNNING", "SUCCEEDED")
+    item = wait_item(aws, key)
+    assert (item.status, item.title) == ("skipped", None)
 
 
 def test_a_late_sidecar_that_does_not_parse_is_recorded(

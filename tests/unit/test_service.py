@@ -25,7 +25,7 @@ from gifcat.application.service import (
 from gifcat.config import Settings
 from gifcat.domain.cascade import Cascade
 from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, StageOutput, Status
-from gifcat.domain.result import ObjectRef, ResultAnswer, ResultItem, WriteKind, result_item
+from gifcat.domain.result import ObjectRef, ResultAnswer, ResultItem, WriteKind, deleted_item, result_item
 from gifcat.domain.stages import Stage
 from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.taxonomy import Taxonomy
@@ -609,3 +609,44 @@ def test_a_state_decided_already_is_not_read_again_and_reached_no_stage(
     # An item deleted before the step read it did not reach the stage either.
     objects.read_error = ObjectGone("gone")
     assert step.trace(undecided, step.run(undecided)) is None
+
+
+@pytest.mark.parametrize(("event_name", "gone"), [
+    ("ObjectRemoved:Delete", "deleted"), ("ObjectRemoved:DeleteMarkerCreated", "deleted"),
+    ("LifecycleExpiration:Delete", "expired by a lifecycle rule"),
+])
+def test_a_deleted_uploads_result_becomes_its_tombstone(make: Callable, event_name: str, gone: str) -> None:
+    triage, store, starter = make(Objects(None))  # the key has no object now
+    deletion = REF.model_copy(update={"sequencer": "00C0", "version_id": "v2"})
+    outcome = triage.handle_removal(deletion, event_name)
+    assert (outcome.status, outcome.written) == (Status.DELETED, True) and starter.started == []
+    (item,) = store.items
+    assert (item.status, item.reason) == (Status.DELETED, f"object {gone} ({event_name})")
+    assert item.object_seq == deletion.object_seq  # ordered after every upload before the deletion
+    assert (item.primary, item.labels, item.decided_by) == (None, [], None)
+    days = triage.settings.limits.deleted_result_days
+    assert abs(item.expires_at - (item.updated_at.timestamp() + days * 86400)) < 1  # type: ignore[operator]
+
+
+def test_a_removal_while_the_key_has_an_object_writes_nothing(
+    make: Callable, gif: Callable[..., bytes]
+) -> None:
+    # A newer upload landed after the deletion (its own event classifies it), or a versioned bucket
+    # lost an older version: the key's object is there, and so is its result.
+    triage, store, _ = make(Objects(gif()))
+    outcome = triage.handle_removal(REF.model_copy(update={"version_id": "old"}), "ObjectRemoved:Delete")
+    assert (outcome.status, outcome.written) == (Status.DELETED, False) and store.items == []
+
+
+def test_a_rerun_of_a_deleted_object_keeps_its_tombstone(
+    settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
+    tombstone = deleted_item(REF.model_copy(update={"sequencer": "00C0"}), "object deleted", keep_days=30)
+    store = Store(stored=tombstone)
+    state = rerun(settings, taxonomy, Objects(None), store).prepare(REF, force=True, execution="console-1")
+    assert state.kept is not None and state.kept.startswith("deleted: the object is gone")
+    assert store.takeovers == [] and store.items == []
+    # Uploaded again: classified, whatever its own event does too.
+    state = rerun(settings, taxonomy, Objects(gif(), {"tags": "pizza,food"}), store).prepare(
+        REF, force=True, execution="console-2")
+    assert state.kept is None and len(store.takeovers) == 1

@@ -177,6 +177,9 @@ class EmbeddedAws:
             pitr = props.get("PointInTimeRecoverySpecification")
             if pitr:
                 ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification=pitr)
+            ttl = props.get("TimeToLiveSpecification")
+            if ttl:  # moto records it (describe_time_to_live) and, like AWS, deletes nothing at once
+                ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         for lid in stack.of_type("AWS::SQS::Queue"):
             sqs.create_queue(QueueName=stack.physical_name(lid))
         role = self.client("iam").create_role(

@@ -40,9 +40,15 @@ class S3EventRecord(BaseModel):
 
     @property
     def created(self) -> bool:
-        """An object was created (put, copied, completed): the only events that are uploads. A removal or
-        a restore notified to the function (a hand-made notification, a direct invoke) is not."""
+        """An object was created (put, copied, completed): the only events that are uploads. A removal
+        (`removed`) ends an upload's result; a restore notified to the function is neither."""
         return self.eventSource == "aws:s3" and self.eventName.startswith("ObjectCreated:")
+
+    @property
+    def removed(self) -> bool:
+        """An object was deleted (a delete marker, in a versioned bucket) or expired by a lifecycle rule."""
+        removals = ("ObjectRemoved:", "LifecycleExpiration:")
+        return self.eventSource == "aws:s3" and self.eventName.startswith(removals)
 
     def object_ref(self) -> ObjectRef:
         """Keys arrive URL-encoded ('a+b%2Bc.gif' is 'a b+c.gif'): decoded as AWS documents."""

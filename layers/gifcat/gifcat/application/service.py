@@ -37,6 +37,7 @@ from gifcat.domain.result import (
     ObjectRef,
     ResultItem,
     classification_fields,
+    deleted_item,
     metadata_digest,
     result_item,
 )
@@ -255,6 +256,23 @@ class Triage(UploadTriage):
             pk=ref.pk, status=pending.status, written=True, execution=name, started=started == "started"
         )
 
+    def handle_removal(self, ref: ObjectRef, event_name: str) -> UploadOutcome:
+        """An upload deleted (or expired by a lifecycle rule): its result becomes a tombstone
+        (`deleted_item`), so that nothing goes on serving a category for a GIF that is gone. Not when
+        the key has an object again: a newer upload (whose own event classifies it), or a versioned
+        bucket's older version deleted while the current one stays. The write is ordered like an
+        upload's: a newer upload's result is never replaced."""
+        try:
+            self.source.head(ref.model_copy(update={"version_id": None}))  # the key's object as it is now
+        except ObjectGone:
+            pass
+        else:
+            return UploadOutcome(pk=ref.pk, status=Status.DELETED, written=False)
+        gone = "expired by a lifecycle rule" if event_name.startswith("LifecycleExpiration:") else "deleted"
+        item = deleted_item(ref, f"object {gone} ({event_name})",
+                            keep_days=self.settings.limits.deleted_result_days)
+        return UploadOutcome(pk=ref.pk, status=Status.DELETED, written=self.store.put(item))
+
     def handle_sidecar(self, ref: ObjectRef) -> UploadOutcome | None:
         """A sidecar put after its upload: its upload is classified again through the state machine's
         rerun path, which writes only when the result was made from other metadata than the object has
@@ -396,6 +414,12 @@ class RerunTriage(UploadTriage):
         """
         if stored is None:
             return None
+        if stored.status is Status.DELETED:
+            try:
+                self.source.head(ref)
+            except ObjectGone:
+                return "deleted: the object is gone, and its result says so until it expires"
+            return None  # there again: its own upload event classifies it too
         human = stored.decided_by == HUMAN
         if not (human or stale_only):
             return None

@@ -60,6 +60,10 @@ class Limits(BaseModel):
     # How long a late sidecar's rerun waits for its upload's own first result before it compares what
     # that upload read with what the object has now (RerunTriage). Under the step function's Timeout.
     sidecar_wait_seconds: float = Field(10.0, ge=0.0, le=20.0)
+    # A deleted upload's result (status deleted) stays this long, then the table's TTL removes it. Longer
+    # than any event of an older upload of the key can come late (the triage dead-letter queue keeps
+    # one 14 days), so that none writes a result for an object that is gone.
+    deleted_result_days: int = Field(30, ge=15)
 
 
 class TokenPrice(BaseModel):

@@ -26,6 +26,7 @@ class Status(StrEnum):
     PENDING = "pending"  # handed to the state machine; a later stage will decide
     FAILED = "failed"  # the input or a stage failed; `reason` says why
     SKIPPED = "skipped"  # deliberately not classified (not a GIF, empty object...); `reason` says why
+    DELETED = "deleted"  # the object was deleted or expired: the result is its tombstone, until it expires
 
 
 class GifMetadata(BaseModel):

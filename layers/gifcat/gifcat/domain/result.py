@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
@@ -198,6 +198,8 @@ class ResultItem(ResultAnswer):
     # when (as Step Functions writes times; gifcat.adapters.dynamodb.put_request compares it).
     run: str | None = None
     claimed_at: str | None = None
+    # A deleted upload's result (status deleted) expires then (epoch seconds: the table's TTL attribute).
+    expires_at: int | None = None
 
 
 def classification_fields(
@@ -232,6 +234,16 @@ def classification_fields(
         execution=execution,
         updated_at=at or now(),
     )
+
+
+def deleted_item(ref: ObjectRef, reason: str, *, keep_days: int, at: datetime | None = None) -> ResultItem:
+    """The result of a deleted (or expired) upload: a tombstone that orders after every upload of the
+    key before the deletion (its event's sequencer), so that a late event of one of them cannot write
+    a result for an object that is gone, and that expires `keep_days` later (the table's TTL)."""
+    at = at or now()
+    gone = Classification(status=Status.DELETED, reason=reason)
+    item = result_item(ref.model_copy(update={"size": None, "etag": None}), gone, at=at)
+    return item.model_copy(update={"expires_at": int((at + timedelta(days=keep_days)).timestamp())})
 
 
 def without_unknown(item: dict[str, Any]) -> dict[str, Any]:
