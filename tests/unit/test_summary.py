@@ -115,6 +115,17 @@ def test_cost_is_summed_by_part_and_priced_per_thousand_items() -> None:
     assert (summary.reached_llm, summary.llm_errors) == (2, 1)
 
 
+def test_a_deleted_objects_tombstone_is_counted_apart_and_prices_nothing() -> None:
+    gone = item("z.gif", status=Status.DELETED, reason="object deleted (ObjectRemoved:Delete)",
+                cost=(0, 0, 0))
+    summary = summarise([*TABLE, gone, gone], table="results", taxonomy_version=VERSION, at=AT)
+    before = summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT)
+    assert (summary.items, summary.statuses["deleted"]) == (len(TABLE) + 2, 2)
+    assert summary.cost_per_1000_usd == before.cost_per_1000_usd  # per object still there
+    assert summary.not_classified == before.not_classified  # a deletion is no failure to look into
+    assert "deleted 2" in render_text(summary)
+
+
 def test_the_classified_items_are_counted_by_category() -> None:
     summary = summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT)
     # a person's answer counts as the category they gave (e.gif: sports, not the machine's animals)

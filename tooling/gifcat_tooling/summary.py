@@ -136,6 +136,7 @@ def summarise(
                 oldest_pending = item.updated_at
             stuck += (at - item.updated_at).total_seconds() > stuck_after_s
     n = sum(statuses.values())
+    live = n - statuses[Status.DELETED.value]
     classified = statuses[Status.CLASSIFIED.value]
     rows = []
     for decider, row in decided.items():
@@ -159,7 +160,8 @@ def summarise(
         reached_llm=reached_llm,
         llm_errors=llm_errors,
         cost_usd={part: round(value, 8) for part, value in cost.items()},
-        cost_per_1000_usd=round(cost["total_usd"] / n * 1000, 6) if n else 0.0,
+        # per object still there: a deleted one's tombstone cost nothing and classifies nothing
+        cost_per_1000_usd=round(cost["total_usd"] / live * 1000, 6) if live else 0.0,
         categories=_most_first(categories),
         not_classified=_most_first(reasons),
         pending=statuses[Status.PENDING.value],
