@@ -143,6 +143,28 @@ def test_a_deleted_uploads_result_says_so_until_it_expires_and_a_new_upload_is_c
     assert (again.status, again.primary, again.expires_at) == ("classified", "animals", None)
 
 
+def test_an_upload_deleted_while_its_run_goes_on_stays_deleted(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The run's Record finishes only the item its execution owns: the tombstone names none.
+    monkeypatch.setattr(llm_server, "responder", lambda request: slow(1.5, first_category(request)))
+    key = "uploads/deleted mid-run.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#mood"]})
+    pending = wait_item(aws, key, finished=False)
+    assert pending.status == "pending" and pending.execution
+    aws.s3.delete_object(Bucket=bucket, Key=key)
+    assert wait_item(aws, key).status == "deleted"
+    sfn = aws.client("stepfunctions")
+    (arn,) = [e["executionArn"] for e in executions(aws) if e["name"] == pending.execution]
+    deadline = time.monotonic() + 60
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    item = wait_item(aws, key)
+    assert (item.status, item.primary, item.execution) == ("deleted", None, None)
+
+
 def test_a_sidecar_deleted_after_its_upload_is_read_again(
     aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
 ) -> None:
