@@ -15,7 +15,8 @@ from moto import mock_aws
 from gifcat.domain.model import Status
 from gifcat.domain.result import ResultItem
 from gifcat_tooling.local.aws import EmbeddedAws
-from tests.support.fake_openai import DEFAULT_MODEL, FakeOpenAI
+from gifcat_tooling.local.demo import upload
+from tests.support.fake_openai import DEFAULT_MODEL, FakeOpenAI, first_category, slow
 
 # Small limits so the oversized case needs no 25 MB upload; thresholds stay the bundled ones.
 REGION = "us-east-1"
@@ -109,6 +110,32 @@ def wait_item(aws: EmbeddedAws, key: str, timeout_s: float = 60.0, finished: boo
             return item
         time.sleep(0.1)
     raise AssertionError(f"no {'finished ' if finished else ''}result for {key}")
+
+
+def pending_upload(
+    aws: EmbeddedAws, bucket: str, key: str, body: bytes, llm: FakeOpenAI, monkeypatch: pytest.MonkeyPatch,
+    delay_s: float = 1.5,
+) -> ResultItem:
+    """Upload `key` with metadata the cheap stages leave to the LLM, which answers after `delay_s`: the
+    item while it is pending, its run going on (to test what lands meanwhile)."""
+    monkeypatch.setattr(llm, "responder", lambda request: slow(delay_s, first_category(request)))
+    upload(aws.s3, bucket, key, body, {"title": "Hmm", "tags": ["#mood"]})
+    pending = wait_item(aws, key, finished=False)
+    assert pending.status == "pending" and pending.execution
+    return pending
+
+
+def wait_run_ended(aws: EmbeddedAws, name: str, timeout_s: float = 60.0) -> str:
+    """Wait until the upload machine's run of execution `name` is no longer running; its ARN. (Express
+    runs are listed locally; on AWS they are in the machine's log group.)"""
+    sfn = aws.client("stepfunctions")
+    listed = sfn.list_executions(stateMachineArn=aws.outputs["StateMachineArn"], maxResults=1000)
+    (arn,) = [e["executionArn"] for e in listed["executions"] if e["name"] == name]
+    deadline = time.monotonic() + timeout_s
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"run {name} still running after {timeout_s:g} s"
+        time.sleep(0.1)
+    return str(arn)
 
 
 def emitted_metrics(stdout: str) -> set[str]:

@@ -19,8 +19,8 @@ from gifcat.domain.result import ResultItem
 from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
-from tests.integration.conftest import s3_event, wait_item
-from tests.support.fake_openai import FakeOpenAI, answer, first_category, slow
+from tests.integration.conftest import pending_upload, s3_event, wait_item, wait_run_ended
+from tests.support.fake_openai import FakeOpenAI, answer
 
 
 @pytest.fixture(scope="module")
@@ -140,25 +140,15 @@ def test_running_execution_does_not_overwrite_a_correction(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The LLM answers slowly: the person corrects the item while its execution is still running.
-    monkeypatch.setattr(llm_server, "responder", lambda request: slow(1.5, first_category(request)))
     key = "uploads/race-human.gif"
-    upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#mood"]})
-    pending = wait_item(aws, key, finished=False)
-    assert pending.status == "pending" and pending.execution
+    pending = pending_upload(aws, bucket, key, gif(), llm_server, monkeypatch)
     assert correct(aws, f"s3://{bucket}/{key}", "--category", "love") == 0
-    sfn = aws.client("stepfunctions")
-    # The Express machine's run of that execution (listed locally; on AWS it is in the log group).
-    listed = sfn.list_executions(stateMachineArn=aws.outputs["StateMachineArn"], maxResults=1000)
-    (arn,) = [e["executionArn"] for e in listed["executions"] if e["name"] == pending.execution]
-    deadline = time.monotonic() + 60
-    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    arn = wait_run_ended(aws, pending.execution)
     item = wait_item(aws, key)
     assert (item.decided_by, item.primary) == ("human", "love")
     # Nothing of the run it took over stays on the item: no execution, no claim, not in rerun's index.
     assert (item.execution, item.run, item.claimed_at, item.rerunnable) == (None, None, None, None)
-    events = sfn.get_execution_history(executionArn=arn)["events"]
+    events = aws.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     # Its write was refused: at Record if the run claimed the item before the person answered, at Claim
     # if the answer came first (the correction drops the execution the claim needs). Both end unwritten.

@@ -19,7 +19,14 @@ from gifcat.domain.model import GifMetadata, StageName, Status
 from gifcat.domain.result import ObjectRef, ResultItem
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
-from tests.integration.conftest import dashboard, emitted_metrics, s3_event, wait_item
+from tests.integration.conftest import (
+    dashboard,
+    emitted_metrics,
+    pending_upload,
+    s3_event,
+    wait_item,
+    wait_run_ended,
+)
 from tests.support.fake_openai import FakeOpenAI, first_category, slow
 
 
@@ -148,19 +155,11 @@ def test_an_upload_deleted_while_its_run_goes_on_stays_deleted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The run's Record finishes only the item its execution owns: the tombstone names none.
-    monkeypatch.setattr(llm_server, "responder", lambda request: slow(1.5, first_category(request)))
     key = "uploads/deleted mid-run.gif"
-    upload(aws.s3, bucket, key, gif(), {"title": "Hmm", "tags": ["#mood"]})
-    pending = wait_item(aws, key, finished=False)
-    assert pending.status == "pending" and pending.execution
+    pending = pending_upload(aws, bucket, key, gif(), llm_server, monkeypatch)
     aws.s3.delete_object(Bucket=bucket, Key=key)
     assert wait_item(aws, key).status == "deleted"
-    sfn = aws.client("stepfunctions")
-    (arn,) = [e["executionArn"] for e in executions(aws) if e["name"] == pending.execution]
-    deadline = time.monotonic() + 60
-    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_run_ended(aws, pending.execution)
     item = wait_item(aws, key)
     assert (item.status, item.primary, item.execution) == ("deleted", None, None)
 
