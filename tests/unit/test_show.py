@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 
 from gifcat.domain.model import Candidate, Neighbour, StageName, StageTrace, Status
-from gifcat.domain.result import MachineAnswer, ResultItem
+from gifcat.domain.result import MachineAnswer, ObjectRef, ResultItem, deleted_item
 from gifcat_tooling.show import readable_reason, render_item
 
 AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -89,3 +89,12 @@ def test_a_failed_steps_error_document_is_shown_as_its_message() -> None:
     plain_reasons = ("no text and no image model", "States.Timeout: {not json", 'Sandbox.Timedout: {"x": 1}')
     for plain in plain_reasons:
         assert readable_reason(plain) == plain
+
+
+def test_a_deleted_objects_result_says_why_and_until_when() -> None:
+    at = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    gone = deleted_item(ObjectRef(bucket="b", key="u/x.gif", sequencer="0A"),
+                        "object deleted (ObjectRemoved:Delete)", keep_days=30, at=at)
+    lines = render_item(gone).splitlines()
+    assert lines[:3] == ["s3://b/u/x.gif: deleted", "reason: object deleted (ObjectRemoved:Delete)",
+                         "updated 2026-12-05T09:00:00+00:00, expires 2027-01-04T09:00:00+00:00"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 from gifcat.domain.model import StageTrace
 from gifcat.domain.result import ResultItem
@@ -66,6 +67,8 @@ def render_item(item: ResultItem) -> str:
     facts.append(f"updated {item.updated_at.isoformat(timespec='seconds')}")
     if item.execution:
         facts.append(f"execution {item.execution}")
+    if item.expires_at is not None:  # a deleted object's result, until the table's TTL removes it
+        facts.append(f"expires {datetime.fromtimestamp(item.expires_at, UTC).isoformat(timespec='seconds')}")
     lines.append(", ".join(facts))
     read = [f"title {item.title!r}"] if item.title else []
     if item.tags:

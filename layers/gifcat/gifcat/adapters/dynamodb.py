@@ -246,9 +246,8 @@ def correction_request(
     Sets `fields` (decided_by human, the answer, who and when) and removes `reason` (of a failure),
     `rerunnable` (a person's answer is never run again), and `execution` with the claim of its run
     (`run`, `claimed_at`): a run still going for this upload no longer owns the item, so its Record and
-    RecordFailure write nothing. The
-    condition is that the item still describes the upload that was checked (same object_seq and ETag):
-    a newer upload's triage, landed meanwhile, wins.
+    RecordFailure write nothing. The condition is that the item still describes the upload that was
+    checked (same object_seq and ETag): a newer upload's triage, landed meanwhile, wins.
     """
     names = {"#seq": "object_seq", "#etag": "etag", "#execution": "execution", "#reason": "reason",
              "#rerunnable": "rerunnable", "#run": "run", "#claimed_at": "claimed_at"}
