@@ -5,9 +5,8 @@ It reads the results table, not the bucket: a query of its sparse index of faile
 (`rerunnable`), or with `scan` the whole table (results written before that index existed). After an
 outage the failures are a few thousand among millions of objects, and `gifcat backfill --stale-only`
 would list every object and run a Standard child for each; here each failed result costs one Express
-run. A run is started as a forced rerun
-({"bucket", "key", "force": true}): it takes the item over in place, never over a person's answer nor a
-newer upload's result (README "Console reruns").
+run. A run is started as a forced rerun ({"bucket", "key", "force": true}): it takes the item over in
+place, never over a person's answer nor a newer upload's result (README "Console reruns").
 """
 
 from __future__ import annotations
