@@ -10,7 +10,7 @@ import pytest
 
 from gifcat.adapters.dynamodb import ResultsTable
 from gifcat.domain.model import Classification, GifMetadata, StageName, Status
-from gifcat.domain.result import ObjectRef, result_item
+from gifcat.domain.result import ObjectRef, deleted_item, result_item
 from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
 
@@ -43,6 +43,10 @@ def table(aws: EmbeddedAws) -> str:
         metadata = GifMetadata(title=title, tags=tags, description=description)
         decided = Classification(status=Status.CLASSIFIED, primary="food", decided_by=StageName.LLM)
         assert results.put(result_item(ref, decided, metadata=metadata, execution="x"))
+    # A deleted object's result is no item to discover: left out, and said so once, not per object.
+    for key in ("gone-1.gif", "gone-2.gif"):
+        gone = ObjectRef(bucket="uploads", key=key, sequencer="0B")
+        assert results.put(deleted_item(gone, "object deleted (ObjectRemoved:Delete)", keep_days=30))
     return name
 
 
@@ -54,6 +58,7 @@ def test_discover_reads_the_results_table(table: str, capsys: pytest.CaptureFixt
     assert sorted(members) == sorted(pk(k) for k in UPLOADS if k != "blank.gif")  # every item with text, once
     assert out["skipped"] == [{"id": pk("blank.gif"), "reason": "no title, tags or description to embed"}]
     assert f"skipped {pk('blank.gif')}" in captured.err
+    assert "left out 2 results of deleted objects" in captured.err and "gone-1" not in captured.err
     groups = {frozenset(c["members"]): c for c in out["clusters"]}
     taxes = groups[frozenset(pk(k) for k in ("taxes.gif", "audit.gif", "deduct.gif"))]
     assert "tax" in taxes["terms"]

@@ -676,7 +676,11 @@ def cmd_discover(args: argparse.Namespace) -> int:
         from gifcat.adapters.dynamodb import ResultsTable
 
         table = ResultsTable(args.table, _aws_client("dynamodb", args.endpoint))
-        rows = [(r.pk, metadata_of_result(r)) for r in table.scan()]
+        results = table.scan()
+        rows = [(r.pk, metadata_of_result(r)) for r in results if r.status is not Status.DELETED]
+        if len(rows) < len(results):  # a deleted object's result holds no text, and is no upload now
+            print(f"gifcat discover: left out {len(results) - len(rows)} results of deleted objects",
+                  file=sys.stderr)
     else:
         try:
             rows = [(r.id, r.item().metadata) for r in iter_records(args.data, require_labels=False)]
