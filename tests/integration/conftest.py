@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,17 +125,44 @@ def pending_upload(
     return pending
 
 
-def wait_run_ended(aws: EmbeddedAws, name: str, timeout_s: float = 60.0) -> str:
-    """Wait until the upload machine's run of execution `name` is no longer running; its ARN. (Express
-    runs are listed locally; on AWS they are in the machine's log group.)"""
-    sfn = aws.client("stepfunctions")
-    listed = sfn.list_executions(stateMachineArn=aws.outputs["StateMachineArn"], maxResults=1000)
-    (arn,) = [e["executionArn"] for e in listed["executions"] if e["name"] == name]
-    deadline = time.monotonic() + timeout_s
-    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
-        assert time.monotonic() < deadline, f"run {name} still running after {timeout_s:g} s"
+def runs(aws: EmbeddedAws) -> list[dict[str, Any]]:
+    """The upload machine's runs. (Express runs are listed locally; on AWS they are in its log group.)"""
+    listed = aws.client("stepfunctions").list_executions(
+        stateMachineArn=aws.outputs["StateMachineArn"], maxResults=1000)
+    return list(listed["executions"])
+
+
+def _until_ended(aws: EmbeddedAws, run: dict[str, Any], timeout_s: float) -> None:
+    sfn, deadline = aws.client("stepfunctions"), time.monotonic() + timeout_s
+    while sfn.describe_execution(executionArn=run["executionArn"])["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"run {run['name']} still running after {timeout_s:g} s"
         time.sleep(0.1)
-    return str(arn)
+
+
+def wait_run_ended(aws: EmbeddedAws, name: str, timeout_s: float = 60.0) -> str:
+    """Wait until the upload machine's run of execution `name` is no longer running; its ARN."""
+    (run,) = [e for e in runs(aws) if e["name"] == name]
+    _until_ended(aws, run, timeout_s)
+    return str(run["executionArn"])
+
+
+def after_run(aws: EmbeddedAws, act: Callable[[], Any], timeout_s: float = 60.0) -> dict[str, Any]:
+    """Do `act`, and wait for the run of the upload machine it starts to end; that run."""
+    before = {e["executionArn"] for e in runs(aws)}
+    act()
+    deadline = time.monotonic() + timeout_s
+    while not (started := [e for e in runs(aws) if e["executionArn"] not in before]):
+        assert time.monotonic() < deadline, "no run started"
+        assert aws.runner.drain(10)
+        time.sleep(0.1)
+    newest = max(started, key=lambda e: e["startDate"])
+    _until_ended(aws, newest, timeout_s)
+    return newest
+
+
+def put_late_sidecar(aws: EmbeddedAws, bucket: str, key: str, body: bytes) -> dict[str, Any]:
+    """Put `key`'s sidecar after it, and wait for the rerun that starts to end; that run."""
+    return after_run(aws, lambda: aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=body))
 
 
 def emitted_metrics(stdout: str) -> set[str]:

@@ -19,7 +19,13 @@ from gifcat.domain.result import ResultItem
 from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
-from tests.integration.conftest import pending_upload, s3_event, wait_item, wait_run_ended
+from tests.integration.conftest import (
+    pending_upload,
+    put_late_sidecar,
+    s3_event,
+    wait_item,
+    wait_run_ended,
+)
 from tests.support.fake_openai import FakeOpenAI, answer
 
 
@@ -105,18 +111,8 @@ def test_a_late_sidecar_keeps_the_human_answer(
     upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
     wait_item(aws, key)
     before = human_item(aws, key)
-    aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=b'{"title": "Kiss", "tags": ["kiss", "love"]}')
-    sfn = aws.client("stepfunctions")
-    deadline = time.monotonic() + 60
-    runs: list[dict[str, Any]] = []
-    while not runs and time.monotonic() < deadline:  # the rerun the sidecar started, named after it
-        assert aws.runner.drain(10)
-        runs = [e for e in sfn.list_executions(stateMachineArn=aws.outputs["StateMachineArn"])["executions"]
-                if e["name"].startswith("sidecar-human-gif-json-")]
-        time.sleep(0.1)
-    assert runs, "the late sidecar started no rerun"
-    while sfn.describe_execution(executionArn=runs[0]["executionArn"])["status"] == "RUNNING":
-        time.sleep(0.1)
+    run = put_late_sidecar(aws, bucket, key, b'{"title": "Kiss", "tags": ["kiss", "love"]}')
+    assert run["name"].startswith("sidecar-human-gif-json-")  # the rerun the sidecar started, named after it
     after = wait_item(aws, key)
     assert (after.decided_by, after.primary, after.updated_at) == ("human", "sad", before.updated_at)
 

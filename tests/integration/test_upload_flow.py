@@ -20,9 +20,12 @@ from gifcat.domain.result import ObjectRef, ResultItem
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
 from tests.integration.conftest import (
+    after_run,
     dashboard,
     emitted_metrics,
     pending_upload,
+    put_late_sidecar,
+    runs,
     s3_event,
     wait_item,
     wait_run_ended,
@@ -33,11 +36,6 @@ from tests.support.fake_openai import FakeOpenAI, first_category, slow
 @pytest.fixture(scope="module")
 def bucket(aws: EmbeddedAws) -> str:
     return aws.outputs["UploadsBucketName"]
-
-
-def executions(aws: EmbeddedAws) -> list[dict]:
-    sfn = aws.client("stepfunctions")
-    return sfn.list_executions(stateMachineArn=aws.outputs["StateMachineArn"])["executions"]
 
 
 def test_stack_is_the_template(aws: EmbeddedAws, bucket: str) -> None:
@@ -89,26 +87,6 @@ def test_objects_outside_the_filter_do_not_trigger(
     assert aws.runner.drain(10)
     keys = {r.key for r in aws.results()}
     assert not keys & {"elsewhere/cat.gif", "uploads/cat.png", "uploads/orphan.gif.json"}
-
-
-def put_late_sidecar(aws: EmbeddedAws, bucket: str, key: str, body: bytes) -> dict[str, Any]:
-    """Put `key`'s sidecar after it, and wait for the rerun that starts to end; that run."""
-    return after_run(aws, lambda: aws.s3.put_object(Bucket=bucket, Key=key + ".json", Body=body))
-
-
-def after_run(aws: EmbeddedAws, act: Callable[[], Any]) -> dict[str, Any]:
-    """Do `act`, and wait for the run of the classify machine it starts to end; that run."""
-    runs_before = len(executions(aws))
-    act()
-    sfn = aws.client("stepfunctions")
-    deadline = time.monotonic() + 60
-    while len(executions(aws)) == runs_before and time.monotonic() < deadline:
-        assert aws.runner.drain(10)
-        time.sleep(0.1)
-    newest = max(executions(aws), key=lambda e: e["startDate"])
-    while sfn.describe_execution(executionArn=newest["executionArn"])["status"] == "RUNNING":
-        time.sleep(0.1)
-    return newest
 
 
 def test_a_sidecar_put_after_its_upload_is_read(
@@ -296,16 +274,16 @@ def test_ambiguous_upload_starts_one_named_execution(
             fn, s3_event(bucket, key, etag=etag, size=len(gif()), sequencer=pending.sequencer)
         )
     final = wait_settled(aws, key)
-    runs = [e for e in executions(aws) if e["name"] == expected]
+    named = [e for e in runs(aws) if e["name"] == expected]
     sfn = aws.client("stepfunctions")
-    histories = [sfn.get_execution_history(executionArn=r["executionArn"])["events"] for r in runs]
+    histories = [sfn.get_execution_history(executionArn=r["executionArn"])["events"] for r in named]
     ends = [
         [e["stateEnteredEventDetails"]["name"] for e in h if "stateEnteredEventDetails" in e][-1]
         for h in histories
     ]
     assert ends.count("Recorded") == 1 and set(ends) <= {"Recorded", "AlreadyClaimed"}, ends
     assert sum(r.key == key for r in aws.results()) == 1
-    assert final.status == "classified" and final.run in {r["executionArn"] for r in runs}
+    assert final.status == "classified" and final.run in {r["executionArn"] for r in named}
 
 
 def test_a_repeated_event_while_a_run_holds_the_item_starts_nothing(
@@ -334,7 +312,7 @@ def test_a_repeated_event_while_a_run_holds_the_item_starts_nothing(
     release.set()
     final = wait_settled(aws, key)
     assert final.status == "classified"
-    assert [e["name"] for e in executions(aws)].count(pending.execution) == 1
+    assert [e["name"] for e in runs(aws)].count(pending.execution) == 1
 
 def test_s3_events_carry_increasing_sequencers(
     aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes]
@@ -381,7 +359,7 @@ def test_reupload_of_identical_bytes_is_classified_again(
     third = wait_settled(aws, key)
     assert (third.status, third.title, third.tags) == ("classified", "Mood again", ["#mood"])
     assert third.execution not in (first.execution, second.execution)
-    names = {e["name"] for e in executions(aws)}
+    names = {e["name"] for e in runs(aws)}
     assert {first.execution, second.execution, third.execution} <= names
 
 
@@ -550,10 +528,10 @@ def test_dead_lettered_uploads_and_failed_runs_raise_alarms(aws: EmbeddedAws) ->
     assert (dead["Namespace"], dead["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert dead["Dimensions"] == [{"Name": "QueueName", "Value": queue}]
     assert aws.outputs["TriageDeadLetterQueueUrl"].endswith(f"/{queue}")
-    runs = alarms[f"{aws.stack.name}-classify-runs-failed"]
+    run_alarm = alarms[f"{aws.stack.name}-classify-runs-failed"]
     # A run that failed recorded `failed`; one that timed out left its item pending: both count.
-    (ended,) = [m for m in runs["Metrics"] if m["ReturnData"]]
-    watched = {m["Id"]: m["MetricStat"] for m in runs["Metrics"] if not m["ReturnData"]}
+    (ended,) = [m for m in run_alarm["Metrics"] if m["ReturnData"]]
+    watched = {m["Id"]: m["MetricStat"] for m in run_alarm["Metrics"] if not m["ReturnData"]}
     assert set(re.findall(r"\b([a-z]\w*)\b", ended["Expression"])) == set(watched)
     names = sorted(s["Metric"]["MetricName"] for s in watched.values())
     assert names == ["ExecutionsFailed", "ExecutionsTimedOut"]
@@ -571,7 +549,7 @@ def test_dead_lettered_uploads_and_failed_runs_raise_alarms(aws: EmbeddedAws) ->
     assert (embed["Namespace"], embed["MetricName"]) == ("AWS/Lambda", "Errors")
     function = aws.stack.physical_name("EmbedFunction")
     assert embed["Dimensions"] == [{"Name": "FunctionName", "Value": function}]
-    for alarm in (dead, runs, backfill, embed):  # any one of them is worth a look
+    for alarm in (dead, run_alarm, backfill, embed):  # any one of them is worth a look
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
         assert alarm["AlarmActions"] == []  # no AlarmTopicArn given
     # The LLM's spend, whatever moves it, against the budget the stack was given (1.5 USD an hour).
