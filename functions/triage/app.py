@@ -57,6 +57,10 @@ def handler(event: S3UploadEvent, context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name=f"Upload_{outcome.status.value}", unit=MetricUnit.Count, value=1)
         if outcome.decided_by:  # what each stage takes off the LLM: the stack's dashboard draws it
             metrics.add_metric(name=f"Decided_{outcome.decided_by}", unit=MetricUnit.Count, value=1)
+        if outcome.reused_from:  # seen before: answered without a run of the state machine
+            metrics.add_metric(name="Upload_reused", unit=MetricUnit.Count, value=1)
+        if outcome.reuse_lookup_failed:
+            metrics.add_metric(name="Reuse_lookup_failed", unit=MetricUnit.Count, value=1)
         logger.info("upload triaged", extra={"outcome": outcome.model_dump(mode="json")})
         outcomes.append(outcome.model_dump(mode="json"))
     return {"outcomes": outcomes}

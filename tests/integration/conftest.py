@@ -3,6 +3,8 @@ the real handlers running in-process, and a scripted OpenAI-compatible server as
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +13,7 @@ from typing import Any
 
 import pytest
 from moto import mock_aws
+from PIL import Image
 
 from gifcat.domain.model import Status
 from gifcat.domain.result import ResultItem
@@ -21,6 +24,25 @@ from tests.support.fake_openai import DEFAULT_MODEL, FakeOpenAI, first_category,
 # Small limits so the oversized case needs no 25 MB upload; thresholds stay the bundled ones.
 REGION = "us-east-1"
 TEST_OVERRIDES = {"limits": {"max_gif_bytes": 20000}}
+
+
+_numbers = itertools.count()
+
+
+@pytest.fixture
+def gif() -> Callable[..., bytes]:
+    """GIFs unlike every other of the run (a comment extension numbers each; fixed width, so equal
+    arguments give equal sizes). On the embedded AWS an upload whose bytes and metadata were classified
+    before takes that result without a run; a test keeps a body to upload the same bytes again."""
+
+    def unique(frames: int = 3, size: tuple[int, int] = (32, 24)) -> bytes:
+        images = [Image.new("P", size, i * 40) for i in range(frames)]
+        buf = io.BytesIO()
+        images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=50, loop=0,
+                       comment=f"gifcat test {next(_numbers):08d}")
+        return buf.getvalue()
+
+    return unique
 
 
 @pytest.fixture

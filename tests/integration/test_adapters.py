@@ -23,7 +23,9 @@ from gifcat.domain.result import (
     ObjectRef,
     ResultItem,
     classification_fields,
+    content_key,
     result_item,
+    reused_item,
     sortable_sequencer,
 )
 from gifcat.domain.taxonomy import load_taxonomy
@@ -179,6 +181,34 @@ def test_failed_and_pending_results_are_found_by_status_and_time_in_their_own_in
     assert ids(indexed.rerunnable(Status.FAILED)) == [5, 4, 0]
     stored = indexed.get("s3://b/u/5.gif")
     assert stored is not None and stored.rerunnable == "failed" and "rerunnable" not in stored.model_dump()
+
+
+def test_results_of_the_same_content_are_found_newest_first_in_their_own_index(
+    indexed: ResultsTable, table: ResultsTable,
+) -> None:
+    start = datetime(2026, 12, 5, 9, tzinfo=UTC)
+    meta = GifMetadata(title="Mood", tags=("#mood",))
+    classified = Classification(status=Status.CLASSIFIED, primary="funny", decided_by=StageName.LLM,
+                                taxonomy_version="t1")
+    for i in range(8):  # the same bytes and metadata under six keys, other bytes under two
+        ref = ObjectRef(bucket="b", key=f"u/{i}.gif", sequencer="0A", etag="e1" if i < 6 else "e2", size=10)
+        assert indexed.put(result_item(ref, classified, metadata=meta, at=start + timedelta(minutes=i)))
+    key = content_key(ObjectRef(bucket="b", key="u/new.gif", etag="e1", size=10), meta, "t1")
+    assert key is not None
+    found = indexed.same_content(key, 4)
+    assert [i.key for i in found] == ["u/5.gif", "u/4.gif", "u/3.gif", "u/2.gif"]  # the newest first
+    assert all(i.content_key == key for i in found)
+    assert [i.key for i in indexed.same_content("nothing", 4)] == []
+    # A table without the index (a stack deployed before it): a read that fails, as an outage does.
+    with pytest.raises(SourceUnavailable, match="by-content"):
+        table.same_content(key, 4)
+    # A person's answer on a result that took another's is the object's own: it names no source.
+    copy = reused_item(found[0].model_copy(update={"pk": "s3://b/u/copy.gif", "key": "u/copy.gif"}), found[1])
+    assert indexed.put(copy) and copy.reused_from == "s3://b/u/4.gif"
+    answer = {"status": "classified", "primary": "sports", "decided_by": "human"}
+    assert indexed.correct(copy.pk, answer, object_seq=copy.object_seq, etag="e1")
+    corrected = indexed.get(copy.pk)
+    assert corrected is not None and (corrected.primary, corrected.reused_from) == ("sports", None)
 
 
 def test_a_stuck_item_is_marked_failed_only_while_it_is_the_one_found(table: ResultsTable) -> None:

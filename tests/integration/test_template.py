@@ -16,7 +16,12 @@ from typing import Any
 import botocore.session
 import pytest
 
-from gifcat.adapters.dynamodb import BY_TAXONOMY_VERSION, CORRECTED_BY_TAXONOMY_VERSION, RERUNNABLE_INDEX
+from gifcat.adapters.dynamodb import (
+    BY_TAXONOMY_VERSION,
+    CONTENT_INDEX,
+    CORRECTED_BY_TAXONOMY_VERSION,
+    RERUNNABLE_INDEX,
+)
 from gifcat.adapters.llm.credentials import is_ssm_name
 from gifcat.application.events import RerunRequest, S3UploadEvent, TriageStepEvent, sidecar_upload_key
 from gifcat.application.service import StepState
@@ -108,9 +113,17 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
         "s3:GetObjectVersion",
         "s3:ListBucket",
         "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
         "states:StartExecution",
         "sqs:SendMessage",
     }
+    # An upload seen before: the index by content only, then the results it names.
+    triage = stack.function_properties("TriageFunction")["Policies"][0]["Statement"]
+    table_arn = stack.resolve({"Fn::GetAtt": ["ResultsTable", "Arn"]})
+    triage_resources = {a: s["Resource"] for s in triage for a in s["Action"]}
+    assert triage_resources["dynamodb:Query"] == f"{table_arn}/index/{CONTENT_INDEX}"
+    assert triage_resources["dynamodb:BatchGetItem"] == table_arn
     assert actions["TriageStepFunction"] == {
         "s3:GetObject",
         "s3:GetObjectVersion",
@@ -133,7 +146,6 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
     }
     learn = stack.function_properties("LearnFunction")["Policies"][0]["Statement"]
     resources = {a: s["Resource"] for s in learn for a in s["Action"]}
-    table_arn = stack.resolve({"Fn::GetAtt": ["ResultsTable", "Arn"]})
     assert resources["dynamodb:Query"] == [
         f"{table_arn}/index/{BY_TAXONOMY_VERSION}", f"{table_arn}/index/{CORRECTED_BY_TAXONOMY_VERSION}"
     ]
@@ -391,14 +403,18 @@ def test_every_log_the_stack_writes_expires(root: Path, days: str | None) -> Non
 def test_the_indexes_learn_and_rerun_read_are_the_tables(root: Path) -> None:
     # gifcat learn queries them by name: the newest results of a taxonomy version, and its people's
     # answers however old (sparse: only corrected results have corrected_at); gifcat rerun the failed
-    # and pending results (sparse: only they have a rerunnable). Keys only.
+    # and pending results (sparse: only they have a rerunnable); triage the results of an upload's
+    # content, to reuse. Keys only.
     stack = Stack(load_template(root / "template.yaml"), root)
     table = stack.resolve(stack.resources["ResultsTable"]["Properties"])
     indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {BY_TAXONOMY_VERSION, CORRECTED_BY_TAXONOMY_VERSION, RERUNNABLE_INDEX}
+    assert set(indexes) == {
+        BY_TAXONOMY_VERSION, CORRECTED_BY_TAXONOMY_VERSION, RERUNNABLE_INDEX, CONTENT_INDEX
+    }
     for name, key, sort in ((BY_TAXONOMY_VERSION, "taxonomy_version", "updated_at"),
                             (CORRECTED_BY_TAXONOMY_VERSION, "taxonomy_version", "corrected_at"),
-                            (RERUNNABLE_INDEX, "rerunnable", "updated_at")):
+                            (RERUNNABLE_INDEX, "rerunnable", "updated_at"),
+                            (CONTENT_INDEX, "content_key", "updated_at")):
         assert indexes[name]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
         assert [(k["AttributeName"], k["KeyType"]) for k in indexes[name]["KeySchema"]] == [
             (key, "HASH"), (sort, "RANGE")

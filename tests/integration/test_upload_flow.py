@@ -12,9 +12,11 @@ from typing import Any, get_args
 
 import pytest
 
+from gifcat.adapters.dynamodb import ResultsTable
 from gifcat.adapters.stepfunctions import execution_name
 from gifcat.application.artefacts import RefreshOutcome
 from gifcat.application.learn import SOURCES
+from gifcat.application.ports import SourceUnavailable
 from gifcat.domain.model import GifMetadata, StageName, Status
 from gifcat.domain.result import ObjectRef, ResultItem
 from gifcat_tooling.local.aws import EmbeddedAws
@@ -352,15 +354,69 @@ def test_reupload_of_identical_bytes_is_classified_again(
     # uploads apart, not the clock (the ten quick uploads below rely on it too).
     upload(aws.s3, bucket, key, body, meta)
     second = wait_settled(aws, key)
-    assert (second.status, second.etag) == ("classified", first.etag)
-    assert second.execution != first.execution and second.updated_at > first.updated_at
+    assert (second.status, second.etag, second.primary) == ("classified", first.etag, first.primary)
+    assert second.sequencer and first.sequencer and second.sequencer > first.sequencer
+    # The same bytes and metadata again: the first upload's result is reused, and no run starts.
+    assert (second.reused_from, second.execution) == (first.pk, None)
+    assert second.updated_at > first.updated_at
     # Only the metadata changes: a new upload too, and the result describes the new metadata.
     upload(aws.s3, bucket, key, body, {"title": "Mood again", "tags": ["#mood"]})
     third = wait_settled(aws, key)
     assert (third.status, third.title, third.tags) == ("classified", "Mood again", ["#mood"])
-    assert third.execution not in (first.execution, second.execution)
-    names = {e["name"] for e in runs(aws)}
-    assert {first.execution, second.execution, third.execution} <= names
+    assert third.execution != first.execution and third.reused_from is None
+    names = [e["name"] for e in runs(aws)]
+    assert {first.execution, third.execution} <= set(names) and len(names) == len(set(names))
+
+
+def test_a_copy_of_a_classified_upload_takes_its_result_without_a_run(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A GIF posted again under another key, or renamed (copied, then deleted): the same bytes and
+    metadata take the first result at the S3 Lambda, with no run, embedding or LLM call."""
+    monkeypatch.setattr(llm_server, "responder", first_category)
+    body, meta = gif(frames=4), {"title": "Hmm again", "tags": ["#mood", "#copied"]}
+    upload(aws.s3, bucket, "uploads/original.gif", body, meta)
+    original = wait_settled(aws, "uploads/original.gif")
+    assert original.status == "classified" and original.decided_by in ("embedding", "llm")
+    before = len(runs(aws))
+    capsys.readouterr()
+    aws.s3.copy_object(Bucket=bucket, Key="uploads/copy.gif",
+                       CopySource={"Bucket": bucket, "Key": "uploads/original.gif"})
+    copy = wait_item(aws, "uploads/copy.gif")
+    assert (copy.status, copy.primary, copy.labels, copy.decided_by) == (
+        "classified", original.primary, original.labels, original.decided_by)
+    assert copy.reused_from == original.pk and copy.execution is None
+    assert copy.evidence[0].startswith(f"reused: the same bytes and metadata as {original.pk}")
+    assert copy.cost and copy.cost["llm_usd"] == 0 and copy.cost["stepfunctions_usd"] == 0
+    assert len(runs(aws)) == before
+    assert "Upload_reused@" + aws.stack.name in emitted_metrics(capsys.readouterr().out)
+    # Other metadata is another upload: classified by the cascade.
+    upload(aws.s3, bucket, "uploads/other words.gif", body, {**meta, "title": "Hmm, other words"})
+    other = wait_settled(aws, "uploads/other words.gif")
+    assert other.reused_from is None and other.execution and len(runs(aws)) == before + 1
+
+
+def test_a_lookup_of_a_result_to_reuse_that_fails_is_counted_and_the_upload_runs(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def refused(self: ResultsTable, content_key: str, limit: int) -> list[ResultItem]:
+        raise SourceUnavailable("the results table's index by-content: AccessDeniedException")
+
+    monkeypatch.setattr(ResultsTable, "same_content", refused)
+    capsys.readouterr()
+    body, meta = gif(frames=5), {"title": "Hmm, refused", "tags": ["#mood", "#refused"]}
+    upload(aws.s3, bucket, "uploads/refused.gif", body, meta)
+    first = wait_settled(aws, "uploads/refused.gif")
+    aws.s3.copy_object(Bucket=bucket, Key="uploads/refused copy.gif",
+                       CopySource={"Bucket": bucket, "Key": "uploads/refused.gif"})
+    copy = wait_settled(aws, "uploads/refused copy.gif")
+    # Classified by the cascade, as a new upload is; nothing is lost, and the dashboard counts it.
+    assert first.status == copy.status == "classified" and copy.reused_from is None and copy.execution
+    emitted = emitted_metrics(capsys.readouterr().out)
+    assert "Reuse_lookup_failed@" + aws.stack.name in emitted
+    assert "Upload_reused@" + aws.stack.name not in emitted
 
 
 def test_unexpected_error_reading_metadata_is_recorded_not_dead_lettered(
@@ -501,6 +557,8 @@ def test_the_dashboard_draws_what_the_handlers_emit(
     families.add("Upload_sidecar_reread")  # a sidecar put after its upload (tests: late sidecar)
     families.add("Llm_failed")  # an LLM call that failed (tests: test_llm_failure_is_recorded_...)
     families.add("Stuck_failed")  # a timed-out run's result (tests/integration/test_sweep_function.py)
+    families.add("Upload_reused")  # an upload seen before (tests: a copy of a classified upload)
+    families.add("Reuse_lookup_failed")  # (tests: a lookup of a result to reuse that fails is counted)
     families |= {"Learn_published", "Learn_kept"} | {f"LearnExamples_{s}" for s in SOURCES}
     families |= {f"Artefact_{outcome}" for outcome in get_args(RefreshOutcome)}
     assert drawn - emitted <= families, drawn - emitted - families

@@ -197,6 +197,14 @@ def test_other_taxonomies_unfinished_and_empty_results_teach_nothing() -> None:
     assert got.skipped == {"other_taxonomy": 1, "unfinished": 2, "no_answer": 2, "no_text": 1}
 
 
+def test_an_answer_taken_from_an_upload_of_the_same_content_is_learned_once_from_that_upload() -> None:
+    person = humans("h", 1)[0]
+    copies = [person.model_copy(update={"pk": f"s3://uploads/copy{i}.gif", "reused_from": person.pk})
+              for i in range(3)]
+    got = gather([person, *copies], TAXONOMY, OPTIONS, prior_gate)
+    assert [e.id for e in got.examples] == [person.pk] and got.skipped == {"reused": 3}
+
+
 def test_a_category_keeps_at_most_its_cap_people_first_then_the_llm_then_the_newest() -> None:
     # Months of traffic, every example embedded at each run and shipped to the embed function: the run
     # outgrew its 900 s and its /tmp. The cap keeps what the cheap stages could not decide first.

@@ -42,6 +42,9 @@ def test_only_classified_results_of_the_chosen_deciders_become_examples() -> Non
         item(4, Classification(status=Status.PENDING)),
     ]
     assert [r.id for r in from_results(items)] == ["s3://b/1", "s3://b/2"]
+    # An upload that took another's answer (the same bytes and metadata) is that one's example, once.
+    copy = items[0].model_copy(update={"pk": "s3://b/1-copy", "reused_from": "s3://b/1"})
+    assert [r.id for r in from_results([*items, copy])] == ["s3://b/1", "s3://b/2"]
     (only_llm,) = from_results(items, ["llm"])
     assert only_llm == LabelledRecord(
         id="s3://b/1",

@@ -25,7 +25,15 @@ from gifcat.application.service import (
 from gifcat.config import Settings
 from gifcat.domain.cascade import Cascade
 from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, StageOutput, Status
-from gifcat.domain.result import ObjectRef, ResultAnswer, ResultItem, WriteKind, deleted_item, result_item
+from gifcat.domain.result import (
+    ObjectRef,
+    ResultAnswer,
+    ResultItem,
+    WriteKind,
+    content_key,
+    deleted_item,
+    result_item,
+)
 from gifcat.domain.stages import Stage
 from gifcat.domain.stages.factory import triage_stages
 from gifcat.domain.taxonomy import Taxonomy
@@ -63,6 +71,9 @@ class Store:
         self.takeovers: list[tuple[ResultItem, ResultItem | None, bool]] = []
         self.accept = accept
         self.stored = stored
+        self.by_content: list[ResultItem] = []  # what the index by content holds, newest first
+        self.lookups: list[tuple[str, int]] = []
+        self.lookup_error: Exception | None = None
 
     def put(self, item: ResultItem, *, kind: WriteKind = "result") -> bool:
         self.items.append(item)
@@ -78,6 +89,12 @@ class Store:
     def record(self, pk: str, answer: ResultAnswer, *, execution: str, only_pending: bool = False) -> bool:
         self.records.append((pk, answer, execution, only_pending))
         return True
+
+    def same_content(self, content_key: str, limit: int) -> list[ResultItem]:
+        self.lookups.append((content_key, limit))
+        if self.lookup_error is not None:
+            raise self.lookup_error
+        return [i for i in self.by_content if i.content_key == content_key][:limit]
 
 
 class Starter:
@@ -650,3 +667,129 @@ def test_a_rerun_of_a_deleted_object_keeps_its_tombstone(
     state = rerun(settings, taxonomy, Objects(gif(), {"tags": "pizza,food"}), store).prepare(
         REF, force=True, execution="console-2")
     assert state.kept is None and len(store.takeovers) == 1
+
+
+def _decided_elsewhere(
+    pending: ResultItem, pk: str = "s3://b/uploads/first.gif", **update: Any
+) -> ResultItem:
+    """A finished result of another upload with `pending`'s bytes and metadata: what the index finds."""
+    key = pk.removeprefix("s3://b/")
+    return pending.model_copy(update={
+        "pk": pk, "key": key, "status": Status.CLASSIFIED, "primary": "funny", "labels": ["funny"],
+        "scores": {"funny": 0.9, "cute": 0.2}, "decided_by": StageName.LLM, "confidence": 0.9,
+        "evidence": ["llm: a cat falls off a sofa"], "models": {"llm": "gpt-4o-mini"},
+        "prompt_version": "classify-v2", "execution": "name-old", **update,
+    })
+
+
+def _pending_of(make: Callable, objects: Objects) -> ResultItem:
+    """The pending item triage writes for `objects` when nothing is reused (tags and rules leave it)."""
+    triage, store, _ = make(objects)
+    triage.handle_upload(REF)
+    (pending,) = store.items
+    assert pending.status == "pending" and pending.content_key
+    return pending
+
+
+def test_an_upload_of_the_same_bytes_and_metadata_takes_that_result_and_starts_nothing(
+    make: Callable, gif: Callable[..., bytes]
+) -> None:
+    objects = Objects(gif(), {"title": "Mood"})
+    source = _decided_elsewhere(_pending_of(make, objects))
+    store = Store()
+    store.by_content = [source]
+    triage, store, starter = make(objects, store)
+    outcome = triage.handle_upload(REF)
+    assert starter.started == []
+    (item,) = store.items
+    assert (outcome.status, outcome.written, outcome.reused_from) == (Status.CLASSIFIED, True, source.pk)
+    assert outcome.decided_by is None  # no stage of this upload decided it: no Decided_<stage> metric
+    assert (item.pk, item.status, item.primary, item.labels, item.decided_by) == (
+        REF.pk, "classified", "funny", ["funny"], "llm")
+    assert (item.reused_from, item.confidence, item.models, item.prompt_version) == (
+        source.pk, 0.9, {"llm": "gpt-4o-mini"}, "classify-v2")
+    assert item.evidence[0].startswith(f"reused: the same bytes and metadata as {source.pk}, decided by llm")
+    # What this upload cost is its own: triage's stages, no run, no LLM call.
+    assert {t.stage for t in item.stages} <= {StageName.TAGS, StageName.RULES}
+    assert item.cost and item.cost["llm_usd"] == 0 and item.cost["stepfunctions_usd"] == 0
+    assert item.execution is None and "rerunnable" not in item.stored()
+    assert store.lookups == [(item.content_key, triage.settings.reuse.look_at)]
+
+
+@pytest.mark.parametrize("update", [
+    {"status": Status.FAILED, "primary": None, "reason": "llm: timed out"},
+    {"status": Status.PENDING, "primary": None},
+    {"taxonomy_version": "an-older-taxonomy"},
+    {"metadata_digest": "0000000000000000"},
+    {"etag": "another"},
+    {"size": 1},
+], ids=["failed", "pending", "older-taxonomy", "other-metadata", "other-bytes", "other-size"])
+def test_a_result_that_is_not_finished_or_not_of_the_same_content_is_not_reused(
+    make: Callable, gif: Callable[..., bytes], update: dict[str, Any]
+) -> None:
+    objects = Objects(gif(), {"title": "Mood"})
+    source = _decided_elsewhere(_pending_of(make, objects), **update)
+    store = Store()
+    store.by_content = [source]
+    triage, store, starter = make(objects, store)
+    outcome = triage.handle_upload(REF)
+    assert outcome.status is Status.PENDING and outcome.reused_from is None
+    assert not outcome.reuse_lookup_failed
+    assert [i.status for i in store.items] == ["pending"] and len(starter.started) == 1
+
+
+def test_the_newest_finished_result_is_taken_and_a_reused_one_names_the_result_that_was_decided(
+    make: Callable, gif: Callable[..., bytes]
+) -> None:
+    objects = Objects(gif(), {"title": "Mood"})
+    pending = _pending_of(make, objects)
+    failed = _decided_elsewhere(pending, "s3://b/uploads/failed.gif", status=Status.FAILED, primary=None)
+    copy = _decided_elsewhere(pending, "s3://b/uploads/copy.gif", reused_from="s3://b/uploads/first.gif",
+                              decided_by="human", primary="cute", labels=["cute"])
+    store = Store()
+    store.by_content = [failed, copy, _decided_elsewhere(pending)]
+    triage, store, _ = make(objects, store)
+    assert triage.handle_upload(REF).reused_from == "s3://b/uploads/first.gif"
+    (item,) = store.items
+    assert (item.primary, item.decided_by, item.reused_from) == ("cute", "human", "s3://b/uploads/first.gif")
+
+
+def test_nothing_is_reused_when_reuse_is_off_or_the_lookup_fails_or_triage_decides(
+    make: Callable, settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
+) -> None:
+    objects = Objects(gif(), {"title": "Mood"})
+    source = _decided_elsewhere(_pending_of(make, objects))
+    # Off: no lookup at all.
+    off = settings.model_copy(update={"reuse": settings.reuse.model_copy(update={"enabled": False})})
+    cascade = Cascade.from_settings(off, triage_stages(off, taxonomy), taxonomy.version)
+    store, starter = Store(), Starter()
+    store.by_content = [source]
+    Triage(off, cascade, objects, store, starter, lambda ref, meta: "name").handle_upload(REF)
+    assert store.lookups == [] and [i.status for i in store.items] == ["pending"]
+    # The index cannot be read: the upload goes on as new, it is not lost nor retried.
+    store = Store()
+    store.by_content, store.lookup_error = [source], SourceUnavailable("throttled")
+    triage, store, starter = make(objects, store)
+    outcome = triage.handle_upload(REF)
+    assert outcome.status is Status.PENDING and outcome.reuse_lookup_failed and len(starter.started) == 1
+    # Tags decide: triage does not look (its answer costs less than the lookup).
+    store = Store()
+    triage, store, _ = make(Objects(gif(), {"tags": "pizza,food"}), store)
+    assert triage.handle_upload(REF).decided_by is StageName.TAGS and store.lookups == []
+
+
+def test_the_content_key_is_the_bytes_the_metadata_and_the_taxonomy_version() -> None:
+    ref = ObjectRef(bucket="b", key="uploads/a.gif", etag="e1", size=10)
+    meta = GifMetadata(title="Mood", tags=("#mood",))
+    key = content_key(ref, meta, "t1")
+    elsewhere = ref.model_copy(update={"key": "uploads/b.gif", "bucket": "c"})
+    assert key and content_key(elsewhere, meta, "t1") == key
+    others = [
+        content_key(ref.model_copy(update={"etag": "e2"}), meta, "t1"),
+        content_key(ref.model_copy(update={"size": 11}), meta, "t1"),
+        content_key(ref, GifMetadata(title="Mood", tags=("#mood", "#fyp")), "t1"),
+        content_key(ref, meta, "t2"),
+    ]
+    assert key not in others and len(set(others)) == 4
+    assert content_key(ref.model_copy(update={"etag": None}), meta, "t1") is None
+    assert content_key(ref, meta, None) is None

@@ -98,3 +98,11 @@ def test_a_deleted_objects_result_says_why_and_until_when() -> None:
     lines = render_item(gone).splitlines()
     assert lines[:3] == ["s3://b/u/x.gif: deleted", "reason: object deleted (ObjectRemoved:Delete)",
                          "updated 2026-12-05T09:00:00+00:00, expires 2027-01-04T09:00:00+00:00"]
+
+
+def test_an_answer_taken_from_an_upload_of_the_same_content_names_it() -> None:
+    text = render_item(item(primary="sports", labels=["sports"], decided_by="llm", confidence=0.8,
+                            reused_from="s3://b/uploads/first.gif")).splitlines()
+    assert text[0] == "s3://b/uploads/x.gif: classified sports, decided by llm at 0.80"
+    assert text[1] == ("reused: the answer of s3://b/uploads/first.gif, an upload of the same bytes and "
+                       "metadata (no run, embedding or LLM call for this one)")

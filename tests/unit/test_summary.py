@@ -36,6 +36,7 @@ def item(
     version: str = VERSION,
     corrected_from: MachineAnswer | None = None,
     updated_at: datetime = AT,
+    reused_from: str | None = None,
 ) -> ResultItem:
     llm, lam, sfn = cost
     return ResultItem(
@@ -46,7 +47,7 @@ def item(
         cost={"llm_usd": llm, "lambda_usd": lam, "stepfunctions_usd": sfn, "total_usd": llm + lam + sfn},
         stages=[StageTrace(stage=s, decided=False, elapsed_ms=1.0,
                            error=llm_error if s is StageName.LLM else None) for s in stages],
-        corrected_from=corrected_from, updated_at=updated_at,
+        corrected_from=corrected_from, updated_at=updated_at, reused_from=reused_from,
     )
 
 
@@ -87,16 +88,29 @@ TABLE = [
 def test_each_stage_is_counted_with_what_people_changed_of_its_answers() -> None:
     summary = summarise(TABLE, table="results", taxonomy_version=VERSION, at=AT)
     rows = {row.decided_by: row for row in summary.deciders}
-    assert list(rows) == ["tags", "rules", "embedding", "llm", "human"]
+    assert list(rows) == ["tags", "rules", "embedding", "llm", "human", "reused"]
     assert summary.classified == 7
     assert [(r.items, r.checked, r.changed) for r in rows.values()] == [
-        (3, 1, 0), (0, 0, 0), (1, 1, 1), (1, 0, 0), (2, 0, 0)
+        (3, 1, 0), (0, 0, 0), (1, 1, 1), (1, 0, 0), (2, 0, 0), (0, 0, 0)
     ]
     assert rows["tags"].share == pytest.approx(3 / 7, abs=1e-4)
     assert rows["tags"].mean_confidence == pytest.approx((0.99 + 0.97 + 0.95) / 3, abs=1e-4)
     assert rows["tags"].p50_ms == 3.0
     assert rows["llm"].p50_ms == 941.0  # an item's stages together
     assert rows["rules"].mean_confidence is None and rows["rules"].p50_ms is None
+
+
+def test_answers_taken_from_an_upload_of_the_same_content_have_their_own_row() -> None:
+    copies = [item(f"copy-{i}.gif", decided_by="llm", primary="sports", confidence=0.8, ms={"tags": 1.0},
+                   stages=(StageName.TAGS,), reused_from="s3://b/d.gif") for i in range(3)]
+    summary = summarise([*TABLE, *copies], table="results", taxonomy_version=VERSION, at=AT)
+    rows = {row.decided_by: row for row in summary.deciders}
+    # The LLM's row is what the LLM decided (and cost): the copies cost triage's Lambda only.
+    assert (rows["llm"].items, rows["reused"].items) == (1, 3)
+    assert rows["reused"].cost_per_1000_usd == pytest.approx(2e-6 * 1000, rel=1e-3)
+    assert rows["reused"].share == pytest.approx(3 / 10, abs=1e-4)
+    assert summary.categories["sports"] == 5
+    assert "reused" in render_text(summary)
 
 
 def test_cost_is_summed_by_part_and_priced_per_thousand_items() -> None:

@@ -55,6 +55,9 @@ def render_item(item: ResultItem) -> str:
     if item.decided_by:
         status += f", decided by {item.decided_by} at {item.confidence:.2f}"
     lines = [f"{item.pk}: {status}"]
+    if item.reused_from:
+        lines.append(f"reused: the answer of {item.reused_from}, an upload of the same bytes and metadata "
+                     "(no run, embedding or LLM call for this one)")
     if item.reason:
         lines.append(f"reason: {readable_reason(item.reason)}")
     if item.corrected_from is not None:

@@ -3,7 +3,8 @@
 Each result item records the stage that decided, its confidence, its cost and, after a person's
 correction, the machine's answer it replaced (`corrected_from`). Summed over the table they show whether
 the cascade pays and where to tune it:
-- per deciding stage: how many items, their mean confidence, what an item cost and took;
+- per deciding stage: how many items, their mean confidence, what an item cost and took; items that
+  took the result of an upload of the same bytes and metadata have their own row ("reused");
 - per stage, how many of its answers a person checked (`gifcat correct`) and how many were changed: the
   error rate seen in production, the figure to set that stage's target by (`gifcat calibrate`);
 - how many items reached the LLM, and the cost by part (LLM, Lambda, Step Functions) per 1,000 items;
@@ -29,10 +30,13 @@ from gifcat.domain.model import StageName, Status
 from gifcat.domain.result import DECIDERS, HUMAN, ResultItem, now
 
 COST_PARTS = ("llm_usd", "lambda_usd", "stepfunctions_usd")
+# The row of the items that took another upload's answer (`reused_from`), whoever decided that one.
+REUSED = "reused"
 
 
 class DeciderRow(BaseModel):
-    """The items one stage (or a person) decided, as they stand in the table."""
+    """The items one stage (or a person) decided, as they stand in the table; or those that took the
+    answer of an upload of the same bytes and metadata (decided_by "reused")."""
 
     decided_by: str
     items: int
@@ -102,7 +106,7 @@ def summarise(
     if since is not None:
         items = (item for item in items if item.updated_at >= since)
     statuses: Counter[str] = Counter()
-    decided = {d: _Decided() for d in DECIDERS}
+    decided = {d: _Decided() for d in (*DECIDERS, REUSED)}
     checked: Counter[str] = Counter()
     changed: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -119,7 +123,7 @@ def summarise(
         reached_llm += bool(llm)
         llm_errors += sum(t.error is not None for t in llm)
         if item.status is Status.CLASSIFIED and item.decided_by:
-            row = decided[str(item.decided_by)]
+            row = decided[REUSED if item.reused_from else str(item.decided_by)]
             row.confidence += item.confidence
             row.cost_usd += item.cost_usd
             row.ms.append(sum(item.timings_ms.values()))

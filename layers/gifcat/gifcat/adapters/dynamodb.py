@@ -17,10 +17,10 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from gifcat.application.ports import UnreadableResult
+from gifcat.application.ports import SourceUnavailable, UnreadableResult
 from gifcat.domain.model import Status
 from gifcat.domain.result import (
     CLASSIFICATION_FIELDS,
@@ -80,6 +80,9 @@ BY_TAXONOMY_VERSION = "by-taxonomy-version"
 CORRECTED_BY_TAXONOMY_VERSION = "corrected-by-taxonomy-version"
 # Failed and pending results by `updated_at` (sparse: keyed by `rerunnable`), which `gifcat rerun` queries.
 RERUNNABLE_INDEX = "rerunnable"
+# Every result by what was classified (`content_key`: bytes, metadata, taxonomy version), by `updated_at`:
+# triage looks there for a result to reuse.
+CONTENT_INDEX = "by-content"
 
 # How long a run's claim on a pending item holds (statemachine/classify.asl.json, Claim): the state
 # machine's TimeoutSeconds (300, the Express limit) and a minute more. Past it, the run that claimed
@@ -244,13 +247,15 @@ def correction_request(
     """UpdateItem parameters that record a person's answer on the result of one upload.
 
     Sets `fields` (decided_by human, the answer, who and when) and removes `reason` (of a failure),
-    `rerunnable` (a person's answer is never run again), and `execution` with the claim of its run
+    `rerunnable` (a person's answer is never run again), `reused_from` (the answer is this object's
+    own now), and `execution` with the claim of its run
     (`run`, `claimed_at`): a run still going for this upload no longer owns the item, so its Record and
     RecordFailure write nothing. The condition is that the item still describes the upload that was
     checked (same object_seq and ETag): a newer upload's triage, landed meanwhile, wins.
     """
     names = {"#seq": "object_seq", "#etag": "etag", "#execution": "execution", "#reason": "reason",
-             "#rerunnable": "rerunnable", "#run": "run", "#claimed_at": "claimed_at"}
+             "#rerunnable": "rerunnable", "#run": "run", "#claimed_at": "claimed_at",
+             "#reused_from": "reused_from"}
     values: dict[str, Any] = {":seq": object_seq, ":etag": etag or ""}
     sets = []
     for i, (name, value) in enumerate(fields.items()):
@@ -265,7 +270,8 @@ def correction_request(
     return {
         "Key": {"pk": {"S": pk}},
         "UpdateExpression": (
-            "SET " + ", ".join(sets) + " REMOVE #execution, #run, #claimed_at, #reason, #rerunnable"
+            "SET " + ", ".join(sets)
+            + " REMOVE #execution, #run, #claimed_at, #reason, #rerunnable, #reused_from"
         ),
         "ConditionExpression": condition,
         "ExpressionAttributeNames": names,
@@ -361,16 +367,29 @@ class ResultsTable:
             values |= {k: v for k, v in ((":low", low), (":high", high)) if v}
         return self._by_index(RERUNNABLE_INDEX, condition, names, values, None)
 
+    def same_content(self, content_key: str, limit: int) -> list[ResultItem]:
+        """The results of this content, the most recently written first, at most `limit` (the
+        ResultStore port): a query of the index by content, then the items themselves. A read that
+        fails (throttled, refused) is SourceUnavailable."""
+        try:
+            # One page of `limit` keys: a GIF posted thousands of times has thousands in the index.
+            return list(self._by_index(CONTENT_INDEX, "#content = :content", {"#content": "content_key"},
+                                       {":content": {"S": content_key}}, limit, page_size=limit))
+        except (ClientError, BotoCoreError) as exc:
+            raise SourceUnavailable(f"the results table's index {CONTENT_INDEX}: {exc}") from exc
+
     def _by_version(self, index: str, taxonomy_version: str, limit: int | None) -> Iterator[ResultItem]:
         return self._by_index(index, "#version = :version", {"#version": "taxonomy_version"},
                               {":version": {"S": taxonomy_version}}, limit)
 
     def _by_index(
-        self, index: str, condition: str, names: dict[str, str], values: dict[str, Any], limit: int | None
+        self, index: str, condition: str, names: dict[str, str], values: dict[str, Any], limit: int | None,
+        *, page_size: int | None = None,
     ) -> Iterator[ResultItem]:
         pages = self._ddb.get_paginator("query").paginate(
             TableName=self.table_name, IndexName=index, KeyConditionExpression=condition,
             ExpressionAttributeNames=names, ExpressionAttributeValues=values, ScanIndexForward=False,
+            **({"Limit": page_size} if page_size else {}),
         )
         left = float("inf") if limit is None else limit
         for page in pages:

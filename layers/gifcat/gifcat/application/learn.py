@@ -130,6 +130,9 @@ def gather(
         if not (item.title or item.tags or item.description):
             skipped["no_text"] += 1  # nothing for the encoder to read
             continue
+        if item.reused_from:
+            skipped["reused"] += 1  # another upload's answer, for the same text: learned from that one
+            continue
         if (pair := _pair(item)) is not None:
             pairs.append(pair)
         primary = item.primary

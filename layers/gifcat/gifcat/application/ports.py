@@ -56,6 +56,12 @@ class ResultStore(Protocol):
         self, pk: str, answer: ResultAnswer, *, execution: str, only_pending: bool = False
     ) -> bool: ...
 
+    def same_content(self, content_key: str, limit: int) -> Iterable[ResultItem]:
+        """Results whose `content_key` is this one, the most recently written first, at most `limit`
+        (eventually consistent: a result written a moment ago may be missing). SourceUnavailable when
+        the store cannot be read."""
+        ...
+
 
 # "started": a new execution; "running": this name's execution is still running (a repeated event);
 # "closed": this name's execution already ended.

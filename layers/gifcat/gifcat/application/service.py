@@ -40,6 +40,8 @@ from gifcat.domain.result import (
     deleted_item,
     metadata_digest,
     result_item,
+    reusable,
+    reused_item,
 )
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,9 @@ class UploadOutcome(BaseModel):
     decided_by: StageName | None = None  # the stage that classified it, when its result was written
     execution: str | None = None
     started: bool = False
+    # The result whose answer it took (the same bytes and metadata), when it took one and it was written.
+    reused_from: str | None = None
+    reuse_lookup_failed: bool = False  # the lookup of a result to reuse could not read the table
 
 
 class UploadTriage:
@@ -230,12 +235,26 @@ class Triage(UploadTriage):
                 pk=ref.pk, status=classification.status, written=written,
                 decided_by=decided_by if written else None,
             )
+        try:
+            reused = self._reused(result_item(ref, classification, metadata=metadata, prices=prices))
+        except SourceUnavailable:
+            # Costs the upload nothing but the saving: it goes on to the state machine. Counted, so
+            # that a stack whose lookups always fail (a missing index or permission) shows it.
+            log.warning("looking for a result to reuse for %s failed; classifying it", ref.pk, exc_info=True)
+            reused, lookup_failed = None, True
+        else:
+            lookup_failed = False
+        if reused is not None:
+            written = self.store.put(reused)
+            return UploadOutcome(pk=ref.pk, status=reused.status, written=written,
+                                 reused_from=reused.reused_from if written else None)
         name = self.execution_name(ref, metadata)
         pending = classification.model_copy(update={"status": Status.PENDING})
         item = result_item(ref, pending, metadata=metadata, execution=name, prices=prices)
         if not self.store.put(item, kind="pending"):
             # A newer upload's result, or this upload's finished one: this event is stale or repeated.
-            return UploadOutcome(pk=ref.pk, status=pending.status, written=False, execution=name)
+            return UploadOutcome(pk=ref.pk, status=pending.status, written=False, execution=name,
+                                 reuse_lookup_failed=lookup_failed)
         state = StepState(
             object=ref, metadata=state_metadata(metadata), classification=classification, execution=name
         )
@@ -251,10 +270,23 @@ class Triage(UploadTriage):
             )
             answer = classification_fields(failed, execution=name, prices=prices)
             written = self.store.record(ref.pk, answer, execution=name, only_pending=True)
-            return UploadOutcome(pk=ref.pk, status=Status.FAILED, written=written, execution=name)
+            return UploadOutcome(pk=ref.pk, status=Status.FAILED, written=written, execution=name,
+                                 reuse_lookup_failed=lookup_failed)
         return UploadOutcome(
-            pk=ref.pk, status=pending.status, written=True, execution=name, started=started == "started"
+            pk=ref.pk, status=pending.status, written=True, execution=name, started=started == "started",
+            reuse_lookup_failed=lookup_failed,
         )
+
+    def _reused(self, item: ResultItem) -> ResultItem | None:
+        """`item` (undecided by triage) with the answer of a result of the same content, or None.
+        Only for what triage leaves: what it decides costs less than the lookup. SourceUnavailable
+        when the results cannot be read."""
+        options = self.settings.reuse
+        if not options.enabled or item.content_key is None:
+            return None
+        sources = self.store.same_content(item.content_key, options.look_at)
+        source = next((s for s in sources if reusable(s, item)), None)
+        return reused_item(item, source) if source is not None else None
 
     def handle_removal(self, ref: ObjectRef, event_name: str) -> UploadOutcome:
         """An upload deleted (or expired by a lifecycle rule): its result becomes a tombstone

@@ -66,6 +66,19 @@ class Limits(BaseModel):
     deleted_result_days: int = Field(30, ge=15)
 
 
+class ReuseSettings(BaseModel):
+    """An upload whose bytes (ETag and size) and metadata are another result's, made with the taxonomy in
+    force, takes that result at the S3 Lambda instead of a run of the state machine: a GIF posted again,
+    copied or renamed costs one index query, not the embedding and LLM steps (Triage.handle_upload)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # How many results of the same content the lookup reads, the newest first: a popular GIF has many,
+    # and the first finished one is taken.
+    look_at: int = Field(5, ge=1, le=100)
+
+
 class TokenPrice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -184,6 +197,7 @@ class Settings(BaseModel):
     labels: LabelPolicy = LabelPolicy()
     stages: dict[str, Thresholds]
     limits: Limits = Limits()
+    reuse: ReuseSettings = ReuseSettings()
     prices: Prices
     # `gifcat discover`'s knobs; gifcat_tooling.discovery.DiscoveryOptions checks them when discovery runs.
     discovery: dict[str, Any] = Field(default_factory=dict)

@@ -71,6 +71,8 @@ def from_results(
     for item in items:
         if item.status is not Status.CLASSIFIED or not item.primary:
             continue
+        if item.reused_from:  # another upload's answer, for the same text: exported once, with it
+            continue
         decider = str(item.decided_by) if item.decided_by else None
         if keep is not None and decider not in keep:
             continue

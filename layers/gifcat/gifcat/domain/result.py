@@ -47,10 +47,26 @@ def sortable_sequencer(sequencer: str | None) -> str:
     return sequencer.upper().ljust(SEQ_WIDTH, "0") if sequencer else NO_SEQUENCER
 
 
+def _metadata_doc(metadata: GifMetadata) -> str:
+    return json.dumps(metadata.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+
+
 def metadata_digest(metadata: GifMetadata) -> str:
     """A short digest of the metadata that was read: part of what tells two uploads apart."""
-    doc = json.dumps(metadata.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(doc.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(_metadata_doc(metadata).encode("utf-8")).hexdigest()[:16]
+
+
+def content_key(ref: ObjectRef, metadata: GifMetadata, taxonomy_version: str | None) -> str | None:
+    """What an upload is, for reusing a result: its bytes (ETag and size), its metadata and the taxonomy
+    it is classified with. Equal keys, equal inputs to every stage. None when one of them is unknown.
+
+    The ETag is the MD5 of the bytes for a single-part upload, of the parts' MD5s for a multipart one
+    (the same bytes in other parts: another key, so a miss, never a wrong hit), and not a digest of the
+    bytes under SSE-KMS or SSE-C (a new value each upload: a miss)."""
+    if not (ref.etag and ref.size and taxonomy_version):
+        return None
+    doc = "\n".join((ref.etag, str(ref.size), taxonomy_version, _metadata_doc(metadata)))
+    return hashlib.sha256(doc.encode("utf-8")).hexdigest()[:32]
 
 
 class ObjectRef(BaseModel):
@@ -110,6 +126,7 @@ CLASSIFICATION_FIELDS = (
     "execution",
     "updated_at",
     "rerunnable",
+    "reused_from",
 )
 
 
@@ -146,6 +163,9 @@ class ResultAnswer(BaseModel):
     stages: list[StageTrace] = Field(default_factory=list)
     execution: str | None = None  # the state machine execution that owns (pending) or finished it
     updated_at: IsoTime
+    # The result whose answer this one took (the same bytes and metadata: `reused_item`): its pk, or the
+    # pk of the result that one took its answer from. None: the stages decided this upload themselves.
+    reused_from: str | None = None
     # Read back from the store and never set: stored() derives it from `status` (RERUNNABLE).
     rerunnable: str | None = Field(default=None, exclude=True)
 
@@ -185,6 +205,9 @@ class ResultItem(ResultAnswer):
     object_seq: str  # its sortable form: the write condition
     last_modified: IsoTime | None = None
     metadata_digest: str | None = None
+    # `content_key`: the key of the results table's index of results by what was classified, which
+    # triage queries for a result to reuse.
+    content_key: str | None = None
     title: str | None = None
     tags: list[str] | None = None
     description: str | None = None
@@ -274,6 +297,9 @@ def result_item(
         object_seq=ref.object_seq,
         last_modified=ref.last_modified,
         metadata_digest=metadata_digest(metadata) if metadata is not None else None,
+        content_key=(
+            content_key(ref, metadata, classification.taxonomy_version) if metadata is not None else None
+        ),
         # empty text is unknown: the store keeps no empty strings, so the item says None
         title=(metadata.title or None) if metadata else None,
         tags=list(metadata.tags) if metadata else None,
@@ -281,3 +307,41 @@ def result_item(
         metadata_cut=list(metadata.cut) or None if metadata else None,
         event_time=ref.event_time,
     )
+
+
+def reusable(source: ResultItem, item: ResultItem) -> bool:
+    """Whether `source`'s answer may stand for `item` (an upload triage left undecided): a finished,
+    classified result of the same bytes, metadata and taxonomy version, whoever decided it (a person's
+    answer too: it is about these exact bytes and words)."""
+    return (
+        source.status is Status.CLASSIFIED
+        and source.primary is not None
+        and item.content_key is not None
+        and source.content_key == item.content_key
+        and (source.etag, source.size, source.metadata_digest, source.taxonomy_version)
+        == (item.etag, item.size, item.metadata_digest, item.taxonomy_version)
+    )
+
+
+def reused_item(item: ResultItem, source: ResultItem) -> ResultItem:
+    """`item` (triage's result for an upload, undecided) answered with `source`'s answer (`reusable`).
+
+    Its stages and cost stay its own (triage's: no run, no embedding, no LLM call); the answer, who
+    decided it and with which models are the source's, and `reused_from` names the result that was
+    decided (the source's own source, if it was reused too)."""
+    origin = source.reused_from or source.pk
+    return item.model_copy(update={
+        "status": Status.CLASSIFIED,
+        "reason": None,
+        "primary": source.primary,
+        "labels": list(source.labels),
+        "scores": dict(source.scores),
+        "decided_by": source.decided_by,
+        "confidence": source.confidence,
+        "evidence": [f"reused: the same bytes and metadata as {origin}, decided by {source.decided_by}",
+                     *source.evidence],
+        "artefact_version": source.artefact_version,
+        "models": dict(source.models),
+        "prompt_version": source.prompt_version,
+        "reused_from": origin,
+    })
