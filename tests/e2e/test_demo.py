@@ -16,7 +16,8 @@ import pytest
 @pytest.mark.slow
 def test_demo_records_a_result_for_every_upload(root: Path) -> None:
     samples_file = resources.files("gifcat_tooling.local").joinpath("demo_samples.json")
-    samples = json.loads(samples_file.read_text())["samples"]
+    doc = json.loads(samples_file.read_text())
+    samples = [*doc["samples"], *doc["reposts"]]
     run = subprocess.run(
         [sys.executable, "-m", "gifcat_tooling.cli", "demo"],
         capture_output=True,
@@ -33,13 +34,22 @@ def test_demo_records_a_result_for_every_upload(root: Path) -> None:
     assert "skipped" in rows["uploads/not-a-gif.gif"] and "not a GIF" in rows["uploads/not-a-gif.gif"]
     assert "failed" in rows["uploads/broken sidecar.gif"]
     assert '"level":"INFO"' not in run.stdout  # the table is not buried under handler logs
-    # The summary under the table counts the same uploads by the stage that decided them.
-    deciders = [line[35:].split()[2] for line in rows.values() if " classified " in line]
+    # A repost (the same bytes and sidecar under another key) takes the result of what it copies.
+    for repost in doc["reposts"]:
+        row, source = rows[repost["key"]], rows[repost["of"]]
+        assert row[35:].split()[:3] == source[35:].split()[:3]  # status, category, decided_by
+        assert row.rstrip().endswith(f"reused the result of {repost['of']}")
+    # The summary under the table counts the same uploads by the stage that decided them, and the
+    # reposts on their own row.
+    deciders = ["reused" if "reused the result of" in line else line[35:].split()[2]
+                for line in rows.values() if " classified " in line]
     block = run.stdout.split("decided by ", 1)[1].split("one decision, explained", 1)[0]
+    names = ("tags", "rules", "embedding", "llm", "human", "reused")
     summary = {line.split()[0]: line.split() for line in block.splitlines()
-               if line.split() and line.split()[0] in ("tags", "rules", "embedding", "llm", "human")}
-    assert len(summary) == 5
+               if line.split() and line.split()[0] in names}
+    assert len(summary) == 6
     assert {d: int(summary[d][1]) for d in summary} == {d: deciders.count(d) for d in summary}
+    assert deciders.count("reused") == len(doc["reposts"])
     reached = re.search(r"reached the LLM: (\d+) of (\d+) items", run.stdout)
     assert reached and int(reached[1]) >= deciders.count("llm") and int(reached[2]) == len(samples)
     # One upload a later stage decided is explained as `gifcat show` would: its decision, then each stage.

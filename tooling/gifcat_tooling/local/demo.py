@@ -1,6 +1,7 @@
 """`gifcat demo`: the whole flow on one machine. Embedded AWS, the stack from template.yaml, sample
-uploads (GIFs drawn with Pillow, metadata as S3 user metadata or sidecars, and bad inputs), a table of
-the results. Succeeds only when every upload has a result item.
+uploads (GIFs drawn with Pillow, metadata as S3 user metadata or sidecars, and bad inputs), then a
+repost of one (which takes its result), a table of the results. Succeeds only when every upload has a
+result item.
 """
 
 from __future__ import annotations
@@ -72,11 +73,20 @@ def upload(
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/gif", Metadata=user_metadata)
 
 
-def samples() -> list[dict[str, Any]]:
-    doc = json.loads(
+def _samples_file() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(
         resources.files("gifcat_tooling.local").joinpath("demo_samples.json").read_text(encoding="utf-8")
     )
-    return doc["samples"]
+    return doc
+
+
+def samples() -> list[dict[str, Any]]:
+    return list(_samples_file()["samples"])
+
+
+def reposts() -> list[dict[str, str]]:
+    """Samples posted again under another key ({"key", "of"}), once every sample has its result."""
+    return list(_samples_file().get("reposts", []))
 
 
 def body_for(sample: dict[str, Any]) -> bytes:
@@ -132,6 +142,22 @@ def upload_samples(s3: Any, bucket: str) -> dict[str, float]:
     return put_at
 
 
+def repost_samples(s3: Any, bucket: str) -> dict[str, float]:
+    """Post samples again under another key, as a user reposting a GIF would: the same bytes and the
+    same sidecar (copied in the bucket; the sidecar first, as `upload` puts them). Each key with the
+    time it was put."""
+    by_key = {sample["key"]: sample for sample in samples()}
+    put_at: dict[str, float] = {}
+    for repost in reposts():
+        source = by_key[repost["of"]]
+        if source.get("via") == "sidecar":
+            s3.copy_object(Bucket=bucket, Key=repost["key"] + SIDECAR_SUFFIX,
+                           CopySource={"Bucket": bucket, "Key": source["key"] + SIDECAR_SUFFIX})
+        put_at[repost["key"]] = time.time()
+        s3.copy_object(Bucket=bucket, Key=repost["key"], CopySource={"Bucket": bucket, "Key": source["key"]})
+    return put_at
+
+
 def run_demo(
     root: Path,
     out: Any = sys.stdout,
@@ -147,6 +173,12 @@ def run_demo(
         put_at = upload_samples(aws.s3, aws.outputs["UploadsBucketName"])
         print(f"uploaded {len(put_at)} objects; waiting for their results...", file=out, flush=True)
         results = aws.wait_for_results(set(put_at), timeout_s=timeout_s)
+        reposted = repost_samples(aws.s3, aws.outputs["UploadsBucketName"])
+        if reposted:
+            print(f"posted {len(reposted)} of them again under another key (the same bytes and metadata); "
+                  "waiting for their results...", file=out, flush=True)
+            results |= aws.wait_for_results(set(reposted), timeout_s=timeout_s)
+            put_at |= reposted
         print_table(out, put_at, results)
         print_summary(out, aws.outputs["ResultsTableName"], results)
         print_one_decision(out, [results[k] for k in put_at if k in results])
@@ -206,7 +238,7 @@ def print_one_decision(out: Any, results: list[ResultItem]) -> None:
     the decision with its evidence, each stage's candidates, time and cost, as the result item keeps them."""
     from gifcat_tooling.show import render_item
 
-    later = [r for r in results if r.decided_by in ("embedding", "llm")]
+    later = [r for r in results if r.decided_by in ("embedding", "llm") and not r.reused_from]
     if later:
         item = min(later, key=lambda r: r.decided_by != "embedding")  # the first of the embedding's
         print(f"\none decision, explained (gifcat show {item.pk}):\n{render_item(item)}", file=out)
@@ -224,8 +256,9 @@ def print_table(out: Any, put_at: dict[str, float], results: dict[str, ResultIte
             continue
         ms = (r.updated_at.timestamp() - put_at[key]) * 1000.0
         decided_by = str(r.decided_by) if r.decided_by else "-"
+        reused = f"reused the result of {r.reused_from.split('/', 3)[-1]}" if r.reused_from else ""
         print(
             f"{key[:34]:<34} {r.status.value:<10} {r.primary or '-':<12} {decided_by:<10} "
-            f"{r.confidence:>5.2f} {ms:>7.0f}  {(r.reason or '')[:60]}",
+            f"{r.confidence:>5.2f} {ms:>7.0f}  {(r.reason or reused)[:60]}",
             file=out,
         )
