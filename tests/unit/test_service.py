@@ -132,6 +132,7 @@ def test_decided_upload_writes_once_and_starts_nothing(make: Callable, gif: Call
     outcome = triage.handle_upload(REF)
     assert (outcome.status, outcome.written, outcome.decided_by) == (Status.CLASSIFIED, True, StageName.TAGS)
     assert [i.primary for i in store.items] == ["food"] and starter.started == []
+    assert store.items[0].content_key is None  # triage decides it again, for less than a lookup
     assert objects.reads == [triage.settings.limits.sniff_bytes]  # only the first bytes were read
 
 
@@ -738,20 +739,26 @@ def test_a_result_that_is_not_finished_or_not_of_the_same_content_is_not_reused(
     assert [i.status for i in store.items] == ["pending"] and len(starter.started) == 1
 
 
-def test_the_newest_finished_result_is_taken_and_a_reused_one_names_the_result_that_was_decided(
+def test_a_persons_answer_is_taken_first_and_a_reused_one_names_the_result_that_was_decided(
     make: Callable, gif: Callable[..., bytes]
 ) -> None:
     objects = Objects(gif(), {"title": "Mood"})
     pending = _pending_of(make, objects)
     failed = _decided_elsewhere(pending, "s3://b/uploads/failed.gif", status=Status.FAILED, primary=None)
+    llm = _decided_elsewhere(pending, "s3://b/uploads/other.gif")
     copy = _decided_elsewhere(pending, "s3://b/uploads/copy.gif", reused_from="s3://b/uploads/first.gif",
                               decided_by="human", primary="cute", labels=["cute"])
     store = Store()
-    store.by_content = [failed, copy, _decided_elsewhere(pending)]
+    store.by_content = [failed, llm, copy]
     triage, store, _ = make(objects, store)
     assert triage.handle_upload(REF).reused_from == "s3://b/uploads/first.gif"
     (item,) = store.items
     assert (item.primary, item.decided_by, item.reused_from) == ("cute", "human", "s3://b/uploads/first.gif")
+    # Without a person's answer, the first classified one (it is reused as decided: its own pk).
+    store = Store()
+    store.by_content = [failed, llm]
+    triage, store, _ = make(objects, store)
+    assert triage.handle_upload(REF).reused_from == "s3://b/uploads/other.gif"
 
 
 def test_nothing_is_reused_when_reuse_is_off_or_the_lookup_fails_or_triage_decides(

@@ -80,8 +80,8 @@ BY_TAXONOMY_VERSION = "by-taxonomy-version"
 CORRECTED_BY_TAXONOMY_VERSION = "corrected-by-taxonomy-version"
 # Failed and pending results by `updated_at` (sparse: keyed by `rerunnable`), which `gifcat rerun` queries.
 RERUNNABLE_INDEX = "rerunnable"
-# Every result by what was classified (`content_key`: bytes, metadata, taxonomy version), by `updated_at`:
-# triage looks there for a result to reuse.
+# The results triage handed on, by what was classified (`content_key`: bytes, metadata, taxonomy
+# version), keys only and no sort key: triage looks there for a result to reuse.
 CONTENT_INDEX = "by-content"
 
 # How long a run's claim on a pending item holds (statemachine/classify.asl.json, Claim): the state
@@ -368,9 +368,9 @@ class ResultsTable:
         return self._by_index(RERUNNABLE_INDEX, condition, names, values, None)
 
     def same_content(self, content_key: str, limit: int) -> list[ResultItem]:
-        """The results of this content, the most recently written first, at most `limit` (the
-        ResultStore port): a query of the index by content, then the items themselves. A read that
-        fails (throttled, refused) is SourceUnavailable."""
+        """The results of this content, at most `limit`, in no set order (the ResultStore port): a query
+        of the index by content, then the items themselves. A read that fails (throttled, refused) is
+        SourceUnavailable."""
         try:
             # One page of `limit` keys: a GIF posted thousands of times has thousands in the index.
             return list(self._by_index(CONTENT_INDEX, "#content = :content", {"#content": "content_key"},

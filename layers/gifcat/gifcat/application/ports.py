@@ -57,9 +57,9 @@ class ResultStore(Protocol):
     ) -> bool: ...
 
     def same_content(self, content_key: str, limit: int) -> Iterable[ResultItem]:
-        """Results whose `content_key` is this one, the most recently written first, at most `limit`
-        (eventually consistent: a result written a moment ago may be missing). SourceUnavailable when
-        the store cannot be read."""
+        """Results whose `content_key` is this one, at most `limit`, in no set order (eventually
+        consistent: a result written a moment ago may be missing). SourceUnavailable when the store
+        cannot be read."""
         ...
 
 

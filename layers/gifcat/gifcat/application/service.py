@@ -284,9 +284,11 @@ class Triage(UploadTriage):
         options = self.settings.reuse
         if not options.enabled or item.content_key is None:
             return None
-        sources = self.store.same_content(item.content_key, options.look_at)
-        source = next((s for s in sources if reusable(s, item)), None)
-        return reused_item(item, source) if source is not None else None
+        found = [s for s in self.store.same_content(item.content_key, options.look_at) if reusable(s, item)]
+        if not found:
+            return None
+        # A person's answer first: the best there is for these bytes and words.
+        return reused_item(item, next((s for s in found if s.decided_by == HUMAN), found[0]))
 
     def handle_removal(self, ref: ObjectRef, event_name: str) -> UploadOutcome:
         """An upload deleted (or expired by a lifecycle rule): its result becomes a tombstone

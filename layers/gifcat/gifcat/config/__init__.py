@@ -74,8 +74,8 @@ class ReuseSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    # How many results of the same content the lookup reads, the newest first: a popular GIF has many,
-    # and the first finished one is taken.
+    # How many results of the same content the lookup reads: a popular GIF has many. A person's answer
+    # among them is taken first, else the first classified one.
     look_at: int = Field(5, ge=1, le=100)
 
 

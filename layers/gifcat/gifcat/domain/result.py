@@ -297,8 +297,11 @@ def result_item(
         object_seq=ref.object_seq,
         last_modified=ref.last_modified,
         metadata_digest=metadata_digest(metadata) if metadata is not None else None,
+        # Only on what goes on past triage: the results a later upload may take (what triage decides,
+        # it decides again, for less than the lookup), and no index write for the rest.
         content_key=(
-            content_key(ref, metadata, classification.taxonomy_version) if metadata is not None else None
+            content_key(ref, metadata, classification.taxonomy_version)
+            if metadata is not None and classification.status in (Status.PENDING, Status.UNDECIDED) else None
         ),
         # empty text is unknown: the store keeps no empty strings, so the item says None
         title=(metadata.title or None) if metadata else None,
