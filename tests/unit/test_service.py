@@ -33,6 +33,7 @@ from gifcat.domain.result import (
     content_key,
     deleted_item,
     result_item,
+    reused_item,
 )
 from gifcat.domain.stages import Stage
 from gifcat.domain.stages.factory import triage_stages
@@ -754,6 +755,12 @@ def test_a_persons_answer_is_taken_first_and_a_reused_one_names_the_result_that_
     assert triage.handle_upload(REF).reused_from == "s3://b/uploads/first.gif"
     (item,) = store.items
     assert (item.primary, item.decided_by, item.reused_from) == ("cute", "human", "s3://b/uploads/first.gif")
+    # Taken again from this copy: still one line that says so, then the decision's own evidence.
+    again = reused_item(item.model_copy(update={"pk": "s3://b/uploads/third.gif"}), item)
+    assert again.evidence == [
+        "reused: the same bytes and metadata as s3://b/uploads/first.gif, decided by human",
+        "llm: a cat falls off a sofa",
+    ]
     # Without a person's answer, the first classified one (it is reused as decided: its own pk).
     store = Store()
     store.by_content = [failed, llm]

@@ -312,6 +312,9 @@ def result_item(
     )
 
 
+REUSED_EVIDENCE = "reused: "  # the first evidence line of a result that took another's answer
+
+
 def reusable(source: ResultItem, item: ResultItem) -> bool:
     """Whether `source`'s answer may stand for `item` (an upload triage left undecided): a finished,
     classified result of the same bytes, metadata and taxonomy version, whoever decided it (a person's
@@ -333,6 +336,8 @@ def reused_item(item: ResultItem, source: ResultItem) -> ResultItem:
     decided it and with which models are the source's, and `reused_from` names the result that was
     decided (the source's own source, if it was reused too)."""
     origin = source.reused_from or source.pk
+    # The decision's own evidence: a source that was itself reused has its "reused:" line replaced.
+    decided = [e for e in source.evidence if not e.startswith(REUSED_EVIDENCE)]
     return item.model_copy(update={
         "status": Status.CLASSIFIED,
         "reason": None,
@@ -341,8 +346,10 @@ def reused_item(item: ResultItem, source: ResultItem) -> ResultItem:
         "scores": dict(source.scores),
         "decided_by": source.decided_by,
         "confidence": source.confidence,
-        "evidence": [f"reused: the same bytes and metadata as {origin}, decided by {source.decided_by}",
-                     *source.evidence],
+        "evidence": [
+            f"{REUSED_EVIDENCE}the same bytes and metadata as {origin}, decided by {source.decided_by}",
+            *decided,
+        ],
         "artefact_version": source.artefact_version,
         "models": dict(source.models),
         "prompt_version": source.prompt_version,
