@@ -398,6 +398,21 @@ def test_a_copy_of_a_classified_upload_takes_its_result_without_a_run(
     assert other.reused_from is None and other.execution and len(runs(aws)) == before + 1
 
 
+def test_a_copy_made_while_its_original_is_pending_is_classified_by_its_own_run(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = pending_upload(aws, bucket, "uploads/pending original.gif", gif(frames=6), llm_server,
+                              monkeypatch)
+    aws.s3.copy_object(Bucket=bucket, Key="uploads/early copy.gif",
+                       CopySource={"Bucket": bucket, "Key": "uploads/pending original.gif"})
+    copy = wait_settled(aws, "uploads/early copy.gif")
+    first = wait_settled(aws, "uploads/pending original.gif")
+    # Nothing finished to take: the copy ran the cascade itself, and both have a result.
+    assert (first.status, copy.status) == ("classified", "classified")
+    assert copy.reused_from is None and copy.execution and copy.execution != original.execution
+
+
 def test_a_lookup_of_a_result_to_reuse_that_fails_is_counted_and_the_upload_runs(
     aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
