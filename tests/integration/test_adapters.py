@@ -210,10 +210,22 @@ def test_results_of_the_same_content_are_found_newest_first_in_their_own_index(
     # A person's answer on a result that took another's is the object's own: it names no source.
     copy = reused_item(found[0].model_copy(update={"pk": "s3://b/u/copy.gif", "key": "u/copy.gif"}), found[1])
     assert indexed.put(copy) and copy.reused_from == found[1].pk
-    answer = {"status": "classified", "primary": "sports", "decided_by": "human"}
+    answer = {"status": "classified", "primary": "sports", "decided_by": "human",
+              "corrected_at": (start + timedelta(hours=1)).isoformat()}
     assert indexed.correct(copy.pk, answer, object_seq=copy.object_seq, etag="e1")
     corrected = indexed.get(copy.pk)
     assert corrected is not None and (corrected.primary, corrected.reused_from) == ("sports", None)
+    # Giving that answer to another result of the content: only over the item as it was read, and never
+    # over a person's own correction.
+    other = found[2]
+    answered = reused_item(other, corrected).model_copy(update={"updated_at": start + timedelta(hours=1)})
+    assert not indexed.adopt(corrected.model_copy(update={"primary": "funny"}), corrected)  # it stays
+    stale = other.model_copy(update={"updated_at": other.updated_at - timedelta(seconds=1)})
+    assert not indexed.adopt(answered, stale)  # changed since it was read
+    assert indexed.adopt(answered, other)
+    now_stored = indexed.get(other.pk)
+    assert now_stored is not None
+    assert (now_stored.primary, now_stored.decided_by, now_stored.reused_from) == ("sports", "human", copy.pk)
 
 
 def test_a_stuck_item_is_marked_failed_only_while_it_is_the_one_found(table: ResultsTable) -> None:

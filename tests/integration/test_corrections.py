@@ -83,6 +83,47 @@ def test_correction_is_recorded_as_human(
     assert item.corrected_at == item.updated_at
 
 
+def test_a_correction_is_given_to_the_results_of_the_same_bytes_and_metadata(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    body, meta = gif(frames=7), {"title": "Hmm, the same", "tags": ["#mood", "#same"]}
+    upload(aws.s3, bucket, "uploads/same-1.gif", body, meta)
+    first = wait_item(aws, "uploads/same-1.gif")
+    assert first.status == "classified" and first.decided_by in ("embedding", "llm")
+    copies = []
+    for key in ("uploads/same-2.gif", "uploads/same-3.gif"):
+        aws.s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": "uploads/same-1.gif"})
+        copies.append(wait_item(aws, key))
+        assert copies[-1].reused_from == first.pk
+    two, three = (c.pk for c in copies)
+
+    def printed() -> dict[str, Any]:
+        out = capsys.readouterr().out
+        return dict(json.loads(out[out.rindex('{\n  "pk"'):]))
+
+    def answers() -> dict[str, tuple[str | None, str | None, str | None]]:
+        items = {r.pk: r for r in aws.results()}
+        return {pk: (items[pk].primary, items[pk].decided_by, items[pk].reused_from)
+                for pk in (first.pk, two, three)}
+
+    capsys.readouterr()
+    # A person corrects a copy: the upload it copied and its other copy take the answer, naming it.
+    assert correct(aws, two, "--category", "sports", "--by", "ana") == 0
+    assert printed()["same_content"] == sorted([first.pk, three])
+    assert answers() == {first.pk: ("sports", "human", two), two: ("sports", "human", None),
+                         three: ("sports", "human", two)}
+    taken = wait_item(aws, "uploads/same-1.gif")
+    assert taken.corrected_at is None and taken.evidence == [
+        f"reused: the same bytes and metadata as {two}, decided by human", "human: corrected by ana"]
+    # Another person's answer on this one only; it stays through the next correction of the other.
+    assert correct(aws, three, "--category", "funny", "--this-only") == 0
+    assert "same_content" not in printed()
+    assert correct(aws, two, "--category", "cute") == 0
+    assert printed()["same_content"] == [first.pk]
+    assert answers() == {first.pk: ("cute", "human", two), two: ("cute", "human", None),
+                         three: ("funny", "human", None)}
+
+
 def human_item(aws: EmbeddedAws, key: str, category: str = "sad") -> ResultItem:
     assert correct(aws, f"s3://{aws.outputs['UploadsBucketName']}/{key}", "--category", category) == 0
     item = wait_item(aws, key)

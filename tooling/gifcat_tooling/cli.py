@@ -824,7 +824,8 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 def cmd_correct(args: argparse.Namespace) -> int:
     from gifcat.adapters.dynamodb import ResultsTable
     from gifcat.adapters.s3 import S3Objects
-    from gifcat_tooling.corrections import CorrectionError, checked_labels, correct, parse_s3_uri
+    from gifcat.application.ports import SourceUnavailable
+    from gifcat_tooling.corrections import CorrectionError, checked_labels, correct, parse_s3_uri, spread
 
     settings = _settings(args.settings)
     taxonomy = _taxonomy_for(args, settings)
@@ -832,21 +833,30 @@ def cmd_correct(args: argparse.Namespace) -> int:
     try:
         parse_s3_uri(args.uri)  # what can be refused here is, before any AWS client is made
         checked_labels(taxonomy, args.category, labels)
+        store = ResultsTable(_results_table_name(args), _aws_client("dynamodb", args.endpoint))
         written = correct(
             args.uri,
             args.category,
             labels,
             taxonomy=taxonomy,
             source=S3Objects(_aws_client("s3", args.endpoint)),
-            store=ResultsTable(_results_table_name(args), _aws_client("dynamodb", args.endpoint)),
+            store=store,
             version_id=args.version_id,
             by=args.by,
         )
     except CorrectionError as exc:
         print(f"gifcat correct: {exc}", file=sys.stderr)
         return 2
+    code = 0
+    if not args.this_only:
+        try:
+            written["same_content"] = spread(written["pk"], store)
+        except SourceUnavailable as exc:
+            print(f"gifcat correct: recorded, but the other results of the same bytes and metadata could "
+                  f"not be read, and keep their answers: {exc}", file=sys.stderr)
+            code = 1
     print(json.dumps(written, ensure_ascii=False, indent=2, default=str))
-    return 0
+    return code
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -1273,6 +1283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="all the labels, comma-separated (the category is always one)")
     p.add_argument("--version-id", help="the object version the answer is for (versioned buckets)")
     p.add_argument("--by", help="who corrects (recorded as corrected_by)")
+    p.add_argument("--this-only", action="store_true",
+                   help="leave the other results of the same bytes and metadata as they are (by default "
+                        "they take the answer too)")
     p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
     p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
     _common(p)

@@ -10,16 +10,21 @@ only when every check passes (nothing is written otherwise):
 The write rules in gifcat.adapters.dynamodb keep the answer: no machine write replaces a human answer
 for the same upload (a repeated event, a run still going, a console rerun with force); a newer upload
 is classified as usual and its result replaces the correction.
+
+The answer is about these bytes and this metadata, so the other classified results of the same content
+(the upload it copies, its other copies: README "Uploads seen before") take it too, naming the
+corrected result in `reused_from`, unless a person corrected them (`spread`; `--this-only` not).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
 from gifcat.application.ports import ObjectGone, ObjectSource
 from gifcat.domain.model import Status
-from gifcat.domain.result import HUMAN, MachineAnswer, ObjectRef, ResultItem, now
+from gifcat.domain.result import HUMAN, MachineAnswer, ObjectRef, ResultItem, now, reusable, reused_item
 from gifcat.domain.taxonomy import Taxonomy
 
 
@@ -30,6 +35,8 @@ class CorrectionError(ValueError):
 class CorrectionStore(Protocol):
     def get(self, pk: str) -> ResultItem | None: ...
     def correct(self, pk: str, fields: dict[str, Any], *, object_seq: str, etag: str | None) -> bool: ...
+    def same_content(self, content_key: str, limit: int | None) -> Iterable[ResultItem]: ...
+    def adopt(self, item: ResultItem, was: ResultItem) -> bool: ...
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -120,6 +127,24 @@ def correct(
         raise CorrectionError(f"the result for {uri} changed while it was being corrected (a new upload?); "
                               "nothing written: check it and try again")
     return {"pk": asked.pk, **fields}
+
+
+def spread(pk: str, store: CorrectionStore) -> list[str]:
+    """Give the person's answer on `pk` to the other classified results of the same bytes, metadata and
+    taxonomy version (`reused_item`: each names `pk` in `reused_from`); the pks that took it. A
+    result a person corrected keeps its own answer, and one that changed since it was read is left
+    (its new answer, or a newer upload, wins)."""
+    corrected = store.get(pk)
+    if corrected is None or corrected.decided_by != HUMAN or corrected.content_key is None:
+        return []
+    taken = []
+    for other in store.same_content(corrected.content_key, None):
+        if other.pk == pk or other.corrected_at is not None or not reusable(corrected, other):
+            continue
+        answered = reused_item(other, corrected).model_copy(update={"updated_at": now()})
+        if other.status is Status.CLASSIFIED and store.adopt(answered, other):
+            taken.append(other.pk)
+    return sorted(taken)
 
 
 def _machine_answer(stored: ResultItem) -> MachineAnswer:

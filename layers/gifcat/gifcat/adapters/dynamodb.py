@@ -236,6 +236,21 @@ def stuck_request(
     }
 
 
+def adopt_request(item: ResultItem, was: ResultItem) -> dict[str, Any]:
+    """PutItem parameters that replace `was` with `item`, the same upload with another answer. The
+    condition is that the stored item is still `was` (the same upload, written at the same time) and is
+    not a person's own correction."""
+    return {
+        "Item": to_attribute_values(item.stored()),
+        "ConditionExpression": "#seq = :seq AND #updated_at = :was AND attribute_not_exists(#corrected_at)",
+        "ExpressionAttributeNames": {"#seq": "object_seq", "#updated_at": "updated_at",
+                                     "#corrected_at": "corrected_at"},
+        "ExpressionAttributeValues": to_attribute_values(
+            {":seq": was.object_seq, ":was": was.model_dump(mode="json")["updated_at"]}
+        ),
+    }
+
+
 def _condition_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -314,6 +329,12 @@ class ResultsTable:
         return self._write("update_item", stuck_request(item.pk, item.execution, reason,
                                                         stale_before=stale_before, at=at))
 
+    def adopt(self, item: ResultItem, was: ResultItem) -> bool:
+        """Replace `was` with `item` (the same upload, another answer: `gifcat correct` giving a person's
+        answer to the results of the same content); False when `was` changed since it was read or is a
+        person's own correction."""
+        return self._write("put_item", adopt_request(item, was))
+
     def correct(self, pk: str, fields: dict[str, Any], *, object_seq: str, etag: str | None) -> bool:
         """A person's answer on the result of the upload that was checked; False when it changed since."""
         return self._write("update_item", correction_request(pk, fields, object_seq=object_seq, etag=etag))
@@ -367,10 +388,10 @@ class ResultsTable:
             values |= {k: v for k, v in ((":low", low), (":high", high)) if v}
         return self._by_index(RERUNNABLE_INDEX, condition, names, values, None)
 
-    def same_content(self, content_key: str, limit: int) -> list[ResultItem]:
-        """The results of this content, at most `limit`, in no set order (the ResultStore port): a query
-        of the index by content, then the items themselves. A read that fails (throttled, refused) is
-        SourceUnavailable."""
+    def same_content(self, content_key: str, limit: int | None) -> list[ResultItem]:
+        """The results of this content, at most `limit` (None: all), in no set order (the ResultStore
+        port): a query of the index by content, then the items themselves. A read that fails
+        (throttled, refused) is SourceUnavailable."""
         try:
             # One page of `limit` keys: a GIF posted thousands of times has thousands in the index.
             return list(self._by_index(CONTENT_INDEX, "#content = :content", {"#content": "content_key"},

@@ -56,8 +56,8 @@ class ResultStore(Protocol):
         self, pk: str, answer: ResultAnswer, *, execution: str, only_pending: bool = False
     ) -> bool: ...
 
-    def same_content(self, content_key: str, limit: int) -> Iterable[ResultItem]:
-        """Results whose `content_key` is this one, at most `limit`, in no set order (eventually
+    def same_content(self, content_key: str, limit: int | None) -> Iterable[ResultItem]:
+        """Results whose `content_key` is this one, at most `limit` (None: all), in no set order (eventually
         consistent: a result written a moment ago may be missing). SourceUnavailable when the store
         cannot be read."""
         ...
