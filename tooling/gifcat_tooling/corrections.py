@@ -13,7 +13,7 @@ is classified as usual and its result replaces the correction.
 
 The answer is about these bytes and this metadata, so the other classified results of the same content
 (the upload it copies, its other copies: README "Uploads seen before") take it too, naming the
-corrected result in `reused_from`, unless a person corrected them (`spread`; `--this-only` not).
+corrected result in `reused_from`, unless a person corrected them (`spread`; not with `--this-only`).
 """
 
 from __future__ import annotations
