@@ -113,6 +113,8 @@ def test_a_correction_is_given_to_the_results_of_the_same_bytes_and_metadata(
     assert answers() == {first.pk: ("sports", "human", two), two: ("sports", "human", None),
                          three: ("sports", "human", two)}
     taken = wait_item(aws, "uploads/same-1.gif")
+    assert taken.reused_cost_usd is None  # it saved nothing: it was not a repost
+    assert wait_item(aws, "uploads/same-3.gif").reused_cost_usd == copies[1].reused_cost_usd is not None
     assert taken.corrected_at is None and taken.evidence == [
         f"reused: the same bytes and metadata as {two}, decided by human", "human: corrected by ana"]
     # Another person's answer on this one only; it stays through the next correction of the other.

@@ -390,6 +390,7 @@ def test_a_copy_of_a_classified_upload_takes_its_result_without_a_run(
     assert copy.reused_from == original.pk and copy.execution is None
     assert copy.evidence[0].startswith(f"reused: the same bytes and metadata as {original.pk}")
     assert copy.cost and copy.cost["llm_usd"] == 0 and copy.cost["stepfunctions_usd"] == 0
+    assert copy.reused_cost_usd == original.cost_usd and copy.cost_usd < original.cost_usd
     assert len(runs(aws)) == before
     assert "Upload_reused@" + aws.stack.name in emitted_metrics(capsys.readouterr().out)
     # Other metadata is another upload: classified by the cascade.

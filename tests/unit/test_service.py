@@ -710,6 +710,7 @@ def test_an_upload_of_the_same_bytes_and_metadata_takes_that_result_and_starts_n
         REF.pk, "classified", "funny", ["funny"], "llm")
     assert (item.reused_from, item.confidence, item.models, item.prompt_version) == (
         source.pk, 0.9, {"llm": "gpt-4o-mini"}, "classify-v2")
+    assert item.reused_cost_usd == source.cost_usd > 0  # what deciding it cost: what taking it saved
     assert item.evidence[0].startswith(f"reused: the same bytes and metadata as {source.pk}, decided by llm")
     # What this upload cost is its own: triage's stages, no run, no LLM call.
     assert {t.stage for t in item.stages} <= {StageName.TAGS, StageName.RULES}
@@ -757,6 +758,7 @@ def test_a_persons_answer_is_taken_first_and_a_reused_one_names_the_result_that_
     assert (item.primary, item.decided_by, item.reused_from) == ("cute", "human", "s3://b/uploads/first.gif")
     # Taken again from this copy: still one line that says so, then the decision's own evidence.
     again = reused_item(item.model_copy(update={"pk": "s3://b/uploads/third.gif"}), item)
+    assert again.reused_cost_usd == item.reused_cost_usd  # the decision's cost, not the copy's
     assert again.evidence == [
         "reused: the same bytes and metadata as s3://b/uploads/first.gif, decided by human",
         "llm: a cat falls off a sofa",

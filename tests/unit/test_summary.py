@@ -102,7 +102,8 @@ def test_each_stage_is_counted_with_what_people_changed_of_its_answers() -> None
 
 def test_answers_taken_from_an_upload_of_the_same_content_have_their_own_row() -> None:
     copies = [item(f"copy-{i}.gif", decided_by="llm", primary="sports", confidence=0.8, ms={"tags": 1.0},
-                   stages=(StageName.TAGS,), reused_from="s3://b/d.gif") for i in range(3)]
+                   stages=(StageName.TAGS,), reused_from="s3://b/d.gif")
+              .model_copy(update={"reused_cost_usd": 2.58e-4}) for i in range(3)]
     summary = summarise([*TABLE, *copies], table="results", taxonomy_version=VERSION, at=AT)
     rows = {row.decided_by: row for row in summary.deciders}
     # The LLM's row is what the LLM decided (and cost): the copies cost triage's Lambda only.
@@ -110,7 +111,12 @@ def test_answers_taken_from_an_upload_of_the_same_content_have_their_own_row() -
     assert rows["reused"].cost_per_1000_usd == pytest.approx(2e-6 * 1000, rel=1e-3)
     assert rows["reused"].share == pytest.approx(3 / 10, abs=1e-4)
     assert summary.categories["sports"] == 5
-    assert "reused" in render_text(summary)
+    # What deciding the results they took had cost: what taking them saved.
+    assert (summary.reused, summary.reuse_saved_usd) == (3, pytest.approx(3 * 2.58e-4))
+    assert ("uploads seen before: 3 took another upload's result, saving the $0.000774 deciding those "
+            "results had cost") in render_text(summary)
+    assert "uploads seen before" not in render_text(summarise(TABLE, table="results",
+                                                              taxonomy_version=VERSION, at=AT))
 
 
 def test_cost_is_summed_by_part_and_priced_per_thousand_items() -> None:

@@ -141,7 +141,9 @@ def spread(pk: str, store: CorrectionStore) -> list[str]:
     for other in store.same_content(corrected.content_key, None):
         if other.pk == pk or other.corrected_at is not None or not reusable(corrected, other):
             continue
-        answered = reused_item(other, corrected).model_copy(update={"updated_at": now()})
+        # What it saved is what it saved when it was uploaded (nothing, if it was not a repost).
+        answered = reused_item(other, corrected).model_copy(
+            update={"updated_at": now(), "reused_cost_usd": other.reused_cost_usd})
         if other.status is Status.CLASSIFIED and store.adopt(answered, other):
             taken.append(other.pk)
     return sorted(taken)

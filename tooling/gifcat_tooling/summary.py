@@ -68,6 +68,10 @@ class TableSummary(BaseModel):
     stuck_pending: int  # pending for longer than stuck_after_s: their run ended without recording
     taxonomy_version: str  # the current one
     other_taxonomy: int  # classified items made with another version
+    # Uploads seen before that took another's result, and what deciding those results had cost: the
+    # runs their reuse saved.
+    reused: int = 0
+    reuse_saved_usd: float = 0.0
     unreadable: list[str] = []  # items that are not gifcat results (left out, each with why)
 
     @property
@@ -112,7 +116,8 @@ def summarise(
     reasons: Counter[str] = Counter()
     categories: Counter[str] = Counter()
     cost = dict.fromkeys((*COST_PARTS, "total_usd"), 0.0)
-    reached_llm = llm_errors = other_taxonomy = stuck = 0
+    reached_llm = llm_errors = other_taxonomy = stuck = reused = 0
+    saved = 0.0
     oldest_pending: datetime | None = None
     for item in items:
         statuses[item.status.value] += 1
@@ -133,6 +138,9 @@ def summarise(
         if item.decided_by == HUMAN and machine is not None and machine.decided_by:
             checked[str(machine.decided_by)] += 1
             changed[str(machine.decided_by)] += machine.primary != item.primary
+        if item.reused_cost_usd is not None:
+            reused += 1
+            saved += item.reused_cost_usd
         if item.status in (Status.FAILED, Status.SKIPPED):
             reasons[reason_kind(item.reason)] += 1
         if item.status is Status.PENDING:
@@ -174,6 +182,8 @@ def summarise(
         stuck_pending=stuck,
         taxonomy_version=taxonomy_version,
         other_taxonomy=other_taxonomy,
+        reused=reused,
+        reuse_saved_usd=round(saved, 8),
     )
 
 
@@ -218,6 +228,9 @@ def render_text(summary: TableSummary) -> str:
         f"cost: ${c['total_usd']:.6f} in all, ${summary.cost_per_1000_usd:.4f} per 1,000 items (LLM "
         f"${c['llm_usd']:.6f}, Lambda ${c['lambda_usd']:.6f}, Step Functions ${c['stepfunctions_usd']:.6f})",
     ]
+    if summary.reused:
+        lines.append(f"uploads seen before: {summary.reused} took another upload's result, saving the "
+                     f"${summary.reuse_saved_usd:.6f} deciding those results had cost")
     if summary.categories:
         lines.append("categories: " + ", ".join(f"{k} {n}" for k, n in summary.categories.items()))
     if summary.not_classified:

@@ -127,6 +127,7 @@ CLASSIFICATION_FIELDS = (
     "updated_at",
     "rerunnable",
     "reused_from",
+    "reused_cost_usd",
 )
 
 
@@ -166,6 +167,8 @@ class ResultAnswer(BaseModel):
     # The result whose answer this one took (the same bytes and metadata: `reused_item`): its pk, or the
     # pk of the result that one took its answer from. None: the stages decided this upload themselves.
     reused_from: str | None = None
+    # What deciding the answer it took cost (that result's cost_usd): what taking it saved.
+    reused_cost_usd: float | None = None
     # Read back from the store and never set: stored() derives it from `status` (RERUNNABLE).
     rerunnable: str | None = Field(default=None, exclude=True)
 
@@ -354,4 +357,5 @@ def reused_item(item: ResultItem, source: ResultItem) -> ResultItem:
         "models": dict(source.models),
         "prompt_version": source.prompt_version,
         "reused_from": origin,
+        "reused_cost_usd": source.reused_cost_usd if source.reused_from else source.cost_usd,
     })
