@@ -59,6 +59,8 @@ def handler(event: S3UploadEvent, context: LambdaContext) -> dict[str, Any]:
             metrics.add_metric(name=f"Decided_{outcome.decided_by}", unit=MetricUnit.Count, value=1)
         if outcome.reused_from:  # seen before: answered without a run of the state machine
             metrics.add_metric(name="Upload_reused", unit=MetricUnit.Count, value=1)
+            saved = outcome.reuse_saved_usd or 0.0  # what deciding the result it took had cost
+            metrics.add_metric(name="ReuseSavedUsd", unit=MetricUnit.NoUnit, value=saved)
         if outcome.reuse_lookup_failed:
             metrics.add_metric(name="Reuse_lookup_failed", unit=MetricUnit.Count, value=1)
         logger.info("upload triaged", extra={"outcome": outcome.model_dump(mode="json")})

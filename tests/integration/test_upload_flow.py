@@ -392,7 +392,8 @@ def test_a_copy_of_a_classified_upload_takes_its_result_without_a_run(
     assert copy.cost and copy.cost["llm_usd"] == 0 and copy.cost["stepfunctions_usd"] == 0
     assert copy.reused_cost_usd == original.cost_usd and copy.cost_usd < original.cost_usd
     assert len(runs(aws)) == before
-    assert "Upload_reused@" + aws.stack.name in emitted_metrics(capsys.readouterr().out)
+    emitted = emitted_metrics(capsys.readouterr().out)
+    assert {"Upload_reused@" + aws.stack.name, "ReuseSavedUsd@" + aws.stack.name} <= emitted
     # Other metadata is another upload: classified by the cascade.
     upload(aws.s3, bucket, "uploads/other words.gif", body, {**meta, "title": "Hmm, other words"})
     other = wait_settled(aws, "uploads/other words.gif")
@@ -574,7 +575,7 @@ def test_the_dashboard_draws_what_the_handlers_emit(
     families.add("Upload_sidecar_reread")  # a sidecar put after its upload (tests: late sidecar)
     families.add("Llm_failed")  # an LLM call that failed (tests: test_llm_failure_is_recorded_...)
     families.add("Stuck_failed")  # a timed-out run's result (tests/integration/test_sweep_function.py)
-    families.add("Upload_reused")  # an upload seen before (tests: a copy of a classified upload)
+    families |= {"Upload_reused", "ReuseSavedUsd"}  # an upload seen before (tests: a copy of a classified...)
     families.add("Reuse_lookup_failed")  # (tests: a lookup of a result to reuse that fails is counted)
     families |= {"Learn_published", "Learn_kept"} | {f"LearnExamples_{s}" for s in SOURCES}
     families |= {f"Artefact_{outcome}" for outcome in get_args(RefreshOutcome)}

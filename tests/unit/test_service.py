@@ -705,6 +705,7 @@ def test_an_upload_of_the_same_bytes_and_metadata_takes_that_result_and_starts_n
     assert starter.started == []
     (item,) = store.items
     assert (outcome.status, outcome.written, outcome.reused_from) == (Status.CLASSIFIED, True, source.pk)
+    assert outcome.reuse_saved_usd == source.cost_usd  # the dashboard's ReuseSavedUsd
     assert outcome.decided_by is None  # no stage of this upload decided it: no Decided_<stage> metric
     assert (item.pk, item.status, item.primary, item.labels, item.decided_by) == (
         REF.pk, "classified", "funny", ["funny"], "llm")

@@ -143,6 +143,7 @@ class UploadOutcome(BaseModel):
     started: bool = False
     # The result whose answer it took (the same bytes and metadata), when it took one and it was written.
     reused_from: str | None = None
+    reuse_saved_usd: float | None = None  # ...and what deciding that result had cost
     reuse_lookup_failed: bool = False  # the lookup of a result to reuse could not read the table
 
 
@@ -247,7 +248,8 @@ class Triage(UploadTriage):
         if reused is not None:
             written = self.store.put(reused)
             return UploadOutcome(pk=ref.pk, status=reused.status, written=written,
-                                 reused_from=reused.reused_from if written else None)
+                                 reused_from=reused.reused_from if written else None,
+                                 reuse_saved_usd=reused.reused_cost_usd if written else None)
         name = self.execution_name(ref, metadata)
         pending = classification.model_copy(update={"status": Status.PENDING})
         item = result_item(ref, pending, metadata=metadata, execution=name, prices=prices)
