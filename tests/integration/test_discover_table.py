@@ -47,6 +47,12 @@ def table(aws: EmbeddedAws) -> str:
     for key in ("gone-1.gif", "gone-2.gif"):
         gone = ObjectRef(bucket="uploads", key=key, sequencer="0B")
         assert results.put(deleted_item(gone, "object deleted (ObjectRemoved:Delete)", keep_days=30))
+    # A repost took the result of pizza.gif: the same text is one item, not two.
+    pizza = results.get(pk("pizza.gif"))
+    assert pizza is not None
+    repost = pizza.model_copy(update={"pk": pk("pizza again.gif"), "key": "pizza again.gif",
+                                      "reused_from": pizza.pk})
+    assert results.put(repost)
     return name
 
 
@@ -59,6 +65,7 @@ def test_discover_reads_the_results_table(table: str, capsys: pytest.CaptureFixt
     assert out["skipped"] == [{"id": pk("blank.gif"), "reason": "no title, tags or description to embed"}]
     assert f"skipped {pk('blank.gif')}" in captured.err
     assert "left out 2 results of deleted objects" in captured.err and "gone-1" not in captured.err
+    assert "left out 1 results that took another upload's (the same bytes and text)" in captured.err
     groups = {frozenset(c["members"]): c for c in out["clusters"]}
     taxes = groups[frozenset(pk(k) for k in ("taxes.gif", "audit.gif", "deduct.gif"))]
     assert "tax" in taxes["terms"]

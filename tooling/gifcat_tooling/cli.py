@@ -677,10 +677,16 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
         table = ResultsTable(args.table, _aws_client("dynamodb", args.endpoint))
         results = table.scan()
-        rows = [(r.pk, metadata_of_result(r)) for r in results if r.status is not Status.DELETED]
-        if len(rows) < len(results):  # a deleted object's result holds no text, and is no upload now
-            print(f"gifcat discover: left out {len(results) - len(rows)} results of deleted objects",
-                  file=sys.stderr)
+        # A deleted object's result holds no text, and is no upload now; a repost's text is the result's
+        # it took (README "Uploads seen before"): one item, once.
+        gone = sum(r.status is Status.DELETED for r in results)
+        reposts = sum(r.status is not Status.DELETED and r.reused_from is not None for r in results)
+        rows = [(r.pk, metadata_of_result(r)) for r in results
+                if r.status is not Status.DELETED and r.reused_from is None]
+        for count, what in ((gone, "results of deleted objects"),
+                            (reposts, "results that took another upload's (the same bytes and text)")):
+            if count:
+                print(f"gifcat discover: left out {count} {what}", file=sys.stderr)
     else:
         try:
             rows = [(r.id, r.item().metadata) for r in iter_records(args.data, require_labels=False)]
