@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from gifcat_tooling.cli import reproducible_command
+from gifcat_tooling.cli.common import reproducible_command
 
 
 def test_the_settings_read_from_the_environment_lead_the_line_and_survive_the_shell() -> None:

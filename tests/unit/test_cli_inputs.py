@@ -121,10 +121,10 @@ def test_an_output_that_cannot_be_created_is_refused_before_the_run(
     # A file that is there is left as it was until the command writes it.
     kept = tmp_path / "kept.jsonl"
     kept.write_text("before\n")
-    from gifcat_tooling.cli import _output_file
+    from gifcat_tooling.cli.common import writable_file
 
-    assert _output_file(str(kept), "eval") == kept and kept.read_text() == "before\n"
-    assert _output_file(str(tmp_path / "new" / "p.jsonl"), "eval").parent.is_dir()
+    assert writable_file(str(kept), "eval") == kept and kept.read_text() == "before\n"
+    assert writable_file(str(tmp_path / "new" / "p.jsonl"), "eval").parent.is_dir()
     assert not (tmp_path / "new" / "p.jsonl").exists()
 
 
@@ -328,10 +328,10 @@ def test_show_refuses_what_is_not_an_object_uri(capsys: pytest.CaptureFixture[st
 
 def test_the_commands_aws_calls_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     # botocore's defaults (60 s a read, retried) held `summary` against a silent endpoint past 120 s.
-    from gifcat_tooling.cli import _aws_client
+    from gifcat_tooling.cli.common import aws_client
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    config = _aws_client("dynamodb", "http://127.0.0.1:9").meta.config
+    config = aws_client("dynamodb", "http://127.0.0.1:9").meta.config
     assert (config.connect_timeout, config.read_timeout) == (5, 30)
     assert config.retries == {"mode": "standard", "total_max_attempts": 3}
 
@@ -373,7 +373,7 @@ def test_every_command_reads_settings_from_s3_as_its_help_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
     # stream and correct once loaded settings without the S3 reader: "no reader for s3:// documents".
-    import gifcat_tooling.cli as cli
+    import gifcat_tooling.cli.common as cli_common
 
     asked: list[str] = []
 
@@ -381,7 +381,7 @@ def test_every_command_reads_settings_from_s3_as_its_help_says(
         asked.append(uri)
         return "stages: {}\n"  # read, then refused: the command stops before any other work
 
-    monkeypatch.setattr(cli, "READ_URI", reader)
+    monkeypatch.setattr(cli_common, "READ_URI", reader)
     paths = _files(tmp_path)
     argv = [part.format(good=paths["good"]) for part in command]
     assert main([*argv, "--settings", "s3://config/settings.yaml"]) == 2

@@ -122,7 +122,7 @@ def test_a_projection_prices_what_the_cascade_would_send(settings: Settings) -> 
 
 
 def test_the_eval_prints_the_ratio_at_each_priced_models_prices(settings: Settings) -> None:
-    from gifcat_tooling.cli import vs_all_llm_lines
+    from gifcat_tooling.cli.evaluate import vs_all_llm_lines
 
     preds = [prediction(0, Status.CLASSIFIED, [*TRIAGE]),
              prediction(1, Status.CLASSIFIED, [*TRIAGE, EMBED, llm(1000, 10, 3000.0, chars=4000)])]

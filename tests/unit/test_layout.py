@@ -339,7 +339,7 @@ def test_zip_handlers_import_without_what_only_the_image_has(function: str, modu
 
 def test_the_cli_finds_the_checkout_from_anywhere(tmp_path: Path) -> None:
     """`gifcat demo` run outside the checkout finds template.yaml beside its own package."""
-    from gifcat_tooling.cli import find_root
+    from gifcat_tooling.cli.common import find_root
 
     assert find_root(tmp_path) == ROOT
 

@@ -19,7 +19,8 @@ from gifcat.config import ConfigError, StageOptions, load_settings
 from gifcat.domain.llm.options import LlmOptions
 from gifcat.domain.stages.embedding import EmbeddingOptions
 from gifcat.domain.stages.triage import TriageWeights
-from gifcat_tooling.cli import RESULT_ENV, build_parser
+from gifcat_tooling.cli import build_parser
+from gifcat_tooling.cli.common import RESULT_ENV
 from tests.conftest import ROOT
 
 DOCUMENTS = {name: (ROOT / name).read_text(encoding="utf-8")

@@ -24,7 +24,8 @@ from gifcat.domain.cascade import Cascade, Step
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.stages import Stage
-from gifcat_tooling.cli import _llm_answers, main
+from gifcat_tooling.cli import main
+from gifcat_tooling.cli.evaluate import _llm_answers
 from gifcat_tooling.evaluation import (
     BaselineSummary,
     Confusion,
