@@ -29,9 +29,9 @@ from common import DEV_DATA, REPO, cpu_info, dev_records, stdout_to_devnull, wri
 
 from gifcat.adapters.dynamodb import ResultsTable
 from gifcat.adapters.embeddings.artefacts import models_dir
-from gifcat_tooling.backfill import BackfillRequest, render, run_backfill
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import draw_gif, upload
+from gifcat_tooling.operations.backfill import BackfillRequest, render, run_backfill
 
 BODIES = 6
 PREFIX = "uploads/backfill/"

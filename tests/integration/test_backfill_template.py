@@ -8,8 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from gifcat_tooling.backfill import BackfillRequest
 from gifcat_tooling.local.template import Stack, load_template
+from gifcat_tooling.operations.backfill import BackfillRequest
 from tests.conftest import load_event
 from tests.integration.test_template import tool
 

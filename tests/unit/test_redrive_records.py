@@ -1,6 +1,6 @@
-"""`gifcat redrive` (gifcat_tooling.redrive): how it reads the dead-letter queue's messages (Lambda's
-on-failure records, and what it refuses to send anywhere) and how it goes through the queue. The command
-on the embedded AWS is tests/integration/test_redrive.py."""
+"""`gifcat redrive` (gifcat_tooling.operations.redrive): how it reads the dead-letter queue's messages
+(Lambda's on-failure records, and what it refuses to send anywhere) and how it goes through the queue.
+The command on the embedded AWS is tests/integration/test_redrive.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gifcat_tooling.redrive import RedriveReport, read_message, redrive, render
+from gifcat_tooling.operations.redrive import RedriveReport, read_message, redrive, render
 
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:gifcat-TriageFunction"
 

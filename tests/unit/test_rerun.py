@@ -1,4 +1,4 @@
-"""`gifcat rerun`: which results it runs again, and how it starts them (gifcat_tooling.rerun)."""
+"""`gifcat rerun`: which results it runs again, and how it starts them (gifcat_tooling.operations.rerun)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from gifcat.domain.model import Classification, Status
 from gifcat.domain.result import ObjectRef, ResultItem, result_item
-from gifcat_tooling.rerun import from_table, matching, rerun
+from gifcat_tooling.operations.rerun import from_table, matching, rerun
 
 AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
-"""`gifcat show`'s text (gifcat_tooling.show): one upload's decision, what was read, and each stage with
-its candidates and evidence. The command against the embedded AWS is in
+"""`gifcat show`'s text (gifcat_tooling.operations.show): one upload's decision, what was read, and each
+stage with its candidates and evidence. The command against the embedded AWS is in
 tests/integration/test_corrections.py."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from gifcat.domain.model import Candidate, Neighbour, StageName, StageTrace, Status
 from gifcat.domain.result import MachineAnswer, ObjectRef, ResultItem, deleted_item
-from gifcat_tooling.show import readable_reason, render_item
+from gifcat_tooling.operations.show import readable_reason, render_item
 
 AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 

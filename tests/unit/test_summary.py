@@ -1,5 +1,5 @@
-"""`gifcat summary`'s arithmetic (gifcat_tooling.summary): per deciding stage, what a person changed of
-its answers, what reached the LLM, the cost by part, what was not classified and why, and what a
+"""`gifcat summary`'s arithmetic (gifcat_tooling.operations.summary): per deciding stage, what a person
+changed of its answers, what reached the LLM, the cost by part, what was not classified and why, and what a
 taxonomy change left behind. The command against the embedded AWS is tested in
 tests/integration/test_corrections.py."""
 
@@ -14,7 +14,7 @@ from gifcat.application.sweep import STUCK_AFTER_S
 from gifcat.domain.model import StageName, StageTrace, Status
 from gifcat.domain.result import MachineAnswer, ResultItem
 from gifcat_tooling.local.template import Stack, load_template
-from gifcat_tooling.summary import reason_kind, render_text, summarise
+from gifcat_tooling.operations.summary import reason_kind, render_text, summarise
 from tests.conftest import ROOT
 
 AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -209,7 +209,7 @@ def test_the_readme_lists_the_json_keys_the_command_prints() -> None:
     # README "What the cascade did with the uploads" spells out `--json`'s keys: they are the model's.
     import re
 
-    from gifcat_tooling.summary import DeciderRow, TableSummary
+    from gifcat_tooling.operations.summary import DeciderRow, TableSummary
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     listed = readme[readme.index("`--json` prints the same as one object:"):]

@@ -28,7 +28,7 @@ from gifcat_tooling.cli.common import (
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from gifcat.adapters.dynamodb import ResultsTable
-    from gifcat_tooling.backfill import BackfillRequest, render, run_backfill
+    from gifcat_tooling.operations.backfill import BackfillRequest, render, run_backfill
 
     arn = state_machine_arn(args, "backfill", "BackfillStateMachine", "BackfillStateMachineArn",
                              "BACKFILL_STATE_MACHINE_ARN")
@@ -57,10 +57,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    """Classify again the objects whose result failed or is stuck pending (gifcat_tooling.rerun)."""
+    """Classify again the objects whose result failed or is stuck pending (operations.rerun)."""
     from gifcat.adapters.dynamodb import ResultsTable
     from gifcat.domain.result import now
-    from gifcat_tooling.rerun import from_table, matching, render, rerun
+    from gifcat_tooling.operations.rerun import from_table, matching, render, rerun
 
     arn = state_machine_arn(args, "rerun", "ClassifyStateMachine", "StateMachineArn", "STATE_MACHINE_ARN")
     table = ResultsTable(results_table_name(args), aws_client("dynamodb", args.endpoint))
@@ -76,8 +76,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    """Send the triage function's dead-lettered uploads back to it (gifcat_tooling.redrive)."""
-    from gifcat_tooling.redrive import redrive, render
+    """Send the triage function's dead-lettered uploads back to it (operations.redrive)."""
+    from gifcat_tooling.operations.redrive import redrive, render
 
     queue = args.queue or os.environ.get("TRIAGE_DLQ_URL")
     if not queue and args.endpoint:
@@ -96,7 +96,13 @@ def cmd_correct(args: argparse.Namespace) -> int:
     from gifcat.adapters.dynamodb import ResultsTable
     from gifcat.adapters.s3 import S3Objects
     from gifcat.application.ports import SourceUnavailable
-    from gifcat_tooling.corrections import CorrectionError, checked_labels, correct, parse_s3_uri, spread
+    from gifcat_tooling.operations.corrections import (
+        CorrectionError,
+        checked_labels,
+        correct,
+        parse_s3_uri,
+        spread,
+    )
 
     settings = read_settings(args.settings)
     taxonomy = taxonomy_for(args, settings)
@@ -131,10 +137,10 @@ def cmd_correct(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """One upload's decision as the results table holds it (gifcat_tooling.show)."""
+    """One upload's decision as the results table holds it (operations.show)."""
     from gifcat.adapters.dynamodb import ResultsTable
-    from gifcat_tooling.corrections import CorrectionError, parse_s3_uri
-    from gifcat_tooling.show import render_item
+    from gifcat_tooling.operations.corrections import CorrectionError, parse_s3_uri
+    from gifcat_tooling.operations.show import render_item
 
     try:
         bucket, key = parse_s3_uri(args.uri)  # refused before any AWS client is made
@@ -152,9 +158,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    """What the cascade did with the uploads in the results table (gifcat_tooling.summary)."""
+    """What the cascade did with the uploads in the results table (operations.summary)."""
     from gifcat.adapters.dynamodb import ResultsTable
-    from gifcat_tooling.summary import render_text, summarise
+    from gifcat_tooling.operations.summary import render_text, summarise
 
     _, taxonomy = load_config(args)
     table = results_table_name(args)

@@ -227,7 +227,7 @@ def print_summary(out: Any, table: str, results: dict[str, ResultItem]) -> None:
     """What `gifcat summary` shows for these uploads: each stage's share, cost and time."""
     from gifcat.config import load_settings
     from gifcat.domain.taxonomy import load_taxonomy
-    from gifcat_tooling.summary import render_text, summarise
+    from gifcat_tooling.operations.summary import render_text, summarise
 
     version = load_taxonomy(load_settings().taxonomy).version
     print("\n" + render_text(summarise(results.values(), table=table, taxonomy_version=version)), file=out)
@@ -236,7 +236,7 @@ def print_summary(out: Any, table: str, results: dict[str, ResultItem]) -> None:
 def print_one_decision(out: Any, results: list[ResultItem]) -> None:
     """What `gifcat show` says of the first upload a later stage decided (the embedding stage's if any):
     the decision with its evidence, each stage's candidates, time and cost, as the result item keeps them."""
-    from gifcat_tooling.show import render_item
+    from gifcat_tooling.operations.show import render_item
 
     later = [r for r in results if r.decided_by in ("embedding", "llm") and not r.reused_from]
     if later:

@@ -15,8 +15,8 @@ def run_backfill_demo(
     root: Path, out: Any = sys.stdout, timeout_s: float = 300.0, verbose: bool = False
 ) -> int:
     from gifcat.adapters.dynamodb import ResultsTable
-    from gifcat_tooling.backfill import BackfillRequest, render, run_backfill
     from gifcat_tooling.local.demo import demo_stack, print_table, upload_samples
+    from gifcat_tooling.operations.backfill import BackfillRequest, render, run_backfill
 
     started = time.perf_counter()
     with demo_stack(root, out, verbose, upload_trigger=False) as aws:
