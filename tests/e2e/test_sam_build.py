@@ -115,6 +115,7 @@ def test_sam_build_and_import_under_python312(root: Path, tmp_path: Path) -> Non
                 **env,
                 "RESULTS_TABLE": "t",
                 "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:s",
+                "RESULT_EVENT_BUS": "b",
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "GIFCAT_LLM_BASE_URL": "http://127.0.0.1:9/v1",
                 "GIFCAT_LLM_MODEL": "m",

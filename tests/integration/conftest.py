@@ -123,6 +123,13 @@ def s3_event(
     }
 
 
+def settled(aws: EmbeddedAws, timeout_s: float = 60.0) -> None:
+    """Every invocation done and every change of the results table told (its stream read to the end):
+    nothing of the stack's still runs and prints (its functions' logs and metrics go to stdout)."""
+    assert aws.runner.drain(timeout_s)
+    assert aws.streams is not None and aws.streams.wait_idle(timeout_s)
+
+
 def wait_item(aws: EmbeddedAws, key: str, timeout_s: float = 60.0, finished: bool = True) -> ResultItem:
     assert aws.runner.drain(timeout_s)
     deadline = time.monotonic() + timeout_s

@@ -13,6 +13,7 @@ from gifcat.domain.model import Classification, GifMetadata, StageName, Status
 from gifcat.domain.result import ObjectRef, deleted_item, result_item
 from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
+from tests.integration.conftest import settled
 
 # Two topics the taxonomy knows (food, sports) and one it does not (tax paperwork), three uploads each.
 UPLOADS = {
@@ -53,6 +54,7 @@ def table(aws: EmbeddedAws) -> str:
     repost = pizza.model_copy(update={"pk": pk("pizza again.gif"), "key": "pizza again.gif",
                                       "reused_from": pizza.pk})
     assert results.put(repost)
+    settled(aws)  # the writes told on the bus before the command's output is read
     return name
 
 

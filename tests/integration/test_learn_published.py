@@ -27,7 +27,7 @@ from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
 from tests.conftest import DEV_DATA
-from tests.integration.conftest import emitted_metrics, wait_item
+from tests.integration.conftest import emitted_metrics, settled, wait_item
 
 RECORDS = 90  # MiniLM embeds each about six times in a run (five folds and the artefact): keep it lean
 AT = datetime(2026, 12, 2, tzinfo=UTC)
@@ -47,6 +47,7 @@ def answer(record: LabelledRecord, taxonomy: Taxonomy, **extra: object) -> Resul
 
 
 def learn(aws: EmbeddedAws, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
+    settled(aws)  # the results written told on the bus before the command's output is read
     capsys.readouterr()
     code = main(["learn", "--endpoint", aws.endpoint, "--json", *args])
     out = capsys.readouterr().out

@@ -155,6 +155,11 @@ def test_functions_touch_only_what_they_use(root: Path) -> None:
     assert resources["s3:ListBucket"] == artefacts
     (listing,) = [s for s in learn if "s3:ListBucket" in s["Action"]]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["embedding/*"]}}
+    # Result events: put on the stack's bus, nothing else (SAM adds the stream's read and the on-failure
+    # queue's send for the event source itself).
+    publish = stack.function_properties("PublishFunction")["Policies"][0]["Statement"]
+    assert publish == [{"Effect": "Allow", "Action": ["events:PutEvents"],
+                        "Resource": stack.resolve({"Fn::GetAtt": ["ResultEventBus", "Arn"]})}]
     with_secret = Stack(
         load_template(root / "template.yaml"),
         root,
@@ -283,7 +288,8 @@ def test_config_in_s3_grants_read(root: Path, taxonomy: str, settings: str, expe
     )
     assert stack.conditions["S3Config"] is expected
     # Each function that loads settings may read the configured objects, and no other object of the
-    # account; the sweep loads none (gifcat.runtime.SweepEnvironment) and reads no object at all.
+    # account; the sweep and the publish function load none (gifcat.runtime.SweepEnvironment,
+    # PublishEnvironment) and read no object at all.
     objects = [f"arn:aws:s3:::{where.removeprefix('s3://')}" for where in (taxonomy, settings)
                if where.startswith("s3://")]
     for lid in stack.of_type("AWS::Serverless::Function"):
@@ -291,7 +297,8 @@ def test_config_in_s3_grants_read(root: Path, taxonomy: str, settings: str, expe
         reads = [s["Resource"] for s in statements
                  if s["Action"] == ["s3:GetObject"] and "uploads" not in str(s["Resource"])
                  and "embedding" not in str(s["Resource"])]
-        assert reads == ([objects] if expected and lid != "SweepFunction" else []), lid
+        loads_settings = lid not in ("SweepFunction", "PublishFunction")
+        assert reads == ([objects] if expected and loads_settings else []), lid
 
 
 def test_cost_accounting_prices_each_stage_at_its_functions_memory(root: Path, settings: Settings) -> None:
@@ -360,7 +367,7 @@ def test_alarms_notify_the_topic_when_one_is_given(root: Path, topic: str) -> No
     alarms = stack.of_type("AWS::CloudWatch::Alarm")
     assert sorted(alarms) == [
         "BackfillFailedAlarm", "DeadLetterAlarm", "EmbedFailedAlarm", "FailedRunsAlarm", "LearnFailedAlarm",
-        "LlmFailedAlarm", "LlmSpendAlarm", "StuckRunsAlarm",
+        "LlmFailedAlarm", "LlmSpendAlarm", "PublishDeadLetterAlarm", "StuckRunsAlarm",
     ]
     for lid in alarms:
         props = stack.resolve(stack.resources[lid]["Properties"])

@@ -19,6 +19,7 @@ from gifcat.application.learn import SOURCES
 from gifcat.application.ports import SourceUnavailable
 from gifcat.domain.model import GifMetadata, StageName, Status
 from gifcat.domain.result import ObjectRef, ResultItem
+from gifcat.domain.result_events import DetailType
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
 from tests.integration.conftest import (
@@ -579,6 +580,9 @@ def test_the_dashboard_draws_what_the_handlers_emit(
     families.add("Reuse_lookup_failed")  # (tests: a lookup of a result to reuse that fails is counted)
     families |= {"Learn_published", "Learn_kept"} | {f"LearnExamples_{s}" for s in SOURCES}
     families |= {f"Artefact_{outcome}" for outcome in get_args(RefreshOutcome)}
+    # Result events, as the publish function counts them (tests/integration/test_events_on_the_bus.py)
+    families |= {f"Event_{t.value.replace(' ', '_')}" for t in DetailType}
+    families |= {"Event_failed", "Event_unreadable"}
     assert drawn - emitted <= families, drawn - emitted - families
     # A metric-math line reads only metrics its widget defines (an unknown id draws nothing).
     for widget in body["widgets"]:

@@ -5,11 +5,11 @@ Nothing here is cached at module level: each handler builds its services once, a
 its own environment (the local runner imports several functions into one process).
 
 The environment is read through typed models (HandlerEnvironment and its subclasses): RESULTS_TABLE,
-STATE_MACHINE_ARN, and optionally GIFCAT_SETTINGS / GIFCAT_TAXONOMY (a path or s3://bucket/key), the
-LLM endpoint (GIFCAT_LLM_*) and, for the embed function, GIFCAT_ARTEFACTS (where `gifcat learn`
-publishes). GIFCAT_OVERRIDES is merged by `load_settings` itself (the CLI reads it
-too), and AWS_ENDPOINT_URL (the local embedded AWS) by boto3. A variable that is missing or malformed
-fails the cold start with its name.
+STATE_MACHINE_ARN, RESULT_EVENT_BUS (the publish function), and optionally GIFCAT_SETTINGS /
+GIFCAT_TAXONOMY (a path or s3://bucket/key), the LLM endpoint (GIFCAT_LLM_*) and, for the embed
+function, GIFCAT_ARTEFACTS (where `gifcat learn` publishes). GIFCAT_OVERRIDES is merged by
+`load_settings` itself (the CLI reads it too), and AWS_ENDPOINT_URL (the local embedded AWS) by boto3.
+A variable that is missing or malformed fails the cold start with its name.
 
 They are plain pydantic models over os.environ rather than pydantic-settings' BaseSettings: that does
 the same for seven strings, but its import (its CLI source pulls argparse and asyncio) adds 50-120 ms
@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gifcat.adapters.dynamodb import ResultsTable, record_request
+from gifcat.adapters.eventbridge import EventBridgeResults
 from gifcat.adapters.s3 import S3Objects, read_s3_uri
 from gifcat.adapters.stepfunctions import Escalations, execution_name
+from gifcat.application.publish import ResultPublisher
 from gifcat.application.service import RerunTriage, StageStep, Triage
 from gifcat.application.sweep import StuckSweep
 from gifcat.config import ConfigError, Settings, load_settings
@@ -105,6 +107,12 @@ class LearnEnvironment(HandlerEnvironment):
 
     results_table: str = Field(alias="RESULTS_TABLE")
     artefacts: str = Field(alias="GIFCAT_ARTEFACTS", pattern=ARTEFACTS_URI)
+
+
+class PublishEnvironment(HandlerEnvironment):
+    """The publish function sends result events to the stack's bus, and reads no settings nor taxonomy."""
+
+    event_bus: str = Field(alias="RESULT_EVENT_BUS", min_length=1)
 
 
 class SweepEnvironment(HandlerEnvironment):
@@ -204,6 +212,11 @@ def _stage_step(settings: Settings, taxonomy: Taxonomy, stage: Stage) -> StageSt
 def build_stuck_sweep(environ: Mapping[str, str] | None = None) -> StuckSweep:
     """The sweep function's job: mark failed the pending results whose run ended without recording."""
     return StuckSweep(ResultsTable(SweepEnvironment.from_environ(environ).results_table))
+
+
+def build_result_publisher(environ: Mapping[str, str] | None = None) -> ResultPublisher:
+    """The publish function's job: the results table's changes (its stream) as events on the bus."""
+    return ResultPublisher(EventBridgeResults(PublishEnvironment.from_environ(environ).event_bus))
 
 
 def build_learn_job(environ: Mapping[str, str] | None = None) -> LearnJob:

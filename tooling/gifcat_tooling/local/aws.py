@@ -34,6 +34,7 @@ from gifcat_tooling.local import (
     moto_speedups,
 )
 from gifcat_tooling.local.lambda_runner import LambdaRunner, LocalFunction
+from gifcat_tooling.local.streams import StreamMapping, StreamPoller
 from gifcat_tooling.local.template import REGION, Stack, load_template
 
 LOCAL_ENV = {
@@ -91,6 +92,8 @@ class EmbeddedAws:
         self.containers_per_function = containers_per_function
         self.upload_trigger = upload_trigger  # False: uploads start nothing (objects to backfill later)
         self.outputs: dict[str, str] = {}
+        self.stream_mappings: list[StreamMapping] = []  # the functions' DynamoDB event sources
+        self.streams: StreamPoller | None = None
         self._env_saved: dict[str, str | None] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -124,6 +127,8 @@ class EmbeddedAws:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.streams is not None:
+            self.streams.__exit__(*exc)
         self.runner.__exit__(*exc)
         self._moto_api("reset", None)
         self._moto_api("config", {"stepfunctions": self._sfn_config})
@@ -167,13 +172,17 @@ class EmbeddedAws:
             props = stack.resolve(stack.resources[lid]["Properties"])
             name = stack.physical_name(lid)
             indexes = props.get("GlobalSecondaryIndexes")
-            ddb.create_table(
+            stream = props.get("StreamSpecification")
+            table = ddb.create_table(
                 TableName=name,
                 AttributeDefinitions=props["AttributeDefinitions"],
                 KeySchema=props["KeySchema"],
                 BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
                 **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
-            )
+                **({"StreamSpecification": {"StreamEnabled": True, **stream}} if stream else {}),
+            )["TableDescription"]
+            if stream:
+                stack.attributes[(lid, "StreamArn")] = table["LatestStreamArn"]
             pitr = props.get("PointInTimeRecoverySpecification")
             if pitr:
                 ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification=pitr)
@@ -182,6 +191,8 @@ class EmbeddedAws:
                 ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         for lid in stack.of_type("AWS::SQS::Queue"):
             sqs.create_queue(QueueName=stack.physical_name(lid))
+        for lid in stack.of_type("AWS::Events::EventBus"):
+            self.client("events").create_event_bus(Name=stack.physical_name(lid))
         role = self.client("iam").create_role(
             RoleName="gifcat-local",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
@@ -189,6 +200,7 @@ class EmbeddedAws:
         notifications: dict[str, list[dict[str, Any]]] = {}
         for lid in stack.of_type("AWS::Serverless::Function"):
             self._deploy_function(stack, lid, role, notifications)
+        self.streams = StreamPoller(self.endpoint, self.stream_mappings).__enter__()
         for bucket, configs in notifications.items() if self.upload_trigger else ():
             s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
@@ -256,24 +268,26 @@ class EmbeddedAws:
             MemorySize=int(props.get("MemorySize", 128)),
             Environment={"Variables": env},
         )
-        self.runner.register(
-            LocalFunction(
-                name=name,
-                arn=stack.arn(lid),
-                code_dir=code_dir,
-                handler=handler,
-                environment=env,
-                memory_mb=int(props.get("MemorySize", 128)),
-                timeout_s=int(props.get("Timeout", 3)),
-                max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
-                on_failure_queue_url=(
-                    f"{self.endpoint}/123456789012/{dlq.rsplit(':', 1)[-1]}" if dlq else None
-                ),
-                max_containers=self.containers_per_function,
-                statements=iam.function_statements(props.get("Policies", []), lid),
-            )
+        fn = LocalFunction(
+            name=name,
+            arn=stack.arn(lid),
+            code_dir=code_dir,
+            handler=handler,
+            environment=env,
+            memory_mb=int(props.get("MemorySize", 128)),
+            timeout_s=int(props.get("Timeout", 3)),
+            max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
+            on_failure_queue_url=stack.queue_url_of_arn(dlq, self.endpoint) if dlq else None,
+            max_containers=self.containers_per_function,
+            statements=iam.function_statements(props.get("Policies", []), lid),
         )
+        self.runner.register(fn)
         for event in props.get("Events", {}).values():
+            if event.get("Type") == "DynamoDB":
+                ev = event["Properties"]
+                failed_to = ev.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+                queue_url = stack.queue_url_of_arn(failed_to, self.endpoint) if failed_to else None
+                self.stream_mappings.append(StreamMapping.from_event(fn, ev, queue_url))
             if event.get("Type") != "S3":
                 continue
             ev = event["Properties"]

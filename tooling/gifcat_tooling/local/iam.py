@@ -56,6 +56,10 @@ def _table(params: Mapping[str, Any]) -> str:
     return name if name.startswith("arn:") else f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
 
 
+def _event_bus(name: str) -> str:
+    return name if name.startswith("arn:") else f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}"
+
+
 def _parameter(name: str) -> str:
     return name if name.startswith("arn:") else f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name.lstrip('/')}"
 
@@ -98,6 +102,9 @@ def needs(service: str, operation: str, params: Mapping[str, Any]) -> list[Need]
     if service == "sqs" and operation == "SendMessage":
         *_, account, name = str(params["QueueUrl"]).rstrip("/").split("/")
         return [Need("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{account}:{name}")]
+    if service == "events" and operation == "PutEvents":  # each entry's bus (default: "default")
+        buses = {str(e.get("EventBusName") or "default") for e in params.get("Entries", [])}
+        return [Need("events:PutEvents", _event_bus(bus)) for bus in sorted(buses)]
     if service == "sts" and operation == "GetCallerIdentity":
         return []  # allowed to every caller
     raise UnmodelledCall(

@@ -53,6 +53,8 @@ class Stack:
     root: Path
     name: str = "gifcat-local"
     parameters: dict[str, str] = field(default_factory=dict)
+    # Attributes only the deployment knows (a table's StreamArn carries the time its stream began).
+    attributes: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         bound: dict[str, str] = {}
@@ -95,10 +97,15 @@ class Stack:
             "AWS::Serverless::LayerVersion": f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{name}:1",
             # As CloudFormation's GetAtt gives it: with the ":*" of every stream in the group.
             "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
+            "AWS::Events::EventBus": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}",
         }[rtype]
 
     def queue_url(self, logical_id: str, endpoint: str) -> str:
         return f"{endpoint}/{ACCOUNT}/{self.physical_name(logical_id)}"
+
+    @staticmethod
+    def queue_url_of_arn(arn: str, endpoint: str) -> str:
+        return f"{endpoint}/{ACCOUNT}/{arn.rsplit(':', 1)[-1]}"
 
     def ref(self, name: str) -> Any:
         pseudo = {
@@ -130,10 +137,15 @@ class Stack:
                 return self.ref(arg)
             if key == "Fn::GetAtt":
                 logical_id, attr = arg
+                if (logical_id, attr) in self.attributes:
+                    return self.attributes[(logical_id, attr)]
+                if attr == "StreamArn" and self.resources[logical_id]["Type"] == "AWS::DynamoDB::Table":
+                    return f"{self.arn(logical_id)}/stream/not-deployed"  # read, not deployed
                 if attr == "QueueName" and self.resources[logical_id]["Type"] == "AWS::SQS::Queue":
                     return self.physical_name(logical_id)
                 if attr != "Arn":
-                    raise ValueError(f"local deploy resolves only .Arn and a queue's .QueueName, not "
+                    raise ValueError(f"local deploy resolves only .Arn, a queue's .QueueName and a "
+                                     f"table's .StreamArn, not "
                                      f"{logical_id}.{attr}")
                 return self.arn(logical_id)
             if key == "Fn::Sub":
