@@ -52,6 +52,13 @@ def test_demo_records_a_result_for_every_upload(root: Path) -> None:
     assert deciders.count("reused") == len(doc["reposts"])
     reached = re.search(r"reached the LLM: (\d+) of (\d+) items", run.stdout)
     assert reached and int(reached[1]) >= deciders.count("llm") and int(reached[2]) == len(samples)
+    # A subscriber of the stack's result bus got one event per upload's answer, of the kind its row says.
+    told = re.search(r"result events on \S+ \(what a team's rule receives\): (\d+) for (\d+) "
+                     r"uploads \((.*)\)", run.stdout)
+    assert told and int(told[1]) == int(told[2]) == len(samples)
+    kinds = dict(part.rsplit(" ", 1) for part in told[3].split(", "))
+    classified = sum(" classified " in row for row in rows.values())
+    assert kinds == {"GIF classified": str(classified), "GIF not classified": str(len(rows) - classified)}
     # One upload a later stage decided is explained as `gifcat show` would: its decision, then each stage.
     explained = run.stdout.split("one decision, explained (gifcat show s3://", 1)[1].split("\n\n", 1)[0]
     key = explained.split(")", 1)[0].split("/", 1)[1]

@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from importlib import resources
@@ -170,6 +171,7 @@ def run_demo(
     SIGTERM, for the commands README gives `--endpoint` to."""
     started = time.perf_counter()
     with demo_stack(root, out, verbose) as aws:
+        events = subscribe(aws, "demo-subscriber")
         put_at = upload_samples(aws.s3, aws.outputs["UploadsBucketName"])
         print(f"uploaded {len(put_at)} objects; waiting for their results...", file=out, flush=True)
         results = aws.wait_for_results(set(put_at), timeout_s=timeout_s)
@@ -181,6 +183,7 @@ def run_demo(
             put_at |= reposted
         print_table(out, put_at, results)
         print_summary(out, aws.outputs["ResultsTableName"], results)
+        print_events(out, aws, events, len(put_at))
         print_one_decision(out, [results[k] for k in put_at if k in results])
         missing = sorted(set(put_at) - set(results))
         elapsed = time.perf_counter() - started
@@ -191,6 +194,38 @@ def run_demo(
             print_serving(out, aws)
             wait_for_interrupt()
         return 1 if missing else 0
+
+
+def subscribe(aws: EmbeddedAws, name: str) -> str:
+    """A queue that receives every gifcat event on the stack's result bus, as a team's rule would."""
+    sqs, bus = aws.client("sqs"), aws.outputs["ResultEventBusName"]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rules = aws.client("events")
+    rules.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps({"source": ["gifcat"]}))
+    rules.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+    return str(url)
+
+
+def received(aws: EmbeddedAws, url: str) -> list[dict[str, Any]]:
+    """What the subscribed queue holds once every change of the results table has been told."""
+    if aws.streams is not None:
+        aws.streams.wait_idle()
+    sqs, got = aws.client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        got += [json.loads(m["Body"]) for m in messages]
+        sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+    return got
+
+
+def print_events(out: Any, aws: EmbeddedAws, url: str, uploads: int) -> None:
+    """The result events a subscriber of the stack's bus received: one per upload's answer."""
+    events = received(aws, url)
+    kinds = Counter(e["detail-type"] for e in events)
+    told = ", ".join(f"{kind} {n}" for kind, n in kinds.most_common())
+    print(f"result events on {aws.outputs['ResultEventBusName']} (what a team's rule receives): "
+          f"{len(events)} for {uploads} uploads ({told})", file=out)
 
 
 def print_serving(out: Any, aws: EmbeddedAws) -> None:
