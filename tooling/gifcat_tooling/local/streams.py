@@ -1,9 +1,10 @@
 """DynamoDB stream event sources (a function's Events of Type DynamoDB), run as Lambda's event source
 mapping runs them: each shard read in order from its start (TRIM_HORIZON), records kept only when they
-match the mapping's FilterCriteria, batches of at most BatchSize handed to the function with the
-records as Lambda shapes them, a partial batch failure (ReportBatchItemFailures) or an error retried
-from the first record not done, and after MaximumRetryAttempts the batch's range sent to the OnFailure
-queue, as Lambda's on-failure record. moto keeps the stream and runs no mapping of its own.
+match the mapping's FilterCriteria, batches of at most BatchSize, filled for at most
+MaximumBatchingWindowInSeconds, handed to the function with the records as Lambda shapes them; a
+partial batch failure (ReportBatchItemFailures) or an error retried from the first record not done,
+and after MaximumRetryAttempts the batch's range sent to the OnFailure queue, as Lambda's on-failure
+record. moto keeps the stream and runs no mapping of its own.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class StreamMapping:
     fn: LocalFunction
     stream_arn: str
     batch_size: int = 100
+    window_s: float = 0.0  # MaximumBatchingWindowInSeconds: how long a batch may wait to fill
     patterns: list[EventPattern] = field(default_factory=list)  # none: every record
     max_retries: int = -1  # Lambda's default: until the record expires
     report_item_failures: bool = False
@@ -43,6 +45,7 @@ class StreamMapping:
             fn=fn,
             stream_arn=str(props["Stream"]),
             batch_size=int(props.get("BatchSize", 100)),
+            window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
             patterns=[EventPattern.load(f["Pattern"]) for f in filters],
             max_retries=int(props.get("MaximumRetryAttempts", -1)),
             report_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
@@ -65,6 +68,7 @@ class StreamPoller:
         self._stop = threading.Event()
         # Reads that found nothing new, per mapping: idle after two that began after the wait did.
         self._empty_reads = {id(m): 0 for m in mappings}
+        self._described: dict[int, float] = {}  # when each mapping last looked for new shards
         self._threads = [threading.Thread(target=self._run, args=(m,), daemon=True,
                                           name=f"stream:{m.fn.name}") for m in mappings]
 
@@ -92,6 +96,8 @@ class StreamPoller:
     def _run(self, mapping: StreamMapping) -> None:
         streams = boto3.client("dynamodbstreams", endpoint_url=self.endpoint, region_name=REGION)
         iterators: dict[str, str | None] = {}
+        batch: list[dict[str, Any]] = []  # kept, not yet handed on: it fills for up to window_s
+        filling_since = 0.0
         while not self._stop.is_set():
             try:
                 read = self._read(streams, mapping, iterators)
@@ -99,25 +105,37 @@ class StreamPoller:
                 # The table deleted (a test may do so; moto then answers 404, or 500 once a table of that
                 # name is back): on AWS its mapping stops reading too. Kept for whoever asks.
                 self.read_errors[mapping.stream_arn] = str(exc)
-                self._empty_reads[id(mapping)] += 1
+                read = []
                 self._stop.wait(1.0)
-                continue
             kept = [r for r in read if mapping.keeps(r)]
-            for start in range(0, len(kept), mapping.batch_size):
-                self._deliver(mapping, kept[start:start + mapping.batch_size])
+            if kept and not batch:
+                filling_since = time.monotonic()
+            batch += kept
+            while len(batch) >= mapping.batch_size:
+                self._deliver(mapping, batch[:mapping.batch_size])
+                batch = batch[mapping.batch_size:]
+                filling_since = time.monotonic()
+            if batch and time.monotonic() - filling_since >= mapping.window_s:
+                self._deliver(mapping, batch)
+                batch = []
             if not read:
-                self._empty_reads[id(mapping)] += 1
+                if not batch:
+                    self._empty_reads[id(mapping)] += 1
                 self._stop.wait(self.poll_s)
 
     def _read(
         self, streams: Any, mapping: StreamMapping, iterators: dict[str, str | None]
     ) -> list[dict[str, Any]]:
-        """What each shard holds past where the mapping read last: every shard from its start."""
-        for shard in streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]:
-            if shard["ShardId"] not in iterators:
-                iterators[shard["ShardId"]] = streams.get_shard_iterator(
-                    StreamArn=mapping.stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
+        """What each shard holds past where the mapping read last: every shard from its start. New
+        shards are looked for once a second (a table's stream has one until it splits)."""
+        if not iterators or time.monotonic() - self._described.get(id(mapping), 0.0) > 1.0:
+            self._described[id(mapping)] = time.monotonic()
+            for shard in streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]:
+                if shard["ShardId"] not in iterators:
+                    iterators[shard["ShardId"]] = streams.get_shard_iterator(
+                        StreamArn=mapping.stream_arn, ShardId=shard["ShardId"],
+                        ShardIteratorType="TRIM_HORIZON",
+                    )["ShardIterator"]
         read = []
         for sid, iterator in list(iterators.items()):
             if iterator is not None:  # None: a closed shard, read to its end
