@@ -1,5 +1,5 @@
 """DynamoDB stream event sources (a function's Events of Type DynamoDB), run as Lambda's event source
-mapping runs them: each shard read in order from its start (TRIM_HORIZON), records kept only when they
+mapping runs them: the stream read in order from its start (TRIM_HORIZON), records kept only when they
 match the mapping's FilterCriteria, batches of at most BatchSize, filled for at most
 MaximumBatchingWindowInSeconds, handed to the function with the records as Lambda shapes them; a
 partial batch failure (ReportBatchItemFailures) or an error retried from the first record not done,
@@ -18,11 +18,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
 from moto.events.models import EventPattern
 
 from gifcat_tooling.local.lambda_runner import LocalFunction
 from gifcat_tooling.local.template import REGION
+
+
+def _shard(stream_arn: str) -> Any:
+    """The stream's one shard in moto's backend (the server runs in this process), or None when its table
+    is gone or has another stream now. Read in place: through the API each poll would cost an HTTP round
+    trip, botocore's parse of every image, and an iterator moto keeps for ever."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    arn, label = stream_arn.split("/stream/", 1)
+    _, _, _, region, account, resource = arn.split(":", 5)
+    table = dynamodb_backends[account][region].tables.get(resource.removeprefix("table/"))
+    if table is None or table.latest_stream_label != label:
+        return None
+    return table.stream_shard
 
 
 @dataclass
@@ -64,11 +77,9 @@ class StreamPoller:
         self.mappings = mappings
         self.poll_s = poll_s
         self.failures: list[dict[str, Any]] = []  # what went to the OnFailure queues
-        self.read_errors: dict[str, str] = {}  # the last error of a stream that could not be read
         self._stop = threading.Event()
         # Reads that found nothing new, per mapping: idle after two that began after the wait did.
         self._empty_reads = {id(m): 0 for m in mappings}
-        self._described: dict[int, float] = {}  # when each mapping last looked for new shards
         self._threads = [threading.Thread(target=self._run, args=(m,), daemon=True,
                                           name=f"stream:{m.fn.name}") for m in mappings]
 
@@ -94,19 +105,17 @@ class StreamPoller:
         return False
 
     def _run(self, mapping: StreamMapping) -> None:
-        streams = boto3.client("dynamodbstreams", endpoint_url=self.endpoint, region_name=REGION)
-        iterators: dict[str, str | None] = {}
+        read_up_to = 0  # records of the stream already read (its one shard, from its start)
         batch: list[dict[str, Any]] = []  # kept, not yet handed on: it fills for up to window_s
         filling_since = 0.0
         while not self._stop.is_set():
-            try:
-                read = self._read(streams, mapping, iterators)
-            except ClientError as exc:
-                # The table deleted (a test may do so; moto then answers 404, or 500 once a table of that
-                # name is back): on AWS its mapping stops reading too. Kept for whoever asks.
-                self.read_errors[mapping.stream_arn] = str(exc)
+            shard = _shard(mapping.stream_arn)
+            if shard is None:  # the table deleted (a test may do so): on AWS its mapping stops reading too
                 read = []
-                self._stop.wait(1.0)
+            else:
+                new = shard.items[read_up_to:read_up_to + 1000]
+                read = [self._lambda_record(mapping, r.record) for r in new]
+                read_up_to += len(read)
             kept = [r for r in read if mapping.keeps(r)]
             if kept and not batch:
                 filling_since = time.monotonic()
@@ -122,27 +131,6 @@ class StreamPoller:
                 if not batch:
                     self._empty_reads[id(mapping)] += 1
                 self._stop.wait(self.poll_s)
-
-    def _read(
-        self, streams: Any, mapping: StreamMapping, iterators: dict[str, str | None]
-    ) -> list[dict[str, Any]]:
-        """What each shard holds past where the mapping read last: every shard from its start. New
-        shards are looked for once a second (a table's stream has one until it splits)."""
-        if not iterators or time.monotonic() - self._described.get(id(mapping), 0.0) > 1.0:
-            self._described[id(mapping)] = time.monotonic()
-            for shard in streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]:
-                if shard["ShardId"] not in iterators:
-                    iterators[shard["ShardId"]] = streams.get_shard_iterator(
-                        StreamArn=mapping.stream_arn, ShardId=shard["ShardId"],
-                        ShardIteratorType="TRIM_HORIZON",
-                    )["ShardIterator"]
-        read = []
-        for sid, iterator in list(iterators.items()):
-            if iterator is not None:  # None: a closed shard, read to its end
-                answer = streams.get_records(ShardIterator=iterator, Limit=1000)
-                iterators[sid] = answer.get("NextShardIterator")
-                read += [self._lambda_record(mapping, r) for r in answer["Records"]]
-        return read
 
     @staticmethod
     def _lambda_record(mapping: StreamMapping, record: dict[str, Any]) -> dict[str, Any]:
