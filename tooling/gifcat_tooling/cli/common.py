@@ -40,6 +40,14 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--taxonomy", help="taxonomy YAML (path or s3://); default: bundled")
 
 
+def add_stack_options(parser: argparse.ArgumentParser, *, table: bool = True) -> None:
+    """Where a command finds the stack: --endpoint (the local embedded AWS) and, if it reads the results
+    table, --table."""
+    if table:
+        parser.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    parser.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+
+
 def _read_s3(uri: str) -> str:
     from gifcat.adapters.s3 import read_s3_uri  # only when asked: keeps boto3 off the local path
 

@@ -14,6 +14,7 @@ from gifcat.domain.model import StageName, Status
 from gifcat_tooling.cli.common import (
     STAGE_CHOICES,
     add_config_options,
+    add_stack_options,
     aws_client,
     error_bound,
     holdout_share,
@@ -305,8 +306,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "export", help="write classified results from the table as labelled JSONL (kNN examples)"
     )
-    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
-    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+    add_stack_options(p)
     p.add_argument("--out", required=True, help="JSON Lines file to write")
     p.add_argument("--decided-by", help="keep only these deciders, comma-separated (e.g. llm)")
     p.set_defaults(func=cmd_export)
@@ -332,10 +332,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "learn",
         help="relearn the embedding stage from the results table; publish the artefact if not worse",
     )
-    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    add_stack_options(p)
     p.add_argument("--artefacts", metavar="S3_URI",
                    help="s3://BUCKET/embedding (default: GIFCAT_ARTEFACTS, or the local stack's)")
-    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
     p.add_argument("--dry-run", action="store_true", help="gather, fit and compare, but publish nothing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_config_options(p)

@@ -11,6 +11,7 @@ import sys
 from gifcat.application.sweep import STUCK_AFTER_S
 from gifcat_tooling.cli.common import (
     add_config_options,
+    add_stack_options,
     aws_client,
     load_config,
     local_stack,
@@ -193,8 +194,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--tolerated-failure-percentage", type=percentage, help="default 5")
     p.add_argument("--suffix", default=".gif", help="keys that are uploads (the stack's UploadSuffix)")
     p.add_argument("--state-machine", help="its ARN (default: BACKFILL_STATE_MACHINE_ARN, or the local one)")
-    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
-    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    add_stack_options(p)
     p.add_argument("--timeout", type=positive_seconds, default=3600.0, help="seconds to wait for the run")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_backfill)
@@ -217,8 +217,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "written before the index existed)")
     p.add_argument("--state-machine", help="the upload machine's ARN (default: STATE_MACHINE_ARN, or the "
                                            "local one)")
-    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
-    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+    add_stack_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_rerun)
 
@@ -227,7 +226,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--queue", help="the queue's URL (default: TRIAGE_DLQ_URL, or the local stack's)")
     p.add_argument("--dry-run", action="store_true", help="list what would be redriven; change nothing")
-    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
+    add_stack_options(p, table=False)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_redrive)
 
@@ -242,8 +241,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--this-only", action="store_true",
                    help="leave the other results of the same bytes and metadata as they are (by default "
                         "they take the answer too)")
-    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
-    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    add_stack_options(p)
     add_config_options(p)
     p.set_defaults(func=cmd_correct)
 
@@ -251,8 +249,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "show", help="one upload's decision: the stage that made it, each stage's candidates and evidence"
     )
     p.add_argument("uri", help="s3://BUCKET/KEY of the object")
-    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
-    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    add_stack_options(p)
     p.add_argument("--json", action="store_true", help="print the result item as JSON")
     p.set_defaults(func=cmd_show)
 
@@ -260,8 +257,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "summary",
         help="what the cascade did with the uploads in the results table: stages, corrections, cost",
     )
-    p.add_argument("--endpoint", help="AWS endpoint URL (the local embedded AWS); default: AWS")
-    p.add_argument("--table", help="results table (default: RESULTS_TABLE, or the local stack's)")
+    add_stack_options(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--since", type=point_in_time, metavar="WHEN",
                    help="only the items written since then: 30m, 24h, 7d ago, or an ISO 8601 date or time")
