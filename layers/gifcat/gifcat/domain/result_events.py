@@ -76,6 +76,13 @@ class ResultEventDetail(BaseModel):
     previous: ToldAnswer | None = None
 
 
+# The detail's fields that the result item holds under the same name.
+_TOLD_AS_STORED = {
+    "bucket", "key", "version_id", "etag", "status", "labels", "decided_by", "confidence", "reason",
+    "taxonomy_version", "corrected_by", "reused_from", "updated_at",
+}
+
+
 class ResultEvent(BaseModel):
     detail_type: DetailType
     detail: ResultEventDetail
@@ -108,25 +115,6 @@ def result_event(old: ResultItem | None, new: ResultItem | None) -> ResultEvent 
         "\x1f".join([new.pk, new.object_seq, new.etag or "", new.updated_at.isoformat(),
                      answer.model_dump_json()]).encode()
     ).hexdigest()[:32]
-    return ResultEvent(
-        detail_type=_DETAIL_TYPE[new.status],
-        detail=ResultEventDetail(
-            event_id=digest,
-            uri=new.pk,
-            bucket=new.bucket,
-            key=new.key,
-            version_id=new.version_id,
-            etag=new.etag,
-            status=new.status,
-            category=new.primary,
-            labels=new.labels,
-            decided_by=new.decided_by,
-            confidence=new.confidence,
-            reason=new.reason,
-            taxonomy_version=new.taxonomy_version,
-            corrected_by=new.corrected_by,
-            reused_from=new.reused_from,
-            updated_at=new.updated_at,
-            previous=before,
-        ),
-    )
+    detail = ResultEventDetail(event_id=digest, uri=new.pk, category=new.primary, previous=before,
+                               **new.model_dump(include=_TOLD_AS_STORED))
+    return ResultEvent(detail_type=_DETAIL_TYPE[new.status], detail=detail)
