@@ -9,6 +9,8 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +20,10 @@ from gifcat.domain.model import Status
 from gifcat.domain.result_events import TOLD, DetailType, result_event
 from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
-from gifcat_tooling.local.demo import upload
+from gifcat_tooling.local.demo import received, subscribe, upload
+from gifcat_tooling.local.template import Stack, load_template
 from tests.conftest import load_event
-from tests.integration.conftest import wait_item
+from tests.integration.conftest import settled, wait_item
 from tests.unit.test_result_events import item
 
 
@@ -128,6 +131,44 @@ def test_the_stream_wakes_the_function_only_for_what_it_tells(aws: EmbeddedAws) 
     props = aws.stack.function_properties("PublishFunction")
     assert props["Policies"] == [{"Statement": [{"Effect": "Allow", "Action": ["events:PutEvents"],
                                                  "Resource": aws.outputs["ResultEventBusArn"]}]}]
+
+
+def test_a_subscriber_added_later_gets_what_it_missed_by_a_replay_of_the_archive(
+    aws: EmbeddedAws, gif: Callable[..., bytes]
+) -> None:
+    bucket, events = aws.outputs["UploadsBucketName"], aws.client("events")
+    since = datetime.now(UTC) - timedelta(seconds=2)
+    key = f"uploads/events-{uuid.uuid4().hex[:6]}.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "pizza time", "tags": "pizza,food", "description": ""})
+    wait_item(aws, key)
+    settled(aws)  # told, and archived, before anyone listened
+    late = f"late-{uuid.uuid4().hex[:8]}"
+    url = subscribe(aws, late)
+    rule = events.describe_rule(Name=late, EventBusName=aws.outputs["ResultEventBusName"])["Arn"]
+    # What README gives: a replay of the archive to this one rule (the other subscribers hear nothing again).
+    events.start_replay(
+        ReplayName=late, EventSourceArn=aws.outputs["ResultEventArchiveArn"], EventStartTime=since,
+        EventEndTime=datetime.now(UTC) + timedelta(seconds=2),
+        Destination={"Arn": aws.outputs["ResultEventBusArn"], "FilterArns": [rule]},
+    )
+    deadline = time.monotonic() + 30
+    while events.describe_replay(ReplayName=late)["State"] != "COMPLETED" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    replayed = [e for e in received(aws, url) if e["detail"]["key"] == key]
+    assert [(e["detail-type"], e["detail"]["category"], e["replay-name"]) for e in replayed] == [
+        ("GIF classified", "food", late)]
+
+
+@pytest.mark.parametrize("days", ["14", "0", "off"])
+def test_the_archive_keeps_the_events_as_long_as_the_stack_says(root: Path, days: str) -> None:
+    stack = Stack(load_template(root / "template.yaml"), root, parameters={"ResultEventArchiveDays": days})
+    if days == "off":
+        assert stack.of_type("AWS::Events::Archive") == []
+        return
+    (archive,) = stack.of_type("AWS::Events::Archive")
+    props = stack.resolve(stack.resources[archive]["Properties"])
+    assert props["SourceArn"] == stack.arn("ResultEventBus") and props["RetentionDays"] == days  # 0: for ever
+    assert props["EventPattern"] == {"source": ["gifcat"]}
 
 
 def test_changes_the_bus_keeps_refusing_are_retried_then_dead_lettered(

@@ -193,6 +193,13 @@ class EmbeddedAws:
             sqs.create_queue(QueueName=stack.physical_name(lid))
         for lid in stack.of_type("AWS::Events::EventBus"):
             self.client("events").create_event_bus(Name=stack.physical_name(lid))
+        for lid in stack.of_type("AWS::Events::Archive"):
+            props = stack.resolve(stack.resources[lid]["Properties"])
+            self.client("events").create_archive(
+                ArchiveName=stack.physical_name(lid), EventSourceArn=props["SourceArn"],
+                RetentionDays=int(props["RetentionDays"]), EventPattern=json.dumps(props["EventPattern"]),
+                Description=props.get("Description", ""),
+            )
         role = self.client("iam").create_role(
             RoleName="gifcat-local",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),

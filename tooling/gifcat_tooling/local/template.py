@@ -80,7 +80,7 @@ class Stack:
     def physical_name(self, logical_id: str) -> str:
         props = self.resources[logical_id].get("Properties", {})
         for key in ("BucketName", "TableName", "QueueName", "FunctionName", "LogGroupName", "DashboardName",
-                    "AlarmName", "Name"):
+                    "AlarmName", "ArchiveName", "Name"):
             if key in props:
                 return str(self.resolve(props[key]))
         return f"{self.name}-{logical_id}"
@@ -98,6 +98,7 @@ class Stack:
             # As CloudFormation's GetAtt gives it: with the ":*" of every stream in the group.
             "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
             "AWS::Events::EventBus": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}",
+            "AWS::Events::Archive": f"arn:aws:events:{REGION}:{ACCOUNT}:archive/{name}",
         }[rtype]
 
     def queue_url(self, logical_id: str, endpoint: str) -> str:
