@@ -29,28 +29,22 @@ from tests.unit.test_result_events import item
 
 @pytest.fixture
 def subscriber(aws: EmbeddedAws) -> Iterator[Callable[..., list[dict[str, Any]]]]:
-    """A queue subscribed to every gifcat event on the stack's bus, as a team's rule would be; the
-    returned function waits for `n` events (and a little longer, for any that should not come)."""
+    """A queue subscribed to every gifcat event on the stack's bus, as a team's rule would be (the demo's
+    subscription); the returned function waits for at least `n` events, and returns every one so far."""
     bus, name = aws.outputs["ResultEventBusName"], f"sub-{uuid.uuid4().hex[:8]}"
-    sqs, events = aws.client("sqs"), aws.client("events")
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps({"source": ["gifcat"]}))
-    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+    url = subscribe(aws, name)
     got: list[dict[str, Any]] = []
 
-    def received(n: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    def events_so_far(n: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout_s
+        got.extend(received(aws, url))  # every change told by then, so any that should not come is here
         while len(got) < n and time.monotonic() < deadline:
-            assert aws.streams is not None and aws.streams.wait_idle(timeout_s)
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            got.extend(json.loads(m["Body"]) for m in messages)
-        assert aws.streams is not None and aws.streams.wait_idle(timeout_s)
-        got.extend(json.loads(m["Body"]) for m in sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []))
+            time.sleep(0.1)
+            got.extend(received(aws, url))
         return list(got)
 
-    yield received
+    yield events_so_far
+    events = aws.client("events")
     events.remove_targets(Rule=name, EventBusName=bus, Ids=["queue"])
     events.delete_rule(Name=name, EventBusName=bus)
 
