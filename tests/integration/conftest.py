@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,23 @@ def after_run(aws: EmbeddedAws, act: Callable[[], Any], timeout_s: float = 60.0)
     newest = max(started, key=lambda e: e["startDate"])
     _until_ended(aws, newest, timeout_s)
     return newest
+
+
+def console_rerun(aws: EmbeddedAws, bucket: str, key: str, force: bool = True) -> dict[str, Any]:
+    """A rerun from the console (the Standard rerun machine) of `key`, waited for; its description."""
+    sfn = aws.client("stepfunctions")
+    arn = sfn.start_execution(
+        stateMachineArn=aws.outputs["RerunStateMachineArn"],
+        input=json.dumps({"bucket": bucket, "key": key, "force": force}),
+        name=str(uuid.uuid4()),
+    )["executionArn"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.1)
+    raise AssertionError(f"{arn} still running")
 
 
 def put_late_sidecar(aws: EmbeddedAws, bucket: str, key: str, body: bytes) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +19,7 @@ from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
 from tests.integration.conftest import (
+    console_rerun,
     pending_upload,
     put_late_sidecar,
     s3_event,
@@ -42,22 +42,6 @@ def fresh_script(llm_server: FakeOpenAI) -> None:
 def correct(aws: EmbeddedAws, uri: str, *args: str) -> int:
     """`gifcat correct` in-process against the embedded AWS (its endpoint and the stack's table)."""
     return main(["correct", uri, *args, "--endpoint", aws.endpoint])
-
-
-def rerun(aws: EmbeddedAws, bucket: str, key: str, force: bool = True) -> dict[str, Any]:
-    sfn = aws.client("stepfunctions")
-    arn = sfn.start_execution(
-        stateMachineArn=aws.outputs["RerunStateMachineArn"],
-        input=json.dumps({"bucket": bucket, "key": key, "force": force}),
-        name=str(uuid.uuid4()),
-    )["executionArn"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.1)
-    raise AssertionError(f"{arn} still running")
 
 
 def test_correction_is_recorded_as_human(
@@ -141,7 +125,7 @@ def test_forced_console_rerun_keeps_the_human_answer(
     wait_item(aws, key)
     before = human_item(aws, key)
     for force in (True, False):
-        execution = rerun(aws, bucket, key, force=force)
+        execution = console_rerun(aws, bucket, key, force=force)
         assert execution["status"] == "SUCCEEDED"
         after = wait_item(aws, key)
         assert (after.decided_by, after.primary, after.updated_at) == ("human", "sad", before.updated_at)

@@ -23,7 +23,7 @@ from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import received, subscribe, upload
 from gifcat_tooling.local.template import Stack, load_template
 from tests.conftest import load_event
-from tests.integration.conftest import settled, wait_item
+from tests.integration.conftest import console_rerun, put_late_sidecar, settled, wait_item
 from tests.unit.test_result_events import item
 
 
@@ -89,6 +89,30 @@ def test_each_answer_is_told_once_from_every_path_that_writes_it(
     assert wait_item(aws, tags).status is Status.DELETED
     (gone,) = subscriber(5)[4:]
     assert (gone["detail-type"], gone["detail"]["key"]) == ("GIF deleted", tags)
+
+
+
+def test_a_rerun_is_told_only_when_it_changes_the_answer_and_with_the_one_it_replaced(
+    aws: EmbeddedAws, subscriber: Callable[..., list[dict[str, Any]]], gif: Callable[..., bytes]
+) -> None:
+    bucket = aws.outputs["UploadsBucketName"]
+    key = f"uploads/events-rerun-{uuid.uuid4().hex[:6]}.gif"
+    upload(aws.s3, bucket, key, gif(), {"title": "pizza time", "tags": "pizza,food", "description": ""})
+    assert wait_item(aws, key).primary == "food"
+    assert len(subscriber(1)) == 1
+    # A console rerun that comes to the same answer: the table is rewritten, a subscriber hears nothing.
+    assert console_rerun(aws, bucket, key)["status"] == "SUCCEEDED"
+    rerun = wait_item(aws, key)
+    assert (rerun.primary, rerun.replaces) == ("food", None)  # Record's write drops what it took over
+    settled(aws)
+    assert len(subscriber(1)) == 1
+    # A late sidecar's rerun reads other words: its answer is told with the one it replaced.
+    put_late_sidecar(aws, bucket, key, b'{"title": "Kiss", "tags": ["kiss", "love"]}')
+    after = wait_item(aws, key)
+    assert after.primary != "food"
+    (changed,) = [e["detail"] for e in subscriber(2)[1:]]
+    assert (changed["category"], changed["decided_by"]) == (after.primary, after.decided_by)
+    assert (changed["previous"]["category"], changed["previous"]["decided_by"]) == ("food", "tags")
 
 
 def test_the_sample_stream_event_is_told(

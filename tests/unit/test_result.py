@@ -205,7 +205,7 @@ def test_correction_writes_only_over_the_upload_that_was_checked() -> None:
     assert request["ExpressionAttributeValues"][":seq"] == {"S": REF.object_seq}
     # A run still going for this upload no longer owns the item: its Record cannot write.
     assert request["UpdateExpression"].endswith(
-        " REMOVE #execution, #run, #claimed_at, #reason, #rerunnable, #reused_from")
+        " REMOVE #execution, #run, #claimed_at, #reason, #rerunnable, #reused_from, #replaces")
     names = request["ExpressionAttributeNames"]
     assert {names[n] for n in ("#f0", "#f1")} == {"primary", "decided_by"}
     no_etag = correction_request(REF.pk, {"primary": "funny"}, object_seq="-", etag=None)

@@ -11,7 +11,7 @@ from typing import Any
 
 from gifcat.application.publish import ResultChange, ResultPublisher
 from gifcat.domain.model import Classification, Status
-from gifcat.domain.result import ObjectRef, ResultItem, result_item
+from gifcat.domain.result import ObjectRef, ResultItem, deleted_item, result_item, taken_over
 from gifcat.domain.result_events import DetailType, ResultEvent, ToldAnswer, result_event
 
 AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -84,6 +84,41 @@ def test_the_event_id_is_the_same_for_a_redelivery_and_new_for_each_write() -> N
     back = done.model_copy(update={"updated_at": AT + timedelta(seconds=120)})
     third = result_event(cute, back)
     assert third is not None and third.detail.event_id != first.detail.event_id
+
+
+
+def test_a_rerun_is_told_with_the_answer_it_took_over_and_not_at_all_when_it_comes_to_the_same() -> None:
+    told = item(Status.CLASSIFIED, "funny", decided_by="llm")
+    # The take-over (a console rerun, a backfill child, the sweep's start) makes the item pending,
+    # holding the answer it took over; that write tells nothing.
+    claim = item(Status.PENDING, seconds=30).model_copy(update={"replaces": taken_over(told, REF.etag)})
+    assert claim.replaces is not None and result_event(told, claim) is None
+    assert result_event(claim, item(Status.CLASSIFIED, "funny", decided_by="llm", seconds=40)) is None
+    changed = result_event(claim, item(Status.CLASSIFIED, "cute", decided_by="embedding", seconds=40))
+    assert changed is not None and changed.detail.category == "cute"
+    assert changed.detail.previous == ToldAnswer(status=Status.CLASSIFIED, category="funny", labels=["funny"],
+                                                 decided_by="llm")
+    failed = result_event(claim, item(Status.FAILED, reason="llm: timed out", seconds=40))
+    assert failed is not None and failed.detail.previous is not None
+    assert failed.detail.previous.category == "funny"
+    # A rerun of that pending rerun (the sweep's) keeps what the first took over.
+    assert taken_over(claim, REF.etag) == claim.replaces
+    # A new upload of the key (another ETag), a tombstone or no item: nothing taken over.
+    assert taken_over(told, "e2") is None and taken_over(None, REF.etag) is None
+    assert taken_over(item(Status.DELETED, reason="deleted"), REF.etag) is None
+
+
+def test_a_deletion_tells_the_answer_the_key_held_and_nothing_for_a_key_that_never_had_one() -> None:
+    told = item(Status.CLASSIFIED, "funny", decided_by="tags")
+    gone = deleted_item(REF.model_copy(update={"sequencer": "0B"}), "deleted", keep_days=7, at=AT)
+    event = result_event(told, gone)
+    assert event is not None and event.detail_type is DetailType.DELETED
+    assert event.detail.previous is not None and event.detail.previous.category == "funny"
+    assert result_event(None, gone) is None  # deleted before any result: nothing was ever told
+    # A key whose newest upload was still pending: told (a subscriber may hold the older upload's answer).
+    pending = item(Status.PENDING, ref=REF.model_copy(update={"etag": "e2", "sequencer": "0A1"}))
+    event = result_event(pending, gone)
+    assert event is not None and event.detail.previous is None
 
 
 class Bus:

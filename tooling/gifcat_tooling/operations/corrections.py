@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from gifcat.application.ports import ObjectGone, ObjectSource
 from gifcat.domain.model import Status
-from gifcat.domain.result import HUMAN, MachineAnswer, ObjectRef, ResultItem, now, reusable, reused_item
+from gifcat.domain.result import HUMAN, ObjectRef, ResultItem, machine_answer, now, reusable, reused_item
 from gifcat.domain.taxonomy import Taxonomy
 
 
@@ -106,7 +106,7 @@ def correct(
         )
     # The machine's answer kept beside the person's: what a learner compares (how often, and how, it
     # erred). A second correction keeps what the machine said first.
-    machine = stored.corrected_from if stored.decided_by == HUMAN else _machine_answer(stored)
+    machine = stored.corrected_from if stored.decided_by == HUMAN else machine_answer(stored)
     at = at or now()
     fields: dict[str, Any] = {
         "status": Status.CLASSIFIED.value,
@@ -147,16 +147,3 @@ def spread(pk: str, store: CorrectionStore) -> list[str]:
         if other.status is Status.CLASSIFIED and store.adopt(answered, other):
             taken.append(other.pk)
     return sorted(taken)
-
-
-def _machine_answer(stored: ResultItem) -> MachineAnswer:
-    """The stored answer's fields that say what the machine decided (unknown ones left None)."""
-    return MachineAnswer(
-        status=stored.status,
-        primary=stored.primary,
-        labels=stored.labels or None,
-        decided_by=stored.decided_by,
-        confidence=stored.confidence,
-        reason=stored.reason or None,
-        taxonomy_version=stored.taxonomy_version,
-    )

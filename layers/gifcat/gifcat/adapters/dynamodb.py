@@ -216,7 +216,7 @@ def stuck_request(
     (to the second: the stored times of Step Functions and Python differ below it) and owned by the same
     execution (or by none). A run that recorded meanwhile, or a newer upload or rerun, wins."""
     names = {"#status": "status", "#rerunnable": "rerunnable", "#reason": "reason",
-             "#updated_at": "updated_at", "#execution": "execution"}
+             "#updated_at": "updated_at", "#execution": "execution", "#replaces": "replaces"}
     values: dict[str, Any] = {":failed": Status.FAILED.value, ":pending": Status.PENDING.value,
                               ":reason": reason, ":at": at.isoformat(), ":stale": _second(stale_before)}
     condition = "#status = :pending AND #updated_at < :stale AND "
@@ -229,6 +229,7 @@ def stuck_request(
         "Key": {"pk": {"S": pk}},
         "UpdateExpression": (
             "SET #status = :failed, #rerunnable = :failed, #reason = :reason, #updated_at = :at"
+            " REMOVE #replaces"  # a rerun's, while pending: its failure is told with it (`previous`)
         ),
         "ConditionExpression": condition,
         "ExpressionAttributeNames": names,
@@ -263,14 +264,15 @@ def correction_request(
 
     Sets `fields` (decided_by human, the answer, who and when) and removes `reason` (of a failure),
     `rerunnable` (a person's answer is never run again), `reused_from` (the answer is this object's
-    own now), and `execution` with the claim of its run
+    own now), `replaces` (a rerun's: the person's answer is told with what the item held), and
+    `execution` with the claim of its run
     (`run`, `claimed_at`): a run still going for this upload no longer owns the item, so its Record and
     RecordFailure write nothing. The condition is that the item still describes the upload that was
     checked (same object_seq and ETag): a newer upload's triage, landed meanwhile, wins.
     """
     names = {"#seq": "object_seq", "#etag": "etag", "#execution": "execution", "#reason": "reason",
              "#rerunnable": "rerunnable", "#run": "run", "#claimed_at": "claimed_at",
-             "#reused_from": "reused_from"}
+             "#reused_from": "reused_from", "#replaces": "replaces"}
     values: dict[str, Any] = {":seq": object_seq, ":etag": etag or ""}
     sets = []
     for i, (name, value) in enumerate(fields.items()):
@@ -286,7 +288,7 @@ def correction_request(
         "Key": {"pk": {"S": pk}},
         "UpdateExpression": (
             "SET " + ", ".join(sets)
-            + " REMOVE #execution, #run, #claimed_at, #reason, #rerunnable, #reused_from"
+            + " REMOVE #execution, #run, #claimed_at, #reason, #rerunnable, #reused_from, #replaces"
         ),
         "ConditionExpression": condition,
         "ExpressionAttributeNames": names,

@@ -42,6 +42,7 @@ from gifcat.domain.result import (
     result_item,
     reusable,
     reused_item,
+    taken_over,
 )
 
 log = logging.getLogger(__name__)
@@ -387,6 +388,7 @@ class RerunTriage(UploadTriage):
         stored = self.store.get(ref.pk)  # again: what the take-over's condition must see
         pending = classification.model_copy(update={"status": Status.PENDING})
         item = result_item(ref, pending, metadata=metadata, execution=execution, prices=self.settings.prices)
+        item = item.model_copy(update={"replaces": taken_over(stored, ref.etag)})
         owned = self.store.take_over(item, stored, force=force)
         state = StepState(
             object=ref,

@@ -128,6 +128,7 @@ CLASSIFICATION_FIELDS = (
     "rerunnable",
     "reused_from",
     "reused_cost_usd",
+    "replaces",  # a rerun's, held while it is pending: Record removes it with the answer it writes
 )
 
 
@@ -194,6 +195,31 @@ class MachineAnswer(BaseModel):
     taxonomy_version: str | None = None
 
 
+def machine_answer(item: ResultItem) -> MachineAnswer:
+    """The item's fields that say what was decided (unknown ones left None)."""
+    return MachineAnswer(
+        status=item.status,
+        primary=item.primary,
+        labels=item.labels or None,
+        decided_by=item.decided_by,
+        confidence=item.confidence,
+        reason=item.reason or None,
+        taxonomy_version=item.taxonomy_version,
+    )
+
+
+def taken_over(stored: ResultItem | None, etag: str | None) -> MachineAnswer | None:
+    """The answer a rerun's pending item takes over from `stored` (a console rerun, a backfill child,
+    the sweep), when it is about the same upload (same ETag): the rerun's answer is told with it as
+    `previous`, and not told at all when it is the same. A rerun of a pending rerun keeps the answer
+    that one took over; a deletion's tombstone (no ETag) is not an answer about the upload."""
+    if stored is None or stored.etag is None or stored.etag != etag:
+        return None
+    if stored.status is Status.PENDING:
+        return stored.replaces
+    return None if stored.status is Status.DELETED else machine_answer(stored)
+
+
 class ResultItem(ResultAnswer):
     """One result item per S3 object, keyed by pk = "s3://<bucket>/<key>" (README "The result item")."""
 
@@ -224,6 +250,8 @@ class ResultItem(ResultAnswer):
     # when (as Step Functions writes times; gifcat.adapters.dynamodb.put_request compares it).
     run: str | None = None
     claimed_at: str | None = None
+    # Set on a rerun's pending item (`taken_over`): the answer it took over, until Record writes its own.
+    replaces: MachineAnswer | None = None
     # A deleted upload's result (status deleted) expires then (epoch seconds: the table's TTL attribute).
     expires_at: int | None = None
 

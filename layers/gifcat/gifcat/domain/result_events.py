@@ -4,7 +4,8 @@ An upload's answer is told once it is known, and again whenever it changes: `GIF
 a person, or a reused result decided), `GIF not classified` (failed, skipped, undecided: the reason
 says why) and `GIF deleted` (the upload is gone). Nothing is told for the steps on the way (`pending`),
 for a rewrite that leaves the told answer as it was (a run's claim, a sidecar read again with the same
-text), or when a deleted upload's tombstone expires. Delivery is at least once and in no promised
+text, a rerun or a backfill that comes to the same answer), for the deletion of a key that never had a
+result, or when a deleted upload's tombstone expires. Delivery is at least once and in no promised
 order: `event_id` is the same for every delivery of one write of an answer, so a subscriber can drop
 repeats, and `updated_at` orders the answers about one upload (the newest stands).
 """
@@ -70,9 +71,8 @@ class ResultEventDetail(BaseModel):
     corrected_by: str | None = None  # a person's answer
     reused_from: str | None = None  # the result of the same bytes and metadata this one took
     updated_at: IsoTime
-    # The answer the item held just before this write, when it held one about the same upload (a
-    # correction, a deletion); None for an upload's first answer, and for a rerun's or a backfill's,
-    # which make the item pending first.
+    # The answer told before this one about the same upload: the one a correction, a rerun, a backfill
+    # or the sweep replaced, or the deleted upload's; None for an upload's first answer.
     previous: ToldAnswer | None = None
 
 
@@ -100,6 +100,16 @@ def told(item: ResultItem) -> ToldAnswer | None:
                       decided_by=item.decided_by, reason=item.reason)
 
 
+def told_before(old: ResultItem) -> ToldAnswer | None:
+    """The answer a subscriber last heard about the upload `old` describes: its own, or, while a rerun
+    holds it pending, the one the rerun took over (`replaces`)."""
+    answer, was = told(old), old.replaces
+    if answer is not None or was is None or was.status is None:
+        return answer
+    return ToldAnswer(status=was.status, category=was.primary, labels=was.labels or [],
+                      decided_by=was.decided_by, reason=was.reason)
+
+
 def result_event(old: ResultItem | None, new: ResultItem | None) -> ResultEvent | None:
     """The event a change from `old` to `new` (None: absent) tells, or None when it tells nothing."""
     if new is None:  # the item itself removed: a tombstone expiring, whose deletion was told
@@ -107,8 +117,14 @@ def result_event(old: ResultItem | None, new: ResultItem | None) -> ResultEvent 
     answer = told(new)
     if answer is None:
         return None
-    same_upload = old is not None and old.object_seq == new.object_seq and old.etag == new.etag
-    before = told(old) if old is not None and same_upload else None
+    if new.status is Status.DELETED:
+        # A deletion is about whatever upload the key held; with no item before it, nothing was told.
+        if old is None:
+            return None
+        before = told_before(old)
+    else:
+        same_upload = old is not None and old.object_seq == new.object_seq and old.etag == new.etag
+        before = told_before(old) if old is not None and same_upload else None
     if before == answer:
         return None
     digest = hashlib.sha256(
