@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from tests.integration.conftest import (
     wait_item,
     wait_run_ended,
 )
-from tests.support.fake_openai import FakeOpenAI, answer
+from tests.support.fake_openai import FakeOpenAI, RecordedRequest, Reply, answer
 
 
 @pytest.fixture(scope="module")
@@ -338,3 +339,59 @@ def test_export_finds_the_local_stacks_table_from_its_endpoint(aws: EmbeddedAws,
     out = tmp_path / "examples.jsonl"
     assert main(["export", "--endpoint", aws.endpoint, "--out", str(out)]) == 0
     assert out.is_file()
+
+
+def earlier_stages(n: int) -> Callable[[RecordedRequest], Reply]:
+    """An LLM answering the earlier stages' n-th suggestion (0: their first, which the learner's prior
+    gate admits; 1: another, which it refuses)."""
+
+    def reply(request: RecordedRequest) -> Reply:
+        text = request.text
+        # The user turn's block, the last (the instructions name the tags before it).
+        shown = json.loads(text[text.rindex("<earlier_stages>") + 16 : text.rindex("</earlier_stages>")])
+        return answer(shown[n]["category"], confidence=0.8, rationale=f"scripted: suggestion {n}")
+
+    return reply
+
+
+def review(aws: EmbeddedAws, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    capsys.readouterr()
+    assert main(["review", *args, "--endpoint", aws.endpoint]) == 0
+    return capsys.readouterr().out
+
+
+def test_the_review_queue_lists_what_the_learner_will_not_learn_and_a_correction_takes_it_out(
+    aws: EmbeddedAws, bucket: str, gif: Callable[..., bytes], llm_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    refused, admitted, tagged = (f"uploads/review-{uuid.uuid4().hex[:6]}-{n}.gif" for n in range(3))
+    meta = {"title": "Hmm", "tags": ["#mood"]}  # the cheap stages leave it to the LLM
+    monkeypatch.setattr(llm_server, "responder", earlier_stages(1))
+    upload(aws.s3, bucket, refused, gif(), meta)
+    wait_item(aws, refused)
+    monkeypatch.setattr(llm_server, "responder", earlier_stages(0))
+    upload(aws.s3, bucket, admitted, gif(frames=4), meta)
+    upload(aws.s3, bucket, tagged, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
+    items = {k: wait_item(aws, k) for k in (refused, admitted, tagged)}
+    assert items[refused].decided_by == items[admitted].decided_by == "llm"
+
+    def queue() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        out = review(aws, capsys, "--json", "--limit", "1000")
+        printed = json.loads(out[out.rindex('{\n  "table"'):])
+        return printed, {row["uri"]: row for row in printed["rows"]}
+
+    printed, rows = queue()
+    # No person has answered an LLM answer yet: the prior gate admits the LLM's answers that agree with
+    # the embedding stage's first candidate, so the one that does not is taught and the other checked.
+    assert printed["gate"]["rule"] == "agreement" and printed["gate"]["pairs"] == 0
+    assert (rows[f"s3://{bucket}/{refused}"]["why"], rows[f"s3://{bucket}/{admitted}"]["why"]) == (
+        "teach", "check")
+    assert rows[f"s3://{bucket}/{refused}"]["category"] == items[refused].primary
+    assert f"s3://{bucket}/{tagged}" not in rows  # certified triage answers are not queued
+    text = review(aws, capsys, "--limit", "1000")
+    assert f"gifcat correct s3://{bucket}/{refused} --category {items[refused].primary}" in text
+
+    assert correct(aws, f"s3://{bucket}/{refused}", "--category", "funny") == 0
+    printed, rows = queue()
+    assert f"s3://{bucket}/{refused}" not in rows and f"s3://{bucket}/{admitted}" in rows
+    assert printed["gate"]["pairs"] >= 1  # the person's answer is the gate's evidence now

@@ -137,7 +137,7 @@ def test_repeated_ids_are_refused(settings: Settings) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [({"window": 0}, "window"), ({"corrections": 1.5}, "corrections"), ({"start": "warm"}, "start"),
-     ({"holdout": 1.0}, "holdout"), ({"until": StageName.TAGS}, "until")],
+     ({"holdout": 1.0}, "holdout"), ({"until": StageName.TAGS}, "until"), ({"review": "best"}, "review")],
 )
 def test_bad_options_are_clear_errors(options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -189,6 +189,31 @@ def test_a_correction_rate_is_a_seeded_share_of_llm_bound_records(settings: Sett
     none, some, again, other = corrected(0.0, 0), corrected(0.3, 0), corrected(0.3, 0), corrected(0.3, 1)
     assert none == [] and some == again and some != other
     assert 40 <= len(some) <= 80  # 0.3 of 200 LLM-bound records, binomial spread
+
+
+
+def test_a_review_queue_spends_the_same_share_on_the_least_supported_refused_answers(
+    settings: Settings,
+) -> None:
+    records = topical("r", 20)
+    # Wrong on every other record: those answers disagree with the embedding stage's first candidate,
+    # so the prior gate (agreement) refuses them.
+    answers = {r.id: ("sports" if r.labels[0] != "sports" else "food") if i % 2 else r.labels[0]
+               for i, r in enumerate(records)}
+    run = run_stream(records, settings, TAXONOMY, stage(), ScriptedLlm(answers),
+                     StreamOptions(window=10, learn=False, corrections=0.3, review="queue"))
+    for window in run.windows:
+        bound = [s for s in window.seen if s.llm_bound]
+        corrected = [s for s in bound if s.corrected]
+        refused = [s for s in bound if not s.agrees]
+        assert len(bound) == 10 and len(corrected) == 3  # 0.3 of each window's LLM-bound records
+        assert len(refused) >= 3 and all(not s.agrees for s in corrected)
+        assert max(s.support for s in corrected) <= min(s.support for s in refused if not s.corrected)
+    # The share carries over between windows: 0.25 of 10 is 2, 3, 2, 3 corrections.
+    quarter = run_stream(topical("q", 40), settings, TAXONOMY, stage(), gold_llm(topical("q", 40)),
+                         StreamOptions(window=10, learn=False, corrections=0.25, review="queue"))
+    assert [sum(s.corrected for s in w.seen) for w in quarter.windows] == [2, 3, 2, 3]
+    assert run.summary()["options"]["review"] == "queue"
 
 
 # -- the gate -----------------------------------------------------------------------------------------

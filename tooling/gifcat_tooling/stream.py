@@ -50,6 +50,7 @@ from gifcat.domain.learning import (
 from gifcat.domain.model import Classification, StageName
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.result import HUMAN  # decided_by of a person's answer
+from gifcat.domain.review import Reviewable, review_queue
 from gifcat.domain.stages import Stage
 from gifcat.domain.stages.embedding import EmbeddingStage
 from gifcat.domain.taxonomy import Taxonomy
@@ -66,6 +67,9 @@ class StreamOptions:
     window: int = 50
     learn: bool = True
     corrections: float = 0.0  # share of LLM-bound records a person answers with the gold label
+    # Which of them: "random" (a draw as each arrives) or "queue" (at each window's end, the window's
+    # first in `gifcat review`'s order: gifcat.domain.review).
+    review: str = "random"
     seed: int = 0
     start: str = "empty"  # "empty" | "bundled"
     until: StageName = StageName.LLM  # EMBEDDING: no LLM calls (the LLM-bound records stay undecided)
@@ -84,6 +88,8 @@ class StreamOptions:
             raise ValueError(f"corrections is a share from 0 to 1, got {self.corrections}")
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout is a share from 0 to below 1, got {self.holdout}")
+        if self.review not in ("random", "queue"):
+            raise ValueError(f"review is 'random' or 'queue', got {self.review!r}")
         if self.start not in ("empty", "bundled"):
             raise ValueError(f"start is 'empty' or 'bundled', got {self.start!r}")
         if self.until not in (StageName.EMBEDDING, StageName.LLM):
@@ -253,7 +259,8 @@ class StreamRun:
             "corrections": sum(s.corrected for s in seen),
             "options": {
                 "window": self.options.window, "learn": self.options.learn,
-                "corrections": self.options.corrections, "seed": self.options.seed,
+                "corrections": self.options.corrections, "review": self.options.review,
+                "seed": self.options.seed,
                 "start": self.options.start, "until": self.options.until.value,
                 "holdout": self.options.holdout, "gate_target": self.options.gate_target,
                 "learn_triage": self.options.learn_triage,
@@ -314,6 +321,7 @@ def run_stream(
     rng = np.random.default_rng(options.seed)
     run = StreamRun(options, [])
     examples_in_force = len(base_examples)
+    carry = 0.0  # with review "queue": the share of a correction the windows so far have not spent
     for start in range(0, len(records), options.window):
         chunk = records[start : start + options.window]
         window = Window(start, margin=float(run_settings.stages["embedding"].min_margin),
@@ -327,11 +335,12 @@ def run_stream(
             for offset, record in enumerate(rows):
                 result = pipeline.classify(record.item())
                 seen = Seen(start + offset, len(run.windows), record, result, corrected=False)
-                if seen.llm_bound:  # one draw per LLM-bound record: the sequence depends on the seed only
-                    draw = rng.random()
-                    if draw < options.corrections:
-                        seen = Seen(seen.index, seen.window, record, result, corrected=True)
+                # One draw per LLM-bound record: the sequence depends on the seed only.
+                if seen.llm_bound and options.review == "random" and rng.random() < options.corrections:
+                    seen = Seen(seen.index, seen.window, record, result, corrected=True)
                 window.seen.append(seen)
+        if options.review == "queue":
+            carry = _review_window(window, run, options, carry)
         run.windows.append(window)
         last = start + options.window >= len(records)
         if not options.learn or last:
@@ -367,6 +376,21 @@ def run_stream(
         run.gate = choose_gate([p for s in run.seen if (p := s.pair()) is not None],
                                target=options.gate_target)
     return run
+
+
+def _review_window(window: Window, run: StreamRun, options: StreamOptions, carry: float) -> float:
+    """A person answers the window's first LLM-bound records in review order (`corrections` of them,
+    the fractions carried over between windows), under the gate the answers so far choose; the carry."""
+    bound = [s for s in window.seen if s.llm_bound]
+    want = options.corrections * len(bound) + carry
+    budget = int(want)
+    gate = choose_gate([p for s in run.seen if (p := s.pair()) is not None], target=options.gate_target)
+    items = [Reviewable(s.record.id, s.llm_answer, s.support, s.llm_answer is not None
+                        and gate.admits(s.support, s.agrees)) for s in bound]
+    chosen = {e.item.key for e in review_queue(items, limit=budget, seed=options.seed)}
+    window.seen = [Seen(s.index, s.window, s.record, s.result, corrected=True) if s.record.id in chosen else s
+                   for s in window.seen]
+    return want - budget
 
 
 def plot_stream(summary: dict[str, Any], path: Any) -> Any:

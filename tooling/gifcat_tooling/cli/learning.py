@@ -238,8 +238,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         records += part
     try:
         options = StreamOptions(
-            window=args.window, learn=args.learn, corrections=args.corrections, seed=args.seed,
-            start=args.start, until=STAGE_CHOICES[args.until], holdout=args.holdout,
+            window=args.window, learn=args.learn, corrections=args.corrections, review=args.review,
+            seed=args.seed, start=args.start, until=STAGE_CHOICES[args.until], holdout=args.holdout,
             gate_target=args.gate_target, learn_triage=not args.no_triage_examples,
         )
         check_unique_ids(records)  # before any model loads
@@ -352,6 +352,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--window", type=positive_int, default=50, help="records per window (default 50)")
     p.add_argument("--corrections", type=unit_share, default=0.0, metavar="RATE",
                    help="share of LLM-bound records a person answers with the gold label (default 0)")
+    p.add_argument("--review", choices=["random", "queue"], default="random",
+                   help="which LLM-bound records the person answers: random (drawn as each arrives; "
+                   "default) or queue (at each window's end, the first in `gifcat review`'s order)")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of the corrections draw and of fitting")
     p.add_argument("--start", choices=["empty", "bundled"], default="empty",

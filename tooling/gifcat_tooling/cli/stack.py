@@ -18,6 +18,7 @@ from gifcat_tooling.cli.common import (
     non_negative_int,
     percentage,
     point_in_time,
+    positive_int,
     positive_seconds,
     read_settings,
     results_table_name,
@@ -158,6 +159,28 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """The results a person should answer first (operations.review)."""
+    from gifcat.adapters.dynamodb import ResultsTable
+    from gifcat.adapters.training import choose_gate
+    from gifcat.application.learn import learnable_results
+    from gifcat_tooling.operations.review import build_review, render_text
+
+    settings, taxonomy = load_config(args)
+    table = results_table_name(args)
+    o = settings.learn
+    report = build_review(
+        learnable_results(ResultsTable(table, aws_client("dynamodb", args.endpoint)), taxonomy.version,
+                          o.max_items),
+        table=table, taxonomy_version=taxonomy.version, limit=args.limit, check_every=args.check_every,
+        seed=args.seed,
+        choose_gate=lambda pairs: choose_gate(pairs, target=o.gate_target, confidence=o.gate_confidence,
+                                              min_pairs=o.gate_min_pairs),
+    )
+    print(report.model_dump_json(indent=2) if args.json else render_text(report))
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """What the cascade did with the uploads in the results table (operations.summary)."""
     from gifcat.adapters.dynamodb import ResultsTable
@@ -244,6 +267,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_stack_options(p)
     add_config_options(p)
     p.set_defaults(func=cmd_correct)
+
+    p = sub.add_parser(
+        "review", help="the results a person should answer first (with gifcat correct): what no stage "
+        "decided, the LLM answers the learner will not learn, and checks of those it will"
+    )
+    p.add_argument("--limit", type=positive_int, default=20, help="lines shown (default 20)")
+    p.add_argument("--check-every", type=non_negative_int, default=4, metavar="N",
+                   help="every Nth line checks an LLM answer the learner admits (default 4; 0: none)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="which admitted answers are checked")
+    add_stack_options(p)
+    add_config_options(p)
+    p.add_argument("--json", action="store_true", help="print the queue as JSON")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser(
         "show", help="one upload's decision: the stage that made it, each stage's candidates and evidence"

@@ -80,7 +80,7 @@ def _example(item: ResultItem, source: str, labels: Sequence[str], primary: str)
     )
 
 
-def _pair(item: ResultItem) -> GatePair | None:
+def gate_pair(item: ResultItem) -> GatePair | None:
     """An LLM answer a person corrected or confirmed: the gate's evidence."""
     machine = item.corrected_from
     if item.decided_by != HUMAN or machine is None or machine.decided_by != StageName.LLM.value:
@@ -89,6 +89,16 @@ def _pair(item: ResultItem) -> GatePair | None:
     if answer is None:
         return None
     return GatePair(llm_support(item.stages, answer), llm_agrees(item.stages, answer), answer in item.labels)
+
+
+def learnable_results(results: RecentResults, version: str, max_items: int) -> Iterator[ResultItem]:
+    """What a learn run reads: people's answers of the taxonomy version, however old (they are few, and
+    worth most), then its newest results up to `max_items`, each once."""
+    seen: set[str] = set()
+    for item in chain(results.corrected(version), results.newest(version, max_items)):
+        if item.pk not in seen:
+            seen.add(item.pk)
+            yield item
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,7 @@ def gather(
         if item.reused_from:
             skipped["reused"] += 1  # another upload's answer, for the same text: learned from that one
             continue
-        if (pair := _pair(item)) is not None:
+        if (pair := gate_pair(item)) is not None:
             pairs.append(pair)
         primary = item.primary
         labels = [lbl for lbl in item.labels if lbl in names]
@@ -290,15 +300,7 @@ class LearnJob:
         return Current(published.version, Fitted(learned, thresholds), published.manifest)
 
     def _results(self) -> Iterator[ResultItem]:
-        """People's answers of the taxonomy in force, however old (they are few, and worth most), then
-        its newest results up to `learn.max_items`, each once."""
-        version = self.taxonomy.version
-        seen: set[str] = set()
-        people, newest = self.results.corrected(version), self.results.newest(version, self.options.max_items)
-        for item in chain(people, newest):
-            if item.pk not in seen:
-                seen.add(item.pk)
-                yield item
+        return learnable_results(self.results, self.taxonomy.version, self.options.max_items)
 
     def run(self, *, dry_run: bool = False) -> LearnReport:
         with tempfile.TemporaryDirectory(prefix="gifcat-learn-") as tmp:
