@@ -1,11 +1,12 @@
-"""Which answers a person should look at first (gifcat.domain.review): what no stage decided, then the
-LLM answers the gate refuses, least supported first, with every Nth slot a check of one it admits."""
+"""Which answers a person should look at first (gifcat_tooling.operations.review): what no stage
+decided, then the LLM answers the gate refuses, least supported first, with every Nth slot a check of
+one it admits. On the embedded AWS: tests/integration/test_corrections.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from gifcat.domain.review import Reviewable, review_queue
+from gifcat_tooling.operations.review import Reviewable, review_queue
 
 
 def items() -> list[Reviewable]:

@@ -50,10 +50,10 @@ from gifcat.domain.learning import (
 from gifcat.domain.model import Classification, StageName
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.result import HUMAN  # decided_by of a person's answer
-from gifcat.domain.review import Reviewable, review_queue
 from gifcat.domain.stages import Stage
 from gifcat.domain.stages.embedding import EmbeddingStage
 from gifcat.domain.taxonomy import Taxonomy
+from gifcat_tooling.operations.review import Reviewable, review_queue
 from gifcat_tooling.pipeline import LocalPipeline
 
 UNDECIDED = "undecided"
@@ -68,7 +68,7 @@ class StreamOptions:
     learn: bool = True
     corrections: float = 0.0  # share of LLM-bound records a person answers with the gold label
     # Which of them: "random" (a draw as each arrives) or "queue" (at each window's end, the window's
-    # first in `gifcat review`'s order: gifcat.domain.review).
+    # first in `gifcat review`'s order: gifcat_tooling.operations.review).
     review: str = "random"
     seed: int = 0
     start: str = "empty"  # "empty" | "bundled"
