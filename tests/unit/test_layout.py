@@ -130,6 +130,28 @@ def test_only_the_learn_job_reaches_the_training_code() -> None:
     assert "\nfrom gifcat.adapters.training" not in runtime  # a lazy import, in build_learn_job only
 
 
+
+def reached_from_handlers() -> set[str]:
+    """The layer's modules a handler imports, at once or through others (lazy imports included)."""
+    layer = {module_name(path): path for path in sources(PACKAGE)}
+    todo = [module for path in sources(FUNCTIONS) for _, module in imports(path, "handler")]
+    reached: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module in reached or module not in layer:
+            continue
+        reached.add(module)
+        parts = module.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # its packages' __init__ run too
+        todo += [m for _, m in imports(layer[module], module)]
+    return reached
+
+
+def test_the_layer_holds_only_what_a_handler_runs() -> None:
+    """What only the tooling uses lives in the tooling: the layer and the images ship what runs in
+    Lambda, and nothing the CLI alone needs."""
+    assert sorted(set(map(module_name, sources(PACKAGE))) - reached_from_handlers()) == []
+
 def test_handlers_import_the_application_and_the_composition_root_only() -> None:
     found = [
         f"{path.relative_to(ROOT)}:{line} imports {module}"
