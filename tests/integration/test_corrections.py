@@ -381,9 +381,11 @@ def test_the_review_queue_lists_what_the_learner_will_not_learn_and_a_correction
         return printed, {row["uri"]: row for row in printed["rows"]}
 
     printed, rows = queue()
-    # No person has answered an LLM answer yet: the prior gate admits the LLM's answers that agree with
-    # the embedding stage's first candidate, so the one that does not is taught and the other checked.
-    assert printed["gate"]["rule"] == "agreement" and printed["gate"]["pairs"] == 0
+    # Too few LLM answers have a person's answer too (under 20) to judge the LLM: the prior gate admits
+    # those that agree with the embedding stage's first candidate, so the one that does not is taught
+    # and the other checked.
+    pairs = printed["gate"]["pairs"]
+    assert printed["gate"]["rule"] == "agreement" and pairs < 20
     assert (rows[f"s3://{bucket}/{refused}"]["why"], rows[f"s3://{bucket}/{admitted}"]["why"]) == (
         "teach", "check")
     assert rows[f"s3://{bucket}/{refused}"]["category"] == items[refused].primary
@@ -394,4 +396,4 @@ def test_the_review_queue_lists_what_the_learner_will_not_learn_and_a_correction
     assert correct(aws, f"s3://{bucket}/{refused}", "--category", "funny") == 0
     printed, rows = queue()
     assert f"s3://{bucket}/{refused}" not in rows and f"s3://{bucket}/{admitted}" in rows
-    assert printed["gate"]["pairs"] >= 1  # the person's answer is the gate's evidence now
+    assert printed["gate"]["pairs"] == pairs + 1  # the person's answer is the gate's evidence now

@@ -51,7 +51,7 @@ def test_clip_reads_the_frames_and_the_llm_decides_or_skips(
     embedding = build_embedding_stage(settings, taxonomy, models_dir=clip_root, labelled=[])
     llm = build_llm_stage(settings, taxonomy, base_url=server.base_url, api_key="sk-t", model="gpt-4o-mini")
     stages = [*triage_stages(settings, taxonomy), embedding, llm]
-    cascade = Cascade.from_settings(settings, stages, taxonomy.version)
+    cascade = Cascade.from_settings(settings, stages, taxonomy)
     server.push(answer("cute", ["cute"], 0.9, "a kitten", model="gpt-4o-mini"))
 
     result = cascade.run(textless_gif())

@@ -322,7 +322,7 @@ def test_a_corrupt_or_unfetchable_file_keeps_the_current_and_is_tried_again(
 
 
 def test_a_result_the_embedding_stage_did_not_reach_names_no_artefact(settings: Settings) -> None:
-    decided = Cascade.from_settings(settings, [], "t-1").start()
+    decided = Cascade([], settings.labels, "t-1").start()
     assert classification_fields(decided).artefact_version is None
 
 

@@ -298,7 +298,7 @@ def test_hostile_metadata_becomes_a_failed_result_not_a_crash(
     # Before: the exception escaped the handler, the event went to the DLQ and no result was written.
     from tests.unit.test_service import REF, Objects, Starter, Store
 
-    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy)
     store, starter = Store(), Starter()
     triage = Triage(
         settings,

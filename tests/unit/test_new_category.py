@@ -60,7 +60,7 @@ def llm_stage(taxonomy: Taxonomy, model: str = "m") -> LlmStage:
 
 def embedded(settings: Settings, taxonomy: Taxonomy, labelled: Any = None) -> tuple[EmbeddingStage, Any]:
     stage = build_embedding_stage(settings, taxonomy, labelled=labelled)
-    cascade = Cascade.from_settings(settings, [stage], taxonomy.version)
+    cascade = Cascade.from_settings(settings, [stage], taxonomy)
     return stage, cascade.run(ITEM, cascade.start(), only=(StageName.EMBEDDING,))
 
 

@@ -24,6 +24,7 @@ from gifcat.domain.cascade import Cascade, Step
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.stages import Stage
+from gifcat.domain.taxonomy import load_taxonomy
 from gifcat_tooling.cli import main
 from gifcat_tooling.cli.evaluate import _llm_answers
 from gifcat_tooling.evaluation import (
@@ -131,7 +132,7 @@ def real_summary(settings: Settings) -> EvalSummary:
     """As `gifcat eval --report` builds it: the run's summary, the curve, the baselines."""
     report = run(records())
     summary = report.summary(settings)
-    llm_correct = _llm_answers(report, Scripted(StageName.LLM), None)
+    llm_correct = _llm_answers(report, Scripted(StageName.LLM), load_taxonomy(), None)
     curve, point = operating_curve(report, llm_correct, 0.0, EMB_MARGIN)
     llm_only = Cascade([Step(Scripted(StageName.LLM), LLM)], LabelPolicy(), "v1")
     base = evaluate(records(), lambda r: llm_only.run(r.item())).summary(settings)
@@ -160,7 +161,7 @@ def cv_summary(settings: Settings) -> tuple[EvalSummary, Report]:
         folds.append(FoldSummary(fold=i + 1, n=s.n, accuracy=s.accuracy, stages=s.stages,
                                  thresholds={"tags": {"min_score": 0.6, "min_margin": 0.0},
                                              "embedding": {"min_score": 0.0, "min_margin": margin}}))
-    llm_correct = _llm_answers(report, Scripted(StageName.LLM), None)
+    llm_correct = _llm_answers(report, Scripted(StageName.LLM), load_taxonomy(), None)
     curve, point, marks = cv_operating_curve(report, llm_correct, folds)
     summary = report.summary(settings).model_copy(update={
         "folds": folds, "operating_curve": curve, "operating_point": point, "operating_folds": marks
@@ -251,7 +252,7 @@ def test_train_split_is_one_fold(settings: Settings) -> None:
             thresholds={"embedding": {"min_score": 0.0, "min_margin": EMB_MARGIN}},
         )
     ]
-    llm_correct = _llm_answers(report, Scripted(StageName.LLM), None)
+    llm_correct = _llm_answers(report, Scripted(StageName.LLM), load_taxonomy(), None)
     cv_curve, cv_point, _ = cv_operating_curve(report, llm_correct, folds)
 
     def points(curve: list[CurvePoint]) -> list[tuple[Any, ...]]:
@@ -541,11 +542,12 @@ def test_eval_report_command_renders_what_it_computed(
 def test_the_summaries_in_docs_read_as_the_summary_type(root: Path) -> None:
     """The JSON that `gifcat eval --json` wrote for README's results is an EvalSummary, key for key."""
     # discovery.json and stream.json are `gifcat discover`'s and `gifcat stream`'s output, and
-    # second-encoder*.json, finetuned-encoder.json and llm-scoring.json their scripts' (scripts/measure_*):
-    # not evaluations
+    # second-encoder*.json, finetuned-encoder.json, llm-scoring.json and instructions.json their scripts'
+    # (scripts/measure_*): not evaluations
     others = {
         "discovery.json", "stream.json", "second-encoder.json", "second-encoder-e5.json",
         "finetuned-encoder.json", "llm-scoring.json", "ranking-headroom.json", "text-encoder-mpnet.json",
+        "instructions.json",
     }
     saved = sorted(p for p in (root / "docs" / "results").rglob("*.json") if p.name not in others)
     assert saved

@@ -116,7 +116,7 @@ def make(settings: Settings, taxonomy: Taxonomy) -> Callable[..., tuple[Triage, 
     def build(
         objects: Objects, store: Store | None = None, starter: Starter | None = None
     ) -> tuple[Triage, Store, Starter]:
-        cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+        cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy)
         store, starter = store or Store(), starter or Starter()
         return (
             Triage(settings, cascade, objects, store, starter, lambda ref, meta: f"name-{ref.etag}"),
@@ -213,7 +213,7 @@ def test_a_later_step_that_cannot_read_the_gif_records_why(
     # not a failed invocation whose stack trace becomes the item's reason.
     objects = Objects(gif())
     objects.read_error = error
-    cascade = Cascade.from_settings(settings, [Looking()], taxonomy.version)
+    cascade = Cascade.from_settings(settings, [Looking()], taxonomy)
     state = StepState(
         object=REF.model_copy(update={"size": 10}), classification=cascade.start(), execution="exec-1"
     )
@@ -223,7 +223,7 @@ def test_a_later_step_that_cannot_read_the_gif_records_why(
 
 
 def test_stage_step_records_an_upstream_failure(settings: Settings, taxonomy: Taxonomy) -> None:
-    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy)
     state = StepState(
         object=REF.model_copy(update={"size": 10}),
         classification=cascade.start(),
@@ -298,7 +298,7 @@ def test_state_metadata_keeps_small_metadata_whole() -> None:
 
 
 def rerun(settings: Settings, taxonomy: Taxonomy, objects: Objects, store: Store) -> RerunTriage:
-    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy)
     return RerunTriage(settings, cascade, objects, store, record_request)
 
 
@@ -453,7 +453,7 @@ def sidecar_rerun(
     store = Arriving(result_item(REF.model_copy(update={"etag": "e1"}), classified, metadata=read_before),
                      after, before)
     clock = Clock()
-    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy)
     triage = RerunTriage(settings, cascade, Objects(gif, {"tags": "pizza,food"}), store, record_request,
                          sleep=clock.sleep, clock=lambda: clock.now)
     state = triage.prepare(REF, force=True, execution="sidecar-1", metadata_changed_only=True)
@@ -573,7 +573,7 @@ def test_stage_step_reads_the_gif_only_when_its_stage_wants_it(
 ) -> None:
     body, stage = gif(), Looking()
     objects = Objects(body)
-    cascade = Cascade.from_settings(settings, [stage], taxonomy.version)
+    cascade = Cascade.from_settings(settings, [stage], taxonomy)
     state = StepState(
         object=REF.model_copy(update={"size": len(body)}),
         metadata=metadata,
@@ -588,7 +588,7 @@ def test_stage_step_reads_the_gif_only_when_its_stage_wants_it(
 def test_a_skipped_item_is_recorded_and_a_stale_only_backfill_keeps_it(
     settings: Settings, taxonomy: Taxonomy, gif: Callable[..., bytes]
 ) -> None:
-    cascade = Cascade.from_settings(settings, [Looking(skip=True)], taxonomy.version)
+    cascade = Cascade.from_settings(settings, [Looking(skip=True)], taxonomy)
     ref = REF.model_copy(update={"size": 10, "etag": "e1"})
     state = StepState(object=ref, classification=cascade.start(), execution="exec-1")
     out = StageStep(cascade, StageName.LLM, Objects(gif()), settings, record_request).run(state)
@@ -613,7 +613,7 @@ def test_a_state_decided_already_is_not_read_again_and_reached_no_stage(
     # The state machine sends only undecided states to the later steps; a direct invoke may send any.
     # The handlers count Reached_/Decided_ only for a trace this step added (StageStep.trace).
     stage = Looking(skip=True)
-    cascade = Cascade.from_settings(settings, [stage], taxonomy.version)
+    cascade = Cascade.from_settings(settings, [stage], taxonomy)
     objects = Objects(gif())
     step = StageStep(cascade, StageName.LLM, objects, settings, record_request)
     undecided = StepState(object=REF.model_copy(update={"size": 10}), metadata=GifMetadata(),
@@ -778,7 +778,7 @@ def test_nothing_is_reused_when_reuse_is_off_or_the_lookup_fails_or_triage_decid
     source = _decided_elsewhere(_pending_of(make, objects))
     # Off: no lookup at all.
     off = settings.model_copy(update={"reuse": settings.reuse.model_copy(update={"enabled": False})})
-    cascade = Cascade.from_settings(off, triage_stages(off, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(off, triage_stages(off, taxonomy), taxonomy)
     store, starter = Store(), Starter()
     store.by_content = [source]
     Triage(off, cascade, objects, store, starter, lambda ref, meta: "name").handle_upload(REF)

@@ -13,14 +13,14 @@ from gifcat.domain.taxonomy import Taxonomy, parse_taxonomy
 
 @pytest.fixture(scope="module")
 def cascade(settings: Settings, taxonomy: Taxonomy) -> Cascade:
-    return Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    return Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy)
 
 
 def lenient(settings: Settings, taxonomy: Taxonomy) -> Cascade:
     """Triage with a rule threshold, so that rules decide (the calibrated default keeps them from it)."""
     tuned = settings.model_copy(deep=True)
     tuned.stages["rules"].min_score = 0.6
-    return Cascade.from_settings(tuned, triage_stages(tuned, taxonomy), taxonomy.version)
+    return Cascade.from_settings(tuned, triage_stages(tuned, taxonomy), taxonomy)
 
 
 def run(cascade: Cascade, title: str = "", tags: tuple[str, ...] = (), description: str = ""):
@@ -86,7 +86,7 @@ def test_thresholds_come_from_settings(settings: Settings, taxonomy: Taxonomy) -
     strict = settings.model_copy(deep=True)
     strict.stages["tags"].min_score = 0.999
     strict.stages["rules"].min_score = 0.999
-    cascade = Cascade.from_settings(strict, triage_stages(strict, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(strict, triage_stages(strict, taxonomy), taxonomy)
     assert run(cascade, "Pizza GIF", ("pizza", "food")).status is Status.UNDECIDED
 
 
@@ -120,7 +120,7 @@ def test_one_witness_does_not_decide_beside_a_name_the_taxonomy_cannot_read(
 ) -> None:
     # "sharks" beside "san jose" is how a homonym looks: one witness is not enough there. With nothing
     # else said (emoji only, or a lone tag) one witness may decide.
-    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy)
     beside_name = run(cascade, "", ("sharks", "san jose"))
     assert beside_name.status is Status.UNDECIDED
     evidence = beside_name.stages[0].candidates[0].evidence
@@ -130,10 +130,10 @@ def test_one_witness_does_not_decide_beside_a_name_the_taxonomy_cannot_read(
     # corroborate_only_beside_names off: one witness never decides; a factor above 0 lets it, reduced.
     strict = settings.model_copy(deep=True)
     strict.stages["tags"].corroborate_only_beside_names = False  # type: ignore[attr-defined]  # a stage's knob
-    cascade = Cascade.from_settings(strict, triage_stages(strict, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(strict, triage_stages(strict, taxonomy), taxonomy)
     assert run(cascade, "", ("😱",)).status is Status.UNDECIDED
     strict.stages["tags"].uncorroborated_factor = 0.5  # type: ignore[attr-defined]
-    cascade = Cascade.from_settings(strict, triage_stages(strict, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(strict, triage_stages(strict, taxonomy), taxonomy)
     assert run(cascade, "", ("😱",)).confidence == 0.4
 
 
@@ -151,7 +151,7 @@ def test_a_scene_no_category_word_explains_weighs_against_the_tags(
     # With triage allowed to decide beside a sentence (scene_factor 1), the sentence still weighs.
     weighing = settings.model_copy(deep=True)
     weighing.stages["tags"].scene_factor = 1.0  # type: ignore[attr-defined]  # a stage's own knob
-    cascade = Cascade.from_settings(weighing, triage_stages(weighing, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(weighing, triage_stages(weighing, taxonomy), taxonomy)
     bare = run(cascade, "", ("#love", "love", "❤️"))
     scene = run(cascade, "", ("#love", "love", "❤️"), "rain starts the second she steps out of the salon")
     assert 0 < scene.stages[0].candidates[0].score < bare.stages[0].candidates[0].score
@@ -217,7 +217,7 @@ def test_a_rule_that_backtracks_without_end_gives_up_and_triage_goes_on(settings
     quick = settings.model_copy(deep=True)
     quick.stages["tags"].rule_timeout_ms = 10
     taxonomy = parse_taxonomy(TWO_SCRIPTS)
-    cascade = Cascade.from_settings(quick, triage_stages(quick, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(quick, triage_stages(quick, taxonomy), taxonomy)
     # With `re`, this title keeps '^(a|aa)+$' searching for longer than any Lambda may run.
     result = run(cascade, "a" * 60 + "h", ("pizza", "pizza time"))
     assert result.primary == "food"
@@ -228,7 +228,7 @@ def test_a_rule_that_backtracks_without_end_gives_up_and_triage_goes_on(settings
 
 def test_inside_a_run_aliases_are_found_longest_first_and_never_as_one_character(settings: Settings) -> None:
     taxonomy = parse_taxonomy(TWO_SCRIPTS)
-    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy)
 
     def inside(tag: str) -> dict[str, list[str]]:
         return {c.category: c.evidence for c in run(cascade, "", (tag,)).stages[-1].candidates}

@@ -74,7 +74,7 @@ class LocalPipeline:
         if StageName.LLM in wanted:
             stages.append(llm or LazyStage(StageName.LLM, self._llm))
         self.stages = stages
-        self.cascade = Cascade.from_settings(settings, stages, taxonomy.version)
+        self.cascade = Cascade.from_settings(settings, stages, taxonomy)
 
     def _check(self, wanted: list[StageName], embedding: bool, llm: bool) -> None:
         """What the lazy stages will read, checked now: a misspelt knob or a missing labelled file is a

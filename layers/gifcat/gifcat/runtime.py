@@ -175,7 +175,7 @@ def build_rerun_triage(environ: Mapping[str, str] | None = None) -> RerunTriage:
 
 
 def _triage_cascade(settings: Settings, taxonomy: Taxonomy) -> Cascade:
-    return Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    return Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy)
 
 
 def build_embedding_step(environ: Mapping[str, str] | None = None) -> StageStep:
@@ -205,7 +205,7 @@ def build_llm_step(environ: Mapping[str, str] | None = None) -> StageStep:
 
 
 def _stage_step(settings: Settings, taxonomy: Taxonomy, stage: Stage) -> StageStep:
-    cascade = Cascade.from_settings(settings, [stage], taxonomy.version)
+    cascade = Cascade.from_settings(settings, [stage], taxonomy)
     return StageStep(cascade, stage.name, S3Objects(), settings, record_request)
 
 

@@ -32,6 +32,7 @@ from gifcat_tooling.cli.common import (
 if TYPE_CHECKING:
     from gifcat.domain.model import Classification
     from gifcat.domain.records import LabelledRecord
+    from gifcat.domain.taxonomy import Taxonomy
     from gifcat_tooling.evaluation import EvalSummary, PromptSizes, Report, VsAllLlm
     from gifcat_tooling.pipeline import LocalPipeline
 
@@ -166,7 +167,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 with LocalPipeline(
                     settings, taxonomy, StageName.LLM, skip=(*TRIAGE, StageName.EMBEDDING)
                 ) as only_llm:
-                    llm_correct = _llm_answers(report, only_llm.stage(StageName.LLM), progress("llm (curve)"))
+                    llm_correct = _llm_answers(report, only_llm.stage(StageName.LLM), taxonomy,
+                                               progress("llm (curve)"))
                 curve, point, marks = cv_operating_curve(report, llm_correct, summary.folds or [])
                 summary = summary.model_copy(
                     update={"operating_curve": curve, "operating_point": point, "operating_folds": marks}
@@ -182,7 +184,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 report.prompt_sizes = _prompt_sizes(report, settings, taxonomy)
                 summary = report.summary(settings)
                 if args.report and args.until == "llm":
-                    llm_correct = _llm_answers(report, cascade.stage(StageName.LLM), progress("llm (curve)"))
+                    llm_correct = _llm_answers(report, cascade.stage(StageName.LLM), taxonomy,
+                                               progress("llm (curve)"))
                     emb = settings.thresholds("embedding")
                     curve, point = operating_curve(report, llm_correct, emb.min_score, emb.min_margin)
                     summary = summary.model_copy(update={"operating_curve": curve, "operating_point": point})
@@ -362,7 +365,8 @@ def _prompt_sizes(report: Any, settings: Any, taxonomy: Any) -> PromptSizes | No
         held = LlmStage(None, builder, choose_from_top=choose)  # type: ignore[arg-type]  # no calls made
     except ConfigError:
         return None
-    screen = InstructionScreen()  # prompts are built from the screened metadata, as the cascade does
+    # Prompts are built from the screened metadata, as the cascade does.
+    screen = InstructionScreen(taxonomy.names)
     sizes = PromptSizes()
     for p in report.predictions:
         item = p.record.item()
@@ -377,11 +381,11 @@ def _prompt_sizes(report: Any, settings: Any, taxonomy: Any) -> PromptSizes | No
     return sizes
 
 
-def _llm_answers(report: Any, llm: Any, progress: Any) -> dict[str, bool]:
+def _llm_answers(report: Any, llm: Any, taxonomy: Taxonomy, progress: Any) -> dict[str, bool]:
     """The LLM's answer for every item triage left, whichever stage decided it: the curve needs them."""
     from gifcat.domain.instructions import InstructionScreen
 
-    screen = InstructionScreen()
+    screen = InstructionScreen(taxonomy.names)
     answers: dict[str, bool] = {}
     todo = []
     for p in report.predictions:

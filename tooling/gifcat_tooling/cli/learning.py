@@ -61,6 +61,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_discover(args: argparse.Namespace) -> int:
     """Cluster the items' embeddings; name each cluster, give its nearest category, flag new ones."""
     from gifcat.adapters.embeddings.factory import build_embedding_stage
+    from gifcat.domain.instructions import InstructionScreen
     from gifcat.domain.records import RecordError, iter_records
     from gifcat.domain.stages.embedding import item_text
     from gifcat_tooling.discovery import (
@@ -106,7 +107,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
             return 2
     generic = taxonomy.normalised_generic_tags
     items, skipped = items_from_metadata(
-        rows, lambda m: item_text(m.title, m.tags, m.description, generic)
+        rows, lambda m: item_text(m.title, m.tags, m.description, generic), InstructionScreen(taxonomy.names)
     )
     for s in skipped:
         print(f"gifcat discover: skipped {s['id']}: {s['reason']}", file=sys.stderr)

@@ -212,7 +212,7 @@ def triage_outcomes(
     records: Sequence[LabelledRecord], settings: Settings, taxonomy: Taxonomy
 ) -> dict[str, list[tuple[float, bool]]]:
     """Per triage stage and record, the stage's best score and whether its category is right."""
-    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy.version)
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy)
     out: dict[str, list[tuple[float, bool]]] = {step.stage.name.value: [] for step in cascade.steps}
     for r in records:
         item = r.item()

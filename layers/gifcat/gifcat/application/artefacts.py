@@ -112,7 +112,7 @@ class ArtefactLoader:
                 f"{self.stage.taxonomy.version}"
             )
         stage = self.stage.with_learned(learned, published.version)
-        return Cascade.from_settings(settings, [stage], self.stage.taxonomy.version)
+        return Cascade.from_settings(settings, [stage], self.stage.taxonomy)
 
     def _check(self, encoder: str, taxonomy_version: str, where: str) -> None:
         if encoder != self.stage.text_identity:
@@ -178,7 +178,7 @@ def embedding_refresh(
 ) -> ArtefactRefresh:
     """A refresh starting from `stage` as built (its artefact version, the settings' thresholds)."""
     every_s = settings.options("embedding", EmbeddingOptions).refresh_s
-    cascade = Cascade.from_settings(settings, [stage], stage.taxonomy.version)
+    cascade = Cascade.from_settings(settings, [stage], stage.taxonomy)
     return ArtefactRefresh(
         cascade,
         stage.artefact_version,

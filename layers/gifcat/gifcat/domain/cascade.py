@@ -15,6 +15,7 @@ from gifcat.config import LabelPolicy, Settings, Thresholds
 from gifcat.domain.instructions import InstructionScreen
 from gifcat.domain.model import Candidate, Classification, GifItem, StageName, StageOutput, StageTrace, Status
 from gifcat.domain.stages import Stage
+from gifcat.domain.taxonomy import Taxonomy
 
 TRACE_TOP_K = 5
 NEIGHBOURS_KEPT = 8  # nearest labelled examples kept in the trace: the LLM step's few-shot examples
@@ -57,9 +58,11 @@ class Cascade:
         self.screen = screen or InstructionScreen()
 
     @classmethod
-    def from_settings(cls, settings: Settings, stages: Iterable[Stage], taxonomy_version: str) -> Cascade:
+    def from_settings(cls, settings: Settings, stages: Iterable[Stage], taxonomy: Taxonomy) -> Cascade:
+        """The cascade of `stages` under the settings' thresholds; its screen knows the taxonomy's names
+        (a planted instruction naming one is recognised by it)."""
         steps = [Step(stage, settings.thresholds(stage.name.value)) for stage in stages]
-        return cls(steps, settings.labels, taxonomy_version)
+        return cls(steps, settings.labels, taxonomy.version, InstructionScreen(taxonomy.names))
 
     def start(self) -> Classification:
         return Classification(status=Status.UNDECIDED, taxonomy_version=self.taxonomy_version)

@@ -215,6 +215,8 @@ class PromptBuilder:
                 + ("" if self.template.fields else " (it is written for the full four-field answer)")
             )
         object.__setattr__(self, "answer_fields", fields)
+        if not self.screen.categories:  # the examples are screened knowing the taxonomy's names
+            object.__setattr__(self, "screen", InstructionScreen(self.taxonomy.names))
 
     @property
     def version(self) -> str:
