@@ -162,11 +162,17 @@ def runs(aws: EmbeddedAws) -> list[dict[str, Any]]:
     return list(listed["executions"])
 
 
-def _until_ended(aws: EmbeddedAws, run: dict[str, Any], timeout_s: float) -> None:
+def finished(aws: EmbeddedAws, arn: str, timeout_s: float = 120.0) -> dict[str, Any]:
+    """The execution's description once it is no longer running."""
     sfn, deadline = aws.client("stepfunctions"), time.monotonic() + timeout_s
-    while sfn.describe_execution(executionArn=run["executionArn"])["status"] == "RUNNING":
-        assert time.monotonic() < deadline, f"run {run['name']} still running after {timeout_s:g} s"
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"execution {arn} still running after {timeout_s:g} s"
         time.sleep(0.1)
+    return dict(described)
+
+
+def _until_ended(aws: EmbeddedAws, run: dict[str, Any], timeout_s: float) -> None:
+    finished(aws, run["executionArn"], timeout_s)
 
 
 def wait_run_ended(aws: EmbeddedAws, name: str, timeout_s: float = 60.0) -> str:
@@ -192,19 +198,12 @@ def after_run(aws: EmbeddedAws, act: Callable[[], Any], timeout_s: float = 60.0)
 
 def console_rerun(aws: EmbeddedAws, bucket: str, key: str, force: bool = True) -> dict[str, Any]:
     """A rerun from the console (the Standard rerun machine) of `key`, waited for; its description."""
-    sfn = aws.client("stepfunctions")
-    arn = sfn.start_execution(
+    arn = aws.client("stepfunctions").start_execution(
         stateMachineArn=aws.outputs["RerunStateMachineArn"],
         input=json.dumps({"bucket": bucket, "key": key, "force": force}),
         name=str(uuid.uuid4()),
     )["executionArn"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.1)
-    raise AssertionError(f"{arn} still running")
+    return finished(aws, arn)
 
 
 def put_late_sidecar(aws: EmbeddedAws, bucket: str, key: str, body: bytes) -> dict[str, Any]:

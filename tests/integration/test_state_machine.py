@@ -28,7 +28,7 @@ from gifcat_tooling.cli import main
 from gifcat_tooling.local.aws import EmbeddedAws
 from gifcat_tooling.local.demo import upload
 from tests.conftest import load_event
-from tests.integration.conftest import emitted_metrics, wait_item
+from tests.integration.conftest import emitted_metrics, finished, wait_item
 from tests.support.fake_openai import FakeOpenAI, answer, completion, slow
 
 
@@ -59,17 +59,6 @@ def runs_named(aws: EmbeddedAws, name: str) -> list[dict[str, Any]]:
     sfn = aws.client("stepfunctions")
     listed = sfn.list_executions(stateMachineArn=aws.outputs["StateMachineArn"], maxResults=1000)
     return [e for e in listed["executions"] if e["name"] == name]
-
-
-def finished(aws: EmbeddedAws, arn: str, timeout_s: float = 120.0) -> dict[str, Any]:
-    sfn = aws.client("stepfunctions")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.1)
-    raise AssertionError(f"execution {arn} still running after {timeout_s} s")
 
 
 def state_names(aws: EmbeddedAws, arn: str) -> list[str]:
