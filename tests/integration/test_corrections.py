@@ -397,3 +397,7 @@ def test_the_review_queue_lists_what_the_learner_will_not_learn_and_a_correction
     printed, rows = queue()
     assert f"s3://{bucket}/{refused}" not in rows and f"s3://{bucket}/{admitted}" in rows
     assert printed["gate"]["pairs"] == pairs + 1  # the person's answer is the gate's evidence now
+    # --since reads no result written before then, and people's answers of any age still choose the gate.
+    out = review(aws, capsys, "--json", "--since", "2999-01-01")
+    later = json.loads(out[out.rindex('{\n  "table"'):])
+    assert later["rows"] == [] and later["gate"]["pairs"] == pairs + 1

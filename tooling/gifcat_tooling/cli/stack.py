@@ -171,7 +171,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     o = settings.learn
     report = build_review(
         learnable_results(ResultsTable(table, aws_client("dynamodb", args.endpoint)), taxonomy.version,
-                          o.max_items),
+                          args.max_items or o.max_items, args.since),
         table=table, taxonomy_version=taxonomy.version, limit=args.limit, check_every=args.check_every,
         seed=args.seed,
         choose_gate=lambda pairs: choose_gate(pairs, target=o.gate_target, confidence=o.gate_confidence,
@@ -276,6 +276,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--check-every", type=non_negative_int, default=4, metavar="N",
                    help="every Nth line checks an LLM answer the learner admits (default 4; 0: none)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="which admitted answers are checked")
+    p.add_argument("--since", type=point_in_time, metavar="WHEN",
+                   help="only results written since then (30m, 24h, 7d, or an ISO 8601 date or time); "
+                        "people's answers of any age still choose the gate")
+    p.add_argument("--max-items", type=positive_int, metavar="N",
+                   help="read at most the N newest results (default: learn.max_items, as a learn run "
+                        "reads)")
     add_stack_options(p)
     add_config_options(p)
     p.add_argument("--json", action="store_true", help="print the queue as JSON")

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain
+from itertools import chain, takewhile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,11 +91,16 @@ def gate_pair(item: ResultItem) -> GatePair | None:
     return GatePair(llm_support(item.stages, answer), llm_agrees(item.stages, answer), answer in item.labels)
 
 
-def learnable_results(results: RecentResults, version: str, max_items: int) -> Iterator[ResultItem]:
+def learnable_results(
+    results: RecentResults, version: str, max_items: int, since: datetime | None = None
+) -> Iterator[ResultItem]:
     """What a learn run reads: people's answers of the taxonomy version, however old (they are few, and
-    worth most), then its newest results up to `max_items`, each once."""
+    worth most), then its newest results up to `max_items` (and none written before `since`), each once."""
     seen: set[str] = set()
-    for item in chain(results.corrected(version), results.newest(version, max_items)):
+    newest: Iterable[ResultItem] = results.newest(version, max_items)
+    if since is not None:  # newest first: the first older one ends the read
+        newest = takewhile(lambda item: item.updated_at >= since, newest)
+    for item in chain(results.corrected(version), newest):
         if item.pk not in seen:
             seen.add(item.pk)
             yield item
