@@ -59,7 +59,7 @@ _LABEL_NOUN = (
     # ...in other languages
     r"categor[íi]as?|cat[ée]gories?|kategorien?|etiquetas?|[ée]tiquettes?|etikett\w*|категори\w*|метк\w*|"
     r"カテゴリー?|ラベル|类别|類別|分类|分類|标签|標籤|카테고리|라벨|الفئة|التصنيف|فئة|קטגוריה|תווית|"
-    r"κατηγορία|ετικέτα|หมวดหมู่|ป้ายกำกับ|श्रेणी|लेबल|kategori\w*|etykiet\w*|🏷️?)"
+    r"κατηγορία|ετικέτα|หมวดหมู่|ป้ายกำกับ|श्रेणी|लेबल|kategori\w*|etykiet\w*|🏷️?|nhãn|lebo|دسته|برچسب)"
 )
 # Label-shaped markup: <label>food</label>, <category>...</category>.
 _LABEL_BLOCK = re.compile(
@@ -84,8 +84,9 @@ _ADDRESSEE = (
 # Machines that only an address makes an addressee ("PS for the tagging robot:", "🤖➡️ cute").
 _MACHINE = rf"(?:{_ADDRESSEE}|robots?|machines?|tagging\s+\w+|automated\s+\w+|🤖)"
 _VERB = (
-    r"(?:ignore|disregard|forget|override|overrule|bypass|output|respond|reply|answer|return|print|say|"
-    r"treat|tag|mark|label|classify|categori[sz]e|file|put|set|assign|choose|pick|select|use)"
+    r"(?:(?:ignore|disregard|forget|override|overrule|bypass|output|respond|reply|answer|return|print|say|"
+    r"treat|tag|mark|label|classify|categori[sz]e|file|put|set|assign|choose|pick|select|use|index|sort)"
+    r"(?:s|es|d|ed|ing)?|classifies|classified)"
 )
 # A verb that hands over an answer, in any of its forms ("misclassifying", "labelled", "says").
 _ANSWER_VERB = (
@@ -100,20 +101,21 @@ _SAY = r"(?:say|says|said|saying)"
 _CLAUSE_END = r"(?=\s*(?:$|[.,;:!?)\]}\"'»”’]|\b(?:and\s+nothing\s+else|only|now|pls|please|instead)\b))"
 _ASSIGN = (
     r"(?:=|:|->|=>|→|⇒|≡|➡️?|\bis\b|\bequals\b|\bshould\s+be\b|\bmust\s+be\b|\bwill\s+be\b|"
-    r"\b(?:es|est|ist|è|é|является)\b|は|为|為|是|는|은)"
+    r"\b(?:es|est|ist|è|é|является|adalah|ialah|là|ni)\b|は|为|為|是|는|은)"
 )
 # "Ignore the instructions" in other languages: the verb, then the noun (or, in Japanese, Chinese and
 # Korean, the noun before the verb).
 _OVERRIDE_VERB = (
     r"(?:ignora\w*|ignorez|ignorer|ignorier\w*|olvid\w*|oubli\w*|vergiss\w*|vergessen|dimentic\w*|esque[cç]\w*|negeer\w*|"
     r"vergeet|игнорир\w*|забудь\w*|забыть|無視|忽略|忽视|무시|تجاهل|התעלם\w*|αγνόησε|αγνοήστε|เพิกเฉย|"
-    r"ละเว้น|ไม่ต้องสนใจ|अनदेखा|नज़रअंदाज़|yok\s+say|görmezden|zignoruj|pomiń)"
+    r"ละเว้น|ไม่ต้องสนใจ|अनदेखा|नज़रअंदाज़|yok\s+say|görmezden|zignoruj|pomiń|bỏ\s+qua|abaikan|"
+    r"lupakan|puuza|نادیده\s+بگیر|فراموش)"
 )
 _OVERRIDE_NOUN = (
     r"(?:instruc\w*|consignes?|anweisung\w*|anleitung\w*|istruzion\w*|instru[çc][õo]es|instructies|"
     r"regla\w*|r[èe]gles?|regeln|regole|reglas|инструкц\w*|указани\w*|правил\w*|指示|指令|命令|지시|규칙|"
     r"التعليمات|تعليمات|הוראות|οδηγίες|κανόνες|คำสั่ง|คำแนะนำ|निर्देश\w*|talimat\w*|instrukcj\w*|"
-    r"polece\w*)"
+    r"polece\w*|regras|hướng\s+dẫn|instruksi|perintah|maagizo|دستورالعمل\w*|دستور)"
 )
 _PATTERNS = [
     # Override requests: "ignore prior instructions", "forget the rules above", "new instructions".
@@ -136,7 +138,6 @@ _PATTERNS = [
     re.compile(
         r"\byou\s+are\s+(?:now|in)\b|\b(?:developer|debug|god|admin)\s+mode\b|\bjailbreak", re.IGNORECASE
     ),
-    re.compile(r"#\s*(?:system|override|jailbreak|prompt|instructions?)\b", re.IGNORECASE),
     # Speaking to the classifier: "Classifier: ...", "note to the labeler", "dear AI", "bots, models and
     # classifiers:", "to any language model reading this", "if you are an AI", "CLASSIFIER NOTICE".
     re.compile(rf"\b(?:note\s+(?:to|for)\s+(?:the\s+)?|dear\s+|hey\s+){_ADDRESSEE}\b", re.IGNORECASE),
@@ -153,6 +154,7 @@ _PATTERNS = [
         re.IGNORECASE,
     ),
     re.compile(rf"\b{_MACHINE}\s+(?:reading|processing|parsing|scanning|seeing)\s+this\b", re.IGNORECASE),
+    re.compile(rf"\b(?:psst|hey|yo|oi|listen)\W+(?:(?:the|dear|mr|you)\W+)?{_MACHINE}\b", re.IGNORECASE),
     re.compile(rf"\b(?:hello|hi|hey|bonjour|salut|hola|hallo|ciao|ol[áa]|привет|こんにちは|你好|안녕)\W+"
                rf"(?:(?:the|dear|mr|l|el|la|die|der|il|lo)\W+)?{_ADDRESSEE}\b", re.IGNORECASE),
     re.compile(rf"\bif\s+you(?:'re|\s+are)\s+(?:an?\s+)?(?:\w+\s+)?{_MACHINE}\b", re.IGNORECASE),
@@ -179,12 +181,12 @@ _PATTERNS = [
     re.compile(rf"\b\w*[_-]{_LABEL_NOUN}\s*(?:=|:|->|=>|→|➡)\s*\S", re.IGNORECASE),
     re.compile(r"\b[a-z]+_(?:labels?|categor(?:y|ies)|class|answer|output|verdict|genre)\b|"
                r"\b(?:labels?|categor(?:y|ies)|class|answer|output|verdict|genre)_[a-z]+\b", re.IGNORECASE),
-    re.compile(rf"#\w*{_LABEL_NOUN}[_-]\w+", re.IGNORECASE),
     re.compile(
         rf"\b(?:the\s+)?{_LABEL_NOUN}\s+(?:is|should\s+be|must\s+be|will\s+be)\s+['\"“‘]", re.IGNORECASE
     ),
     re.compile(r"\bevery\s+(?:gif|item|image|clip|input)\b[^.;\n]{0,30}\b(?:is|are)\b", re.IGNORECASE),
     re.compile(rf"\bany\s+other\s+{_LABEL_NOUN}\b", re.IGNORECASE),
+    re.compile(rf"^\W*(?:[\w ]+\s*[,;|\t]\s*)+{_LABEL_NOUN}\s*(?:[,;|\t]\s*[\w ]+\s*)*\W*$", re.IGNORECASE),
     re.compile(rf"\b{_LABEL_NOUN}\s+you\s+(?:must|should|will|have\s+to|need\s+to|are\s+to)\b",
                re.IGNORECASE),
 ]
@@ -193,7 +195,22 @@ _JSON_LABEL = re.compile(
     rf"\{{[^{{}}]{{0,400}}[\"']?{_LABEL_NOUN}[\"']?\s*:[^{{}}]{{0,400}}\}}", re.IGNORECASE
 )
 # Sentences and clauses: instructions are cut out clause by clause, keeping the description around them.
-_SEGMENT = re.compile(r"[^.;!?\n。！？；।]+[.;!?\n。！？；।]*")
+# A parenthesis opens an aside of its own, and ")" closes one, except the "2)" that numbers a step.
+_SEGMENT = re.compile(r"\s*(?:\(|\d+\)\s*)?[^.;!?\n。！？；।()]+[.;!?\n。！？；।)]*")
+# Hashtags that hold a directive or a label ("#system", "#label_greetings", "#classifyasdance"): the tag
+# alone is cut, so the scene written beside it stays.
+_DIRECTIVE_HASHTAG = re.compile(
+    rf"#\s*(?:system|override|jailbreak|prompt|instructions?)\b|#\w*{_LABEL_NOUN}[_-]\w+|"
+    r"#\w*(?:ignore(?:previous|prior|all|the)|(?:classify|label|tag|mark|categori[sz]e)(?:as|it|this))\w*",
+    re.IGNORECASE,
+)
+# Tabular lines (CSV, TSV, markdown tables) in which a cell is a label noun: the run of lines is label
+# data, its rows with it.
+_TABLE_RUN = re.compile(r"(?m)(?:^[^\n]*[,;|\t][^\n]*(?:\n|$)){2,}")
+_LABEL_CELL = re.compile(rf"(?:^|[,;|\t])\s*\w*{_LABEL_NOUN}\w*\s*(?:[,;|\t]|$)",
+                         re.IGNORECASE | re.MULTILINE)
+# Enumerated steps ("Step 2: ...", "3) ..."): one planted step makes the others the instruction's too.
+_STEP = re.compile(r"^\W*(?:step\s*\d+|\d+\s*[.):])", re.IGNORECASE)
 
 
 _ZERO_WIDTH = re.compile("[\u200b-\u200f\u2060\ufeff]")
@@ -217,13 +234,16 @@ _ANSWER_VERB_ELSEWHERE = (
     r"(?:respond\w*|contest\w*|r[ée]pond\w*|antwort\w*|rispond\w*|antwoord\w*|ответ\w*|отвечай|"
     r"classifi\w*|class(?:e|er|ez)\b|clasific\w*|klassifizier\w*|etiquet\w*|markier\w*|分类为|分類|"
     r"归类为|标记为|답|صنّف|صنف|صنفه|סווג|סַוֵּג|ταξινόμησε|จัดหมวดหมู่(?:เป็น)?|वर्गीकृत|sınıflandır\w*|"
-    r"sklasyfikuj|oznacz)"
+    r"sklasyfikuj|oznacz|marque|marca|markiere|gán(?:\s+nhãn)?|weka\s+lebo|tandai)"
 )
 # The same, after the category in Japanese, Chinese and Korean ("cute と分類せよ").
 _ANSWER_VERB_AFTER = (
     r"\s*(?:と|に|として|で|为|為|로|으로)?\s*(?:分類|分类|回答|答え|归类|歸類|标记|標記|분류|답)"
 )
-_QUOTE_OPEN, _QUOTE_CLOSE = "[\"'«“‘「『„‹]", "[\"'»”’」』“›]"
+_LABEL_ONLY_BESIDE_A_NAME = (
+    r"(?:topic|risposta|respuesta|r[ée]ponse|antwort|resposta|ответ|答え|答案|정답|jawaban|jibu)"
+)
+_QUOTE_OPEN, _QUOTE_CLOSE = "[\"'`«“‘「『„‹]", "[\"'`»”’」』“›]"
 
 
 def _category_patterns(categories: Iterable[str]) -> list[re.Pattern[str]]:
@@ -249,9 +269,10 @@ def _category_patterns(categories: Iterable[str]) -> list[re.Pattern[str]]:
         re.compile(rf"\b{cat}\s*(?:<-|<=|←|⇐|⬅️?)", re.IGNORECASE),
         re.compile(rf"\byour\b[^.;\n]{{0,40}}?\bto\s+(?:{_ANSWER_VERB}|{_SAY})\b[^.;\n]{{0,20}}?\b{cat}\b",
                    re.IGNORECASE),
-        # An assignment that names one: "the only valid category here is love", "classifier → greetings".
-        re.compile(rf"(?:\b{_LABEL_NOUN}\b|\b{_ADDRESSEE}\b|🤖)[^.;\n]{{0,40}}?{_ASSIGN}\s*"
-                   rf"{_QUOTE_OPEN}?\s*{cat}\b", re.IGNORECASE),
+        # An assignment that names one: "the only valid category here is love", "classifier → greetings",
+        # "topic=dance", "la risposta corretta è greetings" (words that are a label only beside a name).
+        re.compile(rf"(?:\b{_LABEL_NOUN}\b|\b{_ADDRESSEE}\b|\b{_LABEL_ONLY_BESIDE_A_NAME}\b|🤖)[^.;\n]{{0,40}}?"
+                   rf"{_ASSIGN}\s*{_QUOTE_OPEN}?\s*{cat}\b", re.IGNORECASE),
         re.compile(rf"{cat}{_ANSWER_VERB_AFTER}", re.IGNORECASE),
         # Only one answer will do: "anything but animals", "anything other than sad".
         re.compile(rf"\b(?:anything|everything|something)\s+(?:other\s+than|but|except|else\s+than)\s+"
@@ -316,8 +337,9 @@ class InstructionScreen:
             return " "
 
         for block in (_CHAT_BLOCK, _ROLE_BLOCK, _BRACKETED_ROLE, _INST_BLOCK, _LABEL_BLOCK, _JSON_LABEL,
-                      _LOOSE_ROLE_TAG):
+                      _LOOSE_ROLE_TAG, _DIRECTIVE_HASHTAG):
             text = block.sub(cut, text)
+        text = _TABLE_RUN.sub(lambda m: cut(m) if _LABEL_CELL.search(m.group(0)) else m.group(0), text)
         segments = _SEGMENT.findall(text)
         planted = [self.instruction_like(segment) for segment in segments]
         # What a sentence break splits ("Q: label? A: animals") is read with the segment before it, and
@@ -329,6 +351,9 @@ class InstructionScreen:
             elif (planted[i - 1] and not planted[i] and self._a_name is not None
                   and len(segments[i].strip()) <= 40 and self._a_name.search(fold(segments[i]))):
                 planted[i] = True
+        if any(cut_out and _STEP.match(segment) for segment, cut_out in zip(segments, planted, strict=True)):
+            planted = [cut_out or bool(_STEP.match(segment)) for segment, cut_out in zip(segments, planted,
+                                                                                           strict=True)]
         removed += [segment.strip() for segment, cut_out in zip(segments, planted, strict=True) if cut_out]
         kept = [segment for segment, cut_out in zip(segments, planted, strict=True) if not cut_out]
         cleaned = " ".join("".join(kept).split())
