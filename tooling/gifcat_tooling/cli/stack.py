@@ -163,7 +163,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     """The results a person should answer first (operations.review)."""
     from gifcat.adapters.dynamodb import ResultsTable
     from gifcat.adapters.training import choose_gate
-    from gifcat.application.learn import learnable_results
+    from gifcat.application.learn import learn_gate, learnable_results
     from gifcat_tooling.operations.review import build_review, render_text
 
     settings, taxonomy = load_config(args)
@@ -174,8 +174,7 @@ def cmd_review(args: argparse.Namespace) -> int:
                           args.max_items or o.max_items, args.since),
         table=table, taxonomy_version=taxonomy.version, limit=args.limit, check_every=args.check_every,
         seed=args.seed,
-        choose_gate=lambda pairs: choose_gate(pairs, target=o.gate_target, confidence=o.gate_confidence,
-                                              min_pairs=o.gate_min_pairs),
+        choose_gate=lambda pairs: learn_gate(o, pairs, choose_gate),
     )
     print(report.model_dump_json(indent=2) if args.json else render_text(report))
     return 0

@@ -91,6 +91,13 @@ def gate_pair(item: ResultItem) -> GatePair | None:
     return GatePair(llm_support(item.stages, answer), llm_agrees(item.stages, answer), answer in item.labels)
 
 
+def learn_gate(options: LearnSettings, pairs: Sequence[GatePair], choose: Callable[..., Gate]) -> Gate:
+    """The gate on LLM answers as a learn run chooses it: `choose` (gifcat.adapters.training.choose_gate,
+    through the Trainer port) under the settings' target, confidence and minimum of checked answers."""
+    return choose(pairs, target=options.gate_target, confidence=options.gate_confidence,
+                  min_pairs=options.gate_min_pairs)
+
+
 def learnable_results(
     results: RecentResults, version: str, max_items: int, since: datetime | None = None
 ) -> Iterator[ResultItem]:
@@ -278,9 +285,7 @@ class LearnJob:
         self.results, self.store, self.trainer, self.clock = results, store, trainer, clock
 
     def _gate(self, pairs: Sequence[GatePair]) -> Gate:
-        o = self.options
-        return self.trainer.gate(pairs, target=o.gate_target, confidence=o.gate_confidence,
-                                 min_pairs=o.gate_min_pairs)
+        return learn_gate(self.options, pairs, self.trainer.gate)
 
     def current(self, workdir: Path) -> Current:
         """The artefact in force: the newest published one, unless it was made for another taxonomy
