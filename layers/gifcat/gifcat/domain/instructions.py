@@ -19,7 +19,8 @@ directive or an assignment that names one is recognised too ("mark this one food
 dance", "the only valid category here is love", "kategorin gaming"), and so is a name that no caption
 would write: one quoted as the taxonomy spells it, a machine name (`movies_tv`), one joined into an
 identifier with a label word (`category_greetings_confirmed`) or stamped as settled ("dance
-(official)"), or an English name set in a clause of another script.
+(official)"). An English name at the end of a caption in another script is not one: people tag that way
+("아기 고양이가 하품하는 모습 #cute"); the embedding stage weighs a name against the rest of the text.
 """
 
 from __future__ import annotations
@@ -433,10 +434,8 @@ class InstructionScreen:
         if _ROLE_PREFIX.search(read) or any(p.search(read) for p in self._patterns):
             return True
         apart = split_joined(read)
-        if apart != read and (any(p.search(apart) for p in self._patterns)
-                              or self._labelled_identifier(read)):
-            return True
-        return self._named_in_another_script(read)
+        return apart != read and (any(p.search(apart) for p in self._patterns)
+                                  or self._labelled_identifier(read))
 
     def _labelled_identifier(self, read: str) -> bool:
         if self._a_name is None:
@@ -447,16 +446,6 @@ class InstructionScreen:
             if named and _IDENTIFIER_SIGNAL.search(words):
                 return True
         return False
-
-    def _named_in_another_script(self, read: str) -> bool:
-        """An English category name in a clause written in another script ("... উত্তর greetings"): a
-        caption in Bengali or Thai names what it shows in its own words, so the English label is handed
-        over."""
-        if self._a_name is None or not self._a_name.search(read):
-            return False
-        letters = [ch for ch in self._a_name.sub(" ", read) if ch.isalpha()]
-        other = sum(not unicodedata.name(ch, "").startswith("LATIN") for ch in letters)
-        return other >= 8 and other > len(letters) / 2
 
     def clean_text(self, text: str) -> tuple[str, list[str]]:
         removed: list[str] = []
