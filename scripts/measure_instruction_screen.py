@@ -10,7 +10,8 @@ batteries the patterns were developed on and which were held out). For each batt
   the text the stages read afterwards);
 - benign texts flagged (text a caption writer meant, removed);
 - with --cascade: the attacks the tag, rule and embedding stages (fitted on the bundled memory, as
-  shipped) answered with the forced category, and how many they decided at all.
+  shipped) answered with the forced category, and how many they decided at all; and, for benign texts
+  that give their own "category" (an honest caption naming it), how many the stages decided, and right.
 
     python scripts/measure_instruction_screen.py tests/data/injections/* [--cascade] [--json]
 """
@@ -70,6 +71,17 @@ def measure(folder: Path, screen: InstructionScreen, pipeline: Any | None) -> di
             decided += answer.decided
             forced += answer.decided and answer.primary == row["forces"]
         result["cascade"] = {"until": "embedding", "decided": decided, "answered_forced": forced}
+        # Honest captions that name their own category (a battery may give it as "category"): how many
+        # the same stages still decide, and how many of those right.
+        honest = [row for row in benign if row.get("category")]
+        if honest:
+            answers = [pipeline.classify(GifItem(id=f"{folder.name}-b{i}", metadata=metadata(row)))
+                       for i, row in enumerate(honest)]
+            result["cascade"]["benign"] = {
+                "n": len(honest), "decided": sum(a.decided for a in answers),
+                "right": sum(a.decided and a.primary == row["category"] for a, row in zip(answers, honest,
+                                                                                          strict=True)),
+            }
     return result
 
 
@@ -99,6 +111,10 @@ def main() -> int:
         if "cascade" in r:
             c = r["cascade"]
             line += f"; cheap stages decided {c['decided']}, {c['answered_forced']} with the forced category"
+            if "benign" in c:
+                b = c["benign"]
+                line += (f"; of {b['n']} honest captions naming their category, decided {b['decided']}, "
+                         f"right {b['right']}")
         print(line)
     return 0
 

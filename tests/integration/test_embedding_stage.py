@@ -12,8 +12,8 @@ import pytest
 from gifcat.adapters.embeddings.factory import build_embedding_stage
 from gifcat.adapters.embeddings.text import TextEncoder
 from gifcat.adapters.training import embedding_outcomes, fit, learn, stratified_folds
-from gifcat.config import load_settings
-from gifcat.domain.model import Classification, GifItem, Status
+from gifcat.config import Settings, load_settings
+from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName, Status
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.taxonomy import load_taxonomy
 from tests.conftest import DEV_DATA
@@ -69,7 +69,9 @@ def test_memory_artefact_means_nothing_is_embedded_at_start(
     assert calls == []  # prototypes and examples both come from the file
     assert stage.labelled is not None and len(stage.labelled.ids) == 40 and stage.head is not None
     out = stage.score(records[0].item(), Classification(status=Status.PENDING))
-    assert records[0].description == "" and calls == [1]  # only the item's text (no fields to read apart)
+    # One batch: the item's text (no description to read apart) and, as it names "food", the same text
+    # without the category names (`names_need_the_rest`).
+    assert records[0].description == "" and "food" in records[0].tags and calls == [2]
     assert records[0].id not in {n.id for n in out.neighbours}  # an example never votes for itself
 
 
@@ -103,3 +105,55 @@ def test_from_settings_with_tiny_clip(
         sessions = (built.text.session, clip.image_session, clip.text_session)
         assert [s.get_session_options().get_session_config_entry(SPIN) for s in sessions] == [spin] * 3
         assert tuple(s.get_session_options().intra_op_num_threads for s in sessions) == threads
+
+
+def test_a_category_name_beside_a_scene_of_another_decides_nothing(model_roots: tuple[Path, Path]) -> None:
+    # The bundled stage: a name set beside a scene that reads as another category is evidence of nothing
+    # (`names_need_the_rest`), where a name the scene agrees with still counts.
+    settings, taxonomy = load_settings(), load_taxonomy()
+    stage = build_embedding_stage(settings, taxonomy, models_dir=model_roots[0])
+    pending = Classification(status=Status.PENDING)
+
+    def read(description: str, checked: Any = stage) -> Any:
+        return checked.score(GifItem(id="t", metadata=GifMetadata(description=description)), pending)
+
+    flood = "Flood waters sweep through a village — food"
+    out = read(flood)
+    assert out.abstained and out.abstained.startswith("the name food alone: without the category names")
+    assert max(out.candidates, key=lambda c: c.score).category == "food"
+    for agreed in ("Grandma's lasagna comes out of the oven, food heaven",
+                   "The crowd goes wild after the buzzer-beater — sports at its best"):
+        assert read(agreed).abstained is None, agreed
+    data = settings.model_dump(by_alias=True)
+    data["stages"]["embedding"]["names_need_the_rest"] = False
+    off = build_embedding_stage(Settings.model_validate(data), taxonomy, models_dir=model_roots[0])
+    assert read(flood, off).abstained is None
+
+
+def test_names_beside_scenes_of_another_category_are_not_answered(model_roots: tuple[Path, Path]) -> None:
+    # tests/data/injections/i: 100 bare category names set beside scenes of other categories, and 100
+    # honest captions naming their own, written after the check by someone who had not seen it. The
+    # tag, rule and embedding stages as shipped answered 26 attacks with the forced name without the
+    # check and 2 with it, and decided 72 honest captions, all right (88 without it).
+    from gifcat_tooling.pipeline import LocalPipeline
+
+    folder = Path(__file__).resolve().parents[1] / "data" / "injections" / "i"
+
+    def rows(name: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in (folder / name).read_text(encoding="utf-8").splitlines() if line]
+
+    def meta(row: dict[str, Any]) -> GifMetadata:
+        text, field = row["text"], row["field"]
+        return GifMetadata(title=text if field == "title" else "", tags=(text,) if field == "tag" else (),
+                           description=text if field == "description" else "")
+
+    pipeline = LocalPipeline(load_settings(), load_taxonomy(), StageName.EMBEDDING)
+    forced = [row["text"] for i, row in enumerate(rows("attacks.jsonl"))
+              if (a := pipeline.classify(GifItem(id=f"a{i}", metadata=meta(row)))).decided
+              and a.primary == row["forces"]]
+    assert len(forced) <= 5, forced
+    honest = [(pipeline.classify(GifItem(id=f"b{i}", metadata=meta(row))), row["category"])
+              for i, row in enumerate(rows("benign.jsonl"))]
+    decided = [(a.primary, gold) for a, gold in honest if a.decided]
+    assert len(decided) >= 65
+    assert sum(primary == gold for primary, gold in decided) >= len(decided) - 2

@@ -20,7 +20,15 @@ from pydantic import Field
 from gifcat.config import StageOptions
 from gifcat.domain.artefact import BUNDLED, IN_PROCESS
 from gifcat.domain.memory import Learned, LinearHead, Memory
-from gifcat.domain.model import Candidate, Classification, GifItem, Neighbour, StageName, StageOutput
+from gifcat.domain.model import (
+    Candidate,
+    Classification,
+    GifItem,
+    GifMetadata,
+    Neighbour,
+    StageName,
+    StageOutput,
+)
 from gifcat.domain.normalise import normalise_tag, words
 from gifcat.domain.ports import FrameLimits, GifDecodeError, ImageEncoder, TextEncoder
 from gifcat.domain.records import LabelledRecord
@@ -67,6 +75,11 @@ class EmbeddingOptions(StageOptions):
     # name, a figure of speech or an ironic hashtag in them outweighs one sentence there
     # (docs/results/README.md: chosen on dev under cross-validation). 0: the whole text alone, as before.
     description_weight: float = Field(0.5, ge=0, le=1)
+    # A category's own name in the text ("Hurricane flattens a town — food", "surprised!!") is evidence
+    # only when the rest of the text agrees: the text is read again without the taxonomy's names (one
+    # more text in the same batch) and the stage abstains when that reading puts another category first.
+    # A name set beside a scene is how misleading and planted text looks (docs/results/README.md).
+    names_need_the_rest: bool = True
     text_temperature: float = Field(0.03, gt=0)  # softmax over prototype cosines (MiniLM's span ~0.1-0.7)
     knn_temperature: float = Field(0.1, gt=0)  # neighbour weight exp(cos / T): close neighbours count more
     image_temperature: float = Field(0.01, gt=0)  # CLIP's own logit scale is 100
@@ -131,6 +144,10 @@ class EmbeddingStage(Stage):
         self._index = {c: i for i, c in enumerate(self._categories)}
         self._generic = taxonomy.normalised_generic_tags
         self._text_identity = text_identity
+        names = sorted(self._categories, key=len, reverse=True)
+        self._a_name = re.compile(
+            r"(?<![^\W_])(?:" + "|".join(re.escape(n) for n in names) + r")(?![^\W_])", re.IGNORECASE
+        ) if names else None
         # Names every model this stage may use; each output names only those it did use.
         self.model = text_identity + (f",{clip.identity}" if clip else "")
 
@@ -266,10 +283,16 @@ class EmbeddingStage(Stage):
         reread = self.options.description_weight > 0 and bool(described_text) and text != described_text
         field_tops: dict[str, str] = {}
         described: np.ndarray | None = None
+        unnamed = self._without_names(meta) if self.options.names_need_the_rest else None
+        unnamed_top: str | None = None
         if text:
-            # one batch: [whole text, tags, description], [whole text, description] or [whole text]
+            # one batch: [whole text, tags, description], [whole text, description] or [whole text], and
+            # the text without the category names last when they are asked for and it has some
             wanted = [text, *fields.values()] if apart else [text, described_text][: 1 + reread]
-            batch = self.text.encode(wanted)
+            batch = self.text.encode(wanted + ([unnamed] if unnamed else []))
+            if unnamed:
+                dist = self._mix(self._text_signals(batch[-1], item.id, [[] for _ in range(n)], []))
+                unnamed_top, batch = self._categories[int(np.argmax(dist))], batch[:-1]
             vec = batch[0]
             if apart:
                 for name, fvec in zip(fields, batch[1:], strict=True):
@@ -343,9 +366,27 @@ class EmbeddingStage(Stage):
                 abstained = "signals disagree: " + ", ".join(f"{k} {c}" for k, c in tops.items())
         if abstained is None and len(set(field_tops.values())) > 1:
             abstained = "fields disagree: " + ", ".join(f"{k} {c}" for k, c in field_tops.items())
+        if abstained is None and unnamed_top is not None and unnamed_top != top:
+            abstained = f"the name {top} alone: without the category names the text reads as {unnamed_top}"
         return StageOutput(stage=self.name, candidates=candidates, model=model, notes=notes, usage=usage,
                            neighbours=neighbours, abstained=abstained,
                            artefact_version=self.artefact_version)
+
+    def _without_names(self, meta: GifMetadata) -> str | None:
+        """The item's text with the taxonomy's category names taken out; None when it names none, or
+        holds nothing else."""
+        if self._a_name is None:
+            return None
+        name = self._a_name
+        if not name.search(" ".join((meta.title, *meta.tags, meta.description))):
+            return None
+
+        def strip(text: str) -> str:
+            return " ".join(name.sub(" ", text).split())
+
+        tags = [t for t in (strip(tag) for tag in meta.tags) if t.strip("#@ ")]
+        rest = item_text(strip(meta.title), tags, strip(meta.description), self._generic)
+        return rest if any(ch.isalnum() for ch in rest) else None
 
     def _text_signals(
         self, vec: np.ndarray, item_id: str, evidence: list[list[str]], neighbours: list[Neighbour]
