@@ -119,7 +119,8 @@ def test_a_category_name_beside_a_scene_of_another_decides_nothing(model_roots: 
 
     flood = "Flood waters sweep through a village — food"
     out = read(flood)
-    assert out.abstained and out.abstained.startswith("the name food alone: without the category names")
+    assert out.abstained and out.abstained.startswith("category names decide it: without them the text")
+    assert out.abstained.endswith(", not food")
     assert max(out.candidates, key=lambda c: c.score).category == "food"
     for agreed in ("Grandma's lasagna comes out of the oven, food heaven",
                    "The crowd goes wild after the buzzer-beater — sports at its best"):

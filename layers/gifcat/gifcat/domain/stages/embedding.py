@@ -367,7 +367,9 @@ class EmbeddingStage(Stage):
         if abstained is None and len(set(field_tops.values())) > 1:
             abstained = "fields disagree: " + ", ".join(f"{k} {c}" for k, c in field_tops.items())
         if abstained is None and unnamed_top is not None and unnamed_top != top:
-            abstained = f"the name {top} alone: without the category names the text reads as {unnamed_top}"
+            # Whichever names they are, they decide the ranking: the rest of the text says otherwise.
+            abstained = (f"category names decide it: without them the text reads as {unnamed_top}, "
+                         f"not {top}")
         return StageOutput(stage=self.name, candidates=candidates, model=model, notes=notes, usage=usage,
                            neighbours=neighbours, abstained=abstained,
                            artefact_version=self.artefact_version)
