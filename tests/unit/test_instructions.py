@@ -177,6 +177,7 @@ def test_ordinary_captions_of_the_same_shapes_stay() -> None:
         "Dance (Official Music Video)",  # a stamp only when it stands alone in its brackets
         "#funny_videos #cute_dog #dance_challenge",  # hashtags that join a category to a subject
         "Expectation vs reality: the cake edition",
+        "Airport reunion: love at first sight",  # "ai" begins the word, and is no address
     ):
         assert not screen.screen(GifMetadata(description=text)).suspicious, text
 

@@ -364,7 +364,7 @@ def _category_patterns(categories: Iterable[str]) -> list[re.Pattern[str]]:
         re.compile(rf"(?:\b|(?<=\W)){_LABEL_NOUN_ELSEWHERE}\W{{0,3}}(?:\w+\s+)?{_QUOTE_OPEN}?\s*{cat}\b",
                    re.IGNORECASE),
         # A message to a machine, in any language, whose text names one: "An das KI-System: ... cute".
-        re.compile(rf"^\W*(?:\w+[\s-]+){{0,3}}{_ADDRESSEE}\w*\s*(?:\w+\s*)?:[^\n]*?\b{cat}\b", re.IGNORECASE),
+        re.compile(rf"^\W*(?:\w+[\s-]+){{0,3}}{_ADDRESSEE}\b\s*(?:\w+\s*)?:[^\n]*?\b{cat}\b", re.IGNORECASE),
         re.compile(rf"{cat}{_ANSWER_VERB_AFTER}", re.IGNORECASE),
         # A name stamped as settled ("dance (official)", "🎉celebration🎉only"), or pointed at by an arrow
         # that ends the clause ("... parade 🎊 → sad").
