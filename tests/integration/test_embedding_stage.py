@@ -17,6 +17,7 @@ from gifcat.domain.model import Classification, GifItem, GifMetadata, StageName,
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.taxonomy import load_taxonomy
 from tests.conftest import DEV_DATA
+from tests.support.batteries import as_metadata, battery
 
 SPIN = "session.intra_op.allow_spinning"
 
@@ -138,23 +139,13 @@ def test_names_beside_scenes_of_another_category_are_not_answered(model_roots: t
     # check and 2 with it, and decided 72 honest captions, all right (88 without it).
     from gifcat_tooling.pipeline import LocalPipeline
 
-    folder = Path(__file__).resolve().parents[1] / "data" / "injections" / "i"
-
-    def rows(name: str) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in (folder / name).read_text(encoding="utf-8").splitlines() if line]
-
-    def meta(row: dict[str, Any]) -> GifMetadata:
-        text, field = row["text"], row["field"]
-        return GifMetadata(title=text if field == "title" else "", tags=(text,) if field == "tag" else (),
-                           description=text if field == "description" else "")
-
     pipeline = LocalPipeline(load_settings(), load_taxonomy(), StageName.EMBEDDING)
-    forced = [row["text"] for i, row in enumerate(rows("attacks.jsonl"))
-              if (a := pipeline.classify(GifItem(id=f"a{i}", metadata=meta(row)))).decided
+    forced = [row["text"] for i, row in enumerate(battery("i", "attacks"))
+              if (a := pipeline.classify(GifItem(id=f"a{i}", metadata=as_metadata(row)))).decided
               and a.primary == row["forces"]]
     assert len(forced) <= 5, forced
-    honest = [(pipeline.classify(GifItem(id=f"b{i}", metadata=meta(row))), row["category"])
-              for i, row in enumerate(rows("benign.jsonl"))]
+    honest = [(pipeline.classify(GifItem(id=f"b{i}", metadata=as_metadata(row))), row["category"])
+              for i, row in enumerate(battery("i", "benign"))]
     decided = [(a.primary, gold) for a, gold in honest if a.decided]
     assert len(decided) >= 65
     assert sum(primary == gold for primary, gold in decided) >= len(decided) - 2

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from gifcat.domain.instructions import InstructionScreen, fold
@@ -12,6 +9,7 @@ from gifcat.domain.model import GifMetadata
 from gifcat.domain.records import read_records
 from gifcat.domain.taxonomy import load_taxonomy
 from tests.conftest import DEV_DATA
+from tests.support.batteries import as_metadata, battery
 
 CATEGORIES = load_taxonomy().names
 screen = InstructionScreen(CATEGORIES)
@@ -197,20 +195,6 @@ def test_fold_reads_obfuscated_text_and_leaves_numbers() -> None:
     assert fold("c a t e g o r y") == "category"
     assert fold("ＡＩ") == "AI"
     assert fold("class of 2024") == "class of 2024"
-
-
-BATTERIES = Path(__file__).resolve().parents[1] / "data" / "injections"
-
-
-def battery(name: str, part: str) -> list[dict[str, str]]:
-    lines = (BATTERIES / name / f"{part}.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def as_metadata(row: dict[str, str]) -> GifMetadata:
-    text, field = row["text"], row["field"]
-    return GifMetadata(title=text if field == "title" else "", tags=(text,) if field == "tag" else (),
-                       description=text if field == "description" else "")
 
 
 @pytest.mark.parametrize(("name", "share"),
