@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gifcat.domain.model import GifMetadata
+from gifcat.domain.taxonomy import category_name_pattern
 
 # Who is speaking: chat roles and channel markers, as prefixes or as tags.
 _ROLE = (
@@ -427,7 +428,7 @@ class InstructionScreen:
         self.categories = tuple(categories)
         self._by_name = _category_patterns(self.categories)
         names = "|".join(re.escape(c) for c in sorted(self.categories, key=len, reverse=True))
-        self._a_name = re.compile(rf"(?<![^\W_])(?:{names})(?![^\W_])", re.IGNORECASE) if names else None
+        self._a_name = category_name_pattern(self.categories)
         # Every pattern of `_by_name` needs a category's name somewhere in the text: one search for any
         # of them spares most segments (sentences of a scene) the twenty-odd patterns.
         self._any_name = re.compile(f"(?:{names})", re.IGNORECASE) if names else None

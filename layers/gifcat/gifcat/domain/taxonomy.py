@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from functools import cached_property
 
 import regex
@@ -140,6 +141,15 @@ class Taxonomy(BaseModel):
     @cached_property
     def normalised_generic_tags(self) -> frozenset[str]:
         return frozenset(n for t in self.generic_tags if (n := normalise_tag(t)))
+
+
+def category_name_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
+    """Any of these category names as a whole word, in any case (the longest first, so "movies_tv"
+    is not read as a shorter name); None when there are none."""
+    ordered = sorted({n for n in names if n}, key=len, reverse=True)
+    if not ordered:
+        return None
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, ordered)) + r")(?![^\W_])", re.IGNORECASE)
 
 
 def parse_taxonomy(text: str, what: str = "taxonomy") -> Taxonomy:

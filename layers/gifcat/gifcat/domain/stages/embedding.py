@@ -33,7 +33,7 @@ from gifcat.domain.normalise import normalise_tag, words
 from gifcat.domain.ports import FrameLimits, GifDecodeError, ImageEncoder, TextEncoder
 from gifcat.domain.records import LabelledRecord
 from gifcat.domain.stages import NO_TEXT_NO_IMAGE_MODEL, Stage
-from gifcat.domain.taxonomy import Taxonomy
+from gifcat.domain.taxonomy import Taxonomy, category_name_pattern
 
 # "Happy Dance GIF by Originals" -> "Happy Dance": the "GIF by <brand>" suffix says nothing of content.
 _TITLE_NOISE = re.compile(r"\s*\b(gifs?|animated gif)\b(\s+by\s+.*)?\s*$", re.IGNORECASE)
@@ -144,10 +144,7 @@ class EmbeddingStage(Stage):
         self._index = {c: i for i, c in enumerate(self._categories)}
         self._generic = taxonomy.normalised_generic_tags
         self._text_identity = text_identity
-        names = sorted(self._categories, key=len, reverse=True)
-        self._a_name = re.compile(
-            r"(?<![^\W_])(?:" + "|".join(re.escape(n) for n in names) + r")(?![^\W_])", re.IGNORECASE
-        ) if names else None
+        self._a_name = category_name_pattern(self._categories)
         # Names every model this stage may use; each output names only those it did use.
         self.model = text_identity + (f",{clip.identity}" if clip else "")
 
