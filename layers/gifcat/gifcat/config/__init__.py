@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
@@ -257,8 +259,8 @@ def bundled_text(name: str) -> str:
     return resources.files("gifcat.config").joinpath(name).read_text(encoding="utf-8")
 
 
-# libyaml's parser where PyYAML was built with it (its wheels are): the bundled settings and taxonomy
-# parse in about 5 ms instead of 50, at every cold start.
+# libyaml's parser where PyYAML was built with it (its wheels are): the bundled settings, taxonomy and
+# screen words parse in about 5 ms instead of 60, at every cold start.
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -306,6 +308,63 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
             merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
         )
     return out
+
+
+class ScreenWords(BaseModel):
+    """The instruction screen's words in languages other than English (instruction_screen.yaml, where
+    each list is described): regular-expression fragments, each list read as one alternation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    roles: list[str]
+    label_nouns: list[str]
+    addressees: list[str]
+    override_verbs: list[str]
+    override_nouns: list[str]
+    answer_verbs: list[str]
+    answer_particles: list[str]
+    answer_verbs_after: list[str]
+    answer_nouns: list[str]
+    copulas: list[str]
+    copula_particles: list[str]
+    greetings: list[str]
+    articles: list[str]
+    if_you_are: list[str]
+    ai_words: list[str]
+
+    @field_validator("*")
+    @classmethod
+    def _fragments(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        if not value:
+            raise ValueError("an empty list would match nothing: give at least one word")
+        for fragment in value:
+            if not fragment.strip():
+                raise ValueError("an empty entry would match everywhere")
+            try:
+                re.compile(fragment)
+            except re.error as exc:  # named here, not as a failed import of the screen
+                raise ValueError(f"{fragment!r} is not a regular expression: {exc}") from None
+        return value
+
+    def alternation(self, name: str) -> str:
+        """One list as a non-capturing alternation: `(?:a|b|c)`."""
+        return "(?:" + "|".join(getattr(self, name)) + ")"
+
+
+def parse_screen_words(text: str, what: str = "instruction_screen.yaml") -> ScreenWords:
+    try:
+        return ScreenWords.model_validate(parse_yaml(text, what))
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(what, exc)) from exc
+
+
+@lru_cache(maxsize=1)
+def screen_words() -> ScreenWords:
+    """The bundled instruction_screen.yaml (gifcat.domain.instructions compiles its patterns with it)."""
+    return parse_screen_words(bundled_text("instruction_screen.yaml"))
 
 
 def load_settings(
