@@ -259,32 +259,45 @@ def bundled_text(name: str) -> str:
     return resources.files("gifcat.config").joinpath(name).read_text(encoding="utf-8")
 
 
-# libyaml's parser where PyYAML was built with it (its wheels are): the bundled settings, taxonomy and
-# screen words parse in about 5 ms instead of 60, at every cold start.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc,valid-type]  # PyYAML ships no stubs here
-    """YAML's safe loader, refusing a key written twice in one mapping: PyYAML keeps the last one, so a
-    second `min_margin` or `categories` would silently replace the first."""
+class _UniqueKeys:
+    """Refuses a key written twice in one mapping: PyYAML keeps the last one, so a second `min_margin` or
+    `categories` would silently replace the first."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` merges, by design
                 continue
-            key = self.construct_object(key_node, deep=deep)
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[attr-defined]
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} is written twice in one mapping", key_node.start_mark
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[misc]
+
+
+class _UniqueKeyLoader(_UniqueKeys, yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no stubs here
+    """YAML's safe loader (constructs no Python objects), refusing a key written twice."""
+
+
+# The same on libyaml's parser where PyYAML was built with it (its wheels are): the bundled settings,
+# taxonomy and screen words parse in about 5 ms instead of 60, at every cold start.
+_FastUniqueKeyLoader = (
+    type("_FastUniqueKeyLoader", (_UniqueKeys, yaml.CSafeLoader), {}) if hasattr(yaml, "CSafeLoader")
+    else _UniqueKeyLoader
+)
 
 
 def parse_yaml(text: str, what: str) -> Any:
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: constructs no Python objects
+        return yaml.load(text, Loader=_FastUniqueKeyLoader)
+    except yaml.YAMLError:
+        # libyaml refuses some documents the pure loader reads (JSON's escaped surrogate pairs for an
+        # emoji, as json.dumps writes them), and the pure loader's messages are the ones users see
+        pass
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:  # one line: what is wrong and where
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
