@@ -106,6 +106,11 @@ def test_bad_rule_fails_at_load_naming_the_category() -> None:
             " rules: [{id: r, pattern: x, fields: [body]}]}",
             "fields must be some of",
         ),
+        ("version: x\ncategories:\n  - {name: a, description: d, aliases: [gato]}\n"
+         "  - {name: b, description: d, aliases_by_language: {es: [gato]}}",
+         "alias 'gato' is given to both 'a' and 'b'"),
+        ("version: x\ncategories:\n  - {name: a, description: d, aliases_by_language: {Spanish: [gato]}}\n"
+         "  - {name: b, description: d}", "languages are ISO 639 codes"),
         ("- just a list", "expected a mapping"),
         ("version: [unclosed", "not valid YAML"),
     ],

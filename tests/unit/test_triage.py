@@ -95,6 +95,25 @@ def test_non_english_aliases(cascade: Cascade) -> None:
     assert run(cascade, "joyeux anniversaire", ("joyeux anniversaire", "fête")).primary == "celebration"
 
 
+BY_LANGUAGE = """version: x
+categories:
+  - {name: love, description: romance, aliases: [love], aliases_by_language: {ko: [사랑해, 커플], es: [amor]}}
+  - {name: sad, description: crying, aliases: [sad], aliases_by_language: {it: [lacrime, cuore spezzato]}}
+"""
+
+
+def test_words_of_other_languages_are_aliases_kept_by_language(settings: Settings) -> None:
+    taxonomy = parse_taxonomy(BY_LANGUAGE)
+    cascade = Cascade.from_settings(settings, triage_stages(settings, taxonomy), taxonomy)
+    result = run(cascade, "사랑해", ("사랑해", "커플"))
+    assert (result.primary, result.decided_by) == ("love", StageName.TAGS)
+    assert "tag '커플'" in result.evidence
+    assert run(cascade, "mi manchi", ("lacrime", "cuore spezzato")).primary == "sad"
+    # ...and they stay out of `aliases`, which the embedding stage's English prototypes read
+    assert taxonomy.get("love").aliases == ("love",)
+    assert dict(taxonomy.get("love").aliases_by_language) == {"ko": ("사랑해", "커플"), "es": ("amor",)}
+
+
 def test_tags_the_taxonomy_cannot_explain_lower_confidence(cascade: Cascade) -> None:
     # A team named after an animal: the animal tags are outnumbered by names no alias explains.
     plain = run(cascade, "", ("dog", "puppy"))

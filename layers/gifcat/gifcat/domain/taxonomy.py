@@ -26,6 +26,7 @@ from gifcat.domain.normalise import fold_pattern, normalise_tag
 
 RULE_FIELDS = ("title", "tags", "description")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")  # an ISO 639 code: "ko", "fil"
 
 
 class Rule(BaseModel):
@@ -70,6 +71,11 @@ class Category(BaseModel):
     name: str
     description: str = Field(min_length=1, pattern=r"\S")  # the text prototype and the LLM prompt read it
     aliases: tuple[str, ...] = ()  # tags that name the category outright, as users type them
+    # The same in other languages, by ISO 639 code (`ko: [사랑해, 사랑]` in the YAML): aliases like the
+    # others for the tag and rule stages, kept apart so that a team sees which language a word is from
+    # and the embedding stage's prototypes, which read `aliases`, stay in MiniLM's English. Pairs, not a
+    # dict, so that a category stays hashable.
+    aliases_by_language: tuple[tuple[str, tuple[str, ...]], ...] = ()
     rules: tuple[Rule, ...] = ()
     examples: tuple[str, ...] = ()  # example phrases: the text prototype and the LLM prompt use them
     image_prompts: tuple[str, ...] = ()  # CLIP prompts ("a GIF of ..."); default from the name
@@ -81,9 +87,24 @@ class Category(BaseModel):
             raise ValueError(f"category name {name!r} must be lower_snake_case")
         return name
 
+    @field_validator("aliases_by_language", mode="before")
+    @classmethod
+    def _by_language(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        unknown = [code for code in value if not (isinstance(code, str) and _LANGUAGE.match(code))]
+        if unknown:
+            raise ValueError(f"languages are ISO 639 codes in lower case (\"es\", \"ko\"), got {unknown}")
+        return tuple(value.items())
+
+    @property
+    def every_alias(self) -> tuple[str, ...]:
+        """`aliases`, then those of every other language."""
+        return self.aliases + tuple(word for _, words in self.aliases_by_language for word in words)
+
     @cached_property
     def normalised_aliases(self) -> frozenset[str]:
-        return frozenset(n for a in self.aliases if (n := normalise_tag(a)))
+        return frozenset(n for a in self.every_alias if (n := normalise_tag(a)))
 
     def prompts(self) -> tuple[str, ...]:
         return self.image_prompts or (f"a GIF of {self.name.replace('_', ' ')}",)
@@ -112,7 +133,7 @@ class Taxonomy(BaseModel):
                 if rule.id in rule_ids:
                     raise ValueError(f"rule id {rule.id!r} (category {cat.name!r}) is used twice")
                 rule_ids.add(rule.id)
-            for typed in cat.aliases:
+            for typed in cat.every_alias:
                 written.setdefault((cat.name, normalise_tag(typed)), typed)
             for alias in cat.normalised_aliases:
                 if owner.setdefault(alias, cat.name) != cat.name:
