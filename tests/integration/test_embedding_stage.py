@@ -149,3 +149,40 @@ def test_names_beside_scenes_of_another_category_are_not_answered(model_roots: t
     decided = [(a.primary, gold) for a, gold in honest if a.decided]
     assert len(decided) >= 65
     assert sum(primary == gold for primary, gold in decided) >= len(decided) - 2
+
+
+def test_text_minilm_cannot_read_decides_nothing_and_hands_on_the_taxonomy_s_words(
+    model_roots: tuple[Path, Path],
+) -> None:
+    # MiniLM's vocabulary is English: a Russian, Korean or Turkish caption reads as noise to it (most
+    # land near "greetings"). The stage abstains there, and the taxonomy's words in the caption's
+    # language (`aliases_by_language`) order the ranking it hands on.
+    settings, taxonomy = load_settings(), load_taxonomy()
+    stage = build_embedding_stage(settings, taxonomy, models_dir=model_roots[0])
+    pending = Classification(status=Status.PENDING)
+
+    def read(title: str, tags: tuple[str, ...], description: str = "", checked: Any = stage) -> Any:
+        item = GifItem(id="t", metadata=GifMetadata(title=title, tags=tags, description=description))
+        return checked.score(item, pending)
+
+    for (title, tags, description), category in [
+        (("Котик спит", ("котик", "сон"), ""), "animals"),
+        (("", ("하키", "결승골"), "선수가 마지막 순간에 골을 넣는다"), "sports"),
+        (("Çok sinirliyim", ("öfke", "iş"), ""), "angry"),
+    ]:
+        out = read(title, tags, description)
+        assert out.abstained and out.abstained.startswith("MiniLM reads English"), title
+        top = max(out.candidates, key=lambda c: c.score)
+        assert top.category == category, title
+        assert any(e.startswith("words of the taxonomy: ") for e in top.evidence)
+    # English slang and alias words are read ("lol", "bday"), and so is every record of dev
+    assert read("lol", ("lmao", "dying", "💀")).abstained is None
+    assert read("hapy bday", ("bday", "hbd", "🎂")).abstained is None
+    dev = [LabelledRecord.model_validate(r) for r in _dev_records()]
+    flagged = [r.id for r in dev if (share := stage.known_share(r.item().metadata)) is not None
+               and share < stage.options.min_known_share]
+    assert flagged == []
+    data = settings.model_dump(by_alias=True)
+    data["stages"]["embedding"]["min_known_share"] = 0
+    off = build_embedding_stage(Settings.model_validate(data), taxonomy, models_dir=model_roots[0])
+    assert not (read("Котик спит", ("котик", "сон"), checked=off).abstained or "").startswith("MiniLM")

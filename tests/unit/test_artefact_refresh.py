@@ -59,6 +59,9 @@ class BagOfWords:
             out[i] /= max(float(np.linalg.norm(out[i])), 1e-6)
         return out
 
+    def known_words(self, text: str) -> list[tuple[str, bool]]:
+        return [(word, True) for word in text.lower().split()]  # reads every word: never "unreadable"
+
 
 class Clock:
     def __init__(self) -> None:

@@ -150,6 +150,9 @@ class Unused:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return np.full((len(texts), 4), 0.5, dtype=np.float32)
 
+    def known_words(self, text: str) -> list[tuple[str, bool]]:
+        return [(word, True) for word in text.lower().split()]  # reads every word: never "unreadable"
+
 
 def test_the_learn_job_needs_the_table_and_an_s3_artefacts_location() -> None:
     with pytest.raises(ConfigError) as err:

@@ -52,6 +52,9 @@ class BagOfWords:
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
 
+    def known_words(self, text: str) -> list[tuple[str, bool]]:
+        return [(word, True) for word in text.lower().split()]  # reads every word: never "unreadable"
+
 
 class ScriptedLlm:
     """The LLM step: answers from a table (default: the gold label), counting its calls."""

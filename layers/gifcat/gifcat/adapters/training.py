@@ -140,6 +140,9 @@ class CachingEncoder:
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
 
+    def known_words(self, text: str) -> list[tuple[str, bool]]:
+        return self._encoder.known_words(text)
+
 
 def fit_head(
     vectors: np.ndarray, primaries: Sequence[str], categories: Sequence[str], *, c: float = 1.0, seed: int = 0

@@ -27,6 +27,12 @@ class TextEncoder(Protocol):
         the other texts."""
         ...
 
+    def known_words(self, text: str) -> list[tuple[str, bool]]:
+        """The text's words as the encoder reads them (its own normalisation: case, accents), each with
+        whether its vocabulary holds the word whole. A word it has to cut into pieces is one it mostly
+        cannot read: MiniLM's vocabulary is English."""
+        ...
+
 
 class GifDecodeError(ValueError):
     """The GIF cannot (or may not) be decoded; `reason` is a short code, the message says why."""

@@ -4,6 +4,7 @@ which is how scripts/measure_text_encoder.py measures a larger one in the stage.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tokenizers import Tokenizer
 from gifcat.adapters.cpus import thread_count
 
 MAX_TOKENS = 128  # what MiniLM was trained with; longer text is truncated
+_LETTERS = re.compile(r"[^\W\d_]+")  # a word, for `known_words`: letters of any script
 
 
 def session_options(threads: int | str, spin: bool = False) -> ort.SessionOptions:
@@ -55,6 +57,7 @@ class TextEncoder:
         self.session = ort.InferenceSession(str(model_path), session_options(threads, spin),
                                             providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
+        self._vocabulary = frozenset(self.tokenizer.get_vocab())
         (output,) = [o for o in self.session.get_outputs() if o.name == "last_hidden_state"]
         self.dim = int(output.shape[-1])
 
@@ -79,3 +82,8 @@ class TextEncoder:
 
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
+
+    def known_words(self, text: str) -> list[tuple[str, bool]]:
+        normaliser = self.tokenizer.normalizer  # BERT's: lower case, accents stripped, CJK spaced
+        read = normaliser.normalize_str(text) if normaliser is not None else text.lower()
+        return [(word, word in self._vocabulary) for word in _LETTERS.findall(read)]

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from gifcat.config import StageOptions
 from gifcat.domain.artefact import BUNDLED, IN_PROCESS
+from gifcat.domain.lexicon import Lexicon
 from gifcat.domain.memory import Learned, LinearHead, Memory
 from gifcat.domain.model import (
     Candidate,
@@ -39,8 +40,10 @@ from gifcat.domain.taxonomy import Taxonomy, category_name_pattern
 _TITLE_NOISE = re.compile(r"\s*\b(gifs?|animated gif)\b(\s+by\s+.*)?\s*$", re.IGNORECASE)
 
 
-Signal = Literal["text", "knn", "classifier", "image"]  # what the stage mixes (`weights`)
-DEFAULT_WEIGHTS: dict[Signal, float] = {"text": 0.4, "knn": 0.3, "classifier": 0.3, "image": 0.15}
+Signal = Literal["text", "knn", "classifier", "image", "lexicon"]  # what the stage mixes (`weights`)
+DEFAULT_WEIGHTS: dict[Signal, float] = {
+    "text": 0.4, "knn": 0.3, "classifier": 0.3, "image": 0.15, "lexicon": 1.0,
+}
 
 
 class EmbeddingOptions(StageOptions):
@@ -80,6 +83,13 @@ class EmbeddingOptions(StageOptions):
     # more text in the same batch) and the stage abstains when that reading puts another category first.
     # A name set beside a scene is how misleading and planted text looks (docs/results/README.md).
     names_need_the_rest: bool = True
+    # MiniLM reads English. When less than this share of the text's letters are in words its vocabulary
+    # holds whole (or the taxonomy's English aliases, which its prototypes read), the stage abstains,
+    # and the taxonomy's aliases found in the text, its words in other languages (`aliases_by_language`)
+    # among them, join the ranking it hands on, as the `lexicon` signal. 0: off. Chosen on dev and
+    # dev-hard (no dev record under it, 4 of dev-hard's 10 multilingual ones), measured on held-out
+    # records in docs/results/README.md ("Text MiniLM cannot read").
+    min_known_share: float = Field(0.4, ge=0, le=1)
     text_temperature: float = Field(0.03, gt=0)  # softmax over prototype cosines (MiniLM's span ~0.1-0.7)
     knn_temperature: float = Field(0.1, gt=0)  # neighbour weight exp(cos / T): close neighbours count more
     image_temperature: float = Field(0.01, gt=0)  # CLIP's own logit scale is 100
@@ -145,6 +155,12 @@ class EmbeddingStage(Stage):
         self._generic = taxonomy.normalised_generic_tags
         self._text_identity = text_identity
         self._a_name = category_name_pattern(self._categories)
+        self._lexicon = Lexicon(taxonomy)
+        # Words MiniLM reads: its vocabulary's, and the English aliases its prototypes hold ("lol", "bday")
+        self._alias_words = frozenset(
+            word for cat in taxonomy.categories for alias in cat.aliases if alias.isascii()
+            for word, _ in text_encoder.known_words(alias)
+        )
         # Names every model this stage may use; each output names only those it did use.
         self.model = text_identity + (f",{clip.identity}" if clip else "")
 
@@ -306,6 +322,11 @@ class EmbeddingStage(Stage):
         else:
             notes.append("text: no usable title, tags or description")
 
+        known = self.known_share(meta)
+        unreadable = known is not None and known < self.options.min_known_share
+        if unreadable:
+            notes.append(f"text: {known:.0%} of its letters are in words MiniLM knows")
+
         used_clip = False
         if self.clip is None:
             notes.append(self._clip_note or "image: no CLIP artefacts, text only")
@@ -347,6 +368,12 @@ class EmbeddingStage(Stage):
             combined = (1 - w) * combined + w * described
             best = int(np.argmax(described))
             evidence[best].append(f"description alone {described[best]:.2f}")
+        lexicon = self._lexicon_signal(meta, evidence) if unreadable else None
+        if lexicon is not None:
+            # Where MiniLM cannot read the text, the taxonomy's words in the text's language order the
+            # ranking handed on, mixed at `weights.lexicon` against 1 for everything else.
+            w = float(self.options.weights.get("lexicon", 0.0))
+            combined = (combined + w * lexicon) / (1.0 + w)
         model = self._text_identity + (f",{self.clip.identity}" if used_clip and self.clip else "")
         candidates = [
             Candidate(category=cat, score=float(np.clip(combined[i], 0.0, 1.0)), evidence=evidence[i])
@@ -363,6 +390,9 @@ class EmbeddingStage(Stage):
                 abstained = "signals disagree: " + ", ".join(f"{k} {c}" for k, c in tops.items())
         if abstained is None and len(set(field_tops.values())) > 1:
             abstained = "fields disagree: " + ", ".join(f"{k} {c}" for k, c in field_tops.items())
+        if abstained is None and unreadable:
+            abstained = (f"MiniLM reads English: {known:.0%} of the text's letters are in words it knows "
+                         f"(under {self.options.min_known_share:.0%})")
         if abstained is None and unnamed_top is not None and unnamed_top != top:
             # Whichever names they are, they decide the ranking: the rest of the text says otherwise.
             abstained = (f"category names decide it: without them the text reads as {unnamed_top}, "
@@ -370,6 +400,39 @@ class EmbeddingStage(Stage):
         return StageOutput(stage=self.name, candidates=candidates, model=model, notes=notes, usage=usage,
                            neighbours=neighbours, abstained=abstained,
                            artefact_version=self.artefact_version)
+
+    def known_share(self, meta: GifMetadata) -> float | None:
+        """The share of the text's letters in words MiniLM reads whole (its vocabulary, or an English
+        alias its prototypes hold); None for a text without letters (emoji only). One character of
+        another script is no word it reads: its vocabulary holds Chinese characters and Indic letters
+        one by one (and BERT's normaliser cuts Indic words apart at their vowel signs)."""
+        text = " ".join((meta.title, *(tag.lstrip("#@ ") for tag in meta.tags), meta.description))
+        letters = known = 0
+        for word, whole in self.text.known_words(text):
+            letters += len(word)
+            if (whole or word in self._alias_words) and (len(word) > 1 or word.isascii()):
+                known += len(word)
+        return known / letters if letters else None
+
+    def _lexicon_signal(self, meta: GifMetadata, evidence: list[list[str]]) -> np.ndarray | None:
+        """The categories the taxonomy's aliases (of any language) name in the tags, title and
+        description, by how many different words name each (a word in a tag and the title is one);
+        None when none does."""
+        named: dict[str, set[str]] = {}
+        for tag in meta.tags:
+            whole = self._lexicon.tag(tag)
+            found = {cat: [normalise_tag(tag)] for cat in whole} if whole else self._lexicon.words_in(tag)
+            for cat, said in found.items():
+                named.setdefault(cat, set()).update(said)
+        for text in (meta.title, meta.description):
+            for cat, said in self._lexicon.words_in(text).items():
+                named.setdefault(cat, set()).update(said)
+        votes = np.zeros(len(self._categories))
+        for cat, words_of_cat in named.items():
+            if cat in self._index:
+                votes[self._index[cat]] = len(words_of_cat)
+                evidence[self._index[cat]].append("words of the taxonomy: " + ", ".join(sorted(words_of_cat)))
+        return votes / votes.sum() if votes.sum() > 0 else None
 
     def _without_names(self, meta: GifMetadata) -> str | None:
         """The item's text with the taxonomy's category names taken out; None when it names none, or
