@@ -42,8 +42,8 @@ $(BIN)/python:
 # background while the rest installs), and the MiniLM artefacts (checksummed, in .artifacts/models).
 $(VENV)/.run: pyproject.toml scripts/setup_venv.sh scripts/pip_install.sh scripts/build_models.py \
     scripts/build_memory.py scripts/build_llama_wheel.sh scripts/llama_server_only.cmake \
-    layers/gifcat/gifcat/config/examples.jsonl layers/gifcat/gifcat/domain/normalise.py \
-    layers/gifcat/gifcat/domain/memory.py | $(BIN)/python
+    layers/gifcat/gifcat/config/examples.jsonl layers/gifcat/gifcat/config/taxonomy.yaml \
+    layers/gifcat/gifcat/domain/normalise.py layers/gifcat/gifcat/domain/memory.py | $(BIN)/python
 	bash scripts/setup_venv.sh $(VENV)
 	touch $@
 
