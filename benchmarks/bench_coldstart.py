@@ -12,8 +12,10 @@ imports plus build_triage/build_*_step, i.e. settings, taxonomy, boto3 clients, 
 Nothing calls AWS or the LLM: the environment only names dummy resources.
 
 References measured in the same run, since absolute times differ 3-5x between machines: each function's
-times as a ratio to the triage function's (`vs_triage`), and the bare interpreter's start and exit
-(`python -c pass`, `interpreter_ms`) with each process time as a ratio to it (`vs_interpreter`).
+times as a ratio to the triage function's (`vs_triage`, of the medians; `vs_triage_paired`, the median of
+each round's ratio), and the bare interpreter's start and exit (`python -c pass`, `interpreter_ms`) with
+each process time as a ratio to it (`vs_interpreter`). The functions take turns, one run each a round,
+so that a machine that speeds up or slows down during the run moves every function alike.
 
 Writes benchmarks/results/coldstart.json (with the CPU model and flags in `meta`).
 """
@@ -130,12 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     wanted = args.only.split(",") if args.only else list(FUNCTIONS)
 
     stack = Stack(load_template(REPO / "template.yaml"), REPO)
+    envs = {name: function_env(stack, FUNCTIONS[name][0]) for name in wanted}
+    rounds: list[dict[str, dict[str, Any]]] = []
+    for _ in range(args.repeat):  # one run of each function a round
+        rounds.append({name: measure(str((REPO / FUNCTIONS[name][1]).parent), str(REPO / FUNCTIONS[name][1]),
+                                     envs[name]) for name in wanted})
     out: dict[str, Any] = {}
     for name in wanted:
-        logical_id, rel = FUNCTIONS[name]
-        path = REPO / rel
-        env = function_env(stack, logical_id)
-        runs = [measure(str(path.parent), str(path), env) for _ in range(args.repeat)]
+        logical_id = FUNCTIONS[name][0]
+        runs = [r[name] for r in rounds]
         ok = [r for r in runs if "error" not in r]
         if not ok:
             out[name] = {"function": logical_id, "error": runs[0]["error"]}
@@ -155,21 +160,28 @@ def main(argv: list[str] | None = None) -> int:
             "runs": len(ok),
             "failed_runs": len(runs) - len(ok),
         }
+        paired = [r[name]["process_ms"] / r["triage"]["process_ms"] for r in rounds
+                  if "error" not in r[name] and "error" not in r.get("triage", {"error": "not measured"})]
+        if paired:
+            out[name]["vs_triage_paired"] = {"process_ms": round(statistics.median(paired), 2),
+                                             "min": round(min(paired), 2), "max": round(max(paired), 2)}
 
     interpreter = interpreter_ms(args.repeat)
     add_ratios(out, interpreter)
     rows = []
     for name, r in out.items():
         if "error" in r:
-            rows.append([name, "-", "-", "-", "-", "-", "-", "-", f"FAILED: {r['error'][:70]}"])
+            rows.append([name, "-", "-", "-", "-", "-", "-", "-", "-", f"FAILED: {r['error'][:70]}"])
         else:
             times = [r["libs_ms"], r["handler_ms"], r["import_ms"], r["process_ms"]]
             vs = r.get("vs_triage", {}).get("process_ms")
-            rows.append([name, *times, f"{vs}x" if vs is not None else "-", r["peak_rss_mb"], r["memory_mb"],
-                         ""])
-    rows.append(["python -c pass", "-", "-", "-", interpreter, "-", "-", "-", "reference"])
+            pair = r.get("vs_triage_paired", {})
+            rows.append([name, *times, f"{vs}x" if vs is not None else "-",
+                         f"{pair['process_ms']}x ({pair['min']}-{pair['max']})" if pair else "-",
+                         r["peak_rss_mb"], r["memory_mb"], ""])
+    rows.append(["python -c pass", "-", "-", "-", interpreter, "-", "-", "-", "-", "reference"])
     print(table(["function", "libs ms", "handler ms", "import ms", "process ms", "process vs triage",
-                 "peak RSS MB", "mem MB", ""], rows))
+                 "paired (range)", "peak RSS MB", "mem MB", ""], rows))
     result = {"repeat": args.repeat, "interpreter_ms": interpreter, "functions": out}
     print(f"wrote {write_result('coldstart', result)}")
     return 1 if any("error" in r for r in out.values()) else 0
