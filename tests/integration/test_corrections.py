@@ -274,6 +274,11 @@ def test_summary_counts_a_correction_against_the_stage_it_overruled(
     key = "uploads/summary-me.gif"
     upload(aws.s3, bucket, key, gif(), {"title": "Pizza GIF", "tags": ["pizza", "food"]})
     assert wait_item(aws, key).decided_by == "tags"
+    # one result written before the correction and left alone, which `--since` must leave out below
+    # whichever other tests share the stack
+    earlier = "uploads/summary-earlier.gif"
+    upload(aws.s3, bucket, earlier, gif(), {"title": "Taco GIF", "tags": ["tacos", "food"]})
+    assert wait_item(aws, earlier).decided_by == "tags"
     before = summary(aws, capsys)
     assert before["rows"]["tags"]["items"] >= 1
     corrected_at = datetime.now(UTC)
